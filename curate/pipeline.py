@@ -1,0 +1,205 @@
+"""Run a curation pipeline: read inputs, apply steps in order, write kept/dropped/quarantine and a manifest.
+
+This is the local engine (Polars in-process). Steps never remove rows themselves: after each step the
+pipeline moves rows with a non-null `drop_reason` into the dropped table, tagged with the step's name.
+Outputs in the run folder: kept.parquet, dropped.parquet, quarantine.jsonl, manifest.json, run.log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from curate.registry import build_step
+from studio.atomic import atomic_open, write_parquet_atomic
+from studio.console import Reporter
+from studio.errors import StudioError
+from studio.readers import CsvMapping, ReadResult, expand_inputs, read_inputs
+from studio.runs import Run
+from studio.workspace import Workspace
+
+log = logging.getLogger("curate")
+
+DROP_COLUMNS = ("drop_reason", "step", "dup_of")
+
+
+class StepSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class PipelineConfig(BaseModel):
+    """A curation pipeline, as written in a YAML file:
+
+        inputs: [sample_data/]          # files or folders (CLI arguments add to these)
+        format: null                    # force one input format; null = detect per file
+        csv_map: prompt=q,response=a    # CSV column mapping, when the defaults do not fit
+        steps:
+          - normalize
+          - exact_dedupe
+          - near_dedupe: {threshold: 0.8}
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    inputs: list[str] = Field(default_factory=list)
+    format: str | None = None
+    csv_map: str | None = None
+    steps: list[StepSpec] = Field(default_factory=list)
+    report: bool = True
+
+    @field_validator("steps", mode="before")
+    @classmethod
+    def _steps_from_yaml(cls, value: Any) -> Any:
+        specs = []
+        for item in value or []:
+            if isinstance(item, str):
+                specs.append({"name": item})
+            elif isinstance(item, dict) and "name" not in item and len(item) == 1:
+                name, cfg = next(iter(item.items()))
+                specs.append({"name": name, "config": cfg or {}})
+            else:
+                specs.append(item)
+        return specs
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> PipelineConfig:
+        from pydantic import ValidationError
+
+        path = Path(path)
+        if not path.is_file():
+            raise StudioError(f"pipeline config {path} does not exist; check the path.")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark else ""
+            raise StudioError(f"{path}{where}: not valid YAML ({getattr(err, 'problem', err)}).") from None
+        try:
+            return cls(**data)
+        except ValidationError as err:
+            first = err.errors()[0]
+            field = ".".join(str(p) for p in first["loc"])
+            raise StudioError(f"{path}: field {field}: {first['msg']}.") from None
+
+    @classmethod
+    def from_step_list(cls, steps: str, **kwargs: Any) -> PipelineConfig:
+        return cls(steps=[s.strip() for s in steps.split(",") if s.strip()], **kwargs)
+
+
+def read_examples(config: PipelineConfig) -> ReadResult:
+    result = read_inputs(config.inputs, fmt=config.format, csv_mapping=CsvMapping.parse(config.csv_map))
+    if result.kind != "examples":
+        raise StudioError(
+            f"curate works on examples, but {', '.join(result.formats)} hold plain documents; "
+            "use them with `studio synth grounded-qa` instead."
+        )
+    return result
+
+
+def _with_drop_columns(df: pl.DataFrame) -> pl.DataFrame:
+    missing = [pl.lit(None, dtype=pl.String).alias(c) for c in ("drop_reason", "dup_of") if c not in df.columns]
+    return df.with_columns(missing) if missing else df
+
+
+def run_steps(df: pl.DataFrame, steps: list, run: Run | None = None, reporter: Reporter | None = None
+              ) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+    """Apply steps in order. Returns (kept, [dropped frames per step]). Records per-step stats on `run`."""
+    reporter = reporter or Reporter(quiet=True)
+    dropped: list[pl.DataFrame] = []
+    for step in steps:
+        t0 = time.perf_counter()
+        rows_in = df.height
+        reporter.info(f"[bold]{step.name}[/] on {rows_in:,} rows …")
+        out = _with_drop_columns(step.process(_with_drop_columns(df)))
+        if out.height != rows_in:
+            raise AssertionError(f"step {step.name} returned {out.height} rows for {rows_in}: steps must not remove rows")
+        is_dropped = pl.col("drop_reason").is_not_null()
+        gone = out.filter(is_dropped).with_columns(pl.lit(step.name).alias("step"))
+        df = out.filter(~is_dropped)
+        if gone.height:
+            dropped.append(gone)
+        by_reason = dict(gone.group_by("drop_reason").len().sort("drop_reason").iter_rows()) if gone.height else {}
+        seconds = time.perf_counter() - t0
+        entry = {"step": step.name, "config": step.config.model_dump(mode="json"), "rows_in": rows_in,
+                 "kept": df.height, "dropped": by_reason, "seconds": round(seconds, 3), **step.stats}
+        log.info("step %s: %d in, %d kept, dropped %s in %.2fs", step.name, rows_in, df.height, by_reason, seconds)
+        if run is not None:
+            run.steps.append(entry)
+            run.time(step.name, seconds)
+            for reason, n in by_reason.items():
+                run.counts.drop(reason, n)
+    return df, dropped
+
+
+def write_quarantine(records, path: Path) -> None:
+    with atomic_open(path) as fh:
+        for q in records:
+            fh.write(json.dumps(q.to_dict(), ensure_ascii=False))
+            fh.write("\n")
+
+
+def run_pipeline(config: PipelineConfig, out_dir: str | Path | None = None, reporter: Reporter | None = None,
+                 workspace: Workspace | None = None, engine: str = "local") -> Run:
+    """Run `config` with outputs in `out_dir` (default: a new run folder); returns the finished Run."""
+    reporter = reporter or Reporter(quiet=True)
+    if not config.inputs:
+        raise StudioError("no inputs to curate; name files or folders on the command line or under `inputs:` in the config.")
+    if not config.steps:
+        raise StudioError("no steps to run; pass --steps normalize,exact_dedupe or a --config file with `steps:`.")
+    if engine != "local":
+        raise StudioError(f"unknown engine {engine!r}; choose local.")
+    steps = [build_step(s.name, s.config) for s in config.steps]
+    expand_inputs(config.inputs)  # missing paths and empty folders fail before a run folder exists
+    with Run("curate", out_dir=out_dir, workspace=workspace, config=config.model_dump(mode="json")) as run:
+        t0 = time.perf_counter()
+        result = read_examples(config)
+        for path, fmt in result.formats.items():
+            run.add_input(path, format=fmt)
+            reporter.info(f"read {path} as [bold]{fmt}[/]")
+        run.time("read", time.perf_counter() - t0)
+        run.counts.input = result.n_input
+        run.counts.quarantined = len(result.quarantine)
+        if result.quarantine:
+            reporter.warn(f"{len(result.quarantine)} malformed records quarantined (see {run.dir / 'quarantine.jsonl'})")
+        kept, dropped = run_steps(result.frame(), steps, run=run, reporter=reporter)
+        run.counts.kept = kept.height
+        t1 = time.perf_counter()
+        write_outputs(run, kept, dropped, result.quarantine)
+        run.time("write", time.perf_counter() - t1)
+        if config.report:
+            _write_report(run, kept, dropped, reporter)
+    return run
+
+
+def write_outputs(run: Run, kept: pl.DataFrame, dropped: list[pl.DataFrame], quarantine) -> None:
+    out_dir = run.dir
+    kept_out = kept.drop([c for c in DROP_COLUMNS if c in kept.columns])
+    write_parquet_atomic(kept_out, out_dir / "kept.parquet")
+    run.add_output(out_dir / "kept.parquet", rows=kept_out.height)
+    if dropped:
+        dropped_df = pl.concat(dropped, how="diagonal_relaxed")
+    else:
+        dropped_df = _with_drop_columns(kept.clear()).with_columns(pl.lit(None, dtype=pl.String).alias("step"))
+    write_parquet_atomic(dropped_df, out_dir / "dropped.parquet")
+    run.add_output(out_dir / "dropped.parquet", rows=dropped_df.height)
+    write_quarantine(quarantine, out_dir / "quarantine.jsonl")
+    run.add_output(out_dir / "quarantine.jsonl", rows=len(quarantine))
+
+
+def _write_report(run: Run, kept: pl.DataFrame, dropped: list[pl.DataFrame], reporter: Reporter) -> None:
+    """The HTML report, when the report module is installed (curation issue); otherwise nothing."""
+    try:
+        from curate.report import write_report
+    except ImportError:
+        return
+    path = write_report(run, kept, dropped)
+    run.add_output(path)
+    reporter.info(f"report: {path}")

@@ -1,0 +1,260 @@
+"""The `studio` command: one Typer app that wires the packages together.
+
+Foundation commands live here; each package adds its own commands through a `register(app)` function
+in its `commands` module (listed in COMMAND_MODULES). Heavy imports stay inside command bodies so
+`studio --help` answers in well under a second.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from studio.errors import StudioError
+
+app = typer.Typer(
+    name="studio",
+    help=(
+        "Fine-Tuning Data Studio: turn raw domain data into fine-tuning data you can trust.\n\n"
+        "The flow is curate → synth → review → export → train. Start with `studio demo` to see it end to end "
+        "on the bundled sample data, or `studio init my-workspace` to begin your own."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+#: Modules that add commands with `register(app)`; each package owns its own.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+class State:
+    quiet: bool = False
+    workspace: str | None = None
+
+
+state = State()
+
+
+def reporter():
+    from studio.console import Reporter
+
+    return Reporter(quiet=state.quiet)
+
+
+def current_workspace():
+    from studio.workspace import Workspace
+
+    return Workspace.find(state.workspace)
+
+
+@app.callback()
+def _main(
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or info messages (errors and result tables still show).")] = False,
+    workspace: Annotated[str | None, typer.Option("--workspace", "-w", help="Workspace folder (default: $STUDIO_WORKSPACE, or the nearest folder upwards with studio.yaml).", show_default=False)] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also print the run log to the terminal.")] = False,
+) -> None:
+    state.quiet = quiet
+    state.workspace = workspace
+    if verbose:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder to make a workspace in (created if missing).")],
+    name: Annotated[str | None, typer.Option(help="Workspace name (default: the folder name).")] = None,
+) -> None:
+    """Create a workspace: `studio.yaml`, `data/`, `runs/`, `guidelines.md` (the review DB appears on first use).
+
+    Example: `studio init claims-studio && cd claims-studio`
+    """
+    from studio.workspace import Workspace
+
+    ws = Workspace.init(directory, name=name)
+    reporter().info(f"workspace ready at [bold]{ws.root}[/]; run commands from inside it.")
+
+
+@app.command()
+def curate(
+    inputs: Annotated[list[Path] | None, typer.Argument(help="Input files or folders (JSONL, JSON, CSV, Parquet).", show_default=False)] = None,
+    steps: Annotated[str | None, typer.Option("--steps", "-s", help="Comma-separated steps, e.g. normalize,exact_dedupe (see `studio steps`).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="Pipeline YAML (inputs, format, steps with settings).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default: a new run folder under the workspace's runs/).")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", "-f", help="Force the input format: openai, alpaca, sharegpt, prompt-completion, csv, parquet.")] = None,
+    csv_map: Annotated[str | None, typer.Option("--csv-map", help="CSV columns, e.g. prompt=question,response=answer[,system=sys].")] = None,
+    engine: Annotated[str, typer.Option(help="local (Polars in this process).")] = "local",
+    report: Annotated[bool, typer.Option("--report/--no-report", help="Write report.html in the output folder.")] = True,
+) -> None:
+    """Clean a data set: read inputs, run steps, write what was kept and what was dropped, and why.
+
+    Writes `kept.parquet`, `dropped.parquet` (each dropped row with `drop_reason`, `step`, and `dup_of`
+    for duplicates), `quarantine.jsonl` (malformed input lines with file, line and reason), `manifest.json`
+    and `run.log` to the output folder. Counts always add up: input = kept + dropped + quarantined.
+
+    Examples:
+
+        studio curate sample_data/ --steps normalize,exact_dedupe --out out/clean
+
+        studio curate data.csv --csv-map prompt=question,response=answer --steps normalize -o out/
+
+        studio curate --config pipeline.yaml
+    """
+    from curate.pipeline import PipelineConfig, run_pipeline
+
+    if config:
+        cfg = PipelineConfig.from_yaml(config)
+        if steps:
+            cfg.steps = PipelineConfig.from_step_list(steps).steps
+    else:
+        cfg = PipelineConfig.from_step_list(steps or "")
+    if inputs:
+        cfg.inputs = [*cfg.inputs, *map(str, inputs)]
+    if fmt:
+        cfg.format = fmt
+    if csv_map:
+        cfg.csv_map = csv_map
+    cfg.report = report and cfg.report
+    rep = reporter()
+    ws = current_workspace()
+    run = run_pipeline(cfg, out_dir=out, reporter=rep, workspace=ws, engine=engine)
+    _print_counts(rep, run)
+
+
+
+
+def _print_counts(rep, run) -> None:
+    counts = run.counts.to_dict()
+    rows = [["input rows", counts["input"]], ["kept", counts["kept"]]]
+    rows += [[f"dropped: {reason}", n] for reason, n in counts["dropped"].items()]
+    rows += [["quarantined (malformed)", counts["quarantined"]]]
+    rep.table(f"{run.kind} run {run.run_id}", ["", "rows"], rows)
+    rep.out.print(f"outputs in [bold]{run.dir}[/] (manifest: {run.manifest_path.name})")
+
+
+@app.command("steps")
+def list_steps() -> None:
+    """List the curation steps `--steps` and pipeline files can use, with what each does."""
+    from curate.registry import step_names, step_summary
+
+    rep = reporter()
+    rep.table("curation steps", ["step", "what it does"], [[n, step_summary(n)] for n in step_names()])
+
+
+@app.command()
+def export(
+    dataset: Annotated[Path, typer.Argument(help="A data set: kept.parquet from curate, or any readable input file.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="openai, alpaca, sharegpt, prompt-completion, csv or parquet.")] = "openai",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file.")] = Path("export.jsonl"),
+    with_id: Annotated[bool, typer.Option("--with-id", help="Add each example's id to its record.")] = False,
+) -> None:
+    """Write a data set in a trainer's format (one JSON record per line).
+
+    Examples:
+
+        studio export out/clean/kept.parquet --format openai --out train.jsonl
+
+        studio export out/clean/kept.parquet --format sharegpt --out train_sharegpt.jsonl
+    """
+    from studio.readers import read_inputs
+    from studio.runs import Run
+    from studio.writers import write_examples
+
+    rep = reporter()
+    result = read_inputs([dataset])
+    if result.kind != "examples":
+        raise StudioError(f"{dataset} holds plain documents, not examples; there is nothing to export.")
+    if not result.rows:
+        raise StudioError(f"{dataset} has no valid examples to export ({len(result.quarantine)} malformed records).")
+    ws = current_workspace()
+    with Run("export", workspace=ws, config={"format": fmt, "with_id": with_id}) as run:
+        run.add_input(dataset)
+        n = write_examples(result.frame(), out, fmt, with_id=with_id)
+        run.counts.input = result.n_input
+        run.counts.kept = n
+        run.counts.quarantined = len(result.quarantine)
+        run.add_output(out, rows=n, format=fmt)
+    rep.out.print(f"wrote {n:,} {fmt} records to [bold]{out}[/]")
+
+
+@app.command()
+def runs(
+    kind: Annotated[str | None, typer.Option(help="Only runs of this kind (curate, export, synth, review, train, ...).")] = None,
+    root: Annotated[Path | None, typer.Option(help="Folder of run folders (default: the workspace's runs/).")] = None,
+    limit: Annotated[int, typer.Option(help="Show at most this many runs.")] = 30,
+) -> None:
+    """List runs, newest first, with kind, time and row counts.
+
+    Example: `studio runs --kind curate`
+    """
+    from studio.runs import list_runs
+
+    ws = current_workspace()
+    found = list_runs(ws, root=root, kind=kind)
+    if not found:
+        where = root or (ws.runs_dir if ws else "runs/")
+        reporter().info(f"no runs found in {where}.")
+        return
+    rows = []
+    for m in found[:limit]:
+        c = m.get("counts", {})
+        dropped = sum(c.get("dropped", {}).values())
+        rows.append([m.get("run_id", "?"), m.get("kind", "?"), m.get("started_at", "?"), m.get("status", "?"),
+                     c.get("input", 0), c.get("kept", 0), dropped, c.get("quarantined", 0)])
+    reporter().table("runs", ["run", "kind", "started (UTC)", "status", "input", "kept", "dropped", "quarantined"], rows)
+
+
+@app.command()
+def demo(
+    directory: Annotated[Path, typer.Option("--dir", help="Workspace folder for the demo (created if missing).")] = Path("demo_workspace"),
+    data: Annotated[Path | None, typer.Option(help="Sample data folder (default: the repository's sample_data/).")] = None,
+    fresh: Annotated[bool, typer.Option("--fresh/--reuse", help="Start from an empty workspace.")] = True,
+) -> None:
+    """Run the whole chain on the bundled sample data and end with a summary table.
+
+    Example: `studio demo --dir /tmp/demo`
+    """
+    from studio.demo import run_demo
+
+    run_demo(directory, data_dir=data, fresh=fresh, reporter=reporter())
+
+
+def _register_package_commands() -> None:
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(app)
+
+
+_register_package_commands()
+
+
+def main() -> None:
+    """Console-script entry point: user errors become one red line and exit code 2, never a traceback."""
+    try:
+        app()
+    except StudioError as err:
+        from rich.console import Console
+
+        Console(stderr=True, highlight=False).print(f"[red]error:[/] {err}", soft_wrap=True)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as err:  # a bug, not a user error: short message, full traceback only on request
+        import os
+        import traceback
+
+        if os.environ.get("STUDIO_DEBUG"):
+            traceback.print_exc()
+        print(f"internal error: {type(err).__name__}: {err} (set STUDIO_DEBUG=1 for the traceback; "
+              "please report it)", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
