@@ -1,0 +1,46 @@
+"""Shared test fixtures: offline model loading, the shared data folder, sample_data, workspaces."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("STUDIO_SHARED_DATA", REPO.parent / "shared" / "data"))
+SAMPLE_DATA = REPO / "sample_data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data (real third-party data sets); tests using it skip where it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data folder {SHARED_DATA} is absent (it sits beside the repository in CI)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def sample_data() -> Path:
+    if not (SAMPLE_DATA / "planted.json").exists():
+        pytest.skip("sample_data/planted.json is missing")
+    return SAMPLE_DATA
+
+
+@pytest.fixture(scope="session")
+def planted(sample_data: Path) -> dict:
+    import json
+
+    return json.loads((sample_data / "planted.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture()
+def workspace(tmp_path: Path):
+    from studio.workspace import Workspace
+
+    return Workspace.init(tmp_path / "ws", name="test")
