@@ -196,14 +196,14 @@ class AddressRecognizer(RegexRecognizer):
 PHONE_CONTEXT = ["phone", "tel", "telephone", "mobile", "cell", "fax", "call", "desk", "reach", "contact",
                  "whatsapp", "text", "sms", "landline", "ext", "dial", "number", "office", "home", "work",
                  "answer", "message", "voicemail", "ring", "hotline"]
-_EXT = r"(?:\s*(?:x|ext\.?|extension)\s*\d{1,5})?"
+_EXT = r"(?:[ \t]*(?:x|ext\.?|extension)[ \t]*\d{1,5})?"
 PHONE_PATTERNS: list[tuple[str, float]] = [
     # +44 7700 900123 / +1 (415) 555-0100 / +447700 921 916
-    (rf"(?<![\w+])\+\d{{1,3}}(?:[\s.\-]?\(?\d{{1,5}}\)?){{1,6}}{_EXT}(?!\w)", 0.7),
+    (rf"(?<![\w+])\+\d{{1,3}}(?:[ \t.\-]?\(?\d{{1,5}}\)?){{1,6}}{_EXT}(?!\w)", 0.7),
     # (415) 555-0100 / 415-555-0100 / 415.555.0100 (North American numbering plan)
-    (rf"(?<![\w\-])(?:\(\d{{3}}\)\s?|\d{{3}}[\-.])\d{{3}}[\-.]\d{{4}}{_EXT}(?![\w\-])", 0.6),
+    (rf"(?<![\w\-])(?:\(\d{{3}}\)[ \t]?|\d{{3}}[\-.])\d{{3}}[\-.]\d{{4}}{_EXT}(?!\w|[\-.]\d)", 0.6),
     # 0490 39 07 81 / (99) 645-791 / 467 3395: digit groups, weak without a context word
-    (rf"(?<![\w\-+/.:])(?:\(\d{{1,5}}\)\s?)?\d{{2,5}}(?:[\s.\-]\d{{2,8}}){{1,4}}{_EXT}(?![\w\-/:]|\.\d)", 0.2),
+    (rf"(?<![\w\-+/.:])(?:\(\d{{1,5}}\)[ \t]?)?\d{{2,5}}(?:[ \t.\-]\d{{2,8}}){{1,4}}{_EXT}(?![\w/:]|[\-.]\d)", 0.2),
     # 5403926876: 10-11 digits in one run, weak without a context word
     (rf"(?<![\w\-+/.:])\d{{10,11}}{_EXT}(?![\w/:]|[\-.]\d)", 0.2),
 ]
