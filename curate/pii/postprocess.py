@@ -5,7 +5,7 @@ Known presidio/spaCy false positives handled here (each has a test in tests/test
   letter, or made only of greeting/sign-off/code words is dropped;
 - LOCATION read as PERSON ("Kenosha", "Lisbon"): a PERSON span that is a known place (countries and US states
   from Faker's lists, the ~400 cities of the IANA time-zone database) or follows a locative phrase ("live in",
-  "moved to", "travelling to", ...) becomes LOCATION;
+  "moved to", "travelling to", ...) or the prepositions "in"/"near" becomes LOCATION;
 - relative dates ("tomorrow", "next week", "30 days") identify nobody and are not DATE_TIME.
 Overlaps: a span found by a pattern (card, phone, address, keyed number ...) beats an NER span (spaCy's
 guess); spans of the same type that overlap are merged; an ADDRESS swallows LOCATIONs it touches.
@@ -30,7 +30,8 @@ _NOT_NAME_WORDS = {
 _LOCATIVE = re.compile(
     r"(?i)\b(?:live[sd]?|living|lives|moved|moving|move|travel(?:l)?ing|travel(?:l)?ed|flew|fly(?:ing)?|born|"
     r"grew up|based|located|stay(?:ing|ed)?|visit(?:ing|ed)?|trip|city|town|village|state|country|"
-    r"vacation|holiday|office|branch|store)\s+(?:in|to|from|at|of|near)?\s*(?:the\s+)?$")
+    r"vacation|holiday|office|branch|store)\s+(?:in|to|from|at|of|near)?\s*(?:the\s+)?$"
+    r"|\b(?:in|near|outside|around)\s+$")
 _RELATIVE_DATE_WORDS = {
     "today", "tomorrow", "yesterday", "tonight", "now", "day", "days", "week", "weeks", "month", "months", "year",
     "years", "next", "last", "this", "that", "the", "a", "an", "few", "couple", "of", "morning", "afternoon",
@@ -104,6 +105,7 @@ class PostProcessor:
 
     def __call__(self, text: str, results, artifacts=None) -> list[PiiEntity]:
         spans: list[PiiEntity] = []
+        self._allowed = self._allowed_ranges(text) if self.allow else []
         for r in results:
             if r.score < self.config.threshold_for(r.entity_type):
                 continue
@@ -115,13 +117,25 @@ class PostProcessor:
                 self._add(text, r.entity_type, r.start, r.end, r.score, spans)
         return resolve_overlaps(spans)
 
+    def _allowed_ranges(self, text: str) -> list[tuple[int, int]]:
+        """Where allow-listed values occur; nothing inside them is redacted (not even the domain of an
+        allowed email address)."""
+        folded = text.casefold()
+        ranges = []
+        for value in self.allow:
+            pos = folded.find(value)
+            while pos >= 0:
+                ranges.append((pos, pos + len(value)))
+                pos = folded.find(value, pos + 1)
+        return ranges
+
     def _add(self, text: str, kind: str, start: int, end: int, score: float, spans: list[PiiEntity]) -> None:
         if kind in NER_TYPES:
             start, end = _trim(text, start, end)
         if end <= start:
             return
         value = text[start:end]
-        if value.casefold() in self.allow:
+        if any(a <= start and end <= b for a, b in self._allowed):
             return
         if kind == "PERSON":
             if is_code_or_number(value):

@@ -188,6 +188,8 @@ class AddressRecognizer(RegexRecognizer):
         for start, end, score in found:
             while m := _CONTINUATION.match(text, end):
                 end = m.end()
+            if text[end - 1] == "." and regex.search(r"[[:L:]]{4}\.$", text[start:end]):
+                end -= 1  # "Baker Street." ends a sentence; "Baker St." keeps its abbreviation point
             out.append(_result(self, "ADDRESS", start, end, score))
         return out
 
