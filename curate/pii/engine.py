@@ -98,7 +98,8 @@ class Analyzer:
                 return artifacts
 
         self.config = config
-        wanted = set(config.entities)
+        # Entities of configured reference-number patterns and deny lists are wanted without listing them again.
+        wanted = set(config.entities) | {p.entity for p in config.id_patterns} | set(config.deny_list)
         mapping = {label: ent for label, ent in SPACY_LABELS.items() if ent in wanted}
         ignore = [label for label in ("CARDINAL", "EVENT", "LANGUAGE", "LAW", "MONEY", "ORDINAL", "PERCENT",
                                       "PRODUCT", "QUANTITY", "WORK_OF_ART", *SPACY_LABELS) if label not in mapping]
@@ -115,7 +116,8 @@ class Analyzer:
         enhancer = LemmaContextAwareEnhancer(context_prefix_count=5, context_suffix_count=2)
         self.engine = AnalyzerEngine(registry=registry, nlp_engine=self.nlp_engine, supported_languages=["en"],
                                      context_aware_enhancer=enhancer)
-        self.entities = [e for e in config.entities if e in set(self.engine.get_supported_entities("en"))]
+        supported = set(self.engine.get_supported_entities("en"))
+        self.entities = sorted(e for e in wanted if e in supported)
         unknown = wanted - set(self.entities)
         if unknown:
             from studio.errors import StudioError

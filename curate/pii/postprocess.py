@@ -26,6 +26,8 @@ _NOT_NAME_WORDS = {
     "customer", "agent", "admin", "sir", "madam", "ok", "okay", "yes", "no", "please", "pls", "asap", "fyi", "btw",
     "id", "dob", "ssn", "mrn", "sku", "rma", "pin", "otp", "iban", "vin", "eta", "faq", "url", "api", "cvv", "po",
     "mr", "mrs", "ms", "dr", "prof", "miss", "account", "order", "claim", "policy", "invoice", "ticket", "ref",
+    # imperatives that open support messages and that the small model tags as names ("Email me at ...")
+    "email", "e-mail", "call", "text", "phone", "message", "contact", "kindly", "reply", "send",
 }
 _LOCATIVE = re.compile(
     r"(?i)\b(?:live[sd]?|living|lives|moved|moving|move|travel(?:l)?ing|travel(?:l)?ed|flew|fly(?:ing)?|born|"
