@@ -142,3 +142,32 @@ def test_cli_load_auto_add_user_and_status_record_runs(workspace, tmp_path, monk
     store = ReviewStore(workspace.review_db_url)
     assert store.authenticate("kim", "kim-password") == {"name": "kim", "role": "lead"}
     assert store.progress()["auto_decided"] == 1
+
+
+def test_demo_review_stage_queues_curated_data_and_falls_back_when_scores_are_missing(workspace, tmp_path):
+    from studio.console import Reporter
+    from studio.demo import DEMO_REVIEWER, DemoContext, stage_review
+    from studio.schema import example_id
+
+    curated = tmp_path / "kept.parquet"
+    table = rows(3)
+    for r in table:
+        r["id"] = example_id(r["messages"])
+        del r["quality"]  # as long as no quality step has run: the rule must match nothing
+    pl.DataFrame(table).write_parquet(curated)
+    synthetic = tmp_path / "synthetic.parquet"
+    synth_rows = [{**rows(5)[4], "origin": "synthetic", "quality": 0.95}]
+    synth_rows[0]["id"] = example_id(synth_rows[0]["messages"])
+    pl.DataFrame(synth_rows).write_parquet(synthetic)
+    ctx = DemoContext(workspace=workspace, data_dir=tmp_path, reporter=Reporter(quiet=True),
+                      outputs={"curated": curated, "synthetic": synthetic})
+    stage_review(ctx)
+    summary = {row[1]: row[2] for row in ctx.summary}
+    assert summary["queued from kept.parquet"] == 3 and summary["queued from synthetic.parquet"] == 1
+    assert summary["accepted by rule:high-confidence"] == 1 and summary["left for people"] == 3
+    store = ReviewStore(workspace.review_db_url)
+    assert store.authenticate(*DEMO_REVIEWER)["role"] == "lead"
+    manifests = [json.loads(p.read_text()) for p in workspace.runs_dir.glob("review-*/manifest.json")]
+    assert sorted(m["config"]["action"] for m in manifests) == ["auto", "load", "load"]
+    stage_review(ctx)  # running the demo stage again on the same workspace changes nothing
+    assert store.progress()["items"] == 4 and len(store.decisions()) == 1
