@@ -94,20 +94,10 @@ def register(app: typer.Typer) -> None:
 
         Example: `studio review load runs/demo-curate/kept.parquet --overlap 2`
         """
+        from review_app.recorded import load_recorded
         from studio.cli import current_workspace, reporter
-        from studio.runs import Run
 
-        store = _store(_db(ctx, db))
-        with Run("review", workspace=current_workspace(), config={"action": "load", "overlap": overlap,
-                                                                    "order": order, "db": _safe(store)}) as run:
-            run.add_input(dataset)
-            counts = store.load_dataset(dataset, overlap=overlap, order=order, load_run=run.run_id)
-            run.counts.input = counts["input"]
-            run.counts.kept = counts["added"]
-            run.counts.drop("already_present", counts["already_present"])
-            run.counts.drop("duplicate_in_input", counts["duplicate_in_input"])
-            run.counts.quarantined = counts["quarantined"]
-            run.extra["review"] = counts
+        run, counts = load_recorded(_store(_db(ctx, db)), dataset, current_workspace(), overlap=overlap, order=order)
         reporter().table(f"review load ({run.run_id})", ["", "items"], [[k, v] for k, v in counts.items()])
 
     @review.command("auto")
@@ -125,22 +115,18 @@ def register(app: typer.Typer) -> None:
 
         Example: `studio review auto --accept "quality >= 0.9 and pii_count == 0" --name high-confidence`
         """
+        from review_app.recorded import auto_recorded
         from studio.cli import current_workspace, reporter
         from studio.errors import StudioError
-        from studio.runs import Run
 
         if (accept is None) == (reject is None):
             raise StudioError("give exactly one of --accept RULE or --reject RULE.")
         verdict, rule = ("accept", accept) if accept is not None else ("reject", reject)
-        store = _store(_db(ctx, db))
+        from review_app.rules import parse_rule
+
+        parse_rule(rule)  # a bad rule is one sentence before any run starts
         rep = reporter()
-        with Run("review", workspace=current_workspace(), config={"action": "auto", "rule": rule, "name": name,
-                                                                    "verdict": verdict, "db": _safe(store)}) as run:
-            result = store.auto_decide(rule, name, verdict=verdict)
-            run.counts.input = result["examined"]
-            run.counts.kept = result["decided"]
-            run.counts.drop("rule_does_not_match", result["examined"] - result["decided"])
-            run.extra["review"] = result
+        run, result = auto_recorded(_store(_db(ctx, db)), rule, name, current_workspace(), verdict=verdict)
         for field_name, n in result["missing"].items():
             rep.warn(f"{n} items have no `{field_name}`, so the rule does not match them.")
         rep.table(f"review auto ({run.run_id})", ["", "items"],
@@ -204,7 +190,3 @@ def register(app: typer.Typer) -> None:
         if n:
             rep.info(f"{n} items with disagreeing verdicts; a lead resolves them in the app's lead view.")
 
-
-def _safe(store) -> str:
-    """The database URL without its password, for manifests."""
-    return store.engine.url.render_as_string(hide_password=True)

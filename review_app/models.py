@@ -73,7 +73,9 @@ class Item(Base):
     n_decided: Mapped[int] = mapped_column(Integer, default=0)
     loaded_at: Mapped[dt.datetime] = mapped_column(DateTime)
 
-    __table_args__ = (Index("ix_items_queue", "status", "priority", "id"),)
+    # The queue walks this index in order; the filter columns ride along so a filtered walk never
+    # leaves the index (measured in bench/review.py: filtered next-item p50 159 ms without them).
+    __table_args__ = (Index("ix_items_queue", "status", "priority", "id", "quality", "pii_count", "origin"),)
 
 
 class Reviewer(Base):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 
 import streamlit as st
-import streamlit.components.v1 as components
 
 from review_app import logic
 
@@ -47,7 +46,7 @@ def _decide(store, user, item, verdict: str, edit, rating, reasons, comment) -> 
 def render(store, user) -> None:
     filters = _filters(store)
     _progress(store, user)
-    components.html(logic.shortcut_script(), height=0)
+    st.iframe(logic.shortcut_script(), height=1)
     flash = st.session_state.pop("flash", None)
     if flash:
         st.toast(f"Saved: {flash}")

@@ -56,6 +56,35 @@ def stage_curate(ctx: DemoContext) -> None:
     ctx.add("curate", "kept", counts["kept"], ctx.outputs["curated"])
 
 
+#: The demo's reviewer login (printed at the end of the review stage).
+DEMO_REVIEWER = ("demo", "demo-review")
+DEMO_RULE = "quality >= 0.9 and pii_count == 0"
+
+
+def stage_review(ctx: DemoContext) -> None:
+    """Queue the curated (and synthetic, when present) examples in the workspace review DB, let the
+    high-confidence rule decide the obvious ones, and add a reviewer for the app."""
+    from review_app.recorded import auto_recorded, load_recorded
+    from review_app.store import ReviewStore
+
+    store = ReviewStore(ctx.workspace.review_db_url)
+    datasets = [ctx.outputs["curated"], *([ctx.outputs["synthetic"]] if ctx.outputs.get("synthetic") else [])]
+    for path in datasets:
+        _, counts = load_recorded(store, path, ctx.workspace, overlap=1, order="quality")
+        ctx.add("review", f"queued from {Path(path).name}", counts["added"], ctx.workspace.review_db_url)
+    _, result = auto_recorded(store, DEMO_RULE, "high-confidence", ctx.workspace)
+    for name, n in result["missing"].items():
+        ctx.reporter.warn(f"{n} items have no `{name}` yet, so the rule `{DEMO_RULE}` does not match them; "
+                          "they stay in the queue for people.")
+    ctx.add("review", "accepted by rule:high-confidence", result["decided"])
+    if DEMO_REVIEWER[0] not in {r["name"] for r in store.reviewers()}:
+        store.add_reviewer(*DEMO_REVIEWER, role="lead")
+    ctx.add("review", "left for people", store.progress()["remaining_items"])
+    store.close()
+    ctx.reporter.info(f"open the review app: cd {ctx.workspace.root} && studio review  "
+                      f"(http://127.0.0.1:8501, log in as {DEMO_REVIEWER[0]} / {DEMO_REVIEWER[1]})")
+
+
 def stage_export(ctx: DemoContext) -> None:
     import polars as pl
 
@@ -68,7 +97,7 @@ def stage_export(ctx: DemoContext) -> None:
 
 
 #: Demo stages in order.
-STAGES = [stage_curate, stage_export]
+STAGES = [stage_curate, stage_review, stage_export]
 
 
 def run_demo(directory: Path, data_dir: Path | None = None, fresh: bool = True, reporter: Reporter | None = None) -> DemoContext:

@@ -52,7 +52,7 @@ def upgrade() -> None:
         sa.Column("loaded_at", sa.DateTime(), nullable=False),
     )
     op.create_index("ix_items_quality", "items", ["quality"])
-    op.create_index("ix_items_queue", "items", ["status", "priority", "id"])
+    op.create_index("ix_items_queue", "items", ["status", "priority", "id", "quality", "pii_count", "origin"])
 
     op.create_table(
         "reviewers",
