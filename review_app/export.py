@@ -304,8 +304,9 @@ def run_export(store: Any, cfg: ExportConfig, workspace: Workspace | None = None
     config = {**cfg.model_dump(mode="json"), "db": db_label}
     with Run("export", out_dir=out, workspace=workspace, config=config) as run:
         run.time("select", select_seconds)
-        if db_label and "://" not in db_label and Path(db_label).is_file():
-            run.add_input(db_label, role="review db")
+        db_file = (db_label or "").removeprefix("sqlite:///")
+        if db_file and "://" not in db_file and Path(db_file).is_file():
+            run.add_input(db_file, role="review db")
         run.upstream += [u["run_id"] for u in upstream if u["run_id"] not in run.upstream]
         files: list[tuple[Path, dict[str, Any]]] = []
         split_counts: dict[str, int] = {}
