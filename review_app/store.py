@@ -75,6 +75,8 @@ OFF_QUEUE_SOURCES = ("rule", "resolution")
 MIN_PASSWORD_CHARS = 8
 #: queue position of items without a quality score: after every scored one, in load order
 UNSCORED_PRIORITY = 10.0
+#: dedupe columns from curate kept on the item as meta["dedupe"], so export keeps a cluster in one split
+DEDUPE_COLUMNS = ("dup_cluster", "semantic_cluster", "dup_of")
 
 ITEMS, REVIEWERS, ASSIGNMENTS = Item.__table__, Reviewer.__table__, Assignment.__table__
 DECISIONS, AUDIT = Decision.__table__, AuditEntry.__table__
@@ -231,8 +233,12 @@ def _clean_messages(messages: Any, where: str) -> list[dict[str, str]]:
 
 
 def item_fields(row: dict[str, Any]) -> dict[str, Any]:
-    """Item columns from one example row: scores (quality, q_*), PII count and types, tags from meta."""
+    """Item columns from one example row: scores (quality, q_*), PII count and types, tags from meta;
+    dedupe cluster columns (dup_cluster, semantic_cluster, dup_of) go into meta["dedupe"]."""
     meta = _json_obj(row.get("meta"))
+    links = {k: str(row[k]) for k in DEDUPE_COLUMNS if row.get(k) is not None and str(row[k]) != ""}
+    if links:
+        meta = {**meta, "dedupe": links}
     scores = {k: v for k, v in ((k, _number(v)) for k, v in row.items() if k == "quality" or k.startswith("q_"))
               if v is not None}
     pii_flags: list[str] = []
