@@ -53,9 +53,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--items", type=int, default=100_000)
     ap.add_argument("--decisions", type=int, default=2000)
+    ap.add_argument("--no-fsync", action="store_true", help="durable=False: decisions not fsynced (power-cut unsafe)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        store = ReviewStore(Path(tmp) / "review.db", bcrypt_rounds=4)
+        store = ReviewStore(Path(tmp) / "review.db", bcrypt_rounds=4, durable=not args.no_fsync)
         store.ensure_reviewer("ann", "reviewer")
         store.ensure_reviewer("bob", "reviewer")
         data = rows(args.items)
@@ -73,7 +74,8 @@ def main() -> None:
         auto = store.auto_decide("quality >= 0.9 and pii_count == 0", "high-confidence")
         auto_s = time.perf_counter() - t
         db_mb = (Path(tmp) / "review.db").stat().st_size / 2**20
-    print(f"machine: {platform.machine()}, {platform.system()}, python {platform.python_version()}")
+    print(f"machine: {platform.machine()}, {platform.system()}, python {platform.python_version()}; "
+          f"decisions {'NOT ' if args.no_fsync else ''}fsynced")
     print(f"load {args.items:,} items: {load_s:.1f}s; reload (idempotent, 0 added): {reload_s:.1f}s; "
           f"auto rule over {auto['examined']:,} items: {auto_s:.1f}s ({auto['decided']:,} decided); db {db_mb:.0f} MiB")
     print(f"{'operation':34} {'n':>6} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}  target p95")

@@ -4,7 +4,8 @@ The Streamlit app, `studio review ...` commands, the Label Studio bridge and exp
 `ReviewStore`; nothing here imports Streamlit. Opening a store upgrades its database to the newest
 alembic migration (`review_app/migrations/`). SQLite runs in WAL mode with a 30 s busy timeout and
 `synchronous=FULL` (a committed decision survives a power cut); every write transaction starts with
-`BEGIN IMMEDIATE`, so two processes never interleave half-done writes. On PostgreSQL the queue takes
+`BEGIN IMMEDIATE`, so two processes never interleave half-done writes. Only taking a lease (next
+item) commits without an fsync: losing a lease in a power cut costs nothing. On PostgreSQL the queue takes
 items with `SELECT ... FOR UPDATE SKIP LOCKED`.
 
 Public API (`store = ReviewStore("sqlite:///review.db")`, or a plain file path, or a postgresql:// URL):
@@ -173,8 +174,13 @@ def make_engine(url: str):
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn) -> None:
+            opts = conn.get_execution_options()
+            if opts.get("write"):
+                # Decisions are fsynced at commit (FULL); a lease is cheap to lose, so its commit is not (NORMAL
+                # in WAL mode still survives an application crash, and the next FULL commit syncs it too).
+                conn.exec_driver_sql(f"PRAGMA synchronous={'FULL' if opts.get('durable', True) else 'NORMAL'}")
             # IMMEDIATE takes the write lock up front: no deadlock when two readers both try to write.
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if opts.get("write") else "BEGIN")
 
         return engine
     return create_engine(url, pool_pre_ping=True)
@@ -284,7 +290,9 @@ class ReviewStore:
     """Review items, reviewers, assignments, decisions and the audit log in one database."""
 
     def __init__(self, url: str | Path, *, lease_seconds: int = 1800, bcrypt_rounds: int = 12,
-                 migrate: bool = True) -> None:
+                 migrate: bool = True, durable: bool = True) -> None:
+        """`durable=False` (SQLite only) skips the fsync of each decision: still safe when the app crashes,
+        but the last decisions can be lost if the machine loses power."""
         self.url = normalize_url(url)
         if self.url.startswith("sqlite:///") and not self.url.endswith(":memory:"):
             Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -292,6 +300,7 @@ class ReviewStore:
         self.dialect = self.engine.dialect.name
         self.lease = dt.timedelta(seconds=lease_seconds)
         self.bcrypt_rounds = bcrypt_rounds
+        self.durable = durable
         self._ids: dict[str, int] = {}
         if migrate:
             self.upgrade()
@@ -310,10 +319,10 @@ class ReviewStore:
 
     # -- plumbing
     @contextmanager
-    def _tx(self, write: bool = False) -> Iterator[Connection]:
+    def _tx(self, write: bool = False, durable: bool = True) -> Iterator[Connection]:
         with self.engine.connect() as conn:
             if write:
-                conn.execution_options(write=True)
+                conn.execution_options(write=True, durable=durable and self.durable)
             with conn.begin():
                 yield conn
 
@@ -501,7 +510,7 @@ class ReviewStore:
         """The item this reviewer holds (if it still matches the filters), else a newly leased one."""
         flt = ItemFilter.of(filters)
         now = utcnow()
-        with self._tx(write=True) as conn:
+        with self._tx(write=True, durable=False) as conn:
             rid = self._rid(conn, reviewer)
             self._expire(conn, ASSIGNMENTS.c.expires_at < now)
             held = conn.execute(

@@ -21,7 +21,7 @@ url, name, shared_id = sys.argv[1], sys.argv[2], sys.argv[3]
 store = ReviewStore(url)
 served, stored = [], 0
 # both workers submit the same externally keyed decision (a retried webhook, say): stored once in total
-stored_shared = store.record_decision(shared_id, name, "accept", source="labelstudio",
+stored_shared = store.record_decision(shared_id, "labelstudio:sync", "accept", source="labelstudio",
                                       idempotency_key="ls:shared")["created"]
 while (item := store.next_item(name)) is not None:
     served.append(item.id)
@@ -37,6 +37,7 @@ def test_two_processes_never_lose_or_duplicate_decisions_on_one_sqlite_file(tmp_
     store = ReviewStore(url)
     for name in ("ann", "bob"):
         store.ensure_reviewer(name, role="reviewer")
+    store.ensure_reviewer("labelstudio:sync")
     store.load_dataset([{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}],
                          "origin": "real", "source": f"s:{i}", "meta": "{}", "quality": (i * 7 % 100) / 100}
                         for i in range(N_ITEMS)])

@@ -100,6 +100,7 @@ def test_two_processes_share_a_postgresql_queue_without_duplicates(pg_url):
         conn.exec_driver_sql("ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only")
     for name in ("ann", "bob"):
         store.ensure_reviewer(name, role="reviewer")
+    store.ensure_reviewer("labelstudio:sync")
     store.load_dataset(rows(60))
     shared = store.next_item("ann")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
