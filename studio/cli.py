@@ -31,7 +31,11 @@ app = typer.Typer(
 )
 
 #: Modules that add commands with `register(app)`; each package owns its own.
-COMMAND_MODULES: tuple[str, ...] = ("review_app.commands",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "curate.commands",
+    "review_app.commands",
+    "review_app.labelstudio_commands",
+)
 
 
 class State:
