@@ -34,6 +34,7 @@ app = typer.Typer(
 COMMAND_MODULES: tuple[str, ...] = (
     "curate.commands",
     "review_app.commands",
+    "review_app.labelstudio_commands",
 )
 
 
