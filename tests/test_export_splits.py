@@ -109,8 +109,7 @@ def test_planted_duplicates_of_the_sample_data_stay_in_one_split(sample_data, pl
 
     rows = read_inputs(sample_inputs(sample_data)).rows
     groups = _planted_duplicate_groups(planted, rows)
-    if not groups:
-        pytest.skip("planted.json lists no duplicate groups this test can map to rows")
+    assert len(groups) == len(planted["exact_duplicates"]) + len(planted["near_duplicates"]) + len(planted["paraphrases"])
     for k, group in enumerate(groups):
         for i in group:
             rows[i] = {**rows[i], "dup_cluster": f"planted-{k}"}
@@ -121,32 +120,14 @@ def test_planted_duplicates_of_the_sample_data_stay_in_one_split(sample_data, pl
 
 
 def _planted_duplicate_groups(planted: dict, rows: list[dict]) -> list[list[int]]:
-    """Index groups of the rows named together by a duplicate entry of planted.json (by id or file:line)."""
-    by_key: dict[str, int] = {}
+    """Row indices of each planted duplicate pair (exact, near, paraphrase), located by file:line."""
+    by_place = {}
     for i, r in enumerate(rows):
-        by_key[r["id"]] = i
         file, _, line = r["source"].rpartition(":")
-        by_key[f"{file.rsplit('/', 1)[-1]}:{line}"] = i
-    groups = []
-    for key, entries in planted.items():
-        if "dup" not in key.lower() or not isinstance(entries, list):
-            continue
-        for entry in entries:
-            names = [v for v in _strings(entry)]
-            idx = sorted({by_key[n.rsplit("/", 1)[-1]] for n in names if n.rsplit("/", 1)[-1] in by_key})
-            if len(idx) >= 2:
-                groups.append(idx)
-    return groups
-
-
-def _strings(value) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [s for v in value.values() for s in _strings(v)]
-    if isinstance(value, list):
-        return [s for v in value for s in _strings(v)]
-    return []
+        by_place[(file.split("sample_data/", 1)[-1], int(line))] = i
+    pairs = [(e["dup"], e["of"]) for e in planted["exact_duplicates"]]
+    pairs += [(e["a"], e["b"]) for e in planted["near_duplicates"] + planted["paraphrases"]]
+    return [sorted({by_place[(a["file"], a["line"])], by_place[(b["file"], b["line"])]}) for a, b in pairs]
 
 
 @pytest.mark.parametrize("spec", ["train=0.9,val=0.2", "train", "train=x", "train=0.5,train=0.5", "1x=1"])
