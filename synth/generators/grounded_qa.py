@@ -24,7 +24,9 @@ from synth.parsing import clean_text
 CHUNK_CHARS = 700
 GROUNDED_MIN_OVERLAP = 0.6
 FOCI = ("", "Ask about a specific number, limit or deadline if the passage has one.",
-        "Ask what a customer should do in a specific situation.", "Ask about an exception or condition.")
+        "Ask what a customer should do in a specific situation.", "Ask about an exception or condition.",
+        "Start the question with 'Can I'.", "Start the question with 'How long'.",
+        "Ask as a worried customer.", "Ask about the cost or price if the passage names one.")
 _STOP = frozenset("""the and for are but not you your with this that from have has had was were will would can
 could should may might must our their they them its into about what when where which who how why does did
 any all each per than then there these those been being also only more most such own same some very""".split())
