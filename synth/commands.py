@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 #: Curate steps new examples go through before review, when they exist in this installation.
-POST_STEPS = ("exact_dedupe", "near_dedupe", "pii")
+POST_STEPS = ("exact_dedupe", "near_dedupe", "redact_pii")
 
 
 def register(app: typer.Typer) -> None:

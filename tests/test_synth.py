@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -299,24 +298,17 @@ def _answered_keys(out: Path) -> int:
 PLANTED = {"email": "maria.gonzalez@example.com", "phone": "+1 415 555 0199", "name_email": "j.smith@corp.example"}
 
 
-def _regex_redactor(texts: list[str]) -> list[str]:
-    """MINIMAL TEST REDACTOR (emails, phone numbers), standing in for curate.pii.PiiRedactor until it lands."""
-    out = []
-    for t in texts:
-        t = re.sub(r"[\w.+-]+@[\w-]+(\.[\w-]+)+", "<EMAIL_ADDRESS>", t)
-        out.append(re.sub(r"\+?\d[\d ()-]{7,}\d", "<PHONE_NUMBER>", t))
-    return out
-
-
 def test_remote_backend_redacts_planted_pii_before_it_reaches_the_wire(tmp_path, llama_url):
     doc = tmp_path / "contact.md"
     doc.write_text(f"# Contact\n\nWrite to {PLANTED['email']} or call {PLANTED['phone']} for refunds within 30 days."
                    f"\n\nEscalations go to {PLANTED['name_email']} within two business days.", encoding="utf-8")
+    from curate.pii import PiiRedactor
+
     with FaultProxy(llama_url) as proxy:
-        run = _run(tmp_path, proxy.url, "grounded-qa", [doc], n=1, redact=True, redactor=_regex_redactor,
+        run = _run(tmp_path, proxy.url, "grounded-qa", [doc], n=1, redact=True, redactor=PiiRedactor().redact_texts,
                    max_candidate_factor=2)
     bodies = [s.body for s in proxy.seen]
-    assert bodies and any("EMAIL_ADDRESS" in json.loads(b)["messages"][0]["content"] for b in bodies)
+    assert bodies and any("EMAIL" in json.loads(b)["messages"][0]["content"] for b in bodies)
     for value in PLANTED.values():
         assert all(value not in json.loads(b)["messages"][0]["content"] for b in bodies)
     manifest = json.loads(run.manifest_path.read_text())
