@@ -35,6 +35,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "curate.commands",
     "review_app.commands",
     "review_app.labelstudio_commands",
+    "synth.commands",
 )
 
 

@@ -91,6 +91,29 @@ def stage_review(ctx: DemoContext) -> None:
 #: Fewer approved items than this after the rule, and the demo lead accepts the rest (see stage_export).
 DEMO_MIN_APPROVED = 20
 DEMO_FALLBACK_RULE = ("origin in ('real', 'synthetic', 'edited')", "demo-lead-accepts-rest")
+def stage_synth(ctx: DemoContext) -> None:
+    """Grounded QA from the sample policy documents on the bundled model (embedded llama.cpp server)."""
+    from studio.readers import read_inputs
+    from synth.backends import BackendConfig, make_backend
+    from synth.runner import SynthJob, build_generator, run_synth
+
+    docs = ctx.data_dir / "docs"
+    if not docs.is_dir():
+        ctx.add("synth", "skipped: no documents in", str(docs))
+        return
+    # The 135M demo model cannot judge (it scores almost everything 1): record q_judge, filter on it only with
+    # a stronger model. Sampling uses a fixed seed per candidate, so the demo repeats.
+    job = SynthJob(generator="grounded-qa", n=8, inputs=[str(docs)], backend=BackendConfig(kind="local", concurrency=4),
+                   temperature=0.7, max_tokens=64, judge=True, judge_threshold=1.0)
+    result = read_inputs([docs])
+    run = run_synth(job, build_generator(job, result.rows, result.kind), make_backend(job.backend),
+                    out_dir=ctx.workspace.runs_dir / "demo-synth", workspace=ctx.workspace, reporter=ctx.reporter,
+                    inputs=sorted(docs.iterdir()))
+    ctx.outputs["synthetic"] = run.dir / "kept.parquet"
+    counts = run.counts.to_dict()
+    ctx.add("synth", "grounded QA requested / produced", f"{job.n} / {counts['kept']}", ctx.outputs["synthetic"])
+    ctx.add("synth", "candidates dropped / quarantined", f"{sum(counts['dropped'].values())} / {counts['quarantined']}",
+            run.dir / "quarantine.jsonl")
 
 
 def stage_export(ctx: DemoContext) -> None:
@@ -123,7 +146,7 @@ def stage_export(ctx: DemoContext) -> None:
 
 
 #: Demo stages in order.
-STAGES = [stage_curate, stage_review, stage_export]
+STAGES = [stage_curate, stage_synth, stage_review, stage_export]
 
 
 def run_demo(directory: Path, data_dir: Path | None = None, fresh: bool = True, reporter: Reporter | None = None) -> DemoContext:
