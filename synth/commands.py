@@ -40,6 +40,7 @@ def synth(
     category: Annotated[list[str] | None, typer.Option("--category", "-c", help="edge-cases: a category or rejection reason (repeatable).", show_default=False)] = None,
     exemplars: Annotated[Path | None, typer.Option(help="Approved examples (any example file) used as few-shot exemplars.")] = None,
     avoid: Annotated[list[str] | None, typer.Option(help="A rejection reason to steer away from (repeatable).", show_default=False)] = None,
+    from_review: Annotated[str | None, typer.Option("--from-review", help="Review DB (URL or path): approved examples become exemplars, frequent rejection reasons become guidance, and review acceptance per generator/template is recorded.", show_default=False)] = None,
     against: Annotated[list[Path] | None, typer.Option(help="Existing data new examples are de-duplicated against (default: the example inputs).", show_default=False)] = None,
     curate_steps: Annotated[bool, typer.Option("--curate/--no-curate", help="Pass new examples through the available curate steps (dedupe, PII).")] = True,
     redact: Annotated[bool, typer.Option("--redact/--no-redact", help="Remote backends: PII-redact inputs before sending (turning it off is recorded).")] = True,
@@ -90,6 +91,10 @@ def synth(
     elif generator != "edge-cases":
         raise StudioError(f"{generator} needs input files; name seed examples or documents after the generator.")
     feedback = _feedback(exemplars, avoid)
+    review_stats = None
+    if from_review:
+        review_stats = _review_feedback(from_review, feedback)
+        rep.info(f"from review: {len(feedback.exemplars)} exemplars, avoiding {', '.join(feedback.avoid) or 'nothing'}")
     gen = build_generator(job, rows, kind, feedback=feedback)
     existing = _existing(against, rows if kind == "examples" else [])
     post = curated_postprocess(existing, rep) if curate_steps else None
@@ -97,7 +102,58 @@ def synth(
     redactor = _redactor() if be.is_remote and redact else None
     run = run_synth(job, gen, be, out_dir=out, workspace=ws, reporter=rep, resume=resume, redactor=redactor,
                     postprocess=post, inputs=list(inputs or []))
+    if review_stats is not None:
+        _record_review_feedback(run, review_stats)
+        rep.table("review acceptance of earlier synthetic examples", ["generator / template", "accepted", "decided", "rate"],
+                  [[k, v["accepted"], v["decided"], f"{v['rate']:.0%}"] for k, v in review_stats["acceptance"].items()])
     _summary(rep, run)
+
+
+def _review_feedback(db: str, feedback, max_exemplars: int = 32, max_reasons: int = 5) -> dict:
+    """Fill `feedback` from a review store and measure how reviewers received earlier synthetic examples."""
+    from collections import Counter, defaultdict
+
+    from review_app.store import ReviewStore
+    from studio.schema import prompt_text, response_text
+
+    store = ReviewStore(db)
+    try:
+        approved = store.approved_items(policy="any")
+        feedback.exemplars += [{"prompt": prompt_text(a["messages"]), "response": response_text(a["messages"])}
+                               for a in approved[:max_exemplars]]
+        decided = [d for d in store.decisions() if d["verdict"] in ("accept", "reject") and not d["reviewer"].startswith("rule:")]
+        reasons = Counter(r for d in decided if d["verdict"] == "reject" for r in d["reasons"] or [])
+        feedback.avoid += [r for r, _ in reasons.most_common(max_reasons) if r not in feedback.avoid]
+        by_template: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for d in decided:
+            item = store.get_item(d["item_id"])
+            if item.origin != "synthetic":
+                continue
+            key = f"{item.meta.get('generator', '?')} / {item.meta.get('template', '?')}"
+            by_template[key][0] += d["verdict"] == "accept"
+            by_template[key][1] += 1
+    finally:
+        store.close()
+    return {"db": store.url.split("@")[-1], "exemplars": len(feedback.exemplars), "avoid": list(feedback.avoid),
+            "acceptance": {k: {"accepted": a, "decided": n, "rate": a / n} for k, (a, n) in sorted(by_template.items())}}
+
+
+def _record_review_feedback(run, stats: dict) -> None:
+    """Add what review taught this run to its manifest (and the workspace copy)."""
+    import json
+
+    from studio.atomic import atomic_open
+
+    paths = [run.manifest_path]
+    if run.workspace is not None:
+        paths.append(run.workspace.runs_dir / run.run_id / "manifest.json")
+    for path in paths:
+        if path.exists():
+            data = json.loads(path.read_text(encoding="utf-8"))
+            data["review_feedback"] = stats
+            with atomic_open(path) as fh:
+                json.dump(data, fh, indent=2, ensure_ascii=False)
+                fh.write("\n")
 
 
 def _feedback(exemplars: Path | None, avoid: list[str] | None):
