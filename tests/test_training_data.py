@@ -205,3 +205,17 @@ def test_eval_perplexity_is_streamed_batch_by_batch_and_equals_the_full_computat
             total += float(F.cross_entropy(logits, torch.tensor(ex.labels[1:]), ignore_index=IGNORE, reduction="sum"))
     assert mean_nll == pytest.approx(total / n, rel=1e-4)
     assert ppl == pytest.approx(math.exp(total / n), rel=1e-4)
+
+
+def test_train_yaml_sets_fields_and_a_wrong_key_is_one_clear_sentence(tmp_path):
+    from studio.errors import StudioError
+    from training.config import TrainConfig
+
+    good = tmp_path / "train.yaml"
+    good.write_text("learning_rate: 1.0e-4\nlora_r: 16\npacking: false\n")
+    cfg = TrainConfig.from_yaml(good)
+    assert (cfg.learning_rate, cfg.lora_r, cfg.packing, cfg.lora_alpha) == (1e-4, 16, False, 16)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("lora_rank: 16\n")
+    with pytest.raises(StudioError, match="field 'lora_rank'"):
+        TrainConfig.from_yaml(bad)

@@ -16,16 +16,6 @@ def register(app: typer.Typer) -> None:
     app.command("eval")(eval_command)
 
 
-def _out_dir(out: Path | None, kind: str) -> Path:
-    from studio.cli import current_workspace
-    from studio.runs import new_run_id
-
-    if out is not None:
-        return out
-    ws = current_workspace()
-    return (ws.runs_dir if ws else Path("runs")) / new_run_id(kind)
-
-
 def train_command(
     train: Annotated[Path, typer.Option("--train", help="Training data: chat JSONL from `studio export --format openai`.")],
     val: Annotated[Path | None, typer.Option("--val", help="Validation data (default: hold out ~10% of --train by example id).")] = None,
@@ -72,8 +62,7 @@ def train_command(
     cfg = TrainConfig.validated({**cfg.model_dump(), **{k: v for k, v in flags.items() if v is not None}},
                                 source="command-line flags")
     rep = reporter()
-    out_dir = _out_dir(out, "train")
-    result = run_training(cfg, train, val, out_dir, resume=resume, reporter=rep, workspace=current_workspace())
+    result = run_training(cfg, train, val, out, resume=resume, reporter=rep, workspace=current_workspace())
     m = result.metrics
     rows = [["base model", m["base_model"]], ["method", m["method"]], ["steps", f"{m['steps']} / {m['total_steps']}"],
             ["validation loss before", m["val_loss_before"]], ["validation loss best", m["val_loss_best"]],
@@ -115,8 +104,7 @@ def eval_command(
                             max_length=max_length)
     judge = OpenAIJudge(judge_url, judge_model) if judge_url else None
     rep = reporter()
-    out_dir = _out_dir(out, "eval")
-    result = run_eval(model, data, out_dir, settings, judge=judge, base_override=base_model, reporter=rep,
+    result = run_eval(model, data, out, settings, judge=judge, base_override=base_model, reporter=rep,
                       workspace=current_workspace())
     labels = list(result["scores"])
     metrics = list(next(iter(result["scores"].values())))

@@ -229,7 +229,7 @@ def load_for_eval(model_ref: str, cuda: bool, base_override: str | None = None):
     return model, tokenizer, base_dir, is_adapter
 
 
-def run_eval(model_ref: str, data_path: str | Path, out_dir: str | Path, settings: EvalSettings | None = None, *,
+def run_eval(model_ref: str, data_path: str | Path, out_dir: str | Path | None, settings: EvalSettings | None = None, *,
              judge: Judge | None = None, base_override: str | None = None, reporter: Reporter | None = None,
              workspace: Workspace | None = None) -> dict[str, Any]:
     """Score a model (and, for an adapter, its base) on a chat JSONL; write eval.json and report.html."""
@@ -239,7 +239,7 @@ def run_eval(model_ref: str, data_path: str | Path, out_dir: str | Path, setting
 
     settings = settings or EvalSettings()
     reporter = reporter or Reporter(quiet=True)
-    data_path, out_dir = Path(data_path), Path(out_dir)
+    data_path = Path(data_path)
     if not data_path.is_file():
         raise StudioError(f"evaluation data {data_path} does not exist; pass a chat JSONL (e.g. the validation split).")
     cuda = torch.cuda.is_available()
@@ -253,6 +253,7 @@ def run_eval(model_ref: str, data_path: str | Path, out_dir: str | Path, setting
         raise StudioError(f"{data_path}: no conversation with a prompt and an assistant answer to evaluate.")
     config = {"model": model_ref, "settings": settings.__dict__, "judge": judge is not None}
     with Run("eval", out_dir=out_dir, workspace=workspace, config=config) as run:
+        out_dir = run.dir
         run.add_input(data_path, role="eval")
         model, tokenizer, base_dir, is_adapter = load_for_eval(model_ref, cuda, base_override)
         eot = end_of_turn_ids(tokenizer)

@@ -428,12 +428,13 @@ def latest_checkpoint(out_dir: Path) -> Path | None:
 # ---------------------------------------------------------------------------------------------- entry
 
 
-def train(cfg: TrainConfig, train_path: str | Path, val_path: str | Path | None, out_dir: str | Path, *,
+def train(cfg: TrainConfig, train_path: str | Path, val_path: str | Path | None, out_dir: str | Path | None, *,
           resume: bool = False, reporter: Reporter | None = None, workspace: Workspace | None = None,
           stop_after_steps: int | None = None) -> TrainResult:
     """Fine-tune `cfg.base_model` on `train_path`, validating on `val_path`; everything lands in `out_dir`.
 
     Without `val_path`, a validation set is held out of `train_path` by example id (`split_train_val`).
+    Without `out_dir`, the run folder is `<workspace>/runs/<run id>` (or `runs/<run id>`).
     """
     import torch
 
@@ -441,7 +442,7 @@ def train(cfg: TrainConfig, train_path: str | Path, val_path: str | Path | None,
     from studio.runs import Run
 
     reporter = reporter or Reporter(quiet=True)
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir) if out_dir is not None else None
     train_path = Path(train_path)
     for p in (train_path, *([Path(val_path)] if val_path else [])):
         if not p.is_file():
@@ -451,6 +452,8 @@ def train(cfg: TrainConfig, train_path: str | Path, val_path: str | Path | None,
     optimizer_name = cfg.resolved_optimizer(method)
     if not cuda and optimizer_name != "adamw":
         raise StudioError(f"optimizer {optimizer_name} needs CUDA (bitsandbytes); on CPU set optimizer: adamw.")
+    if resume and out_dir is None:
+        raise StudioError("--resume needs --out: the run folder whose checkpoints to continue from.")
     checkpoint = latest_checkpoint(out_dir) if resume else None
     if resume and checkpoint is None:
         raise StudioError(f"--resume: no checkpoint in {out_dir / CHECKPOINTS}; run without --resume to start.")
@@ -460,6 +463,7 @@ def train(cfg: TrainConfig, train_path: str | Path, val_path: str | Path | None,
     base_dir = resolve_base_model(cfg.base_model)
     run_config = {**cfg.model_dump(), "method": method, "optimizer": optimizer_name, "threads": threads}
     with Run("train", out_dir=out_dir, workspace=workspace, config=run_config) as run:
+        out_dir = run.dir
         if val_path is None:
             run.add_input(train_path, role="train+validation (split by example id)")
             train_path, val_path = split_train_val(train_path, out_dir / "data")
