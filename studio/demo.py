@@ -20,7 +20,10 @@ from studio.workspace import WORKSPACE_FILE, Workspace
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 #: The curation steps the demo runs, in order.
-DEMO_STEPS: list[str | dict[str, Any]] = ["normalize", "exact_dedupe"]
+#: `redact_pii` runs right after `normalize`, so personal data is gone before anything reaches a model or the
+#: review app; `pseudonym` mode keeps the text natural for fine-tuning (a reviewer reads "Laurie Macdonald",
+#: not "<PERSON>", and the same customer keeps the same fake name across turns and rows).
+DEMO_STEPS: list[str | dict[str, Any]] = ["normalize", {"redact_pii": {"mode": "pseudonym"}}, "exact_dedupe"]
 
 
 @dataclass
@@ -56,15 +59,67 @@ def stage_curate(ctx: DemoContext) -> None:
     ctx.add("curate", "kept", counts["kept"], ctx.outputs["curated"])
 
 
+#: The demo's reviewer login (printed at the end of the review stage).
+DEMO_REVIEWER = ("demo", "demo-review")
+DEMO_RULE = "quality >= 0.9 and pii_count == 0"
+
+
+def stage_review(ctx: DemoContext) -> None:
+    """Queue the curated (and synthetic, when present) examples in the workspace review DB, let the
+    high-confidence rule decide the obvious ones, and add a reviewer for the app."""
+    from review_app.recorded import auto_recorded, load_recorded
+    from review_app.store import ReviewStore
+
+    store = ReviewStore(ctx.workspace.review_db_url)
+    datasets = [ctx.outputs["curated"], *([ctx.outputs["synthetic"]] if ctx.outputs.get("synthetic") else [])]
+    for path in datasets:
+        _, counts = load_recorded(store, path, ctx.workspace, overlap=1, order="quality")
+        ctx.add("review", f"queued from {Path(path).name}", counts["added"], ctx.workspace.review_db_url)
+    _, result = auto_recorded(store, DEMO_RULE, "high-confidence", ctx.workspace)
+    for name, n in result["missing"].items():
+        ctx.reporter.warn(f"{n} items have no `{name}` yet, so the rule `{DEMO_RULE}` does not match them; "
+                          "they stay in the queue for people.")
+    ctx.add("review", "accepted by rule:high-confidence", result["decided"])
+    if DEMO_REVIEWER[0] not in {r["name"] for r in store.reviewers()}:
+        store.add_reviewer(*DEMO_REVIEWER, role="lead")
+    ctx.add("review", "left for people", store.progress()["remaining_items"])
+    store.close()
+    ctx.reporter.info(f"open the review app: cd {ctx.workspace.root} && studio review  "
+                      f"(http://127.0.0.1:8501, log in as {DEMO_REVIEWER[0]} / {DEMO_REVIEWER[1]})")
+
+
+#: Fewer approved items than this after the rule, and the demo lead accepts the rest (see stage_export).
+DEMO_MIN_APPROVED = 20
+DEMO_FALLBACK_RULE = ("origin in ('real', 'synthetic', 'edited')", "demo-lead-accepts-rest")
+
+
 def stage_export(ctx: DemoContext) -> None:
-    import polars as pl
+    """Export what review approved as OpenAI chat JSONL with leak-free train/val/test splits and a dataset card.
 
-    from studio.writers import write_examples
+    No person reviews during the demo, so when the rule approved too little (e.g. no quality/PII scores
+    yet), a clearly labelled demo-only bulk decision (`rule:demo-lead-accepts-rest`) accepts the
+    remaining items; a real project never does this."""
+    from review_app.export import ExportConfig, run_export
+    from review_app.store import ReviewStore
 
-    out = ctx.workspace.data_dir / "demo_train.jsonl"
-    n = write_examples(pl.read_parquet(ctx.outputs["curated"]), out, "openai")
-    ctx.outputs["export"] = out
-    ctx.add("export", "openai chat records", n, out)
+    with ReviewStore(ctx.workspace.review_db_url) as store:
+        approved = len(store.approved_items())
+        if approved < DEMO_MIN_APPROVED:
+            rule, name = DEMO_FALLBACK_RULE
+            result = store.auto_decide(rule, name, verdict="accept")
+            ctx.reporter.warn(f"only {approved} items approved by review; DEMO ONLY: the demo lead accepts the "
+                              f"{result['decided']} remaining items as `rule:{name}` so the export has data.")
+            ctx.add("export", f"DEMO ONLY: accepted by rule:{name}", result["decided"])
+        out = ctx.workspace.data_dir / "export"
+        run = run_export(store, ExportConfig(format="openai", out=out, seed=0, overwrite=True),
+                         workspace=ctx.workspace, reporter=ctx.reporter, db_label=ctx.workspace.review_db_url)
+    splits = run.extra["export"]["splits"]
+    ctx.outputs["export"] = out / "train.jsonl"
+    if splits.get("val"):
+        ctx.outputs["export_val"] = out / "val.jsonl"
+    for split, n in splits.items():
+        ctx.add("export", f"{split} (openai chat)", n, out / f"{split}.jsonl" if n else "")
+    ctx.add("export", "dataset card", "", out / "README.md")
 
 
 def stage_train(ctx: DemoContext) -> None:
@@ -108,7 +163,7 @@ def stage_train(ctx: DemoContext) -> None:
 
 
 #: Demo stages in order.
-STAGES = [stage_curate, stage_export, stage_train]
+STAGES = [stage_curate, stage_review, stage_export, stage_train]
 
 
 def run_demo(directory: Path, data_dir: Path | None = None, fresh: bool = True, reporter: Reporter | None = None) -> DemoContext:
