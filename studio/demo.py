@@ -136,8 +136,8 @@ def stage_train(ctx: DemoContext) -> None:
     val = ctx.outputs.get("export_val")
     if val is None:  # one file: hold out a validation set by example id (deterministic)
         export, val = split_train_val(export, ctx.workspace.data_dir / "demo_split")
-    # keep the demo short: validate and evaluate on at most 16 conversations
-    rows = [json.loads(line) for line in Path(val).read_text(encoding="utf-8").splitlines() if line.strip()][:16]
+    # keep the demo short: validate and evaluate on at most 8 conversations
+    rows = [json.loads(line) for line in Path(val).read_text(encoding="utf-8").splitlines() if line.strip()][:8]
     small_val = ctx.workspace.data_dir / "demo_val_small.jsonl"
     write_jsonl(rows, small_val)
     cfg = TrainConfig(base_model="default", method="lora", max_steps=6, batch_size=1, grad_accum=1, max_length=320,
@@ -155,7 +155,7 @@ def stage_train(ctx: DemoContext) -> None:
     ctx.add("train", "validation loss before → after", f"{m['val_loss_before']:.3f} → {after_loss:.3f}",
             result.run_dir / "loss_curve.png")
     report = run_eval(str(result.adapter_dir), small_val, ctx.workspace.runs_dir / "demo-eval",
-                      EvalSettings(max_examples=6, max_new_tokens=32, batch_size=6, max_length=320),
+                      EvalSettings(max_examples=4, max_new_tokens=24, batch_size=4, max_length=320),
                       reporter=ctx.reporter, workspace=ctx.workspace)
     before, after = report["scores"]["before (base)"], report["scores"]["after (adapter)"]
     ctx.add("eval", "perplexity before → after", f"{before['perplexity']:.2f} → {after['perplexity']:.2f}")
