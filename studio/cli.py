@@ -36,6 +36,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "review_app.commands",
     "review_app.labelstudio_commands",
     "synth.commands",
+    "training.commands",
 )
 
 
@@ -296,6 +297,9 @@ def runs(
         where = root or (ws.runs_dir if ws else "runs/")
         reporter().info(f"no runs found in {where}.")
         return
+    if kind in ("train", "eval"):
+        _model_runs_table(found[:limit], kind)
+        return
     rows = []
     for m in found[:limit]:
         c = m.get("counts", {})
@@ -303,6 +307,24 @@ def runs(
         rows.append([m.get("run_id", "?"), m.get("kind", "?"), m.get("started_at", "?"), m.get("status", "?"),
                      c.get("input", 0), c.get("kept", 0), dropped, c.get("quarantined", 0)])
     reporter().table("runs", ["run", "kind", "started (UTC)", "status", "input", "kept", "dropped", "quarantined"], rows)
+
+
+def _model_runs_table(found: list[dict], kind: str) -> None:
+    """Training/eval runs: which model, method and data (sha256 + upstream export manifest), and the metrics."""
+    rows = []
+    for m in found:
+        data = "; ".join(f"{Path(i['path']).name} {str(i.get('sha256') or '')[:12]}" for i in m.get("inputs", []))
+        upstream = ", ".join(m.get("upstream_manifests", [])) or "–"
+        metrics = m.get("metrics", {})
+        if kind == "train":
+            shown = (f"val loss {metrics.get('val_loss_before')} → {metrics.get('val_loss_best')}, "
+                     f"{metrics.get('steps')} steps, {metrics.get('tokens_per_second')} tok/s")
+            rows.append([m.get("run_id", "?"), m.get("status", "?"), m.get("base_model", "?"), m.get("method", "?"),
+                         data, upstream, shown])
+        else:
+            shown = "; ".join(f"{label}: ppl {s.get('perplexity')}, rougeL {s.get('rouge_l')}" for label, s in metrics.items())
+            rows.append([m.get("run_id", "?"), m.get("status", "?"), m.get("model", "?"), "–", data, upstream, shown])
+    reporter().table(f"{kind} runs", ["run", "status", "model", "method", "data (sha256)", "upstream manifests", "metrics"], rows)
 
 
 @app.command()

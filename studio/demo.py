@@ -145,8 +145,48 @@ def stage_export(ctx: DemoContext) -> None:
     ctx.add("export", "dataset card", "", out / "README.md")
 
 
+def stage_train(ctx: DemoContext) -> None:
+    """A few LoRA steps on CPU on the exported set, with validation loss and eval metrics before and after."""
+    import json
+
+    from studio.writers import write_jsonl
+    from training.config import TrainConfig
+    from training.data import split_train_val
+    from training.evaluate import EvalSettings, run_eval
+    from training.trainer import train
+
+    export = ctx.outputs["export"]
+    val = ctx.outputs.get("export_val")
+    if val is None:  # one file: hold out a validation set by example id (deterministic)
+        export, val = split_train_val(export, ctx.workspace.data_dir / "demo_split")
+    # keep the demo short: validate and evaluate on at most 8 conversations
+    rows = [json.loads(line) for line in Path(val).read_text(encoding="utf-8").splitlines() if line.strip()][:8]
+    small_val = ctx.workspace.data_dir / "demo_val_small.jsonl"
+    write_jsonl(rows, small_val)
+    cfg = TrainConfig(base_model="default", method="lora", max_steps=6, batch_size=1, grad_accum=1, max_length=320,
+                      overlong="truncate", learning_rate=1e-3, lora_r=8, lora_alpha=16, eval_steps=3, save_steps=3,
+                      warmup_ratio=0.0)
+    result = train(cfg, export, small_val, ctx.workspace.runs_dir / "demo-train", reporter=ctx.reporter,
+                   workspace=ctx.workspace)
+    m = result.metrics
+    ctx.outputs["adapter"] = result.adapter_dir
+    data = m["data"]["train"]
+    ctx.add("train", "conversations trained on (dropped / truncated)",
+            f"{data['kept']} ({sum(data['dropped'].values())} / {data['truncated']})", result.run_dir)
+    ctx.add("train", "LoRA steps, tokens/s (CPU)", f"{m['steps']}, {m['tokens_per_second']:.0f}")
+    after_loss = m["val_loss_best"] if m["val_loss_best"] is not None else m["val_loss_last"]
+    ctx.add("train", "validation loss before → after", f"{m['val_loss_before']:.3f} → {after_loss:.3f}",
+            result.run_dir / "loss_curve.png")
+    report = run_eval(str(result.adapter_dir), small_val, ctx.workspace.runs_dir / "demo-eval",
+                      EvalSettings(max_examples=4, max_new_tokens=24, batch_size=4, max_length=320),
+                      reporter=ctx.reporter, workspace=ctx.workspace)
+    before, after = report["scores"]["before (base)"], report["scores"]["after (adapter)"]
+    ctx.add("eval", "perplexity before → after", f"{before['perplexity']:.2f} → {after['perplexity']:.2f}")
+    ctx.add("eval", "ROUGE-L before → after", f"{before['rouge_l']:.3f} → {after['rouge_l']:.3f}", report["report"])
+
+
 #: Demo stages in order.
-STAGES = [stage_curate, stage_synth, stage_review, stage_export]
+STAGES = [stage_curate, stage_synth, stage_review, stage_export, stage_train]
 
 
 def run_demo(directory: Path, data_dir: Path | None = None, fresh: bool = True, reporter: Reporter | None = None) -> DemoContext:
