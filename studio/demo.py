@@ -20,7 +20,7 @@ from studio.workspace import WORKSPACE_FILE, Workspace
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 #: The curation steps the demo runs, in order.
-DEMO_STEPS: list[str | dict[str, Any]] = ["normalize", "exact_dedupe"]
+DEMO_STEPS: list[str | dict[str, Any]] = ["normalize", "exact_dedupe", "near_dedupe"]
 
 
 @dataclass

@@ -63,10 +63,10 @@ def _tokens(rule: str) -> list[_Token]:
         if not m or m.end() == pos:
             raise RuleError(f"unexpected character {rule[pos:].strip()[0]!r} at position {pos + 1}")
         kind = m.lastgroup or ""
-        text = m.group(kind)
+        text, start = m.group(kind), m.start(kind)
         if kind == "name" and text.lower() in _KEYWORDS:
             kind = text.lower()
-        out.append(_Token(kind, text, m.start(kind)))
+        out.append(_Token(kind, text, start))
         pos = m.end()
     return out
 
