@@ -176,7 +176,7 @@ def main() -> None:
               f"{r['dropped']:,} | {r['pairs']:,} | {r['precision']:.3f} | {r['recall']:.3f} |")
     print(f"\nratio docs/s ours/datasketch: {d['seconds'] / f['seconds']:.1f}x; "
           f"with the JSONL reader added to both: {(d['seconds'] + read_jsonl) / (f['seconds'] + read_jsonl):.1f}x")
-    print(f"fast stats: {json.dumps({k: f[k] for k in ('bands', 'rows', 'candidate_pairs', 'exact_checks', 'verified_pairs', 'clusters', 'largest_cluster') if k in f})}")
+    print(f"fast stats: {json.dumps({k: f[k] for k in ('lsh_bands', 'lsh_rows', 'candidate_pairs', 'exact_checks', 'verified_pairs', 'clusters', 'largest_cluster') if k in f})}")
     if args.skip_scale:
         return
     print("\n| scaled rows | impl | seconds | docs/s | peak MB | dropped |")
