@@ -126,7 +126,7 @@ def make_scaled(src: pl.DataFrame, n: int, path: Path, seed: int = 0) -> None:
     text = pl.col("messages").list.get(1).struct.field("content")
     df = df.with_columns(text.alias("_a"), pl.col("messages").list.get(0).struct.field("content").alias("_u"))
     length = df.get_column("_a").str.len_chars().to_numpy()
-    for k in range(2):
+    for _ in range(2):
         pos = (rng.random(n) * (length + 1)).astype(np.int64)
         tok = pl.Series([f" z{v:x} " for v in rng.integers(0, 1 << 40, n)])
         df = df.with_columns(pl.concat_str([pl.col("_a").str.slice(0, pl.Series(pos)), tok,
