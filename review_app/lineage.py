@@ -90,10 +90,7 @@ def _resolve_item(query: str, store: Any, exports: list[dict[str, Any]]) -> str:
 
 def trace(query: str, store: Any, workspace: Workspace | None = None, runs_root: str | Path | None = None) -> dict[str, Any]:
     """The whole chain for one example id as a dict (see the module docstring)."""
-    by_id: dict[str, dict[str, Any]] = {}
-    for m in list_runs(workspace, root=runs_root):  # a run in its own folder is listed twice: folder + copy
-        if m.get("run_id"):
-            by_id.setdefault(m["run_id"], m)
+    by_id = {m["run_id"]: m for m in list_runs(workspace, root=runs_root) if m.get("run_id")}
     manifests = list(by_id.values())
     exports = [m for m in manifests if m.get("kind") == "export"]
     item_id = _resolve_item(query, store, exports)
