@@ -35,7 +35,12 @@ class DemoContext:
     summary: list[list[Any]] = field(default_factory=list)
 
     def add(self, stage: str, what: str, value: Any, where: Path | str = "") -> None:
-        self.summary.append([stage, what, value, str(where)])
+        """One summary row; paths inside the workspace are shown relative to it, so the table stays narrow."""
+        where = str(where)
+        root = str(self.workspace.root)
+        for prefix in (f"sqlite:///{root}/", f"{root}/"):
+            where = where.replace(prefix, "", 1) if where.startswith(prefix) else where
+        self.summary.append([stage, what, value, where])
 
 
 def sample_inputs(data_dir: Path) -> list[Path]:
@@ -74,7 +79,7 @@ def stage_review(ctx: DemoContext) -> None:
     datasets = [ctx.outputs["curated"], *([ctx.outputs["synthetic"]] if ctx.outputs.get("synthetic") else [])]
     for path in datasets:
         _, counts = load_recorded(store, path, ctx.workspace, overlap=1, order="quality")
-        ctx.add("review", f"queued from {Path(path).name}", counts["added"], ctx.workspace.review_db_url)
+        ctx.add("review", f"queued from {Path(path).parent.name}", counts["added"], ctx.workspace.review_db_url)
     _, result = auto_recorded(store, DEMO_RULE, "high-confidence", ctx.workspace)
     for name, n in result["missing"].items():
         ctx.reporter.warn(f"{n} items have no `{name}` yet, so the rule `{DEMO_RULE}` does not match them; "
