@@ -79,7 +79,7 @@ def stage_review(ctx: DemoContext) -> None:
     datasets = [ctx.outputs["curated"], *([ctx.outputs["synthetic"]] if ctx.outputs.get("synthetic") else [])]
     for path in datasets:
         _, counts = load_recorded(store, path, ctx.workspace, overlap=1, order="quality")
-        ctx.add("review", f"queued from {Path(path).parent.name}", counts["added"], ctx.workspace.review_db_url)
+        ctx.add("review", f"queued from {Path(path).name}", counts["added"], path)
     _, result = auto_recorded(store, DEMO_RULE, "high-confidence", ctx.workspace)
     for name, n in result["missing"].items():
         ctx.reporter.warn(f"{n} items have no `{name}` yet, so the rule `{DEMO_RULE}` does not match them; "

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from review_app.store import ReviewStore
@@ -15,10 +16,15 @@ REPO = Path(__file__).resolve().parent.parent
 N_ITEMS = 120
 
 WORKER = """
-import json, sys
+import json, sys, time
+from pathlib import Path
 from review_app.store import ReviewStore
-url, name, shared_id = sys.argv[1], sys.argv[2], sys.argv[3]
+url, name, shared_id, sync = sys.argv[1], sys.argv[2], sys.argv[3], Path(sys.argv[4])
 store = ReviewStore(url)
+# start barrier: on a busy machine one process could otherwise finish the queue before the other has started
+(sync / f"ready-{name}").touch()
+while not (sync / "go").exists():
+    time.sleep(0.01)
 served, stored = [], 0
 # both workers submit the same externally keyed decision (a retried webhook, say): stored once in total
 stored_shared = store.record_decision(shared_id, "labelstudio:sync", "accept", source="labelstudio",
@@ -28,6 +34,9 @@ while (item := store.next_item(name)) is not None:
     d = store.record_decision(item.id, name, "accept" if len(served) % 3 else "reject", reasons=["x"])
     again = store.record_decision(item.id, name, "accept" if len(served) % 3 else "reject", reasons=["x"])
     stored += d["created"] + again["created"]
+    # a reviewer reads before the next item; without any pause, SQLite's busy handler (no fairness) lets one
+    # tight loop starve the other process, which is not how people review
+    time.sleep(0.01)
 print(json.dumps({"served": served, "stored": stored, "shared": stored_shared}))
 """
 
@@ -43,9 +52,13 @@ def test_two_processes_never_lose_or_duplicate_decisions_on_one_sqlite_file(tmp_
                         for i in range(N_ITEMS)])
     shared = store.next_item("ann")  # ann holds one item; it must not be served to bob
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, url, name, shared.id], env=env,
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER, url, name, shared.id, str(tmp_path)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for name in ("ann", "bob")]
+    deadline = time.monotonic() + 120
+    while not all((tmp_path / f"ready-{n}").exists() for n in ("ann", "bob")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (tmp_path / "go").touch()
     results = []
     for p in procs:
         out, err = p.communicate(timeout=120)
