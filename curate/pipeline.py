@@ -131,6 +131,9 @@ def run_steps(df: pl.DataFrame, steps: list, run: Run | None = None, reporter: R
         entry = {"step": step.name, "config": step.config.model_dump(mode="json"), "rows_in": rows_in,
                  "kept": df.height, "dropped": by_reason, "seconds": round(seconds, 3), **step.stats}
         log.info("step %s: %d in, %d kept, dropped %s in %.2fs", step.name, rows_in, df.height, by_reason, seconds)
+        dropped_note = ", ".join(f"{reason} {n:,}" for reason, n in by_reason.items()) or "none"
+        reporter.info(f"  {step.name}: {rows_in:,} rows in {seconds:.2f} s ({rows_in / max(seconds, 1e-9):,.0f} rows/s); "
+                      f"kept {df.height:,}, dropped {dropped_note}")
         if run is not None:
             run.steps.append(entry)
             run.time(step.name, seconds)
