@@ -94,7 +94,7 @@ def test_push_creates_tasks_with_ids_and_score_predictions_and_never_duplicates(
     assert len(_tasks(client, counts["project_id"])) == 6
 
 
-def test_pull_records_valid_annotations_quarantines_invalid_ones_and_is_idempotent(pushed):
+def test_pull_records_valid_annotations_quarantines_invalid_ones_and_is_idempotent(pushed, tmp_path):
     client, store, project, items, counts, dataset = pushed
     ann, bob = _user(client, "ann@ridgeline.example"), _user(client, "bob@ridgeline.example")
     tasks = _tasks(client, counts["project_id"])
@@ -146,10 +146,15 @@ def test_pull_records_valid_annotations_quarantines_invalid_ones_and_is_idempote
     assert push(client, project, items)["imported"] == 0
     assert {k: t.total_annotations for k, t in _tasks(client, counts["project_id"]).items()} == before
 
-    # Export's source of truth sees the accepted items, with the edit applied.
-    approved = {a["item_id"]: a for a in store.approved_items(policy="any")}
-    assert ids[1] in approved and approved[ids[1]]["messages"][-1]["content"] == edited_answer
-    assert ids[2] not in approved
+    # The real export sees the accepted items, with the edit applied, and not the rejected one.
+    from review_app.export import ExportConfig, run_export
+
+    out = tmp_path / "export"
+    run_export(store, ExportConfig(format="openai", out=out, splits={"train": 1.0}, policy="any"))
+    exported = {json.loads(line)["item_id"]: json.loads(line) for line in (out / "ids.jsonl").read_text().splitlines()}
+    train = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+    assert ids[1] in exported and ids[2] not in exported
+    assert {"role": "assistant", "content": edited_answer} in [m for r in train for m in r["messages"]]
 
 
 def test_connection_errors_are_one_clear_sentence(ls):
