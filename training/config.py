@@ -27,8 +27,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from studio.errors import StudioError
 
@@ -107,25 +106,15 @@ class TrainConfig(BaseModel):
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
-        path = Path(path)
-        if not path.is_file():
-            raise StudioError(f"training config {path} does not exist.")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as err:
-            raise StudioError(f"{path} is not valid YAML: {err}") from None
-        if not isinstance(data, dict):
-            raise StudioError(f"{path} must hold a mapping of settings (e.g. `learning_rate: 2e-4`).")
-        return cls.validated(data, source=str(path))
+        from studio.config import load_yaml_mapping
+
+        return cls.validated(load_yaml_mapping(path, what="training config"), source=str(path))
 
     @classmethod
     def validated(cls, data: dict, source: str = "settings") -> TrainConfig:
-        try:
-            return cls(**data)
-        except ValidationError as err:
-            first = err.errors()[0]
-            field = ".".join(str(p) for p in first["loc"]) or "?"
-            raise StudioError(f"{source}: field '{field}': {first['msg']} (see `studio train --help`).") from None
+        from studio.config import validated
+
+        return validated(cls, data, source, hint=" (see `studio train --help`)")
 
     def resolved_method(self, cuda: bool) -> str:
         """The method actually used; qlora without CUDA is a user error."""
