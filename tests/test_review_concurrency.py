@@ -41,6 +41,23 @@ print(json.dumps({"served": served, "stored": stored, "shared": stored_shared}))
 """
 
 
+def run_reviewers(url: str, shared_id: str, sync: Path, names: tuple[str, ...] = ("ann", "bob")) -> list[dict]:
+    """Run one WORKER process per reviewer against `url`, released together by a start barrier; their results."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER, url, name, shared_id, str(sync)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name in names]
+    deadline = time.monotonic() + 120
+    while not all((sync / f"ready-{n}").exists() for n in names) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (sync / "go").touch()
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err[-2000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return results
+
+
 def test_two_processes_never_lose_or_duplicate_decisions_on_one_sqlite_file(tmp_path):
     url = f"sqlite:///{tmp_path / 'review.db'}"
     store = ReviewStore(url)
@@ -51,20 +68,7 @@ def test_two_processes_never_lose_or_duplicate_decisions_on_one_sqlite_file(tmp_
                          "origin": "real", "source": f"s:{i}", "meta": "{}", "quality": (i * 7 % 100) / 100}
                         for i in range(N_ITEMS)])
     shared = store.next_item("ann")  # ann holds one item; it must not be served to bob
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, url, name, shared.id, str(tmp_path)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for name in ("ann", "bob")]
-    deadline = time.monotonic() + 120
-    while not all((tmp_path / f"ready-{n}").exists() for n in ("ann", "bob")) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    (tmp_path / "go").touch()
-    results = []
-    for p in procs:
-        out, err = p.communicate(timeout=120)
-        assert p.returncode == 0, err[-2000:]
-        results.append(json.loads(out.strip().splitlines()[-1]))
-    ann, bob = results
+    ann, bob = run_reviewers(url, shared.id, tmp_path)
     assert ann["served"] and bob["served"], "both processes got work"
     assert not set(ann["served"]) & set(bob["served"]), "an item needing one review went to both"
     assert len(ann["served"]) + len(bob["served"]) == N_ITEMS

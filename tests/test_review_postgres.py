@@ -5,18 +5,16 @@ server binaries are missing (scripts/install_system_deps.sh installs them)."""
 from __future__ import annotations
 
 import glob
-import json
 import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from test_review_concurrency import REPO, WORKER  # tests/ is on sys.path (pytest rootdir-relative import)
+from test_review_concurrency import run_reviewers  # tests/ is on sys.path (pytest rootdir-relative import)
 
 from review_app.store import ReviewStore
 
@@ -91,7 +89,7 @@ def test_store_works_on_postgresql(pg_url):
     store.close()
 
 
-def test_two_processes_share_a_postgresql_queue_without_duplicates(pg_url):
+def test_two_processes_share_a_postgresql_queue_without_duplicates(pg_url, tmp_path):
     store = ReviewStore(pg_url)
     with store.engine.begin() as conn:  # a clean slate after the previous test (bypassing the audit trigger)
         conn.exec_driver_sql("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
@@ -103,14 +101,7 @@ def test_two_processes_share_a_postgresql_queue_without_duplicates(pg_url):
     store.ensure_reviewer("labelstudio:sync")
     store.load_dataset(rows(60))
     shared = store.next_item("ann")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, pg_url, name, shared.id], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name in ("ann", "bob")]
-    results = []
-    for p in procs:
-        out, err = p.communicate(timeout=120)
-        assert p.returncode == 0, err[-2000:]
-        results.append(json.loads(out.strip().splitlines()[-1]))
+    results = run_reviewers(pg_url, shared.id, tmp_path)
     served = [set(r["served"]) for r in results]
     assert not served[0] & served[1] and len(served[0] | served[1]) == 60
     assert sum(r["shared"] for r in results) == 1
