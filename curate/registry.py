@@ -9,9 +9,8 @@ import importlib
 import pkgutil
 from typing import Any
 
-from studio.errors import StudioError
-
 import curate.steps
+from studio.errors import StudioError
 
 
 def step_names() -> list[str]:
