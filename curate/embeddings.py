@@ -92,6 +92,7 @@ class EmbeddingCache:
         self.encoded = 0
         self.cache_hits = 0
         self.encode_seconds = 0.0
+        self.load_seconds = 0.0
 
     def _read(self, ids: pl.Series) -> pl.DataFrame:
         parts = sorted(self.dir.glob("part-*.parquet"))
@@ -100,7 +101,8 @@ class EmbeddingCache:
         wanted = pl.DataFrame({"id": ids.unique()})
         return pl.scan_parquet(parts).join(wanted.lazy(), on="id", how="semi").unique("id", keep="first").collect()
 
-    def _write(self, ids: list[str], emb: np.ndarray) -> None:
+    def store(self, ids: list[str], emb: np.ndarray) -> None:
+        """Add vectors to the cache (one new Parquet shard; shards are merged past MAX_SHARDS)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         frame = pl.DataFrame({"id": ids, "emb": emb.astype(np.float32)},
                              schema={"id": pl.String, "emb": pl.Array(pl.Float32, emb.shape[1])})
@@ -131,7 +133,7 @@ class EmbeddingCache:
         if miss.height:
             miss_texts = [texts[i] for i in miss["_pos"].to_list()]
             vecs = self._encode(miss_texts, reporter)
-            self._write(miss["id"].to_list(), vecs)
+            self.store(miss["id"].to_list(), vecs)
             if out is None:
                 out = np.zeros((n, vecs.shape[1]), dtype=np.float32)
             by_id = pl.DataFrame({"id": miss["id"], "_row": np.arange(miss.height)})
@@ -142,7 +144,9 @@ class EmbeddingCache:
     def _encode(self, texts: list[str], reporter: Reporter) -> np.ndarray:
         import time
 
+        t_load = time.perf_counter()
         model = load_sentence_model(str(self.model_path), self.max_seq_length)
+        self.load_seconds = time.perf_counter() - t_load
         # Longest first in chunks of similar length: little padding, and the ETA is pessimistic, not optimistic.
         order = np.argsort([-len(t) for t in texts], kind="stable")
         chunk = max(self.batch_size * 8, 256)

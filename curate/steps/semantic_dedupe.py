@@ -194,7 +194,8 @@ class SemanticDedupe(Step):
         self.stats.update({
             "encoded": cache.encoded, "cache_hits": cache.cache_hits, "kmeans_clusters": int(labels.max() + 1) if labels.size else 0,
             "duplicate_groups": int(in_group.sum() - is_dup.sum()), "encode_seconds": round(cache.encode_seconds, 3),
-            "other_seconds": round(total - cache.encode_seconds, 3),
+            "model_load_seconds": round(cache.load_seconds, 3),
+            "other_seconds": round(total - cache.encode_seconds - cache.load_seconds, 3),
         })
         return out
 
