@@ -59,7 +59,8 @@ def run_step(frame: pl.DataFrame, **cfg):
 def anchor(frame: pl.DataFrame, cfg: dict) -> tuple[float, set[str]]:
     """All-pairs greedy dedupe over the same cached vectors: one cluster of n."""
     from curate.embeddings import EmbeddingCache
-    from curate.steps.semantic_dedupe import find_duplicates, view_text
+    from curate.steps.semantic_dedupe import find_duplicates
+    from curate.views import view_text
 
     cache = EmbeddingCache(view=cfg.get("text", "prompt_response"))
     texts = frame.select(view_text(cfg.get("text", "prompt_response"))).to_series().to_list()
@@ -72,7 +73,7 @@ def anchor(frame: pl.DataFrame, cfg: dict) -> tuple[float, set[str]]:
 
 def fill_cache_by_reuse(frame: pl.DataFrame, source: pl.DataFrame, cfg: dict, seed: int = 0) -> None:
     from curate.embeddings import EmbeddingCache
-    from curate.steps.semantic_dedupe import view_text
+    from curate.views import view_text
 
     view = cfg.get("text", "prompt_response")
     cache = EmbeddingCache(view=view)

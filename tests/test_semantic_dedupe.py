@@ -8,7 +8,8 @@ import polars as pl
 import pytest
 
 from curate.pipeline import run_steps
-from curate.steps.semantic_dedupe import SemanticDedupe, find_duplicates, view_text
+from curate.steps.semantic_dedupe import SemanticDedupe, find_duplicates
+from curate.views import view_text
 from studio.schema import examples_frame, make_example
 
 

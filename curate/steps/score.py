@@ -26,7 +26,7 @@ import polars as pl
 
 from curate.quality import ifd, language, lengths, refusal, repetition, text_shape
 from curate.step import Step, StepConfig
-from curate.steps.semantic_dedupe import view_text
+from curate.views import view_text
 from studio.errors import StudioError
 
 

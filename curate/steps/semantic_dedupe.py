@@ -28,12 +28,12 @@ null for rows with no duplicate), `similarity` (cosine to `dup_of`, on dropped r
 from __future__ import annotations
 
 import time
-from typing import Literal
 
 import numpy as np
 import polars as pl
 
 from curate.step import Step, StepConfig
+from curate.views import View, view_text
 
 REASON = "semantic_duplicate"
 #: Rows of the similarity matrix computed at once (bounds memory: block × cluster size floats).
@@ -45,7 +45,7 @@ class SemanticDedupeConfig(StepConfig):
     """`default` (bundled all-MiniLM-L6-v2) or a local sentence-transformers folder."""
     threshold: float = 0.95
     """Cosine similarity at or above which two examples are duplicates."""
-    text: Literal["prompt", "response", "prompt_response", "all"] = "prompt_response"
+    text: View = "prompt_response"
     """What to embed: user turns, assistant turns, both (default; system prompts are left out because a
     shared system prompt makes unrelated rows look alike), or every turn including system."""
     cluster_size: int = 1000
@@ -56,16 +56,6 @@ class SemanticDedupeConfig(StepConfig):
     """torch threads while encoding: 1 was ~3× faster than 2 on the 2-core machines with other work
     running (ENVIRONMENT.md); 0 leaves torch's default."""
     seed: int = 0
-
-
-def view_text(view: str) -> pl.Expr:
-    """The text of each example that is embedded, as a Polars expression over `messages`."""
-    roles = {"prompt": ["user"], "response": ["assistant"], "prompt_response": ["user", "assistant"],
-             "all": ["system", "user", "assistant"]}[view]
-    turn = pl.element()
-    return pl.col("messages").list.eval(
-        turn.filter(turn.struct.field("role").is_in(roles)).struct.field("content")
-    ).list.join("\n")
 
 
 def kmeans_labels(emb: np.ndarray, cluster_size: int, seed: int, iterations: int = 10,
