@@ -31,7 +31,7 @@ app = typer.Typer(
 )
 
 #: Modules that add commands with `register(app)`; each package owns its own.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("curate.commands",)
 
 
 class State:

@@ -1,0 +1,230 @@
+"""The presidio analyzer, built once per process, and batch analysis of many texts with it.
+
+`analyze_texts(texts, config)` is the one entry point: it skips texts without letters or digits, analyses each
+distinct text once (system prompts repeat in every row), runs spaCy's `nlp.pipe` in batches, and, for inputs of
+`parallel_min_turns` texts or more, spreads the work over a pool of processes (one per core). Workers are forked
+after the analyzer is built, so they inherit it instead of loading spaCy again; where fork is unavailable each
+worker builds its own once.
+
+Speed choices (measured in bench/pii.py): spaCy runs only its `ner` component (the small English model's NER has
+its own embedding layer; tagger, parser and lemmatizer cost 45% of the time and presidio needs only tokens,
+entities and lower-cased words for context), recognizers whose entities cannot occur in a text (no digit, no
+`@`) are not run on it, and only the recognizers for the configured entities are loaded.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import multiprocessing
+import os
+import re
+from concurrent.futures import ProcessPoolExecutor
+from typing import NamedTuple
+
+from curate.pii.config import PiiConfig
+
+log = logging.getLogger("curate.pii")
+
+#: spaCy labels mapped to our entity types (presidio's mapping; ORG only when ORGANIZATION is asked for).
+SPACY_LABELS = {"PERSON": "PERSON", "PER": "PERSON", "NORP": "NRP", "FAC": "LOCATION", "LOC": "LOCATION",
+                "GPE": "LOCATION", "ORG": "ORGANIZATION", "DATE": "DATE_TIME", "TIME": "DATE_TIME"}
+#: Entities that always contain a digit, so texts without digits skip their recognizers.
+NEEDS_DIGIT = {"PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS", "DATE_OF_BIRTH",
+               "MEDICAL_RECORD_NUMBER", "ORDER_NUMBER", "CLAIM_NUMBER", "POLICY_NUMBER", "ACCOUNT_NUMBER",
+               "US_DRIVER_LICENSE", "ADDRESS"}
+_HAS_WORD = re.compile(r"[^\W_]")
+_HAS_DIGIT = re.compile(r"\d")
+
+
+class PiiEntity(NamedTuple):
+    """One detected span: `start`/`end` are character offsets into the analysed text."""
+
+    type: str
+    start: int
+    end: int
+    score: float
+
+
+_ENGINES: dict[str, Analyzer] = {}
+_POOL: ProcessPoolExecutor | None = None
+_POOL_WORKERS = 0
+
+
+def quiet_tldextract() -> None:
+    """presidio's email/URL recognizers call tldextract, which would fetch the public-suffix list from the
+    internet on first use; point it at the snapshot shipped inside the package instead (offline, deterministic)."""
+    import tldextract
+    import tldextract.tldextract as tld
+
+    if not getattr(tld.TLD_EXTRACTOR, "_studio_offline", False):
+        extractor = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+        extractor._studio_offline = True
+        tld.TLD_EXTRACTOR = extractor
+
+
+class Analyzer:
+    """presidio's AnalyzerEngine with our recognizers and an NER-only spaCy pipeline, plus the post-processing
+    of `postprocess.py`. Build through `get_analyzer(config)` so each process builds it once."""
+
+    def __init__(self, config: PiiConfig) -> None:
+        quiet_tldextract()
+        from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+        from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
+        from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
+        from spacy.lang.en.stop_words import STOP_WORDS
+
+        from curate.pii import recognizers as ours
+        from curate.pii.postprocess import PostProcessor
+
+        class NerOnlySpacyEngine(SpacyNlpEngine):
+            def load(self) -> None:
+                import spacy
+
+                self.nlp = {m["lang_code"]: spacy.load(m["model_name"], exclude=[
+                    "tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "senter"])
+                    for m in self.models}
+
+            def _doc_to_nlp_artifact(self, doc, language):
+                from presidio_analyzer.nlp_engine import NlpArtifacts
+
+                entities, scores = self._get_updated_entities(list(doc.ents), self._get_scores_for_entities(doc))
+                artifacts = NlpArtifacts(entities=entities, tokens=doc, tokens_indices=[t.idx for t in doc],
+                                         lemmas=[t.lower_ for t in doc], nlp_engine=self, language=language,
+                                         scores=scores)
+                # presidio drops stop words from the context it searches, but "call", "me", "on" are exactly
+                # the words around a phone number; keep every word, drop only punctuation and spaces.
+                artifacts.keywords = [t.lower_ for t in doc if not (t.is_punct or t.is_space)]
+                return artifacts
+
+        self.config = config
+        # Entities of configured reference-number patterns and deny lists are wanted without listing them again.
+        wanted = set(config.entities) | {p.entity for p in config.id_patterns} | set(config.deny_list)
+        mapping = {label: ent for label, ent in SPACY_LABELS.items() if ent in wanted}
+        ignore = [label for label in ("CARDINAL", "EVENT", "LANGUAGE", "LAW", "MONEY", "ORDINAL", "PERCENT",
+                                      "PRODUCT", "QUANTITY", "WORK_OF_ART", *SPACY_LABELS) if label not in mapping]
+        ner_conf = NerModelConfiguration(model_to_presidio_entity_mapping=mapping, labels_to_ignore=ignore,
+                                         low_score_entity_names=[])
+        self.nlp_engine = NerOnlySpacyEngine(models=[{"lang_code": "en", "model_name": config.spacy_model}],
+                                             ner_model_configuration=ner_conf)
+        self.nlp_engine.load()
+        registry = RecognizerRegistry(supported_languages=["en"])
+        for recognizer in self._recognizers(config, ours, set(STOP_WORDS)):
+            if wanted & set(recognizer.supported_entities):
+                registry.add_recognizer(recognizer)
+        # Context words may also follow a value ("416 60 039 office"): look two words ahead as well as five back.
+        enhancer = LemmaContextAwareEnhancer(context_prefix_count=5, context_suffix_count=2)
+        self.engine = AnalyzerEngine(registry=registry, nlp_engine=self.nlp_engine, supported_languages=["en"],
+                                     context_aware_enhancer=enhancer)
+        supported = set(self.engine.get_supported_entities("en"))
+        self.entities = sorted(e for e in wanted if e in supported)
+        unknown = wanted - set(self.entities)
+        if unknown:
+            from studio.errors import StudioError
+
+            raise StudioError(f"redact_pii: no recognizer detects {', '.join(sorted(unknown))}; "
+                              f"known entity types: {', '.join(sorted(self.engine.get_supported_entities('en')))}.")
+        self.no_digit_entities = [e for e in self.entities if e not in NEEDS_DIGIT]
+        self.post = PostProcessor(config)
+
+    @staticmethod
+    def _recognizers(config: PiiConfig, ours, stop_words: set[str]) -> list:
+        from presidio_analyzer import PatternRecognizer
+        from presidio_analyzer.predefined_recognizers import (
+            CreditCardRecognizer,
+            DateRecognizer,
+            EmailRecognizer,
+            IbanRecognizer,
+            IpRecognizer,
+            SpacyRecognizer,
+            UrlRecognizer,
+            UsSsnRecognizer,
+        )
+
+        found = [
+            SpacyRecognizer(supported_entities=["PERSON", "LOCATION", "NRP", "DATE_TIME", "ORGANIZATION"]),
+            CreditCardRecognizer(), UsSsnRecognizer(), EmailRecognizer(), IbanRecognizer(), IpRecognizer(),
+            UrlRecognizer(), DateRecognizer(),
+            ours.AddressRecognizer(), ours.PhoneRecognizer(), ours.CardNumberRecognizer(),
+            ours.date_of_birth_recognizer(), ours.zip_code_recognizer(), ours.NameAfterKeywordRecognizer(stop_words),
+            *ours.id_recognizers(config.id_patterns),
+        ]
+        for entity, values in config.deny_list.items():
+            if values:
+                found.append(PatternRecognizer(supported_entity=entity, deny_list=values,
+                                               name=f"DenyList{entity.title().replace('_', '')}Recognizer"))
+        return found
+
+    def analyze_docs(self, texts: list[str]) -> list[list[PiiEntity]]:
+        """Analyse texts that all hold a letter or digit, batching spaCy through `nlp.pipe`."""
+        out = []
+        batches = self.nlp_engine.process_batch(texts, language="en", batch_size=self.config.batch_size)
+        for text, artifacts in batches:
+            if _HAS_DIGIT.search(text):
+                entities = self.entities
+            else:
+                entities = self.no_digit_entities
+            if "@" not in text and "EMAIL_ADDRESS" in entities:
+                entities = [e for e in entities if e != "EMAIL_ADDRESS"]
+            results = self.engine.analyze(text=text, language="en", entities=entities, nlp_artifacts=artifacts,
+                                          score_threshold=0.0)
+            out.append(self.post(text, results, artifacts))
+        return out
+
+
+def get_analyzer(config: PiiConfig) -> Analyzer:
+    """The analyzer for this config, built on first use in this process and kept."""
+    key = config.engine_key()
+    if key not in _ENGINES:
+        log.info("building the PII analyzer (spaCy %s, %d entity types)", config.spacy_model, len(config.entities))
+        _ENGINES[key] = Analyzer(config)
+    return _ENGINES[key]
+
+
+def _worker_analyze(config_json: str, texts: list[str]) -> list[list[PiiEntity]]:
+    return get_analyzer(PiiConfig.model_validate_json(config_json)).analyze_docs(texts)
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    global _POOL, _POOL_WORKERS
+    if _POOL is None or _POOL_WORKERS != workers:
+        shutdown_pool()
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        _POOL = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
+        _POOL_WORKERS = workers
+    return _POOL
+
+
+@atexit.register
+def shutdown_pool() -> None:
+    global _POOL
+    if _POOL is not None:
+        _POOL.shutdown(cancel_futures=True)
+        _POOL = None
+
+
+def worker_count(config: PiiConfig) -> int:
+    return config.workers if config.workers > 0 else (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                                       else os.cpu_count() or 1)
+
+
+def analyze_texts(texts: list[str], config: PiiConfig) -> list[list[PiiEntity]]:
+    """Entities per text (offsets into that text). Texts without a letter or digit get [] without analysis."""
+    analyzer = get_analyzer(config)
+    distinct: dict[str, int] = {}
+    for text in texts:
+        if text and _HAS_WORD.search(text) and text not in distinct:
+            distinct[text] = len(distinct)
+    todo = list(distinct)
+    workers = min(worker_count(config), max(1, len(todo) // max(1, config.batch_size)))
+    if workers > 1 and len(todo) >= config.parallel_min_turns:
+        # Interleaved chunks keep the workers' loads even when long texts cluster in the input.
+        n_chunks = workers * 4
+        chunks = [todo[i::n_chunks] for i in range(n_chunks)]
+        cfg = config.model_dump_json()
+        results: list[list[PiiEntity]] = [[] for _ in todo]
+        for i, chunk_result in enumerate(_pool(workers).map(_worker_analyze, [cfg] * n_chunks, chunks)):
+            results[i::n_chunks] = chunk_result
+    else:
+        results = analyzer.analyze_docs(todo)
+    return [results[distinct[t]] if t in distinct else [] for t in texts]

@@ -1,0 +1,177 @@
+"""Clean-up of presidio's raw results for one text: thresholds, allow list, known false positives, overlaps.
+
+Known presidio/spaCy false positives handled here (each has a test in tests/test_pii_detection.py):
+- numbers and codes read as PERSON ("4417-B", "XJ220", "RMA 55012"): a PERSON span with a digit, without a
+  letter, or made only of greeting/sign-off/code words is dropped;
+- LOCATION read as PERSON ("Kenosha", "Lisbon"): a PERSON span that is a known place (countries and US states
+  from Faker's lists, the ~400 cities of the IANA time-zone database) or follows a locative phrase ("live in",
+  "moved to", "travelling to", ...) or the prepositions "in"/"near" becomes LOCATION;
+- relative dates ("tomorrow", "next week", "30 days") identify nobody and are not DATE_TIME.
+Overlaps: a span found by a pattern (card, phone, address, keyed number ...) beats an NER span (spaCy's
+guess); spans of the same type that overlap are merged; an ADDRESS swallows LOCATIONs it touches.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+from curate.pii.config import PiiConfig
+from curate.pii.engine import PiiEntity
+
+NER_TYPES = {"PERSON", "LOCATION", "NRP", "DATE_TIME", "ORGANIZATION"}
+_EDGE_CHARS = " \t\n\r,;:!?\"'“”‘’()[]{}<>*_|/\\-"
+_NOT_NAME_WORDS = {
+    "hi", "hello", "hey", "dear", "thanks", "thank", "regards", "cheers", "best", "sincerely", "team", "support",
+    "customer", "agent", "admin", "sir", "madam", "ok", "okay", "yes", "no", "please", "pls", "asap", "fyi", "btw",
+    "id", "dob", "ssn", "mrn", "sku", "rma", "pin", "otp", "iban", "vin", "eta", "faq", "url", "api", "cvv", "po",
+    "mr", "mrs", "ms", "dr", "prof", "miss", "account", "order", "claim", "policy", "invoice", "ticket", "ref",
+    # imperatives that open support messages and that the small model tags as names ("Email me at ...")
+    "email", "e-mail", "call", "text", "phone", "message", "contact", "kindly", "reply", "send",
+}
+_LOCATIVE = re.compile(
+    r"(?i)\b(?:live[sd]?|living|lives|moved|moving|move|travel(?:l)?ing|travel(?:l)?ed|flew|fly(?:ing)?|born|"
+    r"grew up|based|located|stay(?:ing|ed)?|visit(?:ing|ed)?|trip|city|town|village|state|country|"
+    r"vacation|holiday|office|branch|store)\s+(?:in|to|from|at|of|near)?\s*(?:the\s+)?$"
+    r"|\b(?:in|near|outside|around)\s+$")
+_RELATIVE_DATE_WORDS = {
+    "today", "tomorrow", "yesterday", "tonight", "now", "day", "days", "week", "weeks", "month", "months", "year",
+    "years", "next", "last", "this", "that", "the", "a", "an", "few", "couple", "of", "morning", "afternoon",
+    "evening", "night", "weekend", "ago", "later", "earlier", "recently", "daily", "weekly", "monthly", "yearly",
+    "annually", "hour", "hours", "minute", "minutes", "second", "seconds", "past", "previous", "coming", "every",
+    "each", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "several", "within",
+    "over", "about", "around", "half", "quarter", "business", "working", "same", "end", "beginning", "mid",
+    "old", "aged", "age",
+}
+
+
+@functools.cache
+def known_places() -> frozenset[str]:
+    """Lower-cased place names: Faker's countries and US states, IANA time-zone cities."""
+    import zoneinfo
+
+    from faker.providers.address.en import Provider as AddressEn
+    from faker.providers.address.en_US import Provider as AddressUS
+
+    names = {c.lower() for c in AddressEn.countries} | {s.lower() for s in AddressUS.states}
+    for zone in zoneinfo.available_timezones():
+        city = zone.rsplit("/", 1)[-1].replace("_", " ")
+        if len(city) > 3 and not city.isupper() and not any(ch.isdigit() for ch in city):
+            names.add(city.lower())
+    return frozenset(names)
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start] in _EDGE_CHARS:
+        start += 1
+    while end > start and text[end - 1] in _EDGE_CHARS:
+        end -= 1
+    return start, end
+
+
+def is_code_or_number(value: str) -> bool:
+    """True for spans no person is called: digits anywhere, no letters, or only greeting/code words."""
+    if any(c.isdigit() for c in value) or not any(c.isalpha() for c in value):
+        return True
+    words = [w.strip(".").lower() for w in value.split()]
+    return all(w in _NOT_NAME_WORDS for w in words)
+
+
+def is_plausible_date_number(value: str) -> bool:
+    """A bare number is a date only as a year (1000-2099) or a compact date (8 digits); postcodes and phone
+    fragments that spaCy calls DATE are not."""
+    digits = value.replace(" ", "")
+    if not digits.isdigit():
+        return True
+    return (len(digits) == 4 and 1000 <= int(digits) <= 2099) or len(digits) == 8
+
+
+def _line_pieces(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    pieces, pos = [], start
+    for m in re.finditer(r"\n", text[start:end]):
+        pieces.append((pos, start + m.start()))
+        pos = start + m.end()
+    pieces.append((pos, end))
+    return pieces
+
+
+def is_relative_date(value: str) -> bool:
+    words = re.findall(r"[^\W_]+", value.lower())
+    return bool(words) and all(w in _RELATIVE_DATE_WORDS or (w.isdigit() and int(w) < 100) for w in words)
+
+
+class PostProcessor:
+    def __init__(self, config: PiiConfig) -> None:
+        self.config = config
+        self.allow = {v.strip().casefold() for v in config.allow_list}
+
+    def __call__(self, text: str, results, artifacts=None) -> list[PiiEntity]:
+        spans: list[PiiEntity] = []
+        self._allowed = self._allowed_ranges(text) if self.allow else []
+        for r in results:
+            if r.score < self.config.threshold_for(r.entity_type):
+                continue
+            if r.entity_type in NER_TYPES:
+                # A name or place never spans lines ("Lena Wirth\nAddress"): keep the pieces, each checked.
+                for piece in _line_pieces(text, r.start, r.end):
+                    self._add(text, r.entity_type, *piece, r.score, spans)
+            else:
+                self._add(text, r.entity_type, r.start, r.end, r.score, spans)
+        return resolve_overlaps(spans)
+
+    def _allowed_ranges(self, text: str) -> list[tuple[int, int]]:
+        """Where allow-listed values occur; nothing inside them is redacted (not even the domain of an
+        allowed email address)."""
+        folded = text.casefold()
+        ranges = []
+        for value in self.allow:
+            pos = folded.find(value)
+            while pos >= 0:
+                ranges.append((pos, pos + len(value)))
+                pos = folded.find(value, pos + 1)
+        return ranges
+
+    def _add(self, text: str, kind: str, start: int, end: int, score: float, spans: list[PiiEntity]) -> None:
+        if kind in NER_TYPES:
+            start, end = _trim(text, start, end)
+        if end <= start:
+            return
+        value = text[start:end]
+        if any(a <= start and end <= b for a, b in self._allowed):
+            return
+        if kind == "PERSON":
+            if is_code_or_number(value):
+                return
+            if value.lower() in known_places() or _LOCATIVE.search(text[max(0, start - 40):start]):
+                if "LOCATION" not in self.config.entities:
+                    return
+                kind = "LOCATION"
+        elif kind in ("LOCATION", "NRP", "ORGANIZATION") and not any(c.isalpha() for c in value):
+            return
+        elif kind == "DATE_TIME" and (is_relative_date(value) or not is_plausible_date_number(value)):
+            return
+        spans.append(PiiEntity(kind, start, end, round(float(score), 4)))
+
+
+def resolve_overlaps(spans: list[PiiEntity]) -> list[PiiEntity]:
+    """Non-overlapping spans, sorted by start (rules in the module docstring)."""
+    # Same-type overlaps, and ADDRESS with LOCATION, merge first.
+    merged: list[PiiEntity] = []
+    for s in sorted(spans, key=lambda s: (s.start, -s.end)):
+        for i, m in enumerate(merged):
+            if s.start < m.end and m.start < s.end and _mergeable(s.type, m.type):
+                kind = "ADDRESS" if "ADDRESS" in (s.type, m.type) else m.type
+                merged[i] = PiiEntity(kind, min(s.start, m.start), max(s.end, m.end), max(s.score, m.score))
+                break
+        else:
+            merged.append(s)
+    ranked = sorted(merged, key=lambda s: (s.type not in NER_TYPES, s.score, s.end - s.start), reverse=True)
+    kept: list[PiiEntity] = []
+    for s in ranked:
+        if all(s.end <= k.start or k.end <= s.start for k in kept):
+            kept.append(s)
+    return sorted(kept, key=lambda s: s.start)
+
+
+def _mergeable(a: str, b: str) -> bool:
+    return a == b or {a, b} == {"ADDRESS", "LOCATION"}

@@ -1,0 +1,299 @@
+"""Recognizers for what support, claims and clinical text holds beyond presidio's defaults.
+
+Each is a presidio `LocalRecognizer` added to the analyzer built in `engine.py`:
+- `KeyedValueRecognizer`: a value right after a keyword ("claim number: CLM-2024-00917", "DOB 03/14/1961",
+  "MRN 4471203", "zip 02139", "my name is ana"). Reference numbers come from `PiiConfig.id_patterns`, so a
+  company adds its own (ticket, member, RMA ...) without code.
+- `AddressRecognizer`: postal addresses by the shapes of the US Postal Service (house number + street +
+  suffix, unit, PO box, APO/FPO, "City, ST 12345") and of continental Europe (street word + house number).
+- `PhoneRecognizer`: phone numbers by shape (7-15 digits in groups, optional +country code, extension); the
+  bare-digit-group shape is weak (0.2) and needs a context word ("phone", "call", "mobile", ...), which
+  presidio's context enhancer turns into a score of at least 0.4.
+- `CardNumberRecognizer`: 12-19 digits after "card"/"cc" even when the Luhn check fails (a mistyped card
+  number is still a card number); presidio's own CreditCardRecognizer keeps finding Luhn-valid ones anywhere.
+Scores: 0.85 for keyed values (the keyword is the evidence, as presidio scores spaCy entities), 0.5-0.7 for
+distinctive shapes, 0.2 for shapes that need context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import regex
+from presidio_analyzer import AnalysisExplanation, LocalRecognizer, RecognizerResult
+
+# Between a keyword and its value: "number", "no.", "#", "id", "is", ":" ... (up to three of them).
+_FILLER = r"(?:[\s:#=\-]*(?:numbers?|nos?\.?|num\.?|nr\.?|#|ids?|code|is|was|of|reads)\b\.?){0,3}[\s:#=\-]*"
+_WORD_BOUNDARY_LEFT = r"(?<![\w])"
+
+
+def _result(recognizer: LocalRecognizer, entity: str, start: int, end: int, score: float) -> RecognizerResult:
+    # presidio's context enhancer writes into the explanation, so every result carries one.
+    return RecognizerResult(entity, start, end, score,
+                            analysis_explanation=AnalysisExplanation(recognizer.name, original_score=score))
+
+
+def _keyword_alternation(keywords: Iterable[str]) -> str:
+    words = sorted({k.strip() for k in keywords if k.strip()}, key=len, reverse=True)
+    return "|".join(regex.escape(w).replace(r"\ ", r"\s+") for w in words)
+
+
+class KeyedValueRecognizer(LocalRecognizer):
+    """`keyword [filler] value`: reports the value only. The value must hold a digit unless `needs_digit` is off."""
+
+    def __init__(self, entity: str, keywords: list[str], value: str, score: float = 0.85,
+                 needs_digit: bool = True, name: str | None = None, filler: str = _FILLER,
+                 case_sensitive_value: bool = False) -> None:
+        self.entity = entity
+        self.score = score
+        self.needs_digit = needs_digit
+        value_flags = "" if case_sensitive_value else "(?i)"
+        pattern = (rf"(?i:{_WORD_BOUNDARY_LEFT}(?:{_keyword_alternation(keywords)})){filler}"
+                   rf"(?P<value>{value_flags}{value})(?![\w@])")
+        self.pattern = regex.compile(pattern, regex.MULTILINE)
+        super().__init__(supported_entities=[entity], name=name or f"Keyed{entity.title().replace('_', '')}Recognizer")
+
+    def load(self) -> None:
+        pass
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
+        out = []
+        for m in self.pattern.finditer(text):
+            value = m.group("value")
+            if self.needs_digit and not any(c.isdigit() for c in value):
+                continue
+            start, end = m.span("value")
+            out.append(_result(self, self.entity, start, end, self.score))
+        return out
+
+
+class RegexRecognizer(LocalRecognizer):
+    """Several (regex, score) shapes for one entity, with a validator and context words.
+
+    Context is checked here rather than by presidio's enhancer, which looks at whole tokens next to the
+    match's first token and so misses "655 437 108 office" (the word follows the last token): a context word
+    starting a word within 40 characters before or 20 after the match adds 0.35 (at least 0.4), presidio's
+    own figures."""
+
+    CONTEXT_BOOST = 0.35
+    CONTEXT_MIN = 0.4
+
+    def __init__(self, entity: str, patterns: list[tuple[str, float]], context: list[str] | None = None,
+                 name: str | None = None, flags: int = regex.MULTILINE) -> None:
+        self.entity = entity
+        self.patterns = [(regex.compile(p, flags), score) for p, score in patterns]
+        self.context_words = regex.compile(rf"(?i)\b(?:{_keyword_alternation(context)})") if context else None
+        super().__init__(supported_entities=[entity], context=[], name=name)
+
+    def boost(self, text: str, start: int, end: int, score: float) -> float:
+        if self.context_words is None or score >= 0.7:
+            return score
+        if self.context_words.search(text, max(0, start - 40), start) or self.context_words.search(text, end, end + 20):
+            return max(score + self.CONTEXT_BOOST, self.CONTEXT_MIN)
+        return score
+
+    def load(self) -> None:
+        pass
+
+    def validate(self, text: str) -> bool:
+        return True
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
+        out = []
+        for pattern, score in self.patterns:
+            for m in pattern.finditer(text):
+                start, end = m.span("value") if "value" in pattern.groupindex else m.span()
+                if end > start and self.validate(text[start:end]):
+                    out.append(_result(self, self.entity, start, end, self.boost(text, start, end, score)))
+        return out
+
+
+# --- postal addresses --------------------------------------------------------------------------------------
+# Street suffixes: USPS Publication 28 appendix C1 (the common ones) plus UK usage.
+_STREET_SUFFIX = (r"street|st|avenue|ave|av|road|rd|lane|ln|drive|dr|boulevard|blvd|way|court|ct|place|pl|terrace|"
+                  r"ter|circle|cir|highway|hwy|parkway|pkwy|square|sq|trail|trl|crescent|cres|close|grove|gardens|"
+                  r"row|walk|hill|park|alley|plaza|loop|pike|mews|wharf|quay|expressway|freeway|turnpike|causeway|"
+                  r"point|pt|ridge|view|heights|hts|estates|junction|jct|crossing|xing|green|manor|meadow|meadows")
+# Continental street words that come before the name ("rue de la Paix 12", "ul. Długa 5").
+_STREET_PREFIX = (r"rue|avenue|av\.|boulevard|bd\.?|chemin|allée|impasse|quai|via|viale|piazza|corso|vicolo|calle|"
+                  r"avenida|avda\.?|plaza|paseo|carrer|rua|travessa|largo|praça|ul\.|ulica|al\.|aleja|os\.|"
+                  r"osiedle|pl\.|náměstí|nám\.")
+# Street words that end a continental street name ("Koskikatu 25", "Hauptstraße 5", "Kirkegade 3").
+_STREET_ENDING = (r"straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|ufer|laan|straat|gracht|plein|kade|dijk|"
+                  r"vej|gade|gatan|vägen|väg|gränd|veien|vegen|gata|gate|katu|tie|kuja|polku|kaari|rinne|tori|"
+                  r"utca|útca|út|tér|ulice|třída|cesta|ulica|iela|gatvė|tee|põik|puiestee")
+_CAP = r"[[:Lu:]][[:L:]'’.\-]*"
+_UNIT = r"(?:apt|apartment|suite|ste|unit|flat|fl|floor|bldg|building|room|rm)\.?\s*#?\s*\d{1,5}[A-Za-z]?"
+
+ADDRESS_PATTERNS: list[tuple[str, float]] = [
+    # 1600 Pennsylvania Avenue NW[, Suite 200]
+    (rf"\b\d{{1,6}}[A-Za-z]?(?:[ \t]+\d{{1,5}})?[ \t]+(?:[NSEW]\.?[ \t]+)?(?:{_CAP}[ \t]+){{0,4}}(?i:{_STREET_SUFFIX})\b\.?"
+     rf"(?:[ \t]+(?:[NS][EW]|[NSEW])\b)?(?:,?[ \t]+(?i:{_UNIT}))?", 0.7),
+    # rue de la Paix 12 / ul. Biskupa Bogedaina 118 / 31 rue de la Hulotais
+    (rf"(?:\b\d{{1,5}}[ \t]+)?(?i:\b(?:{_STREET_PREFIX}))(?=\s)(?:[ \t]+(?:{_CAP}|de|del|della|di|da|la|le|les|du|des|do|dos)){{1,5}}"
+     rf"(?:[ \t]+\d{{1,5}}[A-Za-z]?)?", 0.6),
+    # Koskikatu 25 / Hauptstraße 5a / 3657 Laukaantie 80
+    (rf"(?:\b\d{{1,6}}[ \t]+)?\b[[:Lu:]][[:L:]\-]*(?i:{_STREET_ENDING})[ \t]+\d{{1,5}}[A-Za-z]?\b", 0.6),
+    # Apt. 117 / Suite 464 / Unit 3B
+    (rf"(?i:\b{_UNIT})\b", 0.55),
+    # P.O. Box 255
+    (r"(?i:\bP\.?\s?O\.?\s*Box\s+\d{1,6})\b", 0.7),
+    # US military: PSC 3294, Box 9168 APO AA 61487 / USS Lorenzen FPO AE 25990 / Unit 1234 Box 5678 DPO AP 12345
+    (r"\b(?:(?:PSC|CMR|Unit)\s+\d{1,5},?\s+Box\s+\d{1,5}|(?:USS|USNS|USNV|USCGC)\s+(?:[[:Lu:]][[:L:]]+\s*){1,3})"
+     r"[\s,]*(?:APO|FPO|DPO)\s+(?:AA|AE|AP)\s+\d{5}\b", 0.85),
+    # Springfield, IL 62704 / Toronto, ON M5V 2T6 (city, state/province, ZIP/postcode)
+    (rf"\b{_CAP}(?:\s+{_CAP}){{0,2}},\s*[A-Z]{{2}}\s+(?:\d{{5}}(?:-\d{{4}})?|[A-Z]\d[A-Z]\s?\d[A-Z]\d)\b", 0.7),
+]
+
+
+ADDRESS_PATTERNS += [
+    # 5850 Jana Nerudy 894: house number, street name, number (several European formats)
+    (rf"\b\d{{1,6}}[ \t]+{_CAP}(?:[ \t]+(?:{_CAP}|[[:Ll:]]{{1,3}}\.?)){{0,3}}[ \t]+\d{{1,5}}[A-Za-z]?\b(?!\s*(?:%|years|days|am|pm))", 0.45),
+]
+ADDRESS_CONTEXT = ["address", "live", "lives", "living", "ship", "deliver", "delivery", "send", "mail", "moved",
+                   "street", "residence", "reside", "located", "apartment"]
+# After an address line, further lines or comma-separated parts that are address parts continue the address.
+_SEP = r"[ \t]*(?:,[ \t]*\n?|\n)[ \t>]*"
+_CONTINUATION = regex.compile(
+    rf"(?:{_SEP}|[ \t]+)(?i:{_UNIT})\b"                                   # Apt. 425
+    rf"|{_SEP}(?:(?:[[:Lu:]][[:L:]'’.\-]*|\([[:L:]]+\))(?:[ \t]+(?:[[:Lu:]][[:L:]'’.\-]*|\([[:L:]]+\)|"
+    rf"de|del|di|da|la|le|na|am|an|im|u|z|sur|upon|on)){{0,4}})(?:[ \t,]+(?:[A-Z]{{2}}[ \t]+)?\d{{3,6}}(?:[ \-]\d{{2,4}})?(?![ \t\-.]*\d))?\b(?![ \t]*:)"
+    rf"|{_SEP}[A-Z]{{1,3}}\b"                                              # , CO
+    rf"|(?:{_SEP}|[ \t]+)\d{{3,6}}(?:-\d{{3,4}})?\b(?![ \t\-.]*\d)")     # 46381 / 12345-6789
+
+
+class AddressRecognizer(RegexRecognizer):
+    """Postal addresses (entity ADDRESS): an address line found by shape, continued over the following lines
+    or comma-separated parts that are address parts (unit, place, region code, postal code), as in a letter's
+    address block. "Sweden 65062" (a known place and a postal code) counts on its own. Cities and countries
+    alone are LOCATION (spaCy)."""
+
+    def __init__(self) -> None:
+        super().__init__("ADDRESS", ADDRESS_PATTERNS, context=ADDRESS_CONTEXT, name="AddressRecognizer")
+        # A capitalised street name and a house number ("Kuuse 53"), only with an address word near.
+        self.weak = regex.compile(rf"\b{_CAP}(?:[ \t]+{_CAP}){{0,2}}[ \t]+\d{{1,5}}[A-Za-z]?\b")
+        self.place_code = regex.compile(r"\b(?P<place>[[:Lu:]][[:L:]]+(?:[ \t][[:Lu:]][[:L:]]+)?)[ \t]+"
+                                        r"\d{4,6}(?:-\d{3,4})?\b(?![\-.]\d)")
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
+        from curate.pii.postprocess import known_places
+
+        found = [(r.start, r.end, r.score) for r in super().analyze(text, entities, nlp_artifacts)]
+        for m in self.weak.finditer(text):
+            found.append((m.start(), m.end(), self.boost(text, m.start(), m.end(), 0.2)))
+        for m in self.place_code.finditer(text):
+            if m.group("place").lower() in known_places():
+                found.append((m.start(), m.end(), 0.6))
+        out = []
+        for start, end, score in found:
+            while m := _CONTINUATION.match(text, end):
+                end = m.end()
+            if text[end - 1] == "." and regex.search(r"[[:L:]]{4}\.$", text[start:end]):
+                end -= 1  # "Baker Street." ends a sentence; "Baker St." keeps its abbreviation point
+            out.append(_result(self, "ADDRESS", start, end, score))
+        return out
+
+
+# --- phone numbers -------------------------------------------------------------------------------------------
+PHONE_CONTEXT = ["phone", "tel", "telephone", "mobile", "cell", "fax", "call", "desk", "reach", "contact",
+                 "whatsapp", "text", "sms", "landline", "ext", "dial", "number", "office", "home", "work",
+                 "answer", "message", "voicemail", "ring", "hotline"]
+_EXT = r"(?:[ \t]*(?:x|ext\.?|extension)[ \t]*\d{1,5})?"
+PHONE_PATTERNS: list[tuple[str, float]] = [
+    # +44 7700 900123 / +1 (415) 555-0100 / +447700 921 916
+    (rf"(?<![\w+])\+\d{{1,3}}(?:[ \t.\-]?\(?\d{{1,5}}\)?){{1,6}}{_EXT}(?!\w)", 0.7),
+    # (415) 555-0100 / 415-555-0100 / 415.555.0100 (North American numbering plan)
+    (rf"(?<![\w\-])(?:\(\d{{3}}\)[ \t]?|\d{{3}}[\-.])\d{{3}}[\-.]\d{{4}}{_EXT}(?!\w|[\-.]\d)", 0.6),
+    # 0490 39 07 81 / (99) 645-791 / 467 3395: digit groups, weak without a context word
+    (rf"(?<![\w\-+/.:])(?:\(\d{{1,5}}\)[ \t]?)?\d{{2,5}}(?:[ \t.\-]\d{{2,8}}){{1,4}}{_EXT}(?![\w/:]|[\-.]\d)", 0.2),
+    # 5403926876: 10-11 digits in one run, weak without a context word
+    (rf"(?<![\w\-+/.:])\d{{10,11}}{_EXT}(?![\w/:]|[\-.]\d)", 0.2),
+]
+
+
+class PhoneRecognizer(RegexRecognizer):
+    def __init__(self) -> None:
+        super().__init__("PHONE_NUMBER", PHONE_PATTERNS, context=PHONE_CONTEXT, name="StudioPhoneRecognizer")
+
+    def validate(self, text: str) -> bool:
+        digits = sum(c.isdigit() for c in text.split("x")[0].split("ext")[0])
+        if not 7 <= digits <= 15:
+            return False
+        # dates and times are not phone numbers: 2020-06-20, 12.03.1999, 07:04:41
+        return not regex.fullmatch(r"\d{4}[\-./]\d{1,2}[\-./]\d{1,2}|\d{1,2}[\-./]\d{1,2}[\-./]\d{2,4}", text.strip())
+
+
+# --- card numbers after a keyword ------------------------------------------------------------------------------
+class CardNumberRecognizer(KeyedValueRecognizer):
+    def __init__(self) -> None:
+        super().__init__(
+            "CREDIT_CARD",
+            ["card", "credit card", "debit card", "cc", "visa", "mastercard", "amex", "maestro", "discover"],
+            r"\d(?:[ \-]?\d){11,18}", score=0.75, name="KeyedCardNumberRecognizer")
+
+
+# --- dates of birth, zip codes, names after a keyword -----------------------------------------------------------
+_DATE_VALUE = (r"(?:\d{1,4}[\-./]\d{1,2}[\-./]\d{1,4}"
+               r"|\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?,?\s+\d{2,4}"
+               r"|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{2,4})")
+
+
+def date_of_birth_recognizer() -> KeyedValueRecognizer:
+    return KeyedValueRecognizer(
+        "DATE_OF_BIRTH",
+        ["date of birth", "dob", "d.o.b.", "d.o.b", "born on", "born", "birthday", "birth date", "birthdate"],
+        _DATE_VALUE, filler=r"(?:[\s:#=\-]*(?:is|was|on|of)\b){0,2}[\s:#=\-]*",
+        name="DateOfBirthRecognizer")
+
+
+def zip_code_recognizer() -> KeyedValueRecognizer:
+    return KeyedValueRecognizer("ADDRESS", ["zip", "zip code", "zipcode", "postal code", "postcode", "post code"],
+                                r"[A-Z0-9]{2,5}(?:[ \-][A-Z0-9]{2,4})?", name="KeyedZipCodeRecognizer")
+
+
+# A name after a keyword that announces one; lower-case names count ("my name is ana").
+NAME_KEYWORDS = ["my name is", "name is", "name:", "names are", "named", "called", "first name", "last name",
+                 "surname", "full name", "maiden name", "signed", "patient name", "customer name"]
+_NAME_TOKEN = r"[[:L:]][[:L:]'’\-]*"
+_NAME_VALUE = rf"{_NAME_TOKEN}(?:\s(?:[[:Lu:]]\.|{_NAME_TOKEN})){{0,2}}"
+TITLES = ["mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame", "madam", "mister", "doctor", "nurse"]
+
+
+class NameAfterKeywordRecognizer(KeyedValueRecognizer):
+    """PERSON after "my name is", "called", a title ("Dr. Chen") ..., trimmed of trailing common words."""
+
+    def __init__(self, stop_words: set[str]) -> None:
+        self.stop_words = stop_words
+        super().__init__("PERSON", NAME_KEYWORDS, _NAME_VALUE, score=0.85, needs_digit=False,
+                         filler=r"(?:[\s:,\-]*(?:is|was)\b){0,1}[\s:,\-]*", name="NameAfterKeywordRecognizer",
+                         case_sensitive_value=True)
+        titles = "|".join(TITLES)
+        self.title_pattern = regex.compile(
+            rf"(?<![\w])(?i:{titles})\.?\s+(?P<value>[[:Lu:]][[:L:]'’\-]+(?:\s(?:[[:Lu:]]\.|[[:Lu:]][[:L:]'’\-]+)){{0,2}})")
+
+    def _trim(self, text: str, start: int, end: int) -> tuple[int, int] | None:
+        words = list(regex.finditer(r"\S+", text[start:end]))
+        kept = []
+        for w in words:
+            if w.group().lower().strip(".") in self.stop_words:
+                break
+            kept.append(w)
+        if not kept:
+            return None
+        return start + kept[0].start(), start + kept[-1].end()
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
+        out = []
+        for pattern in (self.pattern, self.title_pattern):
+            for m in pattern.finditer(text):
+                span = self._trim(text, *m.span("value"))
+                if span:
+                    out.append(_result(self, "PERSON", span[0], span[1], self.score))
+        return out
+
+
+def id_recognizers(id_patterns) -> list[KeyedValueRecognizer]:
+    """One keyed recognizer per configured reference-number pattern (order, claim, policy, account, MRN ...)."""
+    return [KeyedValueRecognizer(p.entity, p.keywords, p.value, score=p.score,
+                                 name=f"Keyed{p.entity.title().replace('_', '')}Recognizer{i}")
+            for i, p in enumerate(id_patterns)]

@@ -1,0 +1,70 @@
+"""redact_pii: find personal data in every message turn and replace it (tag, mask, hash or pseudonym).
+
+Runs right after `normalize`, before anything reaches a model, a reviewer or an export. Detection is presidio with
+spaCy's small English NER plus the recognizers of `curate/pii/recognizers.py` (settings: `curate.pii.PiiConfig`,
+thresholds documented there). Adds two columns:
+- `pii_entities`: list of {turn, type, start, end, score}; `turn` indexes `messages`, and `start`/`end` are
+  character offsets into that turn's ORIGINAL text (the content this step received, i.e. after normalize),
+  not into the redacted text;
+- `pii_count`: number of entities in the row (the review app auto-accepts only `pii_count == 0`).
+Counts by entity type go to the run manifest (`pii_counts` in this step's entry); raw values never do. With
+`audit_only: true` the messages are left unchanged. With `mapping_file: PATH` the original ↔ replacement pairs
+are written there (raw PII, with a warning), nowhere else. No row is dropped.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from curate.pii.config import PiiConfig
+from curate.step import Step
+
+ENTITY_DTYPE = pl.List(pl.Struct({"turn": pl.Int32, "type": pl.String, "start": pl.Int32, "end": pl.Int32,
+                                  "score": pl.Float32}))
+
+
+class RedactPii(Step):
+    name = "redact_pii"
+    Config = PiiConfig
+
+    def process(self, df: pl.DataFrame) -> pl.DataFrame:
+        from curate.pii import PiiRedactor
+
+        redactor = PiiRedactor(self.config)
+        flat = (df.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("_row"), "messages")
+                .explode("messages")
+                .filter(pl.col("messages").is_not_null())
+                .with_columns(pl.int_range(pl.len(), dtype=pl.Int32).over("_row").alias("_turn"))
+                .unnest("messages"))
+        contents = flat["content"].fill_null("").to_list()
+        result = redactor.redact(contents)
+        rows = flat["_row"].to_list()
+        turns = flat["_turn"].to_list()
+        per_row: list[list[dict]] = [[] for _ in range(df.height)]
+        for row, turn, ents in zip(rows, turns, result.entities, strict=True):
+            per_row[row].extend({"turn": turn, "type": e.type, "start": e.start, "end": e.end, "score": e.score}
+                                for e in ents)
+        out = df.with_columns(pl.Series("pii_entities", per_row, dtype=ENTITY_DTYPE),
+                              pl.Series("pii_count", [len(x) for x in per_row], dtype=pl.Int32))
+        if not self.config.audit_only and df.height:
+            redacted = (flat.with_columns(pl.Series("content", result.texts, dtype=pl.String))
+                        .group_by("_row", maintain_order=True)
+                        .agg(pl.struct("role", "content").alias("messages")))
+            messages = (pl.DataFrame({"_row": pl.int_range(df.height, dtype=pl.Int64, eager=True)})
+                        .join(redacted, on="_row", how="left")["messages"])
+            out = out.with_columns(messages.cast(df.schema["messages"]).fill_null([]).alias("messages"))
+        mapping_path = redactor.write_mapping() if not self.config.audit_only else None
+        self.stats.update({
+            "pii_counts": dict(sorted(result.counts.items())),
+            "pii_entities_total": int(sum(result.counts.values())),
+            "rows_with_pii": int(sum(1 for x in per_row if x)),
+            "turns": len(contents),
+            "turns_skipped_no_text": int(sum(1 for t in contents if not any(c.isalnum() for c in t))),
+            "mode": "audit-only" if self.config.audit_only else self.config.mode,
+        })
+        if mapping_path:
+            self.stats["mapping_file"] = str(mapping_path)
+        return out
+
+
+STEP = RedactPii
