@@ -114,3 +114,13 @@ def test_judge_scores_are_folded_in_only_when_asked():
     assert judged["q_judge"].to_list() == [0.5, None]
     with pytest.raises(StudioError, match="q_judge"):
         run_steps(frame().head(1), [Score(model=False, judge=True)])
+
+
+def test_model_sample_scores_only_that_many_rows(scored):
+    step = Score(model_sample=2)
+    kept = run_steps(frame(), [step])[0]
+    assert step.stats["model_rows"] == 2
+    assert kept["q_ifd"].is_not_null().sum() == 2
+    for row in kept.filter(pl.col("q_ifd").is_not_null()).iter_rows(named=True):
+        name = row["source"].split(":")[1]
+        assert row["q_ifd"] == pytest.approx(scored[name]["q_ifd"], rel=1e-4)  # same value as scoring all rows

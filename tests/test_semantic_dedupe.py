@@ -129,3 +129,40 @@ def test_kmeans_clusters_find_the_same_duplicates_as_all_pairs(shared_data):
     assert clustered_step.stats["encoded"] == 0  # the all-pairs run filled the cache
     assert dropped, "ag_news prompts under two templates share their article: there are duplicates"
     assert set(clustered["id"]) == set(exact["id"])
+
+
+def test_planted_paraphrases_above_threshold_are_resolved_by_semantic_dedupe(sample_data, planted):
+    """Every planted paraphrase pair whose MiniLM cosine reaches the threshold ends with one row dropped.
+
+    The generator rewords its paraphrases hard (word overlap < 0.28): their cosines spread over 0.6-0.94,
+    below the 0.95 default, so the test runs at 0.85 and checks the threshold-decided subset exactly.
+    """
+    from pathlib import Path
+
+    from curate.embeddings import EmbeddingCache
+    from curate.registry import build_step
+    from studio.demo import sample_inputs
+    from studio.readers import read_inputs
+
+    threshold = 0.85
+    files = [p for p in sample_inputs(sample_data) if "malformed" not in p.parts]
+    base, _ = run_steps(read_inputs(files).frame(), [build_step("normalize"), build_step("exact_dedupe")])
+    by_place = {f"{Path(s.rsplit(':', 1)[0]).name}:{s.rsplit(':', 1)[1]}": i for i, s in enumerate(base["source"])}
+    pairs = [(by_place[f"{p['a']['file']}:{p['a']['line']}"], by_place[f"{p['b']['file']}:{p['b']['line']}"])
+             for p in planted["paraphrases"]]
+    texts = base.select(view_text("prompt_response")).to_series().to_list()
+    emb = EmbeddingCache(view="prompt_response").embed(base["id"].to_list(), texts)  # the step reuses these
+    close = [(a, b) for a, b in pairs if float(emb[a] @ emb[b]) >= threshold]
+    assert len(close) >= 5, "at least a third of the planted paraphrases are this close"
+
+    step = SemanticDedupe(threshold=threshold)
+    kept, dropped = run_steps(base, [step])
+    assert step.stats["encoded"] == 0
+    kept_ids = set(kept["id"])
+    ids = base["id"].to_list()
+    resolved = [(a, b) for a, b in pairs if not (ids[a] in kept_ids and ids[b] in kept_ids)]
+    assert set(close) <= set(resolved)
+    gone = pl.concat(dropped)
+    assert (gone["drop_reason"] == "semantic_duplicate").all()
+    assert (gone["similarity"] >= threshold).all()
+    assert set(gone["dup_of"]) <= kept_ids

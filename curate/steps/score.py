@@ -39,6 +39,9 @@ class ScoreConfig(StepConfig):
     """The prompt's last tokens kept for the model signal."""
     max_response_tokens: int = 128
     """The response's first tokens scored by the model signal."""
+    model_sample: int | None = None
+    """Run the model signal on at most this many rows (a seeded random sample); the others get null q_ppl /
+    q_ifd and their `quality` leaves the model factor out. For previews and demos on slow machines."""
     batch_tokens: int = 4096
     threads: int = 1
     """torch threads for the model signal (1 is fastest on the 2-core machines, ENVIRONMENT.md); 0 = torch default."""
@@ -95,15 +98,24 @@ class Score(Step):
         return df.drop([c for c in scored.columns if c in df.columns]).hstack(scored)
 
     def _model_signals(self, model_dir: str, prompts: list[str], responses: list[str]) -> pl.DataFrame:
+        import numpy as np
+
         from curate.embeddings import torch_threads
         from studio.console import Reporter
 
+        cfg = self.config
         reporter = self.reporter or Reporter(quiet=True)
-        with torch_threads(self.config.threads):
+        rows = np.arange(len(prompts))
+        if cfg.model_sample is not None and len(prompts) > cfg.model_sample:
+            rows = np.sort(np.random.default_rng(0).choice(len(prompts), size=cfg.model_sample, replace=False))
+        with torch_threads(cfg.threads):
             tok, model = ifd.load_scorer(model_dir)
-            with reporter.progress("scoring with SmolLM2 (2 passes)", total=2 * len(prompts)) as advance:
-                return ifd.model_signals(tok, model, prompts, responses, self.config.max_prompt_tokens,
-                                         self.config.max_response_tokens, self.config.batch_tokens, advance)
+            with reporter.progress("scoring with SmolLM2 (2 passes)", total=2 * rows.size) as advance:
+                part = ifd.model_signals(tok, model, [prompts[i] for i in rows], [responses[i] for i in rows],
+                                         cfg.max_prompt_tokens, cfg.max_response_tokens, cfg.batch_tokens, advance)
+        self.stats["model_rows"] = int(rows.size)
+        full = pl.DataFrame({"_i": np.arange(len(prompts))})
+        return full.join(part.with_columns(pl.Series("_i", rows)), on="_i", how="left").sort("_i").drop("_i")
 
 
 STEP = Score
