@@ -67,7 +67,7 @@ def anchor(frame: pl.DataFrame, cfg: dict) -> tuple[float, set[str]]:
     emb = cache.embed(frame["id"].to_list(), texts)
     assert cache.encoded == 0
     t0 = time.perf_counter()
-    dup_of, _ = find_duplicates(emb, np.arange(frame.height), np.zeros(frame.height, dtype=np.int64), cfg.get("threshold", 0.95))
+    dup_of, _ = find_duplicates(emb, np.arange(frame.height), [np.arange(frame.height)], cfg.get("threshold", 0.95))
     return time.perf_counter() - t0, set(frame["id"].to_numpy()[dup_of >= 0])
 
 
@@ -79,6 +79,9 @@ def fill_cache_by_reuse(frame: pl.DataFrame, source: pl.DataFrame, cfg: dict, se
     cache = EmbeddingCache(view=view)
     src = cache.embed(source["id"].to_list(), source.select(view_text(view)).to_series().to_list())
     assert cache.encoded == 0, "the source sample must be encoded first"
+    # The made-up vectors go to a cache of their own, never under real ids of the encoded runs' cache.
+    os.environ["STUDIO_CACHE"] = tempfile.mkdtemp(prefix="bench-semdedupe-scale-")
+    cache = EmbeddingCache(view=view)
     rng = np.random.default_rng(seed)
     pick = rng.integers(0, src.shape[0], size=frame.height)
     emb = src[pick] + rng.normal(0, 0.0247, size=(frame.height, src.shape[1])).astype(np.float32)

@@ -50,6 +50,9 @@ class SemanticDedupeConfig(StepConfig):
     shared system prompt makes unrelated rows look alike), or every turn including system."""
     cluster_size: int = 1000
     """Average k-means cluster size; k = ceil(n / cluster_size). At or below it, one exact all-pairs pass."""
+    boundary_margin: float = 0.05
+    """A row whose second-nearest centroid is within this cosine of its nearest is compared in both
+    clusters: duplicates straddling a boundary are found, for a few more comparisons (0 = plain SemDeDup)."""
     max_seq_length: int = 128
     batch_size: int = 64
     threads: int = 1
@@ -58,18 +61,20 @@ class SemanticDedupeConfig(StepConfig):
     seed: int = 0
 
 
-def kmeans_labels(emb: np.ndarray, cluster_size: int, seed: int, iterations: int = 10,
-                  sample_per_centroid: int = 128) -> np.ndarray:
+def kmeans_clusters(emb: np.ndarray, cluster_size: int, seed: int, margin: float = 0.0, iterations: int = 10,
+                    sample_per_centroid: int = 128) -> list[np.ndarray]:
     """Spherical k-means (cosine, as SemDeDup clusters) in NumPy, k = ceil(n / cluster_size).
 
-    Centroids are fitted on a seeded sample of `sample_per_centroid` rows per centroid (faiss trains
-    on at most 256 per centroid the same way), then every row is assigned to its nearest centroid.
-    Deterministic for a seed; scikit-learn's import alone took 3 s here, so it is not used.
+    Centroids are fitted on a seeded sample of `sample_per_centroid` rows per centroid (faiss trains on at
+    most 256 per centroid the same way), then every row joins its nearest centroid's cluster, and also the
+    second nearest when that one is within `margin` cosine (a row on a boundary is compared on both sides).
+    Returns the row indices of each non-empty cluster. Deterministic for a seed; scikit-learn is not used
+    (its import alone took 3 s here).
     """
     n = emb.shape[0]
     k = int(np.ceil(n / max(cluster_size, 1)))
     if k <= 1:
-        return np.zeros(n, dtype=np.int64)
+        return [np.arange(n)]
     rng = np.random.default_rng(seed)
     train = emb[np.sort(rng.choice(n, size=min(n, k * sample_per_centroid), replace=False))]
     centroids = train[rng.choice(train.shape[0], size=k, replace=False)].copy()
@@ -82,52 +87,72 @@ def kmeans_labels(emb: np.ndarray, cluster_size: int, seed: int, iterations: int
         norms = np.linalg.norm(sums, axis=1, keepdims=True)
         # An empty cluster is re-seeded from a random training row.
         centroids = np.where(filled[:, None], sums / np.maximum(norms, 1e-12), train[rng.choice(train.shape[0], size=k)])
-    labels = np.empty(n, dtype=np.int64)
+    rows, labels = [], []
     for start in range(0, n, 65536):
-        labels[start:start + 65536] = np.argmax(emb[start:start + 65536] @ centroids.T, axis=1)
-    return labels
+        sims = emb[start:start + 65536] @ centroids.T
+        top2 = np.argpartition(-sims, 1, axis=1)[:, :2]
+        s2 = np.take_along_axis(sims, top2, axis=1)
+        swap = s2[:, 1] > s2[:, 0]
+        top2[swap] = top2[swap][:, ::-1]
+        s2[swap] = s2[swap][:, ::-1]
+        idx = np.arange(start, start + sims.shape[0])
+        rows.append(idx)
+        labels.append(top2[:, 0])
+        second = s2[:, 1] >= s2[:, 0] - margin
+        rows.append(idx[second])
+        labels.append(top2[second, 1])
+    rows_all, labels_all = np.concatenate(rows), np.concatenate(labels)
+    order = np.argsort(labels_all, kind="stable")
+    bounds = np.flatnonzero(np.diff(labels_all[order])) + 1
+    return [rows_all[part] for part in np.split(order, bounds)]
 
 
-def find_duplicates(emb: np.ndarray, rank: np.ndarray, labels: np.ndarray, threshold: float
+def find_duplicates(emb: np.ndarray, rank: np.ndarray, clusters: list[np.ndarray], threshold: float
                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Greedy best-first dedupe within each cluster.
+    """Greedy best-first dedupe over pairs found within clusters.
 
-    `emb` unit rows, `rank` (lower = preferred representative), `labels` cluster per row. Returns
-    (`dup_of` row index or -1 for kept rows, `similarity` to it or NaN).
+    `emb` unit rows, `rank` (lower = preferred representative), `clusters` row indices (a row may sit in
+    two). Pairs with cosine ≥ threshold are collected cluster by cluster; then rows are visited in rank
+    order and a row is dropped when one of its better-ranked partners is still kept (its most similar
+    such partner becomes `dup_of`). Returns (`dup_of` row index or -1, `similarity` to it or NaN).
     """
     n = emb.shape[0]
     dup_of = np.full(n, -1, dtype=np.int64)
     sim_out = np.full(n, np.nan, dtype=np.float32)
-    by_cluster = np.lexsort((rank, labels))
-    bounds = np.flatnonzero(np.diff(labels[by_cluster])) + 1
-    for members in np.split(by_cluster, bounds):
+    found_j, found_i, found_s = [], [], []
+    for members in clusters:
         if members.size < 2:
             continue
+        members = members[np.argsort(rank[members], kind="stable")]
         vecs = emb[members]
-        pairs_j, pairs_i, pairs_s = [], [], []
         for start in range(0, members.size, BLOCK_ROWS):
             block = vecs[start:start + BLOCK_ROWS] @ vecs[: start + BLOCK_ROWS].T
             # Only earlier (better-ranked) rows can be the kept partner of row j.
             jj, ii = np.nonzero(np.tril(block >= threshold, k=start - 1))
-            pairs_j.append(jj + start)
-            pairs_i.append(ii)
-            pairs_s.append(block[jj, ii])
-        pj, pi, ps = np.concatenate(pairs_j), np.concatenate(pairs_i), np.concatenate(pairs_s)
-        if pj.size == 0:
-            continue
-        order = np.lexsort((-ps, pj))  # by row, most similar partner first
-        pj, pi, ps = pj[order], pi[order], ps[order]
-        dropped = np.zeros(members.size, dtype=bool)
-        starts = np.flatnonzero(np.r_[True, pj[1:] != pj[:-1]])
-        ends = np.r_[starts[1:], pj.size]
-        for s, e in zip(starts, ends, strict=True):
-            partners = pi[s:e]
-            alive = np.flatnonzero(~dropped[partners])
-            if alive.size:
-                best = alive[0]
-                dropped[pj[s]] = True
-                dup_of[members[pj[s]]] = members[partners[best]]
-                sim_out[members[pj[s]]] = ps[s + best]
+            found_j.append(members[jj + start])
+            found_i.append(members[ii])
+            found_s.append(block[jj, ii])
+    if not found_j:
+        return dup_of, sim_out
+    pj, pi, ps = np.concatenate(found_j), np.concatenate(found_i), np.concatenate(found_s)
+    if pj.size == 0:
+        return dup_of, sim_out
+    # A boundary pair can be found in two clusters; keep it once. Then by row rank, best partner first.
+    _, first = np.unique(pj * n + pi, return_index=True)
+    pj, pi, ps = pj[first], pi[first], ps[first]
+    order = np.lexsort((-ps, rank[pj]))
+    pj, pi, ps = pj[order], pi[order], ps[order]
+    dropped = np.zeros(n, dtype=bool)
+    starts = np.flatnonzero(np.r_[True, pj[1:] != pj[:-1]])
+    ends = np.r_[starts[1:], pj.size]
+    for s, e in zip(starts, ends, strict=True):
+        partners = pi[s:e]
+        alive = np.flatnonzero(~dropped[partners])
+        if alive.size:
+            j = pj[s]
+            dropped[j] = True
+            dup_of[j] = partners[alive[0]]
+            sim_out[j] = ps[s + alive[0]]
     return dup_of, sim_out
 
 
@@ -155,9 +180,8 @@ class SemanticDedupe(Step):
             rank = np.lexsort((np.arange(live.height), -q)).argsort()
         else:
             rank = np.arange(live.height)
-        labels = kmeans_labels(emb, cfg.cluster_size, cfg.seed) if live.height else np.zeros(0, dtype=np.int64)
-        dup_idx, sims = find_duplicates(emb, rank, labels, cfg.threshold) if live.height else (
-            np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+        clusters = kmeans_clusters(emb, cfg.cluster_size, cfg.seed, cfg.boundary_margin) if live.height else []
+        dup_idx, sims = find_duplicates(emb, rank, clusters, cfg.threshold)
 
         ids = live["id"]
         is_dup = dup_idx >= 0
@@ -182,7 +206,7 @@ class SemanticDedupe(Step):
 
         total = time.perf_counter() - t_start
         self.stats.update({
-            "encoded": cache.encoded, "cache_hits": cache.cache_hits, "kmeans_clusters": int(labels.max() + 1) if labels.size else 0,
+            "encoded": cache.encoded, "cache_hits": cache.cache_hits, "kmeans_clusters": len(clusters),
             "duplicate_groups": int(in_group.sum() - is_dup.sum()), "encode_seconds": round(cache.encode_seconds, 3),
             "model_load_seconds": round(cache.load_seconds, 3),
             "other_seconds": round(total - cache.encode_seconds - cache.load_seconds, 3),
