@@ -24,7 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 #: review app; `pseudonym` mode keeps the text natural for fine-tuning (a reviewer reads "Laurie Macdonald",
 #: not "<PERSON>", and the same customer keeps the same fake name across turns and rows).
 DEMO_STEPS: list[str | dict[str, Any]] = ["normalize", {"redact_pii": {"mode": "pseudonym"}}, "exact_dedupe",
-                                          {"score": {"model_sample": 100}}, "semantic_dedupe"]
+                                          {"score": {"model_sample": 50}}, "semantic_dedupe"]
 
 
 @dataclass
