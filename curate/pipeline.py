@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from curate.registry import build_step
@@ -71,23 +70,9 @@ class PipelineConfig(BaseModel):
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> PipelineConfig:
-        from pydantic import ValidationError
+        from studio.config import load_yaml_model
 
-        path = Path(path)
-        if not path.is_file():
-            raise StudioError(f"pipeline config {path} does not exist; check the path.")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark else ""
-            raise StudioError(f"{path}{where}: not valid YAML ({getattr(err, 'problem', err)}).") from None
-        try:
-            return cls(**data)
-        except ValidationError as err:
-            first = err.errors()[0]
-            field = ".".join(str(p) for p in first["loc"])
-            raise StudioError(f"{path}: field {field}: {first['msg']}.") from None
+        return load_yaml_model(cls, path, what="pipeline config")
 
     @classmethod
     def from_step_list(cls, steps: str, **kwargs: Any) -> PipelineConfig:
@@ -132,6 +117,9 @@ def run_steps(df: pl.DataFrame, steps: list, run: Run | None = None, reporter: R
         entry = {"step": step.name, "config": step.config.model_dump(mode="json"), "rows_in": rows_in,
                  "kept": df.height, "dropped": by_reason, "seconds": round(seconds, 3), **step.stats}
         log.info("step %s: %d in, %d kept, dropped %s in %.2fs", step.name, rows_in, df.height, by_reason, seconds)
+        dropped_note = ", ".join(f"{reason} {n:,}" for reason, n in by_reason.items()) or "none"
+        reporter.info(f"  {step.name}: {rows_in:,} rows in {seconds:.2f} s ({rows_in / max(seconds, 1e-9):,.0f} rows/s); "
+                      f"kept {df.height:,}, dropped {dropped_note}")
         if run is not None:
             run.steps.append(entry)
             run.time(step.name, seconds)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import re
 import secrets
 import subprocess
@@ -220,12 +219,16 @@ def _manifest_id_near(path: Path) -> str | None:
 
 
 def list_runs(workspace: Workspace | None, root: str | Path | None = None, kind: str | None = None) -> list[dict[str, Any]]:
-    """Manifests under `<workspace>/runs/*/manifest.json` (or `root`), newest first."""
+    """Manifests under `<workspace>/runs/*/manifest.json` (or `root`), newest first, one per run.
+
+    A run whose folder is not `runs/<run_id>` (e.g. `studio curate --out runs/clean`) is found twice, in its
+    folder and as the workspace copy (which has `run_dir`); the manifest in the run's own folder wins.
+    """
     base = Path(root) if root else (workspace.runs_dir if workspace else Path("runs"))
-    manifests = []
+    by_run: dict[str, dict[str, Any]] = {}
     if not base.is_dir():
-        return manifests
-    for path in base.glob("*/manifest.json"):
+        return []
+    for path in sorted(base.glob("*/manifest.json")):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
@@ -233,10 +236,8 @@ def list_runs(workspace: Workspace | None, root: str | Path | None = None, kind:
         if kind and data.get("kind") != kind:
             continue
         data["_path"] = str(path)
-        manifests.append(data)
-    manifests.sort(key=lambda m: m.get("started_at", ""), reverse=True)
-    return manifests
+        run_id = data.get("run_id") or str(path)
+        if run_id not in by_run or "run_dir" in by_run[run_id]:
+            by_run[run_id] = data
+    return sorted(by_run.values(), key=lambda m: m.get("started_at", ""), reverse=True)
 
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").lower() in ("1", "true", "yes")

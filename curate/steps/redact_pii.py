@@ -37,7 +37,7 @@ class RedactPii(Step):
                 .with_columns(pl.int_range(pl.len(), dtype=pl.Int32).over("_row").alias("_turn"))
                 .unnest("messages"))
         contents = flat["content"].fill_null("").to_list()
-        result = redactor.redact(contents)
+        result = self._redact_with_progress(redactor, contents)
         rows = flat["_row"].to_list()
         turns = flat["_turn"].to_list()
         per_row: list[list[dict]] = [[] for _ in range(df.height)]
@@ -66,5 +66,24 @@ class RedactPii(Step):
             self.stats["mapping_file"] = str(mapping_path)
         return out
 
+
+    def _redact_with_progress(self, redactor, contents: list[str], chunk: int = 2000):
+        """Redact in chunks with a progress bar (turns, turns/s); one redactor, so pseudonyms stay consistent."""
+        from collections import Counter
+
+        from studio.console import Reporter
+
+        if len(contents) <= chunk:
+            return redactor.redact(contents)
+        reporter = getattr(self, "reporter", None) or Reporter(quiet=True)
+        parts = []
+        with reporter.progress("redacting PII", total=len(contents), unit="turns") as advance:
+            for start in range(0, len(contents), chunk):
+                parts.append(redactor.redact(contents[start:start + chunk]))
+                advance(len(parts[-1].texts))
+        counts: Counter = Counter()
+        for part in parts:
+            counts.update(part.counts)
+        return type(parts[0])([t for p in parts for t in p.texts], [e for p in parts for e in p.entities], counts)
 
 STEP = RedactPii
