@@ -23,7 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 #: `redact_pii` runs right after `normalize`, so personal data is gone before anything reaches a model or the
 #: review app; `pseudonym` mode keeps the text natural for fine-tuning (a reviewer reads "Laurie Macdonald",
 #: not "<PERSON>", and the same customer keeps the same fake name across turns and rows).
-DEMO_STEPS: list[str | dict[str, Any]] = ["normalize", {"redact_pii": {"mode": "pseudonym"}}, "exact_dedupe"]
+DEMO_STEPS: list[str | dict[str, Any]] = ["normalize", {"redact_pii": {"mode": "pseudonym"}}, "exact_dedupe", "near_dedupe"]
 
 
 @dataclass

@@ -1,0 +1,447 @@
+"""MinHash + LSH over whole batches: shingles → signatures → band keys → candidate pairs → clusters.
+
+The core of the `near_dedupe` step, kept free of step plumbing so the Ray engine can reuse it (it shuffles
+by the band keys of `band_keys`). Every stage works on NumPy arrays or Polars frames for a whole batch; no
+Python loop runs per shingle or per document (the `python_shingles` / `datasketch_*` functions are the
+reference path, kept for `impl: datasketch` and for tests).
+
+Sketch: one-permutation hashing with optimal densification (Li, Owen & Zhang, "One Permutation Hashing",
+NeurIPS 2012; Shrivastava, "Optimal Densification for Fast and Accurate Minwise Hashing", ICML 2017).
+Each shingle is hashed once; its hash picks one of `num_perm` bins and the bin keeps the minimum. Empty
+bins (documents with fewer shingles than bins) borrow the value of a bin chosen by a fixed hash sequence,
+so two documents agree in a bin with probability equal to their Jaccard similarity, as with `num_perm`
+independent permutations (datasketch's MinHash) — at the cost of one hash per shingle instead of
+`num_perm`.
+
+LSH: `optimal_param` picks bands × rows for a threshold exactly as datasketch's
+`datasketch.lsh._optimal_param` does (minimise the weighted false-positive and false-negative areas under
+the S-curve 1 - (1 - s^r)^b).
+
+Shingles, the same in the fast and the reference path:
+- `word`: lower-cased text split into words = runs of ASCII letters, digits, `_` and non-ASCII characters
+  (so words of any script stay whole; ASCII punctuation and whitespace separate); a shingle is `size`
+  consecutive words.
+- `char`: lower-cased text with whitespace runs collapsed to one space and trimmed; a shingle is `size`
+  consecutive characters.
+A text shorter than `size` units (but not empty) is one shingle; an empty text has none and is never a
+near-duplicate of anything.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import polars as pl
+
+Unit = Literal["word", "char"]
+
+_U64 = np.uint64
+_MIX1 = _U64(0xBF58476D1CE4E5B9)
+_MIX2 = _U64(0x94D049BB133111EB)
+_GOLDEN = _U64(0x9E3779B97F4A7C15)
+_POLY = _U64(0x9E3779B1F0F5A1B3)  # odd multiplier for polynomial combination
+
+#: Default shingle size per unit (word 3-grams, character 5-grams).
+DEFAULT_SIZE = {"word": 3, "char": 5}
+
+
+def mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser (Steele, Lea & Flood 2014): a bijective, well-mixing map of uint64 values."""
+    x = x.astype(_U64, copy=True)
+    x ^= x >> _U64(30)
+    x *= _MIX1
+    x ^= x >> _U64(27)
+    x *= _MIX2
+    x ^= x >> _U64(31)
+    return x
+
+
+def _seed_word(seed: int, salt: int) -> np.uint64:
+    return mix64(np.array([(seed * 0x9E3779B1 + salt) & 0xFFFFFFFFFFFFFFFF], dtype=_U64))[0]
+
+
+@dataclass
+class Shingles:
+    """Shingle hashes of a batch in CSR form: document d owns `hashes[offsets[d]:offsets[d + 1]]`.
+
+    Hashes are uint64; a document's slice may repeat a value (sets are taken where it matters).
+    """
+
+    offsets: np.ndarray  # int64, length n + 1
+    hashes: np.ndarray  # uint64
+
+    @property
+    def n(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def counts(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def doc_index(self) -> np.ndarray:
+        """The document of each hash."""
+        return np.repeat(np.arange(self.n, dtype=np.int64), self.counts)
+
+
+def _offsets(lengths: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=out[1:])
+    return out
+
+
+def _gather_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenation of arange(starts[i], starts[i] + lengths[i]) for all i, without a Python loop."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    shift = np.repeat(starts - _offsets(lengths)[:-1], lengths)
+    return np.arange(total, dtype=np.int64) + shift
+
+
+def _ngrams(units: np.ndarray, lengths: np.ndarray, size: int, seed: int) -> Shingles:
+    """Hash every run of `size` consecutive units within each document (a shorter document: all its units)."""
+    unit_off = _offsets(lengths)
+    n_sh = np.where(lengths >= size, lengths - size + 1, (lengths > 0).astype(np.int64))
+    pos = _gather_ranges(unit_off[:-1], n_sh)
+    end = np.repeat(unit_off[1:], n_sh)
+    units = units.astype(_U64, copy=False)
+    acc = units[pos].copy() if len(pos) else np.zeros(0, dtype=_U64)
+    last = max(len(units) - 1, 0)
+    for j in range(1, size):
+        idx = pos + j
+        ok = idx < end
+        nxt = units[np.minimum(idx, last)] if len(units) else acc
+        acc = np.where(ok, acc * _POLY + nxt, acc)
+    return Shingles(_offsets(n_sh), mix64(acc ^ _seed_word(seed, size)))
+
+
+def _utf8_buffer(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets int64 n+1, bytes uint8) of a string Series, via its Arrow buffers (no per-row Python)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = pc.cast(texts.fill_null("").to_arrow(), pa.large_string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    _, off_buf, data_buf = arr.buffers()
+    offsets = np.frombuffer(off_buf, dtype=np.int64)[arr.offset: arr.offset + len(arr) + 1]
+    if data_buf is None:
+        return np.zeros(len(arr) + 1, dtype=np.int64), np.zeros(0, dtype=np.uint8)
+    data = np.frombuffer(data_buf, dtype=np.uint8)[offsets[0]: offsets[-1]]
+    return offsets - offsets[0], data
+
+
+# A byte belongs to a word when it is an ASCII letter, digit or underscore, or any byte of a non-ASCII
+# character (so words in any script stay whole; non-ASCII punctuation is part of a word).
+_WORD_BYTE = np.zeros(256, dtype=bool)
+_WORD_BYTE[[*range(48, 58), *range(97, 123), 95, *range(128, 256)]] = True
+_WORD_BYTE[range(65, 91)] = True
+
+
+def _word_units(texts: pl.Series, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """One uint64 hash per word of the lower-cased texts, and the number of words per text."""
+    offsets, data = _utf8_buffer(texts.fill_null("").str.to_lowercase())
+    n = len(offsets) - 1
+    if len(data) == 0:
+        return np.zeros(0, dtype=_U64), np.zeros(n, dtype=np.int64)
+    word = _WORD_BYTE[data]
+    boundary = np.zeros(len(data) + 1, dtype=bool)
+    boundary[offsets] = True
+    starts = np.flatnonzero(word & (boundary[:-1] | ~np.concatenate([[False], word[:-1]])))
+    ends = np.flatnonzero(word & (boundary[1:] | ~np.concatenate([word[1:], [False]]))) + 1
+    lengths = np.bincount(np.searchsorted(offsets, starts, side="right") - 1, minlength=n).astype(np.int64)
+    # Read each word 8 bytes at a time: two aligned uint64 loads, shifted together (little-endian).
+    padded = np.zeros((len(data) + 23) // 8 * 8, dtype=np.uint8)
+    padded[: len(data)] = data
+    words64 = padded.view("<u8")
+    acc = np.full(len(starts), _seed_word(seed, 0x77), dtype=_U64)
+    todo = np.arange(len(starts))
+    pos = starts.copy()
+    while len(todo):
+        p = pos[todo]
+        left = ends[todo] - p
+        shift = (p % 8).astype(_U64) * _U64(8)
+        lo = words64[p // 8] >> shift
+        hi = np.where(shift == 0, _U64(0), words64[p // 8 + 1] << ((_U64(64) - shift) % _U64(64)))
+        keep = np.minimum(left, 8).astype(_U64) * _U64(8)
+        mask = np.where(keep >= 64, _U64(0xFFFFFFFFFFFFFFFF), (_U64(1) << (keep % _U64(64))) - _U64(1))
+        acc[todo] = mix64((acc[todo] * _POLY) ^ ((lo | hi) & mask) ^ keep)
+        pos[todo] += 8
+        todo = todo[left > 8]
+    return acc, lengths
+
+
+def _char_units(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """One uint64 per character (its UTF-8 bytes packed, times an odd constant), and characters per text."""
+    normalized = texts.fill_null("").str.to_lowercase().str.replace_all(r"\s+", " ").str.strip_chars()
+    offsets, data = _utf8_buffer(normalized)
+    lead = (data & 0xC0) != 0x80
+    chars_before = np.zeros(len(data) + 1, dtype=np.int64)
+    np.cumsum(lead, out=chars_before[1:])
+    lengths = np.diff(chars_before[offsets])
+    pos = np.flatnonzero(lead)
+    padded = np.concatenate([data, np.zeros(3, dtype=np.uint8)]).astype(np.uint32)
+    first = padded[pos]
+    value = first | (padded[pos + 1] << 8) | (padded[pos + 2] << 16) | (padded[pos + 3] << 24)
+    nbytes = 1 + (first >= 0xC0).astype(np.uint32) + (first >= 0xE0) + (first >= 0xF0)
+    mask = np.where(nbytes >= 4, np.uint32(0xFFFFFFFF), (np.uint32(1) << (nbytes * 8)) - 1)
+    return (value & mask).astype(_U64) * _GOLDEN, lengths
+
+
+def shingle_hashes(texts: pl.Series, unit: Unit = "word", size: int | None = None, seed: int = 1) -> Shingles:
+    """Hashes of the shingles of every text in a batch (tokenised in Polars, combined in NumPy)."""
+    size = size or DEFAULT_SIZE[unit]
+    if size < 1:
+        raise ValueError(f"shingle size must be at least 1, got {size}")
+    if unit == "word":
+        units, lengths = _word_units(texts, seed)
+    elif unit == "char":
+        units, lengths = _char_units(texts)
+    else:
+        raise ValueError(f"unknown shingle unit {unit!r}; choose word or char")
+    return _ngrams(units, lengths, size, seed)
+
+
+# ------------------------------------------------------------------------------------------ signatures
+
+
+def signatures(shingles: Shingles, num_perm: int = 128, seed: int = 1) -> np.ndarray:
+    """MinHash signatures, an (n, num_perm) uint32 matrix, by one-permutation hashing + optimal densification.
+
+    Rows of documents without shingles are all zeros: exclude them (see `has_shingles`) before LSH.
+    """
+    n, k = shingles.n, int(num_perm)
+    x = mix64(shingles.hashes ^ _seed_word(seed, 0x51))
+    bins = ((x >> _U64(32)) * _U64(k)) >> _U64(32)
+    cell = shingles.doc_index() * k + bins.astype(np.int64)
+    values = (x & _U64(0xFFFFFFFF)).astype(np.uint32)
+    sig = np.full(n * k, np.iinfo(np.uint32).max, dtype=np.uint32)
+    np.minimum.at(sig, cell, values)
+    filled = np.zeros(n * k, dtype=bool)
+    filled[cell] = True
+    sig, filled = sig.reshape(n, k), filled.reshape(n, k)
+    _densify(sig, filled, seed)
+    sig[shingles.counts == 0] = 0
+    return sig
+
+
+def _densify(sig: np.ndarray, filled: np.ndarray, seed: int) -> None:
+    """Optimal densification: empty bin i takes the value of bin h(i, t) for the first attempt t that hits a
+    bin the document filled itself. The sequence h(i, ·) is the same for every document (consistency)."""
+    n, k = sig.shape
+    has_any = filled.any(axis=1)
+    rows, cols = np.nonzero(~filled & has_any[:, None])
+    base = _seed_word(seed, 0xD3)
+    attempt = 0
+    while len(rows):
+        if attempt >= 16 * k:  # (1 - 1/k)^(16k) < 1e-6 per bin: hand the stragglers the first filled bin
+            donor = filled[rows].argmax(axis=1)
+        else:
+            key = (cols.astype(_U64) << _U64(32)) | _U64(attempt)
+            donor = (((mix64(key ^ base) >> _U64(32)) * _U64(k)) >> _U64(32)).astype(np.int64)
+        ok = filled[rows, donor]
+        sig[rows[ok], cols[ok]] = sig[rows[ok], donor[ok]]
+        rows, cols = rows[~ok], cols[~ok]
+        attempt += 1
+
+
+def has_shingles(shingles: Shingles) -> np.ndarray:
+    return shingles.counts > 0
+
+
+# ------------------------------------------------------------------------------------------------- LSH
+
+
+def optimal_param(threshold: float, num_perm: int, false_positive_weight: float = 0.5,
+                  false_negative_weight: float = 0.5) -> tuple[int, int]:
+    """(bands, rows) minimising the weighted false-positive and false-negative probability areas.
+
+    The same search as datasketch 2.0 `datasketch.lsh._optimal_param` (which integrates with
+    scipy.integrate.quad); here every (b, r) is evaluated at once on a fine grid (Simpson's rule).
+    """
+    best, best_err = (1, 1), float("inf")
+    lo = np.linspace(0.0, threshold, 1001)
+    hi = np.linspace(threshold, 1.0, 1001)
+
+    def simpson(y: np.ndarray, x: np.ndarray) -> float:
+        h = x[1] - x[0]
+        return float(h / 3 * (y[0] + y[-1] + 4 * y[1:-1:2].sum() + 2 * y[2:-1:2].sum()))
+
+    for b in range(1, num_perm + 1):
+        for r in range(1, num_perm // b + 1):
+            fp = simpson(1 - (1 - lo**r) ** b, lo)
+            fn = simpson((1 - hi**r) ** b, hi)
+            err = fp * false_positive_weight + fn * false_negative_weight
+            if err < best_err:
+                best, best_err = (b, r), err
+    return best
+
+
+def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """(n, bands) uint64: a hash of each band's `rows` signature values, salted by the band's index so keys of
+    different bands never meet. Documents sharing a key in any band are candidate pairs."""
+    if bands * rows > sig.shape[1]:
+        raise ValueError(f"{bands} bands x {rows} rows need {bands * rows} signature values, have {sig.shape[1]}")
+    cols = np.asfortranarray(sig[:, : bands * rows]).astype(_U64)
+    keys = np.empty((sig.shape[0], bands), dtype=_U64)
+    for b in range(bands):
+        acc = np.full(sig.shape[0], mix64(np.array([b + 1], dtype=_U64))[0], dtype=_U64)
+        for r in range(rows):
+            acc = acc * _POLY + cols[:, b * rows + r]
+        keys[:, b] = mix64(acc)
+    return keys
+
+
+def candidate_pairs(keys: np.ndarray, active: np.ndarray | None = None, mode: str = "star") -> np.ndarray:
+    """Pairs (i < j) of documents sharing a band key, as a sorted (p, 2) int64 array.
+
+    mode `star` links every member of a bucket to the bucket's first document (O(members) pairs, enough for
+    union-find); mode `all` lists every pair within every bucket (O(members²), what MinHashLSH.query gives).
+    """
+    n, bands = keys.shape
+    flat = pl.DataFrame({"doc": np.repeat(np.arange(n, dtype=np.int64), bands), "key": keys.ravel()})
+    if active is not None:
+        flat = flat.filter(pl.Series(np.repeat(active, bands)))
+    shared = flat.filter(pl.col("key").is_duplicated())
+    if mode == "star":
+        pairs = shared.select(pl.col("doc").min().over("key").alias("a"), pl.col("doc").alias("b"))
+    elif mode == "all":
+        pairs = shared.join(shared, on="key", suffix="_b").select(pl.col("doc").alias("a"), pl.col("doc_b").alias("b"))
+    else:
+        raise ValueError(f"unknown candidate mode {mode!r}; choose star or all")
+    pairs = pairs.filter(pl.col("a") < pl.col("b")).unique().sort("a", "b")
+    return pairs.to_numpy().astype(np.int64).reshape(-1, 2)
+
+
+def estimated_jaccard(sig: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """Share of equal signature values per pair (the MinHash estimate of Jaccard similarity)."""
+    if len(pairs) == 0:
+        return np.zeros(0)
+    out = np.empty(len(pairs))
+    for start in range(0, len(pairs), 65536):  # bounded memory: chunks of pairs
+        p = pairs[start: start + 65536]
+        out[start: start + len(p)] = (sig[p[:, 0]] == sig[p[:, 1]]).mean(axis=1)
+    return out
+
+
+def exact_jaccard(shingles: Shingles, pairs: np.ndarray) -> np.ndarray:
+    """Exact Jaccard similarity of the shingle sets of each pair (|A ∩ B| / |A ∪ B|).
+
+    Only the documents named in `pairs` are touched: their sets become rows of a sparse 0/1 matrix (column =
+    shingle hash), and intersections are row-wise products (scipy's sorted-merge kernels, no Python loop).
+    """
+    from scipy.sparse import csr_matrix
+
+    if len(pairs) == 0:
+        return np.zeros(0)
+    docs, local = np.unique(pairs, return_inverse=True)
+    local = local.reshape(pairs.shape)
+    lengths = shingles.counts[docs]
+    idx = _gather_ranges(shingles.offsets[docs], lengths)
+    cols = (shingles.hashes[idx] >> _U64(2)).astype(np.int64)
+    sets = csr_matrix((np.ones(len(cols), dtype=np.int32), cols, _offsets(lengths)), shape=(len(docs), 1 << 62))
+    sets.sum_duplicates()
+    sets.data[:] = 1
+    sizes = np.diff(sets.indptr)
+    out = np.empty(len(pairs))
+    for start in range(0, len(pairs), 65536):  # bounded memory: chunks of pairs
+        a, b = local[start: start + 65536, 0], local[start: start + 65536, 1]
+        inter = np.asarray(sets[a].multiply(sets[b]).sum(axis=1)).ravel()
+        out[start: start + len(a)] = inter / (sizes[a] + sizes[b] - inter)
+    return out
+
+
+# ------------------------------------------------------------------------------------------- clusters
+
+
+def connected_components(n: int, pairs: np.ndarray) -> np.ndarray:
+    """Union-find over the pairs, vectorised: each document's label is the smallest index in its component.
+
+    Rounds of hooking (every root points at the smallest root it shares an edge with) and full path
+    compression (pointer jumping), until every pair has one label.
+    """
+    labels = np.arange(n, dtype=np.int64)
+    if len(pairs) == 0:
+        return labels
+    a, b = pairs[:, 0], pairs[:, 1]
+    while True:
+        la, lb = labels[a], labels[b]
+        differ = la != lb
+        if not differ.any():
+            return labels
+        la, lb = la[differ], lb[differ]
+        low = np.minimum(la, lb)
+        np.minimum.at(labels, la, low)
+        np.minimum.at(labels, lb, low)
+        while True:
+            jumped = labels[labels]
+            if np.array_equal(jumped, labels):
+                break
+            labels = jumped
+
+
+def representatives(labels: np.ndarray, quality: np.ndarray | None = None) -> np.ndarray:
+    """Index of the row each row's cluster keeps: highest `quality` (missing or NaN counts as lowest), ties and
+    no quality → the first row in input order. Deterministic for a given input."""
+    n = len(labels)
+    frame = pl.DataFrame({"row": np.arange(n, dtype=np.int64), "label": labels})
+    if quality is None:
+        key = [pl.col("row")]
+        desc = [False]
+    else:
+        frame = frame.with_columns(pl.Series("q", quality, dtype=pl.Float64).fill_nan(None))
+        key, desc = [pl.col("q"), pl.col("row")], [True, False]
+    rep = pl.col("row").sort_by(key, descending=desc, nulls_last=True).first().over("label")
+    return frame.select(rep).to_series().to_numpy().astype(np.int64)
+
+
+# ------------------------------------------------------------------------------------ reference path
+
+
+_WORD_RE = re.compile("[0-9A-Za-z_\u0080-\U0010FFFF]+")
+_SPACE_RE = re.compile(r"\s+")
+
+
+def python_shingles(text: str | None, unit: Unit = "word", size: int | None = None) -> set[str]:
+    """The shingle set of one text in plain Python: the definition the fast path implements on batches."""
+    size = size or DEFAULT_SIZE[unit]
+    text = (text or "").lower()
+    if unit == "word":
+        units: list[str] | str = _WORD_RE.findall(text)
+        joiner = " "
+    else:
+        units = _SPACE_RE.sub(" ", text).strip()
+        joiner = ""
+    if not units:
+        return set()
+    if len(units) < size:
+        return {joiner.join(units)}
+    return {joiner.join(units[i: i + size]) for i in range(len(units) - size + 1)}
+
+
+def datasketch_pairs(sets: list[set[str]], threshold: float, num_perm: int, seed: int = 1) -> np.ndarray:
+    """Candidate pairs from datasketch's MinHash + MinHashLSH (the reference implementation), (p, 2) int64."""
+    from datasketch import MinHash, MinHashLSH
+
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    sketches: dict[int, MinHash] = {}
+    for i, shingles in enumerate(sets):
+        if not shingles:
+            continue
+        m = MinHash(num_perm=num_perm, seed=seed)
+        m.update_batch([s.encode("utf-8") for s in shingles])
+        sketches[i] = m
+        lsh.insert(i, m)
+    found = {(min(i, j), max(i, j)) for i, m in sketches.items() for j in lsh.query(m) if j != i}
+    return np.array(sorted(found), dtype=np.int64).reshape(-1, 2)
+
+
+def set_jaccard(sets: list[set[str]], pairs: np.ndarray) -> np.ndarray:
+    out = np.empty(len(pairs))
+    for k, (i, j) in enumerate(pairs.tolist()):
+        a, b = sets[i], sets[j]
+        out[k] = len(a & b) / len(a | b) if a or b else 0.0
+    return out

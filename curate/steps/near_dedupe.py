@@ -1,0 +1,202 @@
+"""near_dedupe: drop near-duplicate examples found by MinHash + LSH (reason `near_duplicate`).
+
+Runs after exact_dedupe. Each example's text (`prompt`, `response` or `all` turns) is cut into shingles
+and sketched; LSH buckets give candidate pairs; a pair is a duplicate when its Jaccard similarity reaches
+`threshold`; duplicates are joined into clusters by union-find and each cluster keeps one representative
+(highest `quality` when that column exists, else the first row in input order). The others get
+`drop_reason="near_duplicate"`, `dup_of` = the representative's id, `similarity` = Jaccard to the
+representative; all members, the representative too, get `dup_cluster` = the representative's id.
+
+Thresholds and where they come from:
+- threshold 0.8 Jaccard on word 3-gram shingles: the setting of the MinHash dedupe used for large LM corpora
+  (Lee et al. 2022, "Deduplicating Training Data Makes Language Models Better": 5-gram MinHash at 0.8;
+  datasketch's MinHashLSH default threshold is 0.9; text-dedup's MinHash default 0.7). Shorter shingles
+  (3 words) suit instruction data, where a prompt is often a single sentence.
+- num_perm 128 (datasketch's default); LSH bands × rows from datasketch's `_optimal_param` for the
+  threshold (see `curate.minhash.optimal_param`), with false negatives weighted 0.9 against false
+  positives 0.1 (datasketch weighs them 0.5/0.5): at 0.8 and 128 permutations that is 14 bands × 9 rows,
+  which makes a pair at J = 0.8 a candidate with probability 0.87 instead of 0.40, because every candidate
+  is checked afterwards.
+- Verification: a candidate pair whose MinHash estimate lies within `exact_band` of the threshold is
+  checked with the exact Jaccard of its shingle sets (0.15 ≈ 4 standard deviations of the estimate at
+  J = 0.8 with 128 permutations); pairs clearly above or below are decided by the estimate.
+
+`impl: datasketch` runs the reference implementation (datasketch MinHash + MinHashLSH on Python shingle
+sets, every candidate checked exactly); `impl: fast` (default) does the same on whole batches with NumPy
+and Polars (`curate.minhash`).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import polars as pl
+from pydantic import Field, model_validator
+
+from curate import minhash
+from curate.step import Step, StepConfig
+
+#: Rows per batch when shingling and sketching (bounds memory; signatures are 4 bytes × num_perm per row).
+BATCH_ROWS = 20_000
+
+
+class NearDedupeConfig(StepConfig):
+    threshold: float = Field(0.8, gt=0.0, le=1.0)
+    """Jaccard similarity of shingle sets at or above which two examples are near duplicates."""
+    num_perm: int = Field(128, ge=8, le=1024)
+    """MinHash signature length (permutations / bins)."""
+    unit: Literal["word", "char"] = "word"
+    """Shingle unit: words (runs of letters/digits) or characters (whitespace collapsed)."""
+    size: int | None = Field(None, ge=1, le=64)
+    """Shingle size in units; default 3 for words, 5 for characters."""
+    seed: int = 1
+    text: Literal["prompt", "response", "all"] = "all"
+    """Which text to compare: user turns, assistant turns, or every turn."""
+    impl: Literal["fast", "datasketch"] = "fast"
+    recall_weight: float = Field(0.9, gt=0.0, lt=1.0)
+    """Weight of false negatives against false positives when choosing LSH bands × rows (datasketch: 0.5).
+    Every candidate is checked, so extra candidates cost time, not precision."""
+    exact_band: float = Field(0.15, ge=0.0, le=1.0)
+    """Pairs whose MinHash estimate is within this distance of `threshold` are checked exactly (1.0: all)."""
+
+    @model_validator(mode="after")
+    def _size_default(self) -> NearDedupeConfig:
+        if self.size is None:
+            self.size = minhash.DEFAULT_SIZE[self.unit]
+        return self
+
+
+def text_expr(which: str) -> pl.Expr:
+    """The text near_dedupe compares, joined across turns with newlines (empty when there is none)."""
+    turn = pl.element()
+    if which == "all":
+        contents = pl.col("messages").list.eval(turn.struct.field("content"))
+    else:
+        role = "user" if which == "prompt" else "assistant"
+        contents = pl.col("messages").list.eval(turn.filter(turn.struct.field("role") == role).struct.field("content"))
+    return contents.list.join("\n").fill_null("")
+
+
+class NearDedupe(Step):
+    name = "near_dedupe"
+    Config = NearDedupeConfig
+    is_global = True
+
+    def fit(self, df: pl.DataFrame) -> None:
+        pass
+
+    def apply(self, df: pl.DataFrame) -> pl.DataFrame:
+        cfg = self.config
+        active = df.select(pl.col("drop_reason").is_null()).to_series().to_numpy()
+        active_rows = np.flatnonzero(active)
+        texts = df.select(text_expr(cfg.text)).to_series().gather(active_rows)
+        if cfg.impl == "fast":
+            pairs, sims = self._fast_pairs(texts)
+        else:
+            pairs, sims = self._datasketch_pairs(texts)
+        duplicate = sims >= cfg.threshold
+        edges = pairs[duplicate]
+        labels = minhash.connected_components(len(texts), edges)
+        quality = None
+        if "quality" in df.columns:
+            quality = df.get_column("quality").cast(pl.Float64).gather(active_rows).to_numpy()
+        rep = minhash.representatives(labels, quality)
+        sizes = np.bincount(labels, minlength=len(texts))
+        in_cluster = sizes[labels] > 1
+        dropped = in_cluster & (rep != np.arange(len(texts)))
+        member_pairs = np.stack([rep[dropped], np.flatnonzero(dropped)], axis=1)
+        member_sims = self._similarity(texts, member_pairs, pairs, sims)
+
+        n = df.height
+        cluster_row = np.full(n, -1, dtype=np.int64)  # row index of the representative, -1: none
+        cluster_row[active_rows[in_cluster]] = active_rows[rep[in_cluster]]
+        dropped_rows = active_rows[dropped]
+        similarity = np.full(n, np.nan)
+        similarity[dropped_rows] = member_sims
+        is_dropped = np.zeros(n, dtype=bool)
+        is_dropped[dropped_rows] = True
+
+        self.stats.update(
+            candidate_pairs=int(len(pairs)), verified_pairs=int(duplicate.sum()),
+            clusters=int((sizes > 1).sum()), largest_cluster=int(sizes.max()) if len(sizes) else 0,
+            near_duplicates=int(dropped.sum()),
+        )
+        rep_row = pl.Series("_rep", cluster_row)
+        rep_id = pl.col("id").gather(pl.col("_rep").clip(0))
+        dropped_now = pl.Series("_drop", is_dropped)
+        return (
+            df.with_columns(rep_row, dropped_now)
+            .with_columns(
+                pl.when(pl.col("_drop")).then(pl.lit("near_duplicate")).otherwise(pl.col("drop_reason"))
+                .alias("drop_reason"),
+                pl.when(pl.col("_drop")).then(rep_id).otherwise(pl.col("dup_of")).alias("dup_of"),
+                pl.when(pl.col("_rep") >= 0).then(rep_id).alias("dup_cluster"),
+                pl.Series("similarity", similarity, dtype=pl.Float64).fill_nan(None),
+            )
+            .drop("_rep", "_drop")
+        )
+
+    # -- fast path ------------------------------------------------------------------------------------
+    def _shingles(self, texts: pl.Series) -> minhash.Shingles:
+        return minhash.shingle_hashes(texts, self.config.unit, self.config.size, self.config.seed)
+
+    def _fast_pairs(self, texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+        cfg = self.config
+        sigs, has = [], []
+        for start in range(0, len(texts), BATCH_ROWS):
+            shingles = self._shingles(texts.slice(start, BATCH_ROWS))
+            sigs.append(minhash.signatures(shingles, cfg.num_perm, cfg.seed))
+            has.append(minhash.has_shingles(shingles))
+        if not sigs:
+            return np.zeros((0, 2), dtype=np.int64), np.zeros(0)
+        sig, active = np.concatenate(sigs), np.concatenate(has)
+        bands, rows = minhash.optimal_param(cfg.threshold, cfg.num_perm, 1 - cfg.recall_weight, cfg.recall_weight)
+        self.stats.update(bands=bands, rows=rows)
+        pairs = minhash.candidate_pairs(minhash.band_keys(sig, bands, rows), active)
+        self._sig = sig
+        sims = minhash.estimated_jaccard(sig, pairs)
+        unsure = np.abs(sims - cfg.threshold) <= cfg.exact_band
+        if unsure.any():
+            sims[unsure] = self._exact(texts, pairs[unsure])
+        self.stats["exact_checks"] = int(unsure.sum())
+        return pairs, sims
+
+    def _exact(self, texts: pl.Series, pairs: np.ndarray) -> np.ndarray:
+        """Exact Jaccard, re-shingling only the documents the pairs name."""
+        docs, local = np.unique(pairs, return_inverse=True)
+        shingles = self._shingles(texts.gather(docs))
+        return minhash.exact_jaccard(shingles, local.reshape(pairs.shape))
+
+    # -- reference path -------------------------------------------------------------------------------
+    def _datasketch_pairs(self, texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+        cfg = self.config
+        self._sets = [minhash.python_shingles(t, cfg.unit, cfg.size) for t in texts.to_list()]
+        pairs = minhash.datasketch_pairs(self._sets, cfg.threshold, cfg.num_perm, cfg.seed)
+        return pairs, minhash.set_jaccard(self._sets, pairs)
+
+    def _similarity(self, texts: pl.Series, member_pairs: np.ndarray, pairs: np.ndarray, sims: np.ndarray
+                    ) -> np.ndarray:
+        """Jaccard of each dropped row to its representative: the checked value when that pair was a
+        candidate, else computed now (exactly for datasketch; estimate or exact as for candidates in fast)."""
+        if len(member_pairs) == 0:
+            return np.zeros(0)
+        lo, hi = member_pairs.min(axis=1), member_pairs.max(axis=1)
+        known = pl.DataFrame({"a": pairs[:, 0], "b": pairs[:, 1], "s": sims})
+        wanted = pl.DataFrame({"a": lo, "b": hi})
+        out = wanted.join(known, on=["a", "b"], how="left", maintain_order="left").get_column("s").to_numpy()
+        missing = np.isnan(out)
+        if missing.any():
+            mp = np.stack([lo[missing], hi[missing]], axis=1)
+            if self.config.impl == "datasketch":
+                out[missing] = minhash.set_jaccard(self._sets, mp)
+            else:
+                est = minhash.estimated_jaccard(self._sig, mp)
+                unsure = np.abs(est - self.config.threshold) <= self.config.exact_band
+                if unsure.any():
+                    est[unsure] = self._exact(texts, mp[unsure])
+                out[missing] = est
+        return out
+
+
+STEP = NearDedupe
