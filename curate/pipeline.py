@@ -118,6 +118,7 @@ def run_steps(df: pl.DataFrame, steps: list, run: Run | None = None, reporter: R
         t0 = time.perf_counter()
         rows_in = df.height
         reporter.info(f"[bold]{step.name}[/] on {rows_in:,} rows …")
+        step.reporter = reporter
         out = _with_drop_columns(step.process(_with_drop_columns(df)))
         if out.height != rows_in:
             raise AssertionError(f"step {step.name} returned {out.height} rows for {rows_in}: steps must not remove rows")

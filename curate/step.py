@@ -13,6 +13,8 @@ from typing import Any, ClassVar
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
+from studio.console import Reporter
+
 
 class StepConfig(BaseModel):
     """Base of every step's config: unknown keys are an error (typos must not pass silently)."""
@@ -26,6 +28,8 @@ class Step:
     name: ClassVar[str] = ""
     Config: ClassVar[type[StepConfig]] = StepConfig
     is_global: ClassVar[bool] = False
+    #: Progress output for long steps (model encoding); the pipeline sets it, None means silent.
+    reporter: Reporter | None = None
 
     def __init__(self, config: StepConfig | dict[str, Any] | None = None, **kwargs: Any) -> None:
         if isinstance(config, StepConfig):

@@ -1,0 +1,168 @@
+"""Sentence embeddings for curation steps, with an on-disk cache keyed by (model, text view, id).
+
+`semantic_dedupe` asks `EmbeddingCache.embed(ids, texts)` for unit-length vectors; ids already encoded
+with the same model, text view and truncation are read back from Parquet shards under
+`<studio cache>/embeddings/<key>/` and only the rest are encoded (batched, longest first, with a
+progress bar). Models load from local folders only (the bundled all-MiniLM-L6-v2 by default).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from studio.atomic import write_parquet_atomic
+from studio.console import Reporter
+from studio.errors import StudioError
+from studio.models import cache_dir, minilm_path
+
+#: Shards are merged into one file once a cache folder holds more than this many.
+MAX_SHARDS = 8
+_FINGERPRINT_FILES = ("config.json", "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json")
+
+
+def resolve_model(model: str) -> Path:
+    """`default` → the bundled all-MiniLM-L6-v2; anything else must be a local sentence-transformers folder."""
+    if model in ("default", "all-MiniLM-L6-v2", "minilm"):
+        return minilm_path()
+    path = Path(model)
+    if not path.is_dir():
+        raise StudioError(f"embedding model {model!r} is not a local folder; models are never fetched from a hub here. "
+                          "Pass a sentence-transformers folder (with modules.json) or `default`.")
+    return path
+
+
+def model_fingerprint(path: Path) -> str:
+    """A hash of a model folder's configuration files and weight sizes: same model → same cache."""
+    h = hashlib.sha256(path.name.encode())
+    for name in _FINGERPRINT_FILES:
+        f = path / name
+        if f.exists():
+            h.update(name.encode() + f.read_bytes())
+    for f in sorted(path.rglob("*")):
+        if f.suffix in (".safetensors", ".bin", ".onnx") and f.is_file():
+            h.update(f"{f.relative_to(path)}:{f.stat().st_size}".encode())
+    return h.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=4)
+def load_sentence_model(path: str, max_seq_length: int):
+    """One SentenceTransformer per (folder, truncation) per process: loading costs more than a small batch."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(path, device="cpu", local_files_only=True)
+    model.max_seq_length = max_seq_length
+    return model
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run a block with `n` torch threads (0 = leave torch's setting), restoring the previous count after."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n > 0:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class EmbeddingCache:
+    """Embeds texts with one model, reusing vectors cached on disk for ids seen before."""
+
+    def __init__(self, model: str = "default", view: str = "", max_seq_length: int = 128, batch_size: int = 64,
+                 threads: int = 1, root: Path | None = None) -> None:
+        self.model_path = resolve_model(model)
+        self.max_seq_length = max_seq_length
+        self.batch_size = batch_size
+        self.threads = threads
+        key_src = json.dumps([model_fingerprint(self.model_path), view, max_seq_length])
+        self.key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
+        self.dir = (root or cache_dir() / "embeddings") / self.key
+        self.encoded = 0
+        self.cache_hits = 0
+        self.encode_seconds = 0.0
+        self.load_seconds = 0.0
+
+    def _read(self, ids: pl.Series) -> pl.DataFrame:
+        parts = sorted(self.dir.glob("part-*.parquet"))
+        if not parts:
+            return pl.DataFrame(schema={"id": pl.String, "emb": pl.Array(pl.Float32, 1)})
+        wanted = pl.DataFrame({"id": ids.unique()})
+        return pl.scan_parquet(parts).join(wanted.lazy(), on="id", how="semi").unique("id", keep="first").collect()
+
+    def store(self, ids: list[str], emb: np.ndarray) -> None:
+        """Add vectors to the cache (one new Parquet shard; shards are merged past MAX_SHARDS)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        frame = pl.DataFrame({"id": ids, "emb": emb.astype(np.float32)},
+                             schema={"id": pl.String, "emb": pl.Array(pl.Float32, emb.shape[1])})
+        write_parquet_atomic(frame, self.dir / f"part-{uuid.uuid4().hex}.parquet")
+        parts = sorted(self.dir.glob("part-*.parquet"))
+        if len(parts) > MAX_SHARDS:
+            merged = pl.scan_parquet(parts).unique("id", keep="first").collect()
+            write_parquet_atomic(merged, self.dir / f"part-{uuid.uuid4().hex}.parquet")
+            for p in parts:
+                p.unlink(missing_ok=True)
+
+    def embed(self, ids: list[str], texts: list[str], reporter: Reporter | None = None) -> np.ndarray:
+        """Unit-length float32 vectors, one row per id (in the order given)."""
+        reporter = reporter or Reporter(quiet=True)
+        n = len(ids)
+        index = pl.DataFrame({"id": ids, "_pos": np.arange(n)})
+        cached = self._read(index["id"])
+        hit = index.join(cached, on="id", how="inner")
+        out: np.ndarray | None = None
+        if hit.height:
+            vecs = hit["emb"].to_numpy()
+            out = np.zeros((n, vecs.shape[1]), dtype=np.float32)
+            out[hit["_pos"].to_numpy()] = vecs
+        self.cache_hits = hit.height
+        missing_pos = np.setdiff1d(np.arange(n), hit["_pos"].to_numpy(), assume_unique=True)
+        # Equal ids have equal text: encode each missing id once.
+        miss = index[missing_pos].unique("id", keep="first", maintain_order=True)
+        if miss.height:
+            miss_texts = [texts[i] for i in miss["_pos"].to_list()]
+            vecs = self._encode(miss_texts, reporter)
+            self.store(miss["id"].to_list(), vecs)
+            if out is None:
+                out = np.zeros((n, vecs.shape[1]), dtype=np.float32)
+            by_id = pl.DataFrame({"id": miss["id"], "_row": np.arange(miss.height)})
+            fill = index[missing_pos].join(by_id, on="id", how="left")
+            out[fill["_pos"].to_numpy()] = vecs[fill["_row"].to_numpy()]
+        return out if out is not None else np.zeros((0, 1), dtype=np.float32)
+
+    def _encode(self, texts: list[str], reporter: Reporter) -> np.ndarray:
+        import time
+
+        t_load = time.perf_counter()
+        model = load_sentence_model(str(self.model_path), self.max_seq_length)
+        self.load_seconds = time.perf_counter() - t_load
+        # Longest first in chunks of similar length: little padding, and the ETA is pessimistic, not optimistic.
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        chunk = max(self.batch_size * 8, 256)
+        result: np.ndarray | None = None
+        t0 = time.perf_counter()
+        with torch_threads(self.threads), reporter.progress("embedding", total=len(texts)) as advance:
+            for start in range(0, len(texts), chunk):
+                rows = order[start:start + chunk]
+                batch = [texts[i] for i in rows]
+                vecs = model.encode(batch, batch_size=self.batch_size, normalize_embeddings=True,
+                                    convert_to_numpy=True, show_progress_bar=False)
+                if result is None:
+                    result = np.zeros((len(texts), vecs.shape[1]), dtype=np.float32)
+                result[rows] = vecs
+                advance(len(batch))
+        self.encode_seconds = time.perf_counter() - t0
+        self.encoded = len(texts)
+        assert result is not None
+        return result

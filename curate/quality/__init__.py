@@ -1,0 +1,1 @@
+"""Quality signals for the `score` step, one signal family per module; each names its source."""

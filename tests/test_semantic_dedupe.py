@@ -1,0 +1,130 @@
+"""semantic_dedupe: paraphrases found by embedding cosine, threshold respected, deterministic representative,
+embedding cache reused, k-means organisation finds what all-pairs finds. Uses the real bundled MiniLM."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from curate.pipeline import run_steps
+from curate.steps.semantic_dedupe import SemanticDedupe, find_duplicates, view_text
+from studio.schema import examples_frame, make_example
+
+
+@pytest.fixture(autouse=True)
+def _one_thread_and_private_cache(tmp_path, monkeypatch):
+    import torch
+
+    torch.set_num_threads(1)
+    monkeypatch.setenv("STUDIO_CACHE", str(tmp_path / "cache"))
+
+
+def chat(prompt: str, response: str, **meta) -> dict:
+    return make_example([{"role": "user", "content": prompt}, {"role": "assistant", "content": response}],
+                        source="test", meta=meta)
+
+
+def cosine(a: str, b: str) -> float:
+    from curate.embeddings import load_sentence_model
+    from studio.models import minilm_path
+
+    model = load_sentence_model(str(minilm_path()), 128)
+    va, vb = model.encode([a, b], normalize_embeddings=True)
+    return float(va @ vb)
+
+
+RETURN = chat("How many days do I have to return a tent?", "You can return a tent within 60 days of delivery.")
+RETURN_PARA = chat("How many days do I have to send back a tent?", "You can return a tent within 60 days of delivery.")
+SHIPPING = chat("How much is express shipping?", "Express shipping costs $19.95 and arrives in 1-2 business days.")
+SHIPPING_PARA = chat("What does express delivery cost?", "Express shipping is $19.95 and takes 1-2 business days.")
+UNRELATED = chat("Is the down jacket machine washable?", "Yes, on a gentle cycle with down detergent, then tumble dry low.")
+
+
+def text_of(row: dict) -> str:
+    return examples_frame([row]).select(view_text("prompt_response")).item()
+
+
+def test_threshold_decides_which_hand_built_pairs_are_duplicates():
+    close, looser = cosine(text_of(RETURN), text_of(RETURN_PARA)), cosine(text_of(SHIPPING), text_of(SHIPPING_PARA))
+    assert looser < close, (looser, close)
+    threshold = (close + looser) / 2
+    df = examples_frame([RETURN, SHIPPING, UNRELATED, RETURN_PARA, SHIPPING_PARA])
+
+    kept, dropped = run_steps(df, [SemanticDedupe(threshold=threshold)])
+    gone = pl.concat(dropped)
+    assert gone["id"].to_list() == [RETURN_PARA["id"]]
+    assert gone["dup_of"].to_list() == [RETURN["id"]]
+    assert gone["drop_reason"].to_list() == ["semantic_duplicate"]
+    assert gone["similarity"][0] == pytest.approx(close, abs=1e-4)
+
+    kept, dropped = run_steps(df, [SemanticDedupe(threshold=looser - 1e-3)])
+    gone = pl.concat(dropped).sort("id")
+    assert set(gone["id"]) == {RETURN_PARA["id"], SHIPPING_PARA["id"]}
+    assert (gone["similarity"] >= looser - 1e-3).all()
+    assert UNRELATED["id"] in kept["id"].to_list()
+    # Every member of a group, the kept representative too, carries the group's id.
+    assert kept.filter(pl.col("id") == SHIPPING["id"])["semantic_cluster"].item() == SHIPPING["id"]
+    assert kept.filter(pl.col("id") == UNRELATED["id"])["semantic_cluster"].item() is None
+
+
+def test_representative_is_highest_quality_else_first_seen():
+    rows = [RETURN, RETURN_PARA]
+    first_seen = run_steps(examples_frame(rows), [SemanticDedupe(threshold=0.8)])[0]
+    assert first_seen["id"].to_list() == [RETURN["id"]]
+    reversed_order = run_steps(examples_frame(rows[::-1]), [SemanticDedupe(threshold=0.8)])[0]
+    assert reversed_order["id"].to_list() == [RETURN_PARA["id"]]
+
+    scored = examples_frame(rows).with_columns(pl.Series("quality", [0.4, 0.9]))
+    for frame in (scored, scored.reverse()):
+        kept, dropped = run_steps(frame, [SemanticDedupe(threshold=0.8)])
+        assert kept["id"].to_list() == [RETURN_PARA["id"]]
+        assert pl.concat(dropped)["dup_of"].to_list() == [RETURN_PARA["id"]]
+
+
+def test_second_run_reads_embeddings_from_cache_without_encoding():
+    df = examples_frame([RETURN, SHIPPING, UNRELATED, RETURN_PARA, SHIPPING_PARA])
+    first = SemanticDedupe(threshold=0.9)
+    kept1, _ = run_steps(df, [first])
+    assert first.stats["encoded"] == 5 and first.stats["cache_hits"] == 0
+
+    second = SemanticDedupe(threshold=0.9)
+    kept2, _ = run_steps(df, [second])
+    assert second.stats["encoded"] == 0 and second.stats["cache_hits"] == 5
+    assert kept1["id"].to_list() == kept2["id"].to_list()
+
+    # A new row is the only one encoded; another text view is another cache.
+    extra = chat("Do you ship to Canada?", "Yes, for $14.95, in 7-12 business days.")
+    third = SemanticDedupe(threshold=0.9)
+    run_steps(examples_frame([RETURN, SHIPPING, UNRELATED, RETURN_PARA, SHIPPING_PARA, extra]), [third])
+    assert (third.stats["encoded"], third.stats["cache_hits"]) == (1, 5)
+    by_prompt = SemanticDedupe(threshold=0.9, text="prompt")
+    run_steps(df, [by_prompt])
+    assert by_prompt.stats["encoded"] == 5
+
+
+def test_greedy_rule_drops_only_rows_close_to_a_kept_row():
+    # a~b and b~c are above threshold, a~c is not: b goes (its best kept partner is a), c stays,
+    # because the only row it is close to was dropped.
+    a = np.array([1.0, 0.0])
+    b = np.array([np.cos(0.25), np.sin(0.25)])
+    c = np.array([np.cos(0.5), np.sin(0.5)])
+    emb = np.stack([a, b, c]).astype(np.float32)
+    threshold = float(np.cos(0.3))
+    dup_of, sim = find_duplicates(emb, rank=np.arange(3), labels=np.zeros(3, dtype=np.int64), threshold=threshold)
+    assert dup_of.tolist() == [-1, 0, -1]
+    assert sim[1] == pytest.approx(np.cos(0.25), abs=1e-6)
+
+
+def test_kmeans_clusters_find_the_same_duplicates_as_all_pairs(shared_data):
+    from studio.readers import read_inputs
+
+    frame = read_inputs([shared_data / "t0" / "ag_news_classify.jsonl", shared_data / "t0" / "ag_news_recommend.jsonl"]).frame()
+    frame = frame.head(120)
+    exact, _ = run_steps(frame, [SemanticDedupe(threshold=0.95, text="prompt", cluster_size=10_000)])
+    clustered_step = SemanticDedupe(threshold=0.95, text="prompt", cluster_size=20)
+    clustered, dropped = run_steps(frame, [clustered_step])
+    assert clustered_step.stats["kmeans_clusters"] == 6
+    assert clustered_step.stats["encoded"] == 0  # the all-pairs run filled the cache
+    assert dropped, "ag_news prompts under two templates share their article: there are duplicates"
+    assert set(clustered["id"]) == set(exact["id"])
