@@ -245,10 +245,9 @@ def _sketch(table, cfg: dict[str, Any], bands: int, rows: int, has_quality: bool
     sig = minhash.signatures(shingles, cfg["num_perm"], cfg["seed"])
     has = minhash.has_shingles(shingles)
     keys = minhash.band_keys(sig, bands, rows)
-    width = sig.shape[1] * 4
     quality = (df.get_column("quality").cast(pl.Float64).to_arrow() if has_quality
                else pa.nulls(df.height, pa.float64()))
-    sig_arr = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), len(sig), [None, pa.py_buffer(sig.tobytes())])
+    sig_arr = pa.FixedSizeListArray.from_arrays(pa.array(sig.ravel(), pa.uint32()), sig.shape[1])
     key_arr = pa.FixedSizeListArray.from_arrays(pa.array(keys.ravel(), pa.uint64()), bands)
     return pa.table({ROW: df.get_column(ROW).to_arrow(), "_id": df.get_column("id").to_arrow(), "_q": quality,
                      "_text": texts.to_arrow(), "_sig": sig_arr, "_has": pa.array(has), "_keys": key_arr})
@@ -309,11 +308,9 @@ def pair_similarity(a_sig, b_sig, a_text: pl.Series, b_text: pl.Series, cfg: dic
 
 
 def _sig_matrix(column, num_perm: int) -> np.ndarray:
+    """Signatures from a list column (fixed-size or not: joins may change the list type)."""
     arr = column.combine_chunks() if hasattr(column, "combine_chunks") else column
-    buf = arr.buffers()[1]
-    width = num_perm * 4
-    raw = np.frombuffer(buf, dtype=np.uint8)[arr.offset * width: (arr.offset + len(arr)) * width]
-    return raw.view(np.uint32).reshape(len(arr), num_perm)
+    return arr.flatten().to_numpy(zero_copy_only=False).astype(np.uint32, copy=False).reshape(len(arr), num_perm)
 
 
 def _verify(table, cfg: dict[str, Any]):
@@ -482,8 +479,7 @@ class _Embedder:
 
 def _emb_matrix(column) -> np.ndarray:
     arr = column.combine_chunks() if hasattr(column, "combine_chunks") else column
-    dim = arr.type.list_size
-    return arr.flatten().to_numpy(zero_copy_only=False).reshape(len(arr), dim)
+    return arr.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(len(arr), -1)
 
 
 def _assign(table, centroids: np.ndarray):
@@ -730,11 +726,11 @@ def run_pipeline_ray(config: PipelineConfig, steps: list, out_dir: str | Path | 
     """`run_pipeline(engine="ray")`: same inputs, same steps, same outputs as the local engine, on Ray Data."""
     import ray
 
+    if address:
+        _check_reachable(address)  # one sentence, before a run folder exists
     with Run("curate", out_dir=out_dir, workspace=workspace,
              config={**config.model_dump(mode="json"), "engine": "ray"}) as run:
-        started = connect(address, run.dir / ".ray") if not ray.is_initialized() else False
-        if address:
-            _check_reachable(address)
+        started = connect(address, run.dir / ".ray")
         try:
             _context()
             t0 = time.perf_counter()
