@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test lint system-deps clean
+.PHONY: install demo test lint system-deps labelstudio-venv clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,8 +30,13 @@ demo: install
 system-deps:
 	@./scripts/install_system_deps.sh
 
+## Label Studio's own virtual environment (it pins many packages), used by `studio labelstudio start`
+## and the bridge's integration tests; created once under ~/.cache/finetune-studio (~1-2 min).
+labelstudio-venv: install
+	$(PY) -c "from review_app.labelstudio_server import ensure_venv; ensure_venv()"
+
 ## The test suite (what CI runs).
-test: install system-deps
+test: install system-deps labelstudio-venv
 	$(PY) -m pytest -q
 
 lint: install

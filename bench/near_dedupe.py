@@ -126,7 +126,7 @@ def make_scaled(src: pl.DataFrame, n: int, path: Path, seed: int = 0) -> None:
     text = pl.col("messages").list.get(1).struct.field("content")
     df = df.with_columns(text.alias("_a"), pl.col("messages").list.get(0).struct.field("content").alias("_u"))
     length = df.get_column("_a").str.len_chars().to_numpy()
-    for k in range(2):
+    for _ in range(2):
         pos = (rng.random(n) * (length + 1)).astype(np.int64)
         tok = pl.Series([f" z{v:x} " for v in rng.integers(0, 1 << 40, n)])
         df = df.with_columns(pl.concat_str([pl.col("_a").str.slice(0, pl.Series(pos)), tok,
@@ -176,7 +176,7 @@ def main() -> None:
               f"{r['dropped']:,} | {r['pairs']:,} | {r['precision']:.3f} | {r['recall']:.3f} |")
     print(f"\nratio docs/s ours/datasketch: {d['seconds'] / f['seconds']:.1f}x; "
           f"with the JSONL reader added to both: {(d['seconds'] + read_jsonl) / (f['seconds'] + read_jsonl):.1f}x")
-    print(f"fast stats: {json.dumps({k: f[k] for k in ('bands', 'rows', 'candidate_pairs', 'exact_checks', 'verified_pairs', 'clusters', 'largest_cluster') if k in f})}")
+    print(f"fast stats: {json.dumps({k: f[k] for k in ('lsh_bands', 'lsh_rows', 'candidate_pairs', 'exact_checks', 'verified_pairs', 'clusters', 'largest_cluster') if k in f})}")
     if args.skip_scale:
         return
     print("\n| scaled rows | impl | seconds | docs/s | peak MB | dropped |")

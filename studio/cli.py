@@ -31,7 +31,13 @@ app = typer.Typer(
 )
 
 #: Modules that add commands with `register(app)`; each package owns its own.
-COMMAND_MODULES: tuple[str, ...] = ("curate.commands",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "curate.commands",
+    "review_app.commands",
+    "review_app.labelstudio_commands",
+    "synth.commands",
+    "training.commands",
+)
 
 
 class State:
@@ -152,30 +158,53 @@ def list_steps() -> None:
 
 @app.command()
 def export(
-    dataset: Annotated[Path, typer.Argument(help="A data set: kept.parquet from curate, or any readable input file.")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="openai, alpaca, sharegpt, prompt-completion, csv or parquet.")] = "openai",
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output file.")] = Path("export.jsonl"),
-    with_id: Annotated[bool, typer.Option("--with-id", help="Add each example's id to its record.")] = False,
+    dataset: Annotated[Path | None, typer.Argument(help="A data set file to convert (kept.parquet from curate, or any readable file). Leave out to export what review approved.", show_default=False)] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="openai, alpaca, sharegpt, prompt-completion, dpo (review export); csv and parquet only with DATASET.")] = "openai",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file with DATASET (default export.jsonl); output folder without.", show_default=False)] = None,
+    with_id: Annotated[bool, typer.Option("--with-id", help="With DATASET: add each example's id to its record.")] = False,
+    db: Annotated[str | None, typer.Option("--db", help="Review DB URL or SQLite file (default: the workspace's review.db).", show_default=False)] = None,
+    split: Annotated[str, typer.Option("--split", help="Split names and fractions; duplicates and variants of one prompt stay in one split.")] = "train=0.9,val=0.05,test=0.05",
+    seed: Annotated[int, typer.Option(help="Seed of the split assignment (same seed, same files).")] = 0,
+    policy: Annotated[str, typer.Option(help="How reviewers' verdicts combine: unanimous, majority or any.")] = "unanimous",
+    min_agreement: Annotated[float | None, typer.Option("--min-agreement", help="Keep items whose share of accepting reviewer verdicts is at least this (0-1).", show_default=False)] = None,
+    synthetic: Annotated[bool, typer.Option("--include-synthetic/--no-synthetic", help="Export approved synthetic examples too.")] = True,
+    hf_dataset: Annotated[bool, typer.Option("--hf-dataset", help="Also write a datasets.save_to_disk folder (hf_dataset/).")] = False,
+    stratify: Annotated[str | None, typer.Option(help="Meta field (e.g. category) whose mix each split keeps.", show_default=False)] = None,
+    tokenizer: Annotated[Path | None, typer.Option(help="Local tokenizer folder: check every example's token length.", show_default=False)] = None,
+    max_tokens: Annotated[int | None, typer.Option("--max-tokens", help="Longest example allowed with --tokenizer (default: its model_max_length).", show_default=False)] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier export in --out DIR.")] = False,
 ) -> None:
-    """Write a data set in a trainer's format (one JSON record per line).
+    """Write training data: approved review items as split JSONL with a dataset card, or one file as is.
+
+    Without DATASET: the examples review approved (edits applied) go to `--out DIR` as one JSONL per split,
+    `ids.jsonl`, a dataset card `README.md` and `manifest.json`; every line is checked against the format.
+    `--format dpo` writes preference pairs (edited over original answer, accepted over rejected answer).
 
     Examples:
 
-        studio export out/clean/kept.parquet --format openai --out train.jsonl
+        studio export --format openai --out export/ --split train=0.9,val=0.05,test=0.05 --seed 1
+
+        studio export --format dpo --out export_dpo/ --policy majority --min-agreement 0.75
 
         studio export out/clean/kept.parquet --format sharegpt --out train_sharegpt.jsonl
     """
+    rep = reporter()
+    ws = current_workspace()
+    if dataset is None:
+        _export_review(rep, ws, fmt=fmt, out=out, db=db, split=split, seed=seed, policy=policy,
+                       min_agreement=min_agreement, synthetic=synthetic, hf_dataset=hf_dataset, stratify=stratify,
+                       tokenizer=tokenizer, max_tokens=max_tokens, overwrite=overwrite)
+        return
     from studio.readers import read_inputs
     from studio.runs import Run
     from studio.writers import write_examples
 
-    rep = reporter()
+    out = out or Path("export.jsonl")
     result = read_inputs([dataset])
     if result.kind != "examples":
         raise StudioError(f"{dataset} holds plain documents, not examples; there is nothing to export.")
     if not result.rows:
         raise StudioError(f"{dataset} has no valid examples to export ({len(result.quarantine)} malformed records).")
-    ws = current_workspace()
     with Run("export", workspace=ws, config={"format": fmt, "with_id": with_id}) as run:
         run.add_input(dataset)
         n = write_examples(result.frame(), out, fmt, with_id=with_id)
@@ -184,6 +213,73 @@ def export(
         run.counts.quarantined = len(result.quarantine)
         run.add_output(out, rows=n, format=fmt)
     rep.out.print(f"wrote {n:,} {fmt} records to [bold]{out}[/]")
+
+
+def _export_review(rep, ws, *, out: Path | None, db: str | None, **options) -> None:
+    from review_app.export import ExportConfig, run_export
+    from review_app.store import ReviewStore
+    from studio.splits import parse_split_spec
+
+    if out is None:
+        raise StudioError("name the output folder with --out DIR (it gets one JSONL per split, ids.jsonl, README.md, manifest.json).")
+    url = _review_db(ws, db)
+    cfg = ExportConfig(format=options["fmt"], out=out, splits=parse_split_spec(options["split"]), seed=options["seed"],
+                       policy=options["policy"], min_agreement=options["min_agreement"],
+                       include_synthetic=options["synthetic"], hf_dataset=options["hf_dataset"],
+                       stratify=options["stratify"], tokenizer=options["tokenizer"], max_tokens=options["max_tokens"],
+                       overwrite=options["overwrite"])
+    with ReviewStore(url) as store:
+        run = run_export(store, cfg, workspace=ws, reporter=rep, db_label=_db_label(url))
+    info = run.extra["export"]
+    rows = [[s, n, str(out / f"{s}.jsonl") if n else "(empty)"] for s, n in info["splits"].items()]
+    rows += [[f"left out: {r}", n, ""] for r, n in {**info["filtered"], **run.counts.dropped}.items()]
+    rep.table(f"export {run.run_id} ({cfg.format})", ["split", "records", "file"], rows)
+    rep.out.print(f"dataset card [bold]{out / 'README.md'}[/], manifest {run.manifest_path}")
+
+
+def _review_db(ws, db: str | None) -> str:
+    if db:
+        return db
+    if ws is None:
+        raise StudioError("no review DB: run inside a workspace (studio init), pass --workspace, or name one with --db URL.")
+    return ws.review_db_url
+
+
+def _db_label(url: str) -> str:
+    """The DB for manifests: a SQLite file path, or the URL without its password."""
+    if url.startswith("sqlite:///"):
+        return url.removeprefix("sqlite:///")
+    if "://" not in url:
+        return url
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@app.command()
+def lineage(
+    example_id: Annotated[str, typer.Argument(help="An example id: the reviewed item's id or the id of its edited version.")],
+    db: Annotated[str | None, typer.Option("--db", help="Review DB URL or SQLite file (default: the workspace's review.db).", show_default=False)] = None,
+    root: Annotated[Path | None, typer.Option(help="Folder of run folders (default: the workspace's runs/).", show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the chain as JSON.")] = False,
+) -> None:
+    """Where one example came from and where it went: raw file and line → curate run and steps → synth run
+    → review decisions (with edits as diffs) → exports → training runs and their metrics.
+
+    Example: `studio lineage 3f2a9c0d1e4b5a6c7d8e`
+    """
+    import json
+
+    from review_app.lineage import render_lineage, trace
+    from review_app.store import ReviewStore
+
+    ws = current_workspace()
+    with ReviewStore(_review_db(ws, db)) as store:
+        chain = trace(example_id, store, workspace=ws, runs_root=root)
+    if as_json:
+        typer.echo(json.dumps(chain, indent=2, ensure_ascii=False, default=str))
+    else:
+        reporter().out.print(render_lineage(chain), markup=False, highlight=False)
 
 
 @app.command()
@@ -204,6 +300,9 @@ def runs(
         where = root or (ws.runs_dir if ws else "runs/")
         reporter().info(f"no runs found in {where}.")
         return
+    if kind in ("train", "eval"):
+        _model_runs_table(found[:limit], kind)
+        return
     rows = []
     for m in found[:limit]:
         c = m.get("counts", {})
@@ -211,6 +310,24 @@ def runs(
         rows.append([m.get("run_id", "?"), m.get("kind", "?"), m.get("started_at", "?"), m.get("status", "?"),
                      c.get("input", 0), c.get("kept", 0), dropped, c.get("quarantined", 0)])
     reporter().table("runs", ["run", "kind", "started (UTC)", "status", "input", "kept", "dropped", "quarantined"], rows)
+
+
+def _model_runs_table(found: list[dict], kind: str) -> None:
+    """Training/eval runs: which model, method and data (sha256 + upstream export manifest), and the metrics."""
+    rows = []
+    for m in found:
+        data = "; ".join(f"{Path(i['path']).name} {str(i.get('sha256') or '')[:12]}" for i in m.get("inputs", []))
+        upstream = ", ".join(m.get("upstream_manifests", [])) or "–"
+        metrics = m.get("metrics", {})
+        if kind == "train":
+            shown = (f"val loss {metrics.get('val_loss_before')} → {metrics.get('val_loss_best')}, "
+                     f"{metrics.get('steps')} steps, {metrics.get('tokens_per_second')} tok/s")
+            rows.append([m.get("run_id", "?"), m.get("status", "?"), m.get("base_model", "?"), m.get("method", "?"),
+                         data, upstream, shown])
+        else:
+            shown = "; ".join(f"{label}: ppl {s.get('perplexity')}, rougeL {s.get('rouge_l')}" for label, s in metrics.items())
+            rows.append([m.get("run_id", "?"), m.get("status", "?"), m.get("model", "?"), "–", data, upstream, shown])
+    reporter().table(f"{kind} runs", ["run", "status", "model", "method", "data (sha256)", "upstream manifests", "metrics"], rows)
 
 
 @app.command()

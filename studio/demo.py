@@ -59,19 +59,134 @@ def stage_curate(ctx: DemoContext) -> None:
     ctx.add("curate", "kept", counts["kept"], ctx.outputs["curated"])
 
 
+#: The demo's reviewer login (printed at the end of the review stage).
+DEMO_REVIEWER = ("demo", "demo-review")
+DEMO_RULE = "quality >= 0.9 and pii_count == 0"
+
+
+def stage_review(ctx: DemoContext) -> None:
+    """Queue the curated (and synthetic, when present) examples in the workspace review DB, let the
+    high-confidence rule decide the obvious ones, and add a reviewer for the app."""
+    from review_app.recorded import auto_recorded, load_recorded
+    from review_app.store import ReviewStore
+
+    store = ReviewStore(ctx.workspace.review_db_url)
+    datasets = [ctx.outputs["curated"], *([ctx.outputs["synthetic"]] if ctx.outputs.get("synthetic") else [])]
+    for path in datasets:
+        _, counts = load_recorded(store, path, ctx.workspace, overlap=1, order="quality")
+        ctx.add("review", f"queued from {Path(path).name}", counts["added"], ctx.workspace.review_db_url)
+    _, result = auto_recorded(store, DEMO_RULE, "high-confidence", ctx.workspace)
+    for name, n in result["missing"].items():
+        ctx.reporter.warn(f"{n} items have no `{name}` yet, so the rule `{DEMO_RULE}` does not match them; "
+                          "they stay in the queue for people.")
+    ctx.add("review", "accepted by rule:high-confidence", result["decided"])
+    if DEMO_REVIEWER[0] not in {r["name"] for r in store.reviewers()}:
+        store.add_reviewer(*DEMO_REVIEWER, role="lead")
+    ctx.add("review", "left for people", store.progress()["remaining_items"])
+    store.close()
+    ctx.reporter.info(f"open the review app: cd {ctx.workspace.root} && studio review  "
+                      f"(http://127.0.0.1:8501, log in as {DEMO_REVIEWER[0]} / {DEMO_REVIEWER[1]})")
+
+
+#: Fewer approved items than this after the rule, and the demo lead accepts the rest (see stage_export).
+DEMO_MIN_APPROVED = 20
+DEMO_FALLBACK_RULE = ("origin in ('real', 'synthetic', 'edited')", "demo-lead-accepts-rest")
+def stage_synth(ctx: DemoContext) -> None:
+    """Grounded QA from the sample policy documents on the bundled model (embedded llama.cpp server)."""
+    from studio.readers import read_inputs
+    from synth.backends import BackendConfig, make_backend
+    from synth.runner import SynthJob, build_generator, run_synth
+
+    docs = ctx.data_dir / "docs"
+    if not docs.is_dir():
+        ctx.add("synth", "skipped: no documents in", str(docs))
+        return
+    # The 135M demo model cannot judge (it scores almost everything 1): record q_judge, filter on it only with
+    # a stronger model. Sampling uses a fixed seed per candidate, so the demo repeats.
+    job = SynthJob(generator="grounded-qa", n=8, inputs=[str(docs)], backend=BackendConfig(kind="local", concurrency=4),
+                   temperature=0.7, max_tokens=64, judge=True, judge_threshold=1.0)
+    result = read_inputs([docs])
+    run = run_synth(job, build_generator(job, result.rows, result.kind), make_backend(job.backend),
+                    out_dir=ctx.workspace.runs_dir / "demo-synth", workspace=ctx.workspace, reporter=ctx.reporter,
+                    inputs=sorted(docs.iterdir()))
+    ctx.outputs["synthetic"] = run.dir / "kept.parquet"
+    counts = run.counts.to_dict()
+    ctx.add("synth", "grounded QA requested / produced", f"{job.n} / {counts['kept']}", ctx.outputs["synthetic"])
+    ctx.add("synth", "candidates dropped / quarantined", f"{sum(counts['dropped'].values())} / {counts['quarantined']}",
+            run.dir / "quarantine.jsonl")
+
+
 def stage_export(ctx: DemoContext) -> None:
-    import polars as pl
+    """Export what review approved as OpenAI chat JSONL with leak-free train/val/test splits and a dataset card.
 
-    from studio.writers import write_examples
+    No person reviews during the demo, so when the rule approved too little (e.g. no quality/PII scores
+    yet), a clearly labelled demo-only bulk decision (`rule:demo-lead-accepts-rest`) accepts the
+    remaining items; a real project never does this."""
+    from review_app.export import ExportConfig, run_export
+    from review_app.store import ReviewStore
 
-    out = ctx.workspace.data_dir / "demo_train.jsonl"
-    n = write_examples(pl.read_parquet(ctx.outputs["curated"]), out, "openai")
-    ctx.outputs["export"] = out
-    ctx.add("export", "openai chat records", n, out)
+    with ReviewStore(ctx.workspace.review_db_url) as store:
+        approved = len(store.approved_items())
+        if approved < DEMO_MIN_APPROVED:
+            rule, name = DEMO_FALLBACK_RULE
+            result = store.auto_decide(rule, name, verdict="accept")
+            ctx.reporter.warn(f"only {approved} items approved by review; DEMO ONLY: the demo lead accepts the "
+                              f"{result['decided']} remaining items as `rule:{name}` so the export has data.")
+            ctx.add("export", f"DEMO ONLY: accepted by rule:{name}", result["decided"])
+        out = ctx.workspace.data_dir / "export"
+        run = run_export(store, ExportConfig(format="openai", out=out, seed=0, overwrite=True),
+                         workspace=ctx.workspace, reporter=ctx.reporter, db_label=ctx.workspace.review_db_url)
+    splits = run.extra["export"]["splits"]
+    ctx.outputs["export"] = out / "train.jsonl"
+    if splits.get("val"):
+        ctx.outputs["export_val"] = out / "val.jsonl"
+    for split, n in splits.items():
+        ctx.add("export", f"{split} (openai chat)", n, out / f"{split}.jsonl" if n else "")
+    ctx.add("export", "dataset card", "", out / "README.md")
+
+
+def stage_train(ctx: DemoContext) -> None:
+    """A few LoRA steps on CPU on the exported set, with validation loss and eval metrics before and after."""
+    import json
+
+    from studio.writers import write_jsonl
+    from training.config import TrainConfig
+    from training.data import split_train_val
+    from training.evaluate import EvalSettings, run_eval
+    from training.trainer import train
+
+    export = ctx.outputs["export"]
+    val = ctx.outputs.get("export_val")
+    if val is None:  # one file: hold out a validation set by example id (deterministic)
+        export, val = split_train_val(export, ctx.workspace.data_dir / "demo_split")
+    # keep the demo short: validate and evaluate on at most 8 conversations
+    rows = [json.loads(line) for line in Path(val).read_text(encoding="utf-8").splitlines() if line.strip()][:8]
+    small_val = ctx.workspace.data_dir / "demo_val_small.jsonl"
+    write_jsonl(rows, small_val)
+    cfg = TrainConfig(base_model="default", method="lora", max_steps=6, batch_size=1, grad_accum=1, max_length=320,
+                      overlong="truncate", learning_rate=1e-3, lora_r=8, lora_alpha=16, eval_steps=3, save_steps=3,
+                      warmup_ratio=0.0)
+    result = train(cfg, export, small_val, ctx.workspace.runs_dir / "demo-train", reporter=ctx.reporter,
+                   workspace=ctx.workspace)
+    m = result.metrics
+    ctx.outputs["adapter"] = result.adapter_dir
+    data = m["data"]["train"]
+    ctx.add("train", "conversations trained on (dropped / truncated)",
+            f"{data['kept']} ({sum(data['dropped'].values())} / {data['truncated']})", result.run_dir)
+    ctx.add("train", "LoRA steps, tokens/s (CPU)", f"{m['steps']}, {m['tokens_per_second']:.0f}")
+    after_loss = m["val_loss_best"] if m["val_loss_best"] is not None else m["val_loss_last"]
+    ctx.add("train", "validation loss before → after", f"{m['val_loss_before']:.3f} → {after_loss:.3f}",
+            result.run_dir / "loss_curve.png")
+    report = run_eval(str(result.adapter_dir), small_val, ctx.workspace.runs_dir / "demo-eval",
+                      EvalSettings(max_examples=4, max_new_tokens=24, batch_size=4, max_length=320),
+                      reporter=ctx.reporter, workspace=ctx.workspace)
+    before, after = report["scores"]["before (base)"], report["scores"]["after (adapter)"]
+    ctx.add("eval", "perplexity before → after", f"{before['perplexity']:.2f} → {after['perplexity']:.2f}")
+    ctx.add("eval", "ROUGE-L before → after", f"{before['rouge_l']:.3f} → {after['rouge_l']:.3f}", report["report"])
 
 
 #: Demo stages in order.
-STAGES = [stage_curate, stage_export]
+STAGES = [stage_curate, stage_synth, stage_review, stage_export, stage_train]
 
 
 def run_demo(directory: Path, data_dir: Path | None = None, fresh: bool = True, reporter: Reporter | None = None) -> DemoContext:

@@ -98,7 +98,7 @@ def planted_pii_values(planted: dict) -> list[str]:
     return values
 
 
-def test_planted_pii_of_sample_data_is_gone_after_normalize_and_redact_pii(tmp_path, sample_data, planted):
+def test_planted_pii_of_sample_data_is_gone_after_normalize_and_redact_pii(tmp_path, workspace, sample_data, planted):
     from studio.demo import sample_inputs
 
     values = planted_pii_values(planted)

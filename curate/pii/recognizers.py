@@ -257,6 +257,11 @@ NAME_KEYWORDS = ["my name is", "name is", "name:", "names are", "named", "called
 _NAME_TOKEN = r"[[:L:]][[:L:]'’\-]*"
 _NAME_VALUE = rf"{_NAME_TOKEN}(?:\s(?:[[:Lu:]]\.|{_NAME_TOKEN})){{0,2}}"
 TITLES = ["mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame", "madam", "mister", "doctor", "nurse"]
+#: Self-introductions and sign-offs. spaCy's small model misses many names here ("This is Felix Featherstone.",
+#: "under the name Tomasz Rosenthal"), so a full name (two or three capitalised words) after them is a PERSON.
+INTRO_KEYWORDS = ["this is", "under the name", "in the name of", "i am", "i'm", "regards", "best regards",
+                  "kind regards", "sincerely", "cheers", "thanks", "thank you", "best", "-", "--", "—"]
+_FULL_NAME = r"[[:Lu:]][[:Ll:]'’\-]+(?:\s[[:Lu:]][[:Ll:]'’\-]+){1,2}"
 
 
 class NameAfterKeywordRecognizer(KeyedValueRecognizer):
@@ -270,6 +275,9 @@ class NameAfterKeywordRecognizer(KeyedValueRecognizer):
         titles = "|".join(TITLES)
         self.title_pattern = regex.compile(
             rf"(?<![\w])(?i:{titles})\.?\s+(?P<value>[[:Lu:]][[:L:]'’\-]+(?:\s(?:[[:Lu:]]\.|[[:Lu:]][[:L:]'’\-]+)){{0,2}})")
+        self.intro_pattern = regex.compile(
+            rf"(?:^|(?<=[\s.,;:!?(]))(?i:{_keyword_alternation(INTRO_KEYWORDS)})[\s,:]+(?P<value>{_FULL_NAME})(?![\w@])",
+            regex.MULTILINE)
 
     def _trim(self, text: str, start: int, end: int) -> tuple[int, int] | None:
         words = list(regex.finditer(r"\S+", text[start:end]))
@@ -284,7 +292,7 @@ class NameAfterKeywordRecognizer(KeyedValueRecognizer):
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
         out = []
-        for pattern in (self.pattern, self.title_pattern):
+        for pattern in (self.pattern, self.title_pattern, self.intro_pattern):
             for m in pattern.finditer(text):
                 span = self._trim(text, *m.span("value"))
                 if span:

@@ -152,7 +152,7 @@ class NearDedupe(Step):
             return np.zeros((0, 2), dtype=np.int64), np.zeros(0)
         sig, active = np.concatenate(sigs), np.concatenate(has)
         bands, rows = minhash.optimal_param(cfg.threshold, cfg.num_perm, 1 - cfg.recall_weight, cfg.recall_weight)
-        self.stats.update(bands=bands, rows=rows)
+        self.stats.update(lsh_bands=bands, lsh_rows=rows)
         pairs = minhash.candidate_pairs(minhash.band_keys(sig, bands, rows), active)
         self._sig = sig
         sims = minhash.estimated_jaccard(sig, pairs)

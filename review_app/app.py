@@ -1,0 +1,71 @@
+"""The review app (Streamlit): `studio review` runs it. Login first; then the review queue, and for leads
+the lead view. Each page is a small module calling tested functions (`logic`, `store`).
+
+The database comes from $STUDIO_REVIEW_DB (set by `studio review`), else the workspace's review.db.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+# `streamlit run review_app/app.py` puts only this folder on sys.path; the package's own tree goes first.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import streamlit as st  # noqa: E402
+
+from review_app import page_lead, page_login, page_review  # noqa: E402
+
+
+@st.cache_resource
+def get_store(url: str):
+    from review_app.store import ReviewStore
+
+    return ReviewStore(url)
+
+
+def db_url() -> str:
+    url = os.environ.get("STUDIO_REVIEW_DB")
+    if url:
+        return url
+    from studio.workspace import Workspace
+
+    ws = Workspace.find()
+    if ws is None:
+        st.error("No review database: start the app with `studio review` inside a workspace.")
+        st.stop()
+    return ws.review_db_url
+
+
+def guidelines_text() -> str:
+    root = os.environ.get("STUDIO_WORKSPACE")
+    if root:
+        path = Path(root) / "guidelines.md"
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+    return "No guidelines file (guidelines.md in the workspace)."
+
+
+def main() -> None:
+    st.set_page_config(page_title="Review · Fine-Tuning Data Studio", page_icon="✅", layout="wide")
+    store = get_store(db_url())
+    user = st.session_state.get("user")
+    if user is None:
+        page_login.render(store)
+        st.stop()
+    with st.sidebar:
+        st.markdown(f"**{user['name']}** ({user['role']})")
+        if st.button("Log out", key="logout"):
+            st.session_state.clear()
+            st.rerun()
+        view = st.radio("View", ["Review", "Lead view"], key="view") if user["role"] == "lead" else "Review"
+        with st.expander("Guidelines", expanded=False):
+            st.markdown(guidelines_text())
+    if view == "Lead view":
+        page_lead.render(store, user)
+    else:
+        page_review.render(store, user)
+
+
+main()

@@ -1,0 +1,124 @@
+"""Pure functions behind the review app's pages (tested without Streamlit): edits, diffs, filters,
+progress figures, the keyboard-shortcut script, and the text of the lead view."""
+
+from __future__ import annotations
+
+import difflib
+import html
+import json
+from typing import Any
+
+#: Reason tags offered when rejecting (a reject needs at least one).
+REJECT_REASONS = ("wrong facts", "incomplete", "unsafe / policy", "personal data", "off-topic", "bad tone",
+                  "duplicate", "formatting")
+
+#: key → button label prefix; the script below clicks the button whose label starts with it.
+SHORTCUTS = {"a": "Accept", "r": "Reject", "s": "Skip", "u": "Undo"}
+
+
+def last_response(messages: list[dict[str, str]]) -> str:
+    """The text of the last assistant turn (what the reviewer may edit), or "" when there is none."""
+    for m in reversed(messages):
+        if m["role"] == "assistant":
+            return m["content"]
+    return ""
+
+
+def with_response(messages: list[dict[str, str]], response: str) -> list[dict[str, str]]:
+    """The conversation with its last assistant turn replaced (appended when there is none)."""
+    out = [dict(m) for m in messages]
+    for m in reversed(out):
+        if m["role"] == "assistant":
+            m["content"] = response
+            return out
+    return [*out, {"role": "assistant", "content": response}]
+
+
+def edit_of(messages: list[dict[str, str]], response: str) -> list[dict[str, str]] | None:
+    """The edited messages when the response text really changed (ignoring trailing whitespace), else None."""
+    if response.strip() == last_response(messages).strip():
+        return None
+    return with_response(messages, response.strip())
+
+
+def response_diff_html(original: str, edited: str) -> str:
+    """A word-level diff as HTML: deletions struck through in red, insertions in green."""
+    a, b = original.split(" "), edited.split(" ")
+    parts = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if op in ("delete", "replace"):
+            parts.append(f'<del style="background:#fdd">{html.escape(" ".join(a[i1:i2]))}</del>')
+        if op in ("insert", "replace"):
+            parts.append(f'<ins style="background:#dfd">{html.escape(" ".join(b[j1:j2]))}</ins>')
+        if op == "equal":
+            parts.append(html.escape(" ".join(a[i1:i2])))
+    return '<div class="response-diff" style="white-space:pre-wrap">' + " ".join(parts) + "</div>"
+
+
+def reject_problem(reasons: list[str]) -> str | None:
+    """Why a reject cannot be saved yet, or None."""
+    return None if reasons else "Pick at least one reason before rejecting."
+
+
+def filters_from_widgets(origins: list[str], quality: tuple[float, float] | None, quality_bounds: tuple[Any, Any],
+                         pii: str, source: str, tags: list[str]) -> dict[str, Any]:
+    """ItemFilter fields from the sidebar widgets; a quality slider left at its full range does not filter
+    (so unscored items stay visible)."""
+    out: dict[str, Any] = {"origins": tuple(origins), "tags": tuple(tags), "source": source.strip() or None,
+                           "pii": {"flagged": True, "not flagged": False}.get(pii)}
+    if quality is not None and tuple(quality) != tuple(quality_bounds):
+        out["min_quality"], out["max_quality"] = float(quality[0]), float(quality[1])
+    return out
+
+
+def progress_figures(progress: dict[str, Any]) -> dict[str, Any]:
+    """Fractions and captions for the two progress bars (this reviewer, everyone)."""
+    me = progress.get("reviewer") or {"decided": 0, "available": 0}
+    mine_total = me["decided"] + me["available"]
+    items = progress["items"]
+    return {
+        "mine": me["decided"] / mine_total if mine_total else 1.0,
+        "mine_text": f"you: {me['decided']} decided, {me['available']} left for you",
+        "overall": progress["complete"] / items if items else 1.0,
+        "overall_text": f"all: {progress['complete']} of {items} items complete ({progress['auto_decided']} by rule)",
+    }
+
+
+def shortcut_script() -> str:
+    """JavaScript for a zero-height components.html iframe: keys a/r/s/u click Accept/Reject/Skip/Undo in the
+    parent page, unless the focus is in a text field (so typing an edit never triggers a decision)."""
+    return """<script>
+const doc = window.parent.document;
+if (!window.parent.__reviewShortcuts) {
+  window.parent.__reviewShortcuts = true;
+  const keys = __KEYS__;
+  doc.addEventListener("keydown", (ev) => {
+    const t = ev.target;
+    const tag = (t && t.tagName || "").toLowerCase();
+    if (tag === "textarea" || tag === "input" || (t && t.isContentEditable)) return;
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    const label = keys[ev.key.toLowerCase()];
+    if (!label) return;
+    const button = Array.from(doc.querySelectorAll("button"))
+      .find((b) => b.innerText.trim().startsWith(label) && !b.disabled);
+    if (button) { ev.preventDefault(); button.click(); }
+  });
+}
+</script>""".replace("__KEYS__", json.dumps(SHORTCUTS))
+
+
+def role_label(role: str) -> str:
+    return {"user": "🧑 user", "assistant": "🤖 assistant", "system": "⚙️ system"}.get(role, role)
+
+
+def disagreement_rows(disagreements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One table row per disagreeing item: who said what, and the resolution if any."""
+    rows = []
+    for d in disagreements:
+        rows.append({
+            "item": d["item_id"],
+            "verdicts": ", ".join(f"{x['reviewer']}: {x['verdict']}" for x in d["decisions"]),
+            "reasons": "; ".join(", ".join(x["reasons"]) for x in d["decisions"] if x["reasons"]),
+            "resolved": d["resolution"]["verdict"] if d["resolution"] else "",
+        })
+    return rows

@@ -1,0 +1,1 @@
+"""Alembic migrations of the review database (applied by ReviewStore on open)."""

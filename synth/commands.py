@@ -1,0 +1,241 @@
+"""`studio synth GENERATOR ...`: the CLI layer that wires synth to the reader, the curate steps and PII redaction.
+
+This module may import other packages (it is the composition layer); synth's library modules never import
+curate. Top-level imports stay light (typer only) so `studio --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+#: Curate steps new examples go through before review, when they exist in this installation.
+POST_STEPS = ("exact_dedupe", "near_dedupe", "redact_pii")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("synth")(synth)
+
+
+def synth(
+    generator: Annotated[str, typer.Argument(help="self-instruct, evol-instruct, grounded-qa, paraphrase or edge-cases.")],
+    inputs: Annotated[list[Path] | None, typer.Argument(help="Seed examples (self-instruct, evol-instruct, paraphrase) or documents (grounded-qa: .md/.txt/JSONL with text).", show_default=False)] = None,
+    n: Annotated[int, typer.Option("--n", "-n", help="How many examples to produce.")] = 20,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default: a new folder under the workspace's runs/).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Finish the killed run in --out: answered requests are not sent again.")] = False,
+    backend: Annotated[str, typer.Option(help="local (embedded llama.cpp server) or openai (any OpenAI-compatible endpoint).")] = "local",
+    model: Annotated[str | None, typer.Option(help="Model name for the endpoint (default $OPENAI_MODEL; local: the GGUF name).")] = None,
+    base_url: Annotated[str | None, typer.Option(help="Endpoint URL, e.g. http://localhost:8000/v1 (default $OPENAI_BASE_URL).")] = None,
+    gguf: Annotated[Path | None, typer.Option(help="local: a GGUF model file (default: the bundled SmolLM2-135M-Instruct).")] = None,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight at once.")] = 4,
+    timeout: Annotated[float, typer.Option(help="Per-request timeout in seconds.")] = 60.0,
+    max_retries: Annotated[int, typer.Option(help="Retries per request on 429/5xx/timeouts (exponential backoff with jitter).")] = 6,
+    max_tokens: Annotated[int, typer.Option(help="Most tokens per model reply.")] = 256,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature (0 = repeatable).")] = 0.7,
+    structured: Annotated[str, typer.Option(help="JSON output mode: schema, object or off (falls back by itself when unsupported).")] = "schema",
+    judge: Annotated[bool, typer.Option("--judge/--no-judge", help="Score each example with the LLM judge rubric (q_judge).")] = True,
+    judge_threshold: Annotated[float, typer.Option(help="Keep examples whose mean judge score is at least this (1-5).")] = 3.0,
+    category: Annotated[list[str] | None, typer.Option("--category", "-c", help="edge-cases: a category or rejection reason (repeatable).", show_default=False)] = None,
+    exemplars: Annotated[Path | None, typer.Option(help="Approved examples (any example file) used as few-shot exemplars.")] = None,
+    avoid: Annotated[list[str] | None, typer.Option(help="A rejection reason to steer away from (repeatable).", show_default=False)] = None,
+    from_review: Annotated[str | None, typer.Option("--from-review", help="Review DB (URL or path): approved examples become exemplars, frequent rejection reasons become guidance, and review acceptance per generator/template is recorded.", show_default=False)] = None,
+    against: Annotated[list[Path] | None, typer.Option(help="Existing data new examples are de-duplicated against (default: the example inputs).", show_default=False)] = None,
+    curate_steps: Annotated[bool, typer.Option("--curate/--no-curate", help="Pass new examples through the available curate steps (dedupe, PII).")] = True,
+    redact: Annotated[bool, typer.Option("--redact/--no-redact", help="Remote backends: PII-redact inputs before sending (turning it off is recorded).")] = True,
+    prompts: Annotated[Path | None, typer.Option(help="Folder of prompt templates (<name>.v<N>.txt) that override the bundled ones.")] = None,
+) -> None:
+    """Generate synthetic examples with an LLM; resumable, fault-tolerant, with lineage on every example.
+
+    Writes kept.parquet (studio schema + q_judge, ready for `studio curate` and review), dropped.parquet,
+    quarantine.jsonl (unreadable outputs with the raw text), responses/ (every answered request) and
+    manifest.json (counts, tokens, cost, acceptance per template) to the run folder.
+
+    Examples:
+
+        studio synth grounded-qa sample_data/docs/ --n 20
+
+        studio synth self-instruct seeds.jsonl --n 100 --backend openai --model gpt-4o-mini
+
+        studio synth edge-cases -c "refund after 90 days" -c "wrong policy cited" --n 12
+
+        studio synth paraphrase kept.parquet --n 50 --out runs/para   # then, after a crash: ... --resume
+    """
+    from studio.cli import current_workspace, reporter
+    from studio.errors import StudioError
+    from studio.readers import read_inputs
+    from synth.backends import BackendConfig, Price, make_backend
+    from synth.runner import GENERATORS, SynthJob, build_generator, run_synth
+
+    if generator not in GENERATORS:
+        raise StudioError(f"unknown generator {generator!r}; choose one of {', '.join(GENERATORS)}.")
+    rep = reporter()
+    ws = current_workspace()
+    prompts_dir = prompts or (ws.root / "prompts" if ws and (ws.root / "prompts").is_dir() else None)
+    prices = (ws.config.get("synth", {}) or {}).get("prices") if ws else None
+    backend_cfg = BackendConfig(kind=backend, model=model, base_url=base_url, gguf=str(gguf) if gguf else None,
+                                concurrency=concurrency, timeout_s=timeout, max_retries=max_retries,
+                                structured=structured)
+    if prices:
+        backend_cfg.prices.update({k: Price(**v) for k, v in prices.items()})
+    job = SynthJob(generator=generator, n=n, inputs=[str(p) for p in inputs or []], categories=list(category or []),
+                   backend=backend_cfg, max_tokens=max_tokens, temperature=temperature, judge=judge,
+                   judge_threshold=judge_threshold, redact=redact, prompts_dir=str(prompts_dir) if prompts_dir else None)
+    rows, kind = [], None
+    if inputs:
+        result = read_inputs(inputs)
+        rows, kind = result.rows, result.kind
+        if result.quarantine:
+            rep.warn(f"{len(result.quarantine)} malformed input records were skipped.")
+    elif generator != "edge-cases":
+        raise StudioError(f"{generator} needs input files; name seed examples or documents after the generator.")
+    feedback = _feedback(exemplars, avoid)
+    review_stats = None
+    if from_review:
+        review_stats = _review_feedback(from_review, feedback)
+        rep.info(f"from review: {len(feedback.exemplars)} exemplars, avoiding {', '.join(feedback.avoid) or 'nothing'}")
+    gen = build_generator(job, rows, kind, feedback=feedback)
+    existing = _existing(against, rows if kind == "examples" else [])
+    post = curated_postprocess(existing, rep) if curate_steps else None
+    be = make_backend(backend_cfg)
+    redactor = _redactor() if be.is_remote and redact else None
+    run = run_synth(job, gen, be, out_dir=out, workspace=ws, reporter=rep, resume=resume, redactor=redactor,
+                    postprocess=post, inputs=list(inputs or []))
+    if review_stats is not None:
+        _record_review_feedback(run, review_stats)
+        rep.table("review acceptance of earlier synthetic examples", ["generator / template", "accepted", "decided", "rate"],
+                  [[k, v["accepted"], v["decided"], f"{v['rate']:.0%}"] for k, v in review_stats["acceptance"].items()])
+    _summary(rep, run)
+
+
+def _review_feedback(db: str, feedback, max_exemplars: int = 32, max_reasons: int = 5) -> dict:
+    """Fill `feedback` from a review store and measure how reviewers received earlier synthetic examples."""
+    from collections import Counter, defaultdict
+
+    from review_app.store import ReviewStore
+    from studio.schema import prompt_text, response_text
+
+    store = ReviewStore(db)
+    try:
+        approved = store.approved_items(policy="any")
+        feedback.exemplars += [{"prompt": prompt_text(a["messages"]), "response": response_text(a["messages"])}
+                               for a in approved[:max_exemplars]]
+        decided = [d for d in store.decisions() if d["verdict"] in ("accept", "reject") and not d["reviewer"].startswith("rule:")]
+        reasons = Counter(r for d in decided if d["verdict"] == "reject" for r in d["reasons"] or [])
+        feedback.avoid += [r for r, _ in reasons.most_common(max_reasons) if r not in feedback.avoid]
+        by_template: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for d in decided:
+            item = store.get_item(d["item_id"])
+            if item.origin != "synthetic":
+                continue
+            key = f"{item.meta.get('generator', '?')} / {item.meta.get('template', '?')}"
+            by_template[key][0] += d["verdict"] == "accept"
+            by_template[key][1] += 1
+    finally:
+        store.close()
+    return {"db": store.url.split("@")[-1], "exemplars": len(feedback.exemplars), "avoid": list(feedback.avoid),
+            "acceptance": {k: {"accepted": a, "decided": n, "rate": a / n} for k, (a, n) in sorted(by_template.items())}}
+
+
+def _record_review_feedback(run, stats: dict) -> None:
+    """Add what review taught this run to its manifest (and the workspace copy)."""
+    import json
+
+    from studio.atomic import atomic_open
+
+    paths = [run.manifest_path]
+    if run.workspace is not None:
+        paths.append(run.workspace.runs_dir / run.run_id / "manifest.json")
+    for path in paths:
+        if path.exists():
+            data = json.loads(path.read_text(encoding="utf-8"))
+            data["review_feedback"] = stats
+            with atomic_open(path) as fh:
+                json.dump(data, fh, indent=2, ensure_ascii=False)
+                fh.write("\n")
+
+
+def _feedback(exemplars: Path | None, avoid: list[str] | None):
+    from studio.readers import read_inputs
+    from studio.schema import prompt_text, response_text
+    from synth.generators.base import Feedback
+
+    shots = []
+    if exemplars:
+        result = read_inputs([exemplars])
+        shots = [{"prompt": prompt_text(r["messages"]), "response": response_text(r["messages"])} for r in result.rows
+                 if result.kind == "examples"]
+    return Feedback(exemplars=shots, avoid=list(avoid or []))
+
+
+def _existing(against: list[Path] | None, fallback: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if not against:
+        return fallback
+    from studio.readers import read_inputs
+
+    result = read_inputs(against)
+    return result.rows if result.kind == "examples" else []
+
+
+def _redactor():
+    """`curate.pii.PiiRedactor().redact_texts` (imported lazily: presidio and spaCy are heavy)."""
+    from studio.errors import StudioError
+
+    try:
+        from curate.pii import PiiRedactor
+    except ImportError:
+        raise StudioError("PII redaction is not available in this installation (curate.pii is missing); "
+                          "use --backend local, or pass --no-redact to send raw text on purpose.") from None
+    return PiiRedactor().redact_texts
+
+
+def curated_postprocess(existing: list[dict[str, Any]], rep=None):
+    """New rows through the curate steps that exist (dedupe against `existing` and within the batch, PII)."""
+    import polars as pl
+
+    from curate.pipeline import run_steps
+    from curate.registry import build_step, step_names
+    from studio.schema import BASE_COLUMNS, example_id, examples_frame
+
+    available = set(step_names())
+    names = [s for s in POST_STEPS if s in available]
+    if not names:
+        return None
+    steps = [build_step(s, {}) for s in names]
+    base = [{k: r[k] for k in BASE_COLUMNS} for r in existing]
+
+    def post(new_rows, accepted):
+        prior = base + [{k: r[k] for k in BASE_COLUMNS} for r in accepted]
+        df = examples_frame(prior + [{k: r[k] for k in BASE_COLUMNS} for r in new_rows]).with_columns(
+            pl.Series("_pos", [None] * len(prior) + list(range(len(new_rows))), dtype=pl.Int64))
+        kept, dropped = run_steps(df, steps)
+        verdicts: list[tuple[dict[str, Any], str | None]] = [(r, "curate: dropped") for r in new_rows]
+        for frame in dropped:
+            for rec in frame.filter(pl.col("_pos").is_not_null()).iter_rows(named=True):
+                verdicts[rec["_pos"]] = (new_rows[rec["_pos"]], rec["drop_reason"])
+        for rec in kept.filter(pl.col("_pos").is_not_null()).iter_rows(named=True):
+            row = dict(new_rows[rec["_pos"]])
+            if rec["messages"] != row["messages"]:  # a step rewrote the text (PII redaction)
+                row["messages"] = rec["messages"]
+                row["id"] = example_id(rec["messages"])
+            verdicts[rec["_pos"]] = (row, None)
+        return verdicts
+
+    if rep:
+        rep.info(f"new examples go through curate steps: {', '.join(names)}")
+    return post
+
+
+def _summary(rep, run) -> None:
+    m = run.manifest()
+    counts = m["counts"]
+    rows = [["requested", m["requested"]], ["produced (kept)", counts["kept"]], ["candidates tried", counts["input"]]]
+    rows += [[f"dropped: {reason}", k] for reason, k in counts["dropped"].items()]
+    rows += [["quarantined (unreadable / failed)", counts["quarantined"]]]
+    req, usage = m["requests"], m["usage"]
+    rows += [["requests sent", req["sent"]], ["answered from the log (resume)", req["answered_from_log"]],
+             ["retries", usage["retries"]], ["tokens in / out", f"{usage['prompt_tokens']:,} / {usage['completion_tokens']:,}"],
+             ["cost (USD)", f"{usage['cost_usd']:.4f}"]]
+    rep.table(f"synth run {run.run_id}", ["", "value"], rows)
+    rep.out.print(f"outputs in [bold]{run.dir}[/] (kept.parquet, quarantine.jsonl, manifest.json)")

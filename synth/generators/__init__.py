@@ -1,0 +1,1 @@
+"""Generators: each turns inputs (seed tasks, instructions, documents, examples, categories) into candidates."""

@@ -1,0 +1,114 @@
+"""The review app in a real browser: headless Debian Chromium (Playwright) against a real `streamlit run` server.
+
+A reviewer logs in, accepts the first item with the `a` key, edits the second response and accepts it,
+rejects the third with a reason using the `r` key; then the database rows and the audit log are checked.
+The time from page load to the first item shown is printed (bench/README.md records it).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from review_app.store import ReviewStore
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def server(tmp_path):
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is missing; run scripts/install_system_deps.sh (as root) to install chromium")
+    url = f"sqlite:///{tmp_path / 'review.db'}"
+    store = ReviewStore(url, bcrypt_rounds=4)
+    store.add_reviewer("nurse.kim", "kim-password")
+    store.load_dataset([{"messages": [{"role": "user", "content": f"Question number {i}?"},
+                                      {"role": "assistant", "content": f"Reply number {i}, with `code {i}`."}],
+                         "origin": "real", "source": f"t.jsonl:{i}", "meta": "{}", "quality": i / 10, "pii_count": 0}
+                        for i in range(4)])
+    port = free_port()
+    env = {**os.environ, "STUDIO_REVIEW_DB": url, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(REPO / "review_app" / "app.py"), "--server.address", "127.0.0.1",
+         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not start: " + proc.stdout.read().decode()[-2000:])
+    yield f"http://127.0.0.1:{port}", store
+    proc.terminate()
+    proc.wait(10)
+    store.close()
+
+
+def test_reviewer_works_through_items_with_keyboard_shortcuts_in_chromium(server):
+    from playwright.sync_api import expect, sync_playwright
+
+    base, store = server
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page()
+        t0 = time.perf_counter()
+        page.goto(base)
+        page.get_by_role("textbox", name="Name").wait_for(timeout=30_000)
+        form_s = time.perf_counter() - t0
+        page.get_by_role("textbox", name="Name").fill("nurse.kim")
+        page.get_by_role("textbox", name="Password").fill("kim-password")
+        page.get_by_role("button", name="Log in").click()
+        editor = page.locator("textarea").first
+        expect(editor).to_have_value("Reply number 0, with `code 0`.", timeout=30_000)
+        first_item_s = time.perf_counter() - t0
+        print(f"\nbrowser: page load to login form {form_s:.2f}s; to first item shown {first_item_s:.2f}s "
+              "(first page of a fresh server, login included)")
+        expect(page.locator("code", has_text="code 0").first).to_be_visible()  # rendered as Markdown
+
+        page.get_by_role("heading", name="Review").click()  # focus outside text boxes
+        page.keyboard.press("a")
+        expect(editor).to_have_value("Reply number 1, with `code 1`.", timeout=20_000)
+
+        editor.fill("Reply number 1, corrected by the nurse.")
+        editor.press("Control+Enter")  # Streamlit takes a text area's value on Ctrl+Enter or blur
+        expect(page.locator(".response-diff")).to_be_visible(timeout=20_000)
+        page.get_by_role("button", name="Accept [a]").click()
+        expect(editor).to_have_value("Reply number 2, with `code 2`.", timeout=20_000)
+
+        page.locator('[data-testid="stMultiSelect"]', has_text="Reasons").click()
+        page.get_by_role("option", name="wrong facts").click()
+        page.keyboard.press("Escape")
+        page.get_by_role("heading", name="Review").click()
+        page.keyboard.press("r")
+        expect(editor).to_have_value("Reply number 3, with `code 3`.", timeout=20_000)
+        browser.close()
+
+    decisions = store.decisions(reviewer="nurse.kim")
+    by_source = {store.get_item(d["item_id"]).source: d for d in decisions}
+    assert [d["verdict"] for d in decisions] == ["accept", "accept", "reject"]
+    assert by_source["t.jsonl:0"]["edited_messages"] is None
+    assert by_source["t.jsonl:1"]["edited_messages"][-1]["content"] == "Reply number 1, corrected by the nurse."
+    assert by_source["t.jsonl:2"]["reasons"] == ["wrong facts"]
+    assert all(d["seconds"] is not None and d["seconds"] >= 0 for d in decisions)
+    audit = store.audit_log(actor="nurse.kim")
+    assert [e["action"] for e in audit] == ["add_reviewer", "login", "decide", "decide", "decide"]
+    assert [e["details"]["verdict"] for e in audit[2:]] == ["accept", "accept", "reject"]
+    assert audit[3]["details"]["edited"] is True

@@ -1,0 +1,317 @@
+"""Synthetic data: generators on the real local model, filters, judge, resume after kill -9, faults, privacy.
+
+Real parts: llama.cpp's OpenAI-compatible server (xllamacpp, one thread) on the bundled SmolLM2 GGUF, the
+official `openai` client over HTTP. Faults come from tests/synth_fault_proxy.py, a documented fault injector.
+Every model call uses temperature 0 and short max_tokens so the whole file stays well under two minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+from synth_fault_proxy import GARBLED_TEXT, FaultProxy
+
+from studio.errors import StudioError
+from studio.readers import read_inputs
+from synth.backends import BackendConfig, OpenAIBackend, backoff_delay, retry_after_seconds
+from synth.generators.self_instruct import NoveltyFilter, instruction_filter_reason
+from synth.parsing import ParseError, parse_json_object
+from synth.runner import SynthJob, build_generator, run_synth
+
+REPO = Path(__file__).resolve().parent.parent
+
+DOCS = {
+    "refunds.md": "# Refunds\n\nCustomers can request a refund within 30 days of delivery. The item must be unused "
+                  "and in its original packaging.\n\nRefunds are paid to the original payment method within 5 "
+                  "business days after the returned item arrives at our warehouse.\n\nGift cards cannot be refunded.",
+    "shipping.md": "# Shipping\n\nStandard shipping takes 3 to 5 business days and costs 4.99 dollars. Orders over "
+                   "50 dollars ship for free.\n\nExpress shipping delivers the next business day for 14.99 dollars "
+                   "when ordered before 2 pm.",
+    "warranty.md": "# Warranty\n\nAll appliances carry a two-year warranty against manufacturing defects. The "
+                   "warranty does not cover water damage or misuse.\n\nTo claim, customers send the serial number "
+                   "and a photo of the defect to the support team.",
+}
+SEEDS = [
+    ("How do I reset my account password?", "Click 'Forgot password' on the sign-in page and follow the email link."),
+    ("Can I change my delivery address after ordering?", "Yes, until the order ships: open the order and edit it."),
+    ("What payment methods do you accept?", "We accept credit cards, PayPal and bank transfer."),
+    ("How long does standard shipping take?", "Standard shipping takes 3 to 5 business days."),
+    ("Is there a warranty on appliances?", "Yes, two years against manufacturing defects."),
+    ("How do I cancel my subscription?", "Go to Account, then Subscriptions, and choose Cancel."),
+]
+FAST = {"temperature": 0.0, "max_tokens": 40}
+
+
+@pytest.fixture(scope="session")
+def llama_url():
+    """One real llama.cpp server for the session: 4 parallel slots, one thread."""
+    from studio.models import smollm2_gguf_path
+    from synth.backends import start_llama_server
+
+    server = start_llama_server(smollm2_gguf_path(), n_parallel=4, threads=1, ctx_per_slot=1024)
+    yield server.listening_address
+    del server
+
+
+@pytest.fixture(scope="session")
+def docs_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("docs")
+    for name, text in DOCS.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def seeds_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("seeds") / "seeds.jsonl"
+    with open(path, "w", encoding="utf-8") as fh:
+        for q, a in SEEDS:
+            fh.write(json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}) + "\n")
+    return path
+
+
+def _run(tmp_path: Path, url: str, generator: str, inputs: list[Path], n: int, *, backend_kw: dict | None = None,
+         redactor=None, resume: bool = False, out: Path | None = None, **job_kw):
+    cfg = BackendConfig(kind="openai", base_url=url + "/v1", model="smollm2", **(backend_kw or {}))
+    job_kw = {"judge": False, "redact": False, **FAST, **job_kw}
+    job = SynthJob(generator=generator, n=n, inputs=[str(p) for p in inputs], backend=cfg, **job_kw)
+    rows, kind = [], None
+    if inputs:
+        result = read_inputs(inputs)
+        rows, kind = result.rows, result.kind
+    gen = build_generator(job, rows, kind)
+    return run_synth(job, gen, OpenAIBackend(cfg), out_dir=out or tmp_path / "run", resume=resume, redactor=redactor)
+
+
+def _outputs(run) -> tuple[pl.DataFrame, pl.DataFrame, list[dict], dict]:
+    kept = pl.read_parquet(run.dir / "kept.parquet")
+    dropped = pl.read_parquet(run.dir / "dropped.parquet")
+    quarantine = [json.loads(line) for line in (run.dir / "quarantine.jsonl").read_text().splitlines()]
+    manifest = json.loads((run.dir / "manifest.json").read_text())
+    return kept, dropped, quarantine, manifest
+
+
+def _check_accounting(kept, dropped, quarantine, manifest) -> None:
+    c = manifest["counts"]
+    assert c["input"] == c["kept"] + sum(c["dropped"].values()) + c["quarantined"]
+    assert (c["kept"], sum(c["dropped"].values()), c["quarantined"]) == (kept.height, dropped.height, len(quarantine))
+    assert all(q["reason"] for q in quarantine)
+    assert kept["id"].n_unique() == kept.height
+
+
+# ------------------------------------------------------------------------------------- no model needed
+
+
+def test_novelty_filter_rejects_near_duplicates_and_admits_new_instructions():
+    f = NoveltyFilter(["How do I reset my account password?", "What payment methods do you accept?"])
+    assert f.admit("How can I reset my account password?") == (False, pytest.approx(0.857, abs=0.01))
+    admitted, score = f.admit("Which countries do you ship furniture to?")
+    assert admitted and score < 0.7
+    assert f.admit("Which countries do you ship furniture to today?")[0] is False  # now in the pool
+    assert len(f.pool) == 3
+
+
+def test_self_instruct_keyword_and_length_filters():
+    assert instruction_filter_reason("Draw a diagram of the refund process for customers") == "unsupported_keyword"
+    assert instruction_filter_reason("Refund?") == "bad_length"
+    assert instruction_filter_reason(" ".join(["word"] * 151)) == "bad_length"
+    assert instruction_filter_reason("- list three ways to contact support") == "bad_start"
+    assert instruction_filter_reason("List three ways to contact support quickly") is None
+
+
+def test_tolerant_parser_reads_fenced_chatty_and_cut_off_json_and_rejects_prose():
+    assert parse_json_object('Sure! ```json\n{"question": "Why?", "answer": "Because.",}\n```') == \
+        {"question": "Why?", "answer": "Because."}
+    assert parse_json_object('Here: {"prompt": "I want my money back') == {"prompt": "I want my money back"}
+    assert parse_json_object('{"a": 1} then {"instruction": "Do x"}', required=("instruction",)) == {"instruction": "Do x"}
+    with pytest.raises(ParseError):
+        parse_json_object("I cannot answer that in JSON.", required=("question",))
+
+
+def test_backoff_honours_retry_after_and_stays_within_the_jitter_ceiling():
+    import random
+
+    rng = random.Random(1)
+    assert retry_after_seconds({"retry-after": "2"}) == 2.0
+    assert retry_after_seconds({"retry-after-ms": "250"}) == 0.25
+    assert 2.0 <= backoff_delay(0, 0.5, 30, 2.0, rng) <= 2.125
+    delays = [backoff_delay(a, 0.5, 4.0, None, rng) for a in range(8) for _ in range(50)]
+    assert max(delays) <= 4.0 and min(delays) >= 0.0
+
+
+def test_remote_backend_without_redactor_refuses_to_send(tmp_path, docs_dir):
+    cfg = BackendConfig(kind="openai", base_url="http://127.0.0.1:9/v1", model="m")
+    job = SynthJob(generator="grounded-qa", n=1, backend=cfg, redact=True)
+    result = read_inputs([docs_dir])
+    with pytest.raises(StudioError, match="--no-redact"):
+        run_synth(job, build_generator(job, result.rows, result.kind), OpenAIBackend(cfg), out_dir=tmp_path / "r")
+
+
+# ------------------------------------------------------------------------------------- real model
+
+
+def test_grounded_qa_cli_on_local_backend_writes_examples_with_lineage(tmp_path, docs_dir):
+    from typer.testing import CliRunner
+
+    from studio.cli import app
+
+    out = tmp_path / "gqa"
+    res = CliRunner().invoke(app, ["-q", "synth", "grounded-qa", str(docs_dir), "--n", "3", "--out", str(out),
+                                   "--temperature", "0", "--max-tokens", "48", "--judge-threshold", "1"])
+    assert res.exit_code == 0, res.output
+    kept = pl.read_parquet(out / "kept.parquet")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert kept.height == 3 and manifest["produced"] == 3 and manifest["backend"]["remote"] is False
+    chunks = {}
+    for row in kept.iter_rows(named=True):
+        meta = json.loads(row["meta"])
+        assert (row["origin"], row["source"]) == ("synthetic", manifest["run_id"])
+        assert meta["generator"] == "grounded-qa" and meta["template"] == "grounded_qa" and meta["template_version"] == 1
+        assert meta["model"] == "SmolLM2-135M-Instruct.Q4_1" and 1 <= meta["q_judge"] <= 5
+        assert meta["grounded_overlap"] >= 0.6
+        chunks[meta["chunk_id"]] = meta["doc_id"]
+    doc_ids = {r["id"] for r in read_inputs([docs_dir]).rows}
+    assert set(chunks.values()) <= doc_ids
+    assert manifest["acceptance"]["grounded_qa.v1"]["kept"] == 3
+
+
+@pytest.mark.parametrize("generator", ["self-instruct", "evol-instruct", "paraphrase"])
+def test_example_generators_on_local_model_record_seed_lineage(tmp_path, llama_url, seeds_file, generator):
+    run = _run(tmp_path, llama_url, generator, [seeds_file], n=2)
+    kept, dropped, quarantine, manifest = _outputs(run)
+    _check_accounting(kept, dropped, quarantine, manifest)
+    assert kept.height == 2
+    seed_ids = {r["id"] for r in read_inputs([seeds_file]).rows}
+    for row in kept.iter_rows(named=True):
+        meta = json.loads(row["meta"])
+        assert meta["generator"] == generator and set(meta["seed_ids"]) <= seed_ids
+        assert [m["role"] for m in row["messages"]] == ["user", "assistant"]
+        if generator == "evol-instruct":
+            assert meta["evolution"]["kind"] == "in-depth" and meta["evolution"]["parent_id"] in seed_ids
+        if generator == "self-instruct":
+            assert meta["max_rouge_l"] <= 0.7
+
+
+def test_edge_cases_with_judge_keep_only_scores_at_or_above_threshold(tmp_path, llama_url):
+    run = _run(tmp_path, llama_url, "edge-cases", [], n=2, categories=["late refund", "damaged parcel"],
+               judge=True, judge_threshold=1.5, max_candidate_factor=2)
+    kept, dropped, quarantine, manifest = _outputs(run)
+    _check_accounting(kept, dropped, quarantine, manifest)
+    assert manifest["counts"]["input"] == kept.height + dropped.height + len(quarantine) <= 4
+    assert all(q >= 1.5 for q in kept["q_judge"])
+    judged_out = dropped.filter(pl.col("drop_reason") == "judge_below_threshold")
+    assert all(q < 1.5 for q in judged_out["q_judge"])
+    for row in [*kept.iter_rows(named=True), *judged_out.iter_rows(named=True)]:
+        meta = json.loads(row["meta"])
+        assert meta["category"] in ("late refund", "damaged parcel") and set(meta["judge"]) >= {"accuracy", "usefulness"}
+
+
+def test_unparseable_outputs_are_quarantined_with_the_raw_text(tmp_path, llama_url):
+    with FaultProxy(llama_url, rate=0.5, kinds=("garble",), seed=3) as proxy:
+        run = _run(tmp_path, proxy.url, "edge-cases", [], n=3, categories=["late refund", "wrong item"])
+    kept, dropped, quarantine, manifest = _outputs(run)
+    _check_accounting(kept, dropped, quarantine, manifest)
+    assert kept.height == 3
+    garbled = [q for q in quarantine if q["raw"] == GARBLED_TEXT]
+    assert garbled and all(q["reason"].startswith("unparseable output") for q in garbled)
+    assert proxy.faults()["garble"] >= len(garbled)
+
+
+def test_injected_faults_lose_and_duplicate_nothing(tmp_path, llama_url, seeds_file):
+    # A generous client timeout: on a loaded 2-core machine a genuine reply can take seconds.
+    with FaultProxy(llama_url, rate=0.25, seed=7, stall_s=21.0) as proxy:
+        run = _run(tmp_path, proxy.url, "paraphrase", [seeds_file], n=4,
+                   backend_kw={"timeout_s": 20.0, "backoff_base_s": 0.1, "max_retries": 8})
+    kept, dropped, quarantine, manifest = _outputs(run)
+    _check_accounting(kept, dropped, quarantine, manifest)
+    assert kept.height == 4 and not quarantine
+    injected = proxy.faults()
+    assert sum(injected.values()) >= 1
+    assert manifest["usage"]["retries"] >= sum(injected.values())
+    logged = [json.loads(line)["key"] for line in (run.dir / "responses" / "shard-0000.jsonl").read_text().splitlines()]
+    assert len(logged) == len(set(logged)) == manifest["requests"]["sent"]
+    assert set(logged) == {s.key for s in proxy.seen if s.answered}
+
+
+def test_requests_failing_after_all_retries_are_quarantined_with_reason(tmp_path, llama_url, seeds_file):
+    with FaultProxy(llama_url, rate=0.5, kinds=("429", "500"), seed=11, retry_after="0") as proxy:
+        run = _run(tmp_path, proxy.url, "paraphrase", [seeds_file], n=3, backend_kw={"max_retries": 0})
+    kept, dropped, quarantine, manifest = _outputs(run)
+    _check_accounting(kept, dropped, quarantine, manifest)
+    assert kept.height == 3
+    assert quarantine and {q["reason"] for q in quarantine} <= {
+        "request failed after 1 attempts: HTTP 429", "request failed after 1 attempts: HTTP 500"}
+    assert manifest["requests"]["failed_after_retries"] == len(quarantine) == sum(proxy.faults().values())
+
+
+def test_resume_after_kill_9_finishes_exact_count_without_resending_answered_requests(tmp_path, llama_url, seeds_file):
+    out = tmp_path / "killed"
+    with FaultProxy(llama_url) as proxy:
+        args = [sys.executable, "-m", "studio.cli", "-q", "synth", "paraphrase", str(seeds_file), "--n", "8",
+                "--out", str(out), "--backend", "openai", "--base-url", proxy.url + "/v1", "--model", "smollm2",
+                "--no-redact", "--no-judge", "--temperature", "0", "--max-tokens", "32", "--concurrency", "2"]
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while time.time() < deadline and _answered_keys(out) < 3:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        before = _keys(out)
+        assert 3 <= len(before) < 8 and not (out / "manifest.json").exists()
+        n_seen_before = len(proxy.seen)
+        res = subprocess.run(args + ["--resume"], env=env, capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr
+        resent = [s.key for s in proxy.seen[n_seen_before:] if s.key in before]
+    assert resent == []
+    kept = pl.read_parquet(out / "kept.parquet")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert kept.height == 8 and kept["id"].n_unique() == 8
+    assert manifest["requests"]["log_entries_at_start"] == len(before)
+    assert manifest["privacy"]["redaction_turned_off_by_user"] is True
+    assert set(kept["source"]) == {json.loads((out / "synth_job.json").read_text())["run_id"]}
+
+
+def _keys(out: Path) -> set[str]:
+    keys = set()
+    for shard in (out / "responses").glob("shard-*.jsonl"):
+        for line in shard.read_text().splitlines():
+            try:
+                keys.add(json.loads(line)["key"])
+            except json.JSONDecodeError:
+                pass
+    return keys
+
+
+def _answered_keys(out: Path) -> int:
+    return len(_keys(out)) if (out / "responses").is_dir() else 0
+
+
+PLANTED = {"email": "maria.gonzalez@example.com", "phone": "+1 415 555 0199", "name_email": "j.smith@corp.example"}
+
+
+def test_remote_backend_redacts_planted_pii_before_it_reaches_the_wire(tmp_path, llama_url):
+    doc = tmp_path / "contact.md"
+    doc.write_text(f"# Contact\n\nWrite to {PLANTED['email']} or call {PLANTED['phone']} for refunds within 30 days."
+                   f"\n\nEscalations go to {PLANTED['name_email']} within two business days.", encoding="utf-8")
+    from curate.pii import PiiRedactor
+
+    with FaultProxy(llama_url) as proxy:
+        run = _run(tmp_path, proxy.url, "grounded-qa", [doc], n=1, redact=True, redactor=PiiRedactor().redact_texts,
+                   max_candidate_factor=2)
+    bodies = [s.body for s in proxy.seen]
+    assert bodies and any("EMAIL" in json.loads(b)["messages"][0]["content"] for b in bodies)
+    for value in PLANTED.values():
+        assert all(value not in json.loads(b)["messages"][0]["content"] for b in bodies)
+    manifest = json.loads(run.manifest_path.read_text())
+    assert manifest["privacy"] == {"backend_remote": True, "pii_redacted_before_sending": True,
+                                   "redaction_turned_off_by_user": False}
+    assert all(v not in run.manifest_path.read_text() for v in PLANTED.values())

@@ -1,0 +1,221 @@
+"""Training data: assistant-only labels with the end-of-turn token, over-long handling, packing isolation,
+deterministic splits and streamed evaluation perplexity — on the bundled SmolLM2 tokenizer and model."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from train_data_helpers import claims_conversation, write_chat_jsonl  # noqa: E402
+
+from training.data import (  # noqa: E402
+    IGNORE,
+    REASON_TOO_LONG,
+    REASON_TRUNCATED_AWAY,
+    DataStats,
+    collate,
+    encode_conversation,
+    epoch_order,
+    plan_batches,
+    prepare_examples,
+    split_train_val,
+)
+
+
+@pytest.fixture(scope="module")
+def smollm2_dir():
+    from studio.models import smollm2_hf_dir
+
+    torch.set_num_threads(1)
+    return smollm2_hf_dir()
+
+
+@pytest.fixture(scope="module")
+def tokenizer(smollm2_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(smollm2_dir)
+
+
+@pytest.fixture(scope="module")
+def base_model(smollm2_dir):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(smollm2_dir, dtype=torch.float32).eval()
+
+
+def labelled_runs(tokenizer, ex) -> list[str]:
+    """The decoded text of each contiguous run of labelled tokens."""
+    runs, current = [], []
+    for tok, lab in zip(ex.input_ids, ex.labels, strict=True):
+        if lab != IGNORE:
+            assert lab == tok
+            current.append(tok)
+        elif current:
+            runs.append(tokenizer.decode(current))
+            current = []
+    if current:
+        runs.append(tokenizer.decode(current))
+    return runs
+
+
+HAND_BUILT = [
+    {"role": "system", "content": "You answer for the claims desk."},
+    {"role": "user", "content": "Is claim 7 paid?"},
+    {"role": "assistant", "content": "Yes, it was paid on May 2."},
+    {"role": "user", "content": "Thanks. And claim 8?"},
+    {"role": "assistant", "content": "Claim 8 is on hold."},
+]
+
+
+def test_only_assistant_turns_are_labelled_each_ending_with_its_end_of_turn_token(tokenizer):
+    assert tokenizer.pad_token_id == tokenizer.eos_token_id  # SmolLM2: the pad=EOS trap is real here
+    ex = encode_conversation(tokenizer, HAND_BUILT)
+    assert ex.input_ids == tokenizer.apply_chat_template(HAND_BUILT, tokenize=True, return_dict=True)["input_ids"]
+    assert labelled_runs(tokenizer, ex) == ["Yes, it was paid on May 2.<|im_end|>", "Claim 8 is on hold.<|im_end|>"]
+    assert sum(1 for lab in ex.labels if lab == tokenizer.eos_token_id) == 2
+
+
+def test_padding_is_ignored_by_position_so_the_eos_inside_answers_stays_labelled(tokenizer):
+    short = encode_conversation(tokenizer, claims_conversation(0))
+    long = encode_conversation(tokenizer, HAND_BUILT)
+    batch = collate([short, long], tokenizer.pad_token_id, packing=False)
+    row = batch["labels"][0]
+    n = len(short.input_ids)
+    assert (batch["input_ids"][0, n:] == tokenizer.eos_token_id).all()  # padded with the EOS id ...
+    assert (row[n:] == IGNORE).all()  # ... which is ignored there
+    assert int((row[:n] == tokenizer.eos_token_id).sum()) == 1  # but the answer's own EOS is learned
+    assert (batch["attention_mask"][0, n:] == 0).all()
+
+
+def test_a_template_without_an_end_of_turn_token_gets_eos_appended_and_learned(smollm2_dir):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(smollm2_dir)
+    tok.chat_template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                         "{% if add_generation_prompt %}assistant: {% endif %}")
+    ex = encode_conversation(tok, HAND_BUILT)
+    runs = labelled_runs(tok, ex)
+    assert [r.removesuffix(tok.eos_token).strip() for r in runs] == ["Yes, it was paid on May 2.", "Claim 8 is on hold."]
+    assert all(r.endswith(tok.eos_token) for r in runs)
+
+
+def test_overlong_conversations_are_counted_and_dropped_or_truncated_on_purpose(tokenizer):
+    long_question = [{"role": "user", "content": "Please read this. " * 60}, {"role": "assistant", "content": "Done."}]
+    early_answer = [{"role": "user", "content": "Status of claim 4?"}, {"role": "assistant", "content": "Paid."},
+                    {"role": "user", "content": "And the history? " * 60}, {"role": "assistant", "content": "See file."}]
+    no_answer = [{"role": "user", "content": "Hello?"}]
+    convs = [claims_conversation(1), long_question, early_answer, no_answer]
+
+    dropped = DataStats(file="x", records=len(convs))
+    kept = prepare_examples(tokenizer, convs, max_length=96, overlong="drop", stats=dropped)
+    assert len(kept) == 1 and dropped.kept == 1
+    assert dropped.dropped == {REASON_TOO_LONG: 2, "no assistant turn": 1}
+
+    cut = DataStats(file="x", records=len(convs))
+    kept = prepare_examples(tokenizer, convs, max_length=96, overlong="truncate", stats=cut)
+    assert cut.kept == 2 and cut.truncated == 1
+    assert cut.dropped == {REASON_TRUNCATED_AWAY: 1, "no assistant turn": 1}
+    assert all(len(ex.input_ids) <= 96 for ex in kept)
+    assert labelled_runs(tokenizer, kept[1]) == ["Paid.<|im_end|>"]  # the answer inside the limit is kept
+    for stats in (dropped, cut):
+        assert stats.kept + sum(stats.dropped.values()) + stats.quarantined == stats.records
+
+
+def test_packing_never_lets_one_example_attend_to_another(tokenizer, base_model):
+    examples = [encode_conversation(tokenizer, claims_conversation(i)) for i in (0, 5)] + [
+        encode_conversation(tokenizer, HAND_BUILT)]
+    packed = collate(examples, tokenizer.pad_token_id, packing=True)
+    with torch.no_grad():
+        logits = base_model(input_ids=packed["input_ids"], position_ids=packed["position_ids"], use_cache=False).logits[0]
+        # the same row read as one long sequence: later examples then see earlier ones (the check can fail)
+        leaky = base_model(input_ids=packed["input_ids"], use_cache=False).logits[0]
+        start = 0
+        for ex in examples:
+            alone = base_model(input_ids=torch.tensor([ex.input_ids]), use_cache=False).logits[0]
+            n = len(ex.input_ids)
+            assert torch.allclose(logits[start:start + n], alone, atol=1e-4), "packed example saw another example"
+            if start:
+                assert (leaky[start:start + n] - alone).abs().max() > 1e-2
+            start += n
+
+
+def test_packed_and_padded_batches_give_the_same_loss(tokenizer, base_model):
+    from training.loss import supervised_nll
+
+    examples = [encode_conversation(tokenizer, claims_conversation(i)) for i in range(3)]
+    with torch.no_grad():
+        packed_nll, packed_n = supervised_nll(base_model, collate(examples, tokenizer.pad_token_id, packing=True))
+        padded_nll, padded_n = supervised_nll(base_model, collate(examples, tokenizer.pad_token_id, packing=False))
+    assert packed_n == padded_n == sum(ex.n_label_tokens for ex in examples)
+    assert abs(float(packed_nll) - float(padded_nll)) < 1e-3 * float(padded_nll)
+
+
+def test_batch_plan_is_fixed_by_seed_and_epoch_and_packs_within_the_token_budget():
+    lengths = [30, 80, 50, 120, 10, 64, 90, 40]
+    order = epoch_order(len(lengths), seed=3, epoch=0)
+    assert order == epoch_order(len(lengths), seed=3, epoch=0)
+    assert order != epoch_order(len(lengths), seed=3, epoch=1)
+    plan = plan_batches(lengths, order, batch_size=2, max_length=100, packing=True)
+    assert sorted(i for b in plan for i in b) == list(range(len(lengths)))
+    assert all(sum(lengths[i] for i in b) <= 200 or len(b) == 1 for b in plan)
+    assert [i for b in plan for i in b] == order
+
+
+def test_validation_split_is_deterministic_by_example_id_whatever_the_line_order(tmp_path):
+    convs = [claims_conversation(i) for i in range(20)]
+    a_train, a_val = split_train_val(write_chat_jsonl(tmp_path / "a.jsonl", convs), tmp_path / "a")
+    b_train, b_val = split_train_val(write_chat_jsonl(tmp_path / "b.jsonl", convs[::-1]), tmp_path / "b")
+    read = lambda p: sorted(p.read_text().splitlines())  # noqa: E731
+    assert read(a_val) == read(b_val) and len(read(a_val)) == 4
+    assert read(a_train) == read(b_train) and len(read(a_train)) == 16
+    assert not set(read(a_val)) & set(read(a_train))
+
+
+def test_eval_perplexity_is_streamed_batch_by_batch_and_equals_the_full_computation(tokenizer, base_model):
+    import math
+
+    import torch.nn.functional as F
+
+    from training.evaluate import perplexity
+
+    convs = [claims_conversation(i) for i in range(6)] + [HAND_BUILT]
+    examples = [encode_conversation(tokenizer, c) for c in convs]
+    seen: list[tuple[int, int]] = []
+    hook = base_model.lm_head.register_forward_hook(lambda m, i, out: seen.append(tuple(out.shape[:2])))
+    consumed = []
+
+    def lazily():
+        for ex in examples:
+            consumed.append(len(seen))  # how many batches had run when this example was requested
+            yield ex
+
+    try:
+        ppl, mean_nll, n = perplexity(base_model, lazily(), tokenizer.pad_token_id, batch_tokens=160, device="cpu")
+    finally:
+        hook.remove()
+    assert len(seen) >= 3  # several batches ...
+    assert consumed[-1] > 0  # ... run while examples were still being read
+    assert sum(rows * cols for rows, cols in seen) == n == sum(ex.n_label_tokens for ex in examples)  # logits only at labels
+    total = 0.0
+    with torch.no_grad():
+        for ex in examples:  # reference: full logits, one example at a time
+            logits = base_model(input_ids=torch.tensor([ex.input_ids]), use_cache=False).logits[0, :-1]
+            total += float(F.cross_entropy(logits, torch.tensor(ex.labels[1:]), ignore_index=IGNORE, reduction="sum"))
+    assert mean_nll == pytest.approx(total / n, rel=1e-4)
+    assert ppl == pytest.approx(math.exp(total / n), rel=1e-4)
+
+
+def test_train_yaml_sets_fields_and_a_wrong_key_is_one_clear_sentence(tmp_path):
+    from studio.errors import StudioError
+    from training.config import TrainConfig
+
+    good = tmp_path / "train.yaml"
+    good.write_text("learning_rate: 1.0e-4\nlora_r: 16\npacking: false\n")
+    cfg = TrainConfig.from_yaml(good)
+    assert (cfg.learning_rate, cfg.lora_r, cfg.packing, cfg.lora_alpha) == (1e-4, 16, False, 16)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("lora_rank: 16\n")
+    with pytest.raises(StudioError, match="field 'lora_rank'"):
+        TrainConfig.from_yaml(bad)

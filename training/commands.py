@@ -1,0 +1,113 @@
+"""CLI commands of the training package: `studio train` and `studio eval` (registered by `register(app)`).
+
+Only typer is imported at the top so `studio --help` stays fast; torch/transformers load inside the commands.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train_command)
+    app.command("eval")(eval_command)
+
+
+def train_command(
+    train: Annotated[Path, typer.Option("--train", help="Training data: chat JSONL from `studio export --format openai`.")],
+    val: Annotated[Path | None, typer.Option("--val", help="Validation data (default: hold out ~10% of --train by example id).")] = None,
+    base_model: Annotated[str | None, typer.Option("--base-model", help="Local model folder, or `default` (bundled SmolLM2-135M-Instruct).", show_default=False)] = None,
+    method: Annotated[str | None, typer.Option("--method", help="qlora (4-bit base, CUDA), lora (full-precision base; CPU fp32) or auto (qlora on CUDA, else lora).", show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default: a new folder under the workspace's runs/).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="train.yaml with any TrainConfig fields; flags override it.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the newest checkpoint in --out.")] = False,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", help="Optimizer steps (overrides epochs).", show_default=False)] = None,
+    epochs: Annotated[float | None, typer.Option("--epochs", help="Passes over the training data.", show_default=False)] = None,
+    learning_rate: Annotated[float | None, typer.Option("--lr", help="Peak learning rate.", show_default=False)] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Micro-batch size (examples, or × max-length tokens when packed).", show_default=False)] = None,
+    grad_accum: Annotated[int | None, typer.Option("--grad-accum", help="Micro-batches per optimizer step.", show_default=False)] = None,
+    max_length: Annotated[int | None, typer.Option("--max-length", help="Longest conversation in tokens.", show_default=False)] = None,
+    lora_r: Annotated[int | None, typer.Option("--lora-r", help="LoRA rank.", show_default=False)] = None,
+    packing: Annotated[bool | None, typer.Option("--packing/--no-packing", help="Pack short examples (no cross-example attention).", show_default=False)] = None,
+    merge: Annotated[bool | None, typer.Option("--merge/--no-merge", help="Also save a merged 16/32-bit model in merged/.", show_default=False)] = None,
+) -> None:
+    """Fine-tune a base model with LoRA or QLoRA on exported chat data; a run with adapter, metrics and plot.
+
+    The loss is on assistant tokens only (end-of-turn token included), with the base model's chat template.
+    Defaults follow the QLoRA paper (NF4, double quantization, bf16 compute, LoRA r=64/alpha=16 on all linear
+    layers, paged AdamW, lr 2e-4, constant schedule); see `training/config.py` for every setting.
+
+    Writes to the run folder: `adapter/`, `checkpoints/`, `metrics.json`, `loss_curve.png`, `manifest.json`
+    (base model, method, config, data hashes and upstream export manifest: `studio runs --kind train`).
+
+    Examples:
+
+        studio train --train export/train.jsonl --val export/val.jsonl --base-model default --method lora --max-steps 20
+
+        studio train --train train.jsonl --base-model /models/llama-3.1-8b-instruct --config train.yaml --out runs/llama-claims
+
+        studio train --train train.jsonl --out runs/llama-claims --config train.yaml --resume
+    """
+    from studio.cli import current_workspace, reporter
+    from training.config import TrainConfig
+    from training.trainer import train as run_training
+
+    cfg = TrainConfig.from_yaml(config) if config else TrainConfig()
+    flags = {"base_model": base_model, "method": method, "max_steps": max_steps, "epochs": epochs,
+             "learning_rate": learning_rate, "batch_size": batch_size, "grad_accum": grad_accum,
+             "max_length": max_length, "lora_r": lora_r, "packing": packing, "merge": merge}
+    cfg = TrainConfig.validated({**cfg.model_dump(), **{k: v for k, v in flags.items() if v is not None}},
+                                source="command-line flags")
+    rep = reporter()
+    result = run_training(cfg, train, val, out, resume=resume, reporter=rep, workspace=current_workspace())
+    m = result.metrics
+    rows = [["base model", m["base_model"]], ["method", m["method"]], ["steps", f"{m['steps']} / {m['total_steps']}"],
+            ["validation loss before", m["val_loss_before"]], ["validation loss best", m["val_loss_best"]],
+            ["train loss last", m["train_loss_last"]], ["tokens/s", m["tokens_per_second"]],
+            ["stopped early", m["stopped_early"]]]
+    if "peak_gpu_memory_gib" in m:
+        rows.append(["peak GPU memory (GiB)", m["peak_gpu_memory_gib"]])
+    rep.table(f"train run in {result.run_dir}", ["", "value"], [[k, str(v)] for k, v in rows])
+    rep.out.print(f"adapter in [bold]{result.adapter_dir}[/]" + (f", merged model in {result.merged_dir}" if result.merged_dir else ""))
+
+
+def eval_command(
+    model: Annotated[str, typer.Option("--model", help="An adapter folder from `studio train` (scored with and without the adapter), a model folder, or `default`.")],
+    data: Annotated[Path, typer.Option("--data", help="Chat JSONL to score; the last assistant turn of each conversation is the reference.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default: a new folder under the workspace's runs/).")] = None,
+    max_examples: Annotated[int, typer.Option("--max-examples", help="Score at most this many conversations (0 = all).")] = 64,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Longest greedy generation.")] = 64,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Generation batch size.")] = 8,
+    max_length: Annotated[int, typer.Option("--max-length", help="Conversations longer than this (tokens) are skipped and counted.")] = 1024,
+    base_model: Annotated[str | None, typer.Option("--base-model", help="Base for an adapter whose recorded base path moved.", show_default=False)] = None,
+    judge_url: Annotated[str | None, typer.Option("--judge-url", help="OpenAI-compatible base URL for an LLM judge (off by default; key from OPENAI_API_KEY).", show_default=False)] = None,
+    judge_model: Annotated[str, typer.Option("--judge-model", help="Model name for the judge.")] = "gpt-4o-mini",
+) -> None:
+    """Score a model on held-out chat data: assistant-token perplexity, ROUGE-L, exact match (and a judge).
+
+    For an adapter, the base model (adapter off) and the fine-tuned model (adapter on) are compared in one
+    table; `report.html` in the run folder shows the table and side-by-side sample generations.
+
+    Examples:
+
+        studio eval --model runs/train-.../adapter --data export/val.jsonl
+
+        studio eval --model default --data val.jsonl --max-examples 20
+    """
+    from studio.cli import current_workspace, reporter
+    from training.evaluate import EvalSettings, OpenAIJudge, run_eval
+
+    settings = EvalSettings(max_examples=max_examples or None, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                            max_length=max_length)
+    judge = OpenAIJudge(judge_url, judge_model) if judge_url else None
+    rep = reporter()
+    result = run_eval(model, data, out, settings, judge=judge, base_override=base_model, reporter=rep,
+                      workspace=current_workspace())
+    labels = list(result["scores"])
+    metrics = list(next(iter(result["scores"].values())))
+    rows = [[metric, *[str(result["scores"][label].get(metric, "–")) for label in labels]] for metric in metrics]
+    rep.table(f"eval on {result['examples']} conversations", ["metric", *labels], rows)
+    rep.out.print(f"report: [bold]{result['report']}[/]")
