@@ -30,7 +30,7 @@ def one(engine: str, fraction: float, threshold: float) -> dict:
     os.environ["RAY_AUTH_MODE"] = "disabled"
     from curate.pipeline import PipelineConfig, run_pipeline
 
-    files = sorted(T0.glob("*.jsonl"))
+    files = sorted(f for f in T0.glob("*.jsonl") if f.stat().st_size > 0)
     files = files[: max(1, round(len(files) * fraction))]
     steps = ["normalize", "exact_dedupe", {"near_dedupe": {"threshold": threshold}}]
     cfg = PipelineConfig(inputs=[str(f) for f in files], steps=steps, report=False)
