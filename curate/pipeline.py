@@ -136,17 +136,25 @@ def write_quarantine(records, path: Path) -> None:
 
 
 def run_pipeline(config: PipelineConfig, out_dir: str | Path | None = None, reporter: Reporter | None = None,
-                 workspace: Workspace | None = None, engine: str = "local") -> Run:
-    """Run `config` with outputs in `out_dir` (default: a new run folder); returns the finished Run."""
+                 workspace: Workspace | None = None, engine: str = "local", ray_address: str | None = None,
+                 ray_output: str | None = None) -> Run:
+    """Run `config` with outputs in `out_dir` (default: a new run folder); returns the finished Run.
+
+    `engine="ray"` runs the same steps on Ray Data (`curate.ray_engine`), on the cluster at `ray_address`
+    (default: a local one), optionally also writing kept/ and dropped/ to the object-store URI `ray_output`."""
     reporter = reporter or Reporter(quiet=True)
     if not config.inputs:
         raise StudioError("no inputs to curate; name files or folders on the command line or under `inputs:` in the config.")
     if not config.steps:
         raise StudioError("no steps to run; pass --steps normalize,exact_dedupe or a --config file with `steps:`.")
-    if engine != "local":
-        raise StudioError(f"unknown engine {engine!r}; choose local.")
+    if engine not in ("local", "ray"):
+        raise StudioError(f"unknown engine {engine!r}; choose local or ray.")
     steps = [build_step(s.name, s.config) for s in config.steps]
     expand_inputs(config.inputs)  # missing paths and empty folders fail before a run folder exists
+    if engine == "ray":
+        from curate.ray_engine import run_pipeline_ray
+
+        return run_pipeline_ray(config, steps, out_dir, reporter, workspace, address=ray_address, output_uri=ray_output)
     with Run("curate", out_dir=out_dir, workspace=workspace, config=config.model_dump(mode="json")) as run:
         t0 = time.perf_counter()
         result = read_examples(config)

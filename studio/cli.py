@@ -95,7 +95,9 @@ def curate(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default: a new run folder under the workspace's runs/).")] = None,
     fmt: Annotated[str | None, typer.Option("--format", "-f", help="Force the input format: openai, alpaca, sharegpt, prompt-completion, csv, parquet.")] = None,
     csv_map: Annotated[str | None, typer.Option("--csv-map", help="CSV columns, e.g. prompt=question,response=answer[,system=sys].")] = None,
-    engine: Annotated[str, typer.Option(help="local (Polars in this process).")] = "local",
+    engine: Annotated[str, typer.Option(help="local (Polars in this process) or ray (Ray Data; see --ray-address).")] = "local",
+    ray_address: Annotated[str | None, typer.Option("--ray-address", help="Ray cluster HOST:6379 for --engine ray (default: start a local one).")] = None,
+    ray_output: Annotated[str | None, typer.Option("--ray-output", help="Also write kept/ and dropped/ Parquet parts here, e.g. s3://bucket/prefix (--engine ray).")] = None,
     report: Annotated[bool, typer.Option("--report/--no-report", help="Write report.html in the output folder.")] = True,
 ) -> None:
     """Clean a data set: read inputs, run steps, write what was kept and what was dropped, and why.
@@ -129,7 +131,8 @@ def curate(
     cfg.report = report and cfg.report
     rep = reporter()
     ws = current_workspace()
-    run = run_pipeline(cfg, out_dir=out, reporter=rep, workspace=ws, engine=engine)
+    run = run_pipeline(cfg, out_dir=out, reporter=rep, workspace=ws, engine=engine, ray_address=ray_address,
+                       ray_output=ray_output)
     _print_counts(rep, run)
 
 
