@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -91,7 +92,7 @@ def test_store_works_on_postgresql(pg_url):
     store.close()
 
 
-def test_two_processes_share_a_postgresql_queue_without_duplicates(pg_url):
+def test_two_processes_share_a_postgresql_queue_without_duplicates(pg_url, tmp_path):
     store = ReviewStore(pg_url)
     with store.engine.begin() as conn:  # a clean slate after the previous test (bypassing the audit trigger)
         conn.exec_driver_sql("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
@@ -104,8 +105,13 @@ def test_two_processes_share_a_postgresql_queue_without_duplicates(pg_url):
     store.load_dataset(rows(60))
     shared = store.next_item("ann")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, pg_url, name, shared.id], env=env,
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER, pg_url, name, shared.id, str(tmp_path)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name in ("ann", "bob")]
+    # the worker's start barrier (see test_review_concurrency): both ready, then go
+    while not all((tmp_path / f"ready-{name}").exists() for name in ("ann", "bob")):
+        assert all(p.poll() is None for p in procs), "a worker died before the barrier"
+        time.sleep(0.01)
+    (tmp_path / "go").touch()
     results = []
     for p in procs:
         out, err = p.communicate(timeout=120)
