@@ -51,7 +51,19 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, create_engine, event, exists, func, or_, select, update
+from sqlalchemy import (
+    Connection,
+    and_,
+    bindparam,
+    case,
+    create_engine,
+    event,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from review_app.models import (
@@ -160,17 +172,25 @@ def normalize_url(url: str | Path) -> str:
     return text
 
 
+#: per-connection SQLite settings. synchronous=FULL: in WAL mode one fsync of the WAL per commit, so a committed
+#: decision survives a power cut. temp_store/cache_size/mmap_size: sorts in memory, a 64 MiB page cache and
+#: memory-mapped reads (fewer read syscalls on the queue walk); none of them changes what is durable.
+SQLITE_PRAGMAS = ("journal_mode=WAL", "busy_timeout=30000", "foreign_keys=ON", "synchronous=FULL",
+                  "temp_store=MEMORY", "cache_size=-65536", "mmap_size=268435456")
+
+
 def make_engine(url: str):
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_conn, _record) -> None:
+        def _on_connect(dbapi_conn, record) -> None:
             dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (below), as SQLAlchemy's docs advise
             cur = dbapi_conn.cursor()
-            for pragma in ("journal_mode=WAL", "busy_timeout=30000", "foreign_keys=ON", "synchronous=FULL"):
+            for pragma in SQLITE_PRAGMAS:
                 cur.execute(f"PRAGMA {pragma}")
             cur.close()
+            record.info["synchronous"] = "FULL"
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn) -> None:
@@ -178,7 +198,12 @@ def make_engine(url: str):
             if opts.get("write"):
                 # Decisions are fsynced at commit (FULL); a lease is cheap to lose, so its commit is not (NORMAL
                 # in WAL mode still survives an application crash, and the next FULL commit syncs it too).
-                conn.exec_driver_sql(f"PRAGMA synchronous={'FULL' if opts.get('durable', True) else 'NORMAL'}")
+                # The pragma is sent only when the mode changes (it is a statement of its own).
+                want = "FULL" if opts.get("durable", True) else "NORMAL"
+                info = conn.connection.info
+                if info.get("synchronous") != want:
+                    conn.exec_driver_sql(f"PRAGMA synchronous={want}")
+                    info["synchronous"] = want
             # IMMEDIATE takes the write lock up front: no deadlock when two readers both try to write.
             conn.exec_driver_sql("BEGIN IMMEDIATE" if opts.get("write") else "BEGIN")
 
@@ -285,6 +310,60 @@ def _tags_list(tags: str) -> list[str]:
     return [t for t in tags.split("|") if t]
 
 
+_AUDIT_INSERT = AUDIT.insert()
+
+
+def _hot_statements(dialect: str) -> dict[str, Any]:
+    """The statements of the two hot paths (next item, save decision), built once per store: building a
+    SQLAlchemy statement costs more CPU than SQLite takes to run it. Bound values are named `p_*` where a
+    column of the same name is written (SQLAlchemy reserves column names in UPDATE ... SET)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as upsert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as upsert
+    rid, item = bindparam("rid"), bindparam("item_id")
+    joined = (ITEMS.outerjoin(ASSIGNMENTS, and_(ASSIGNMENTS.c.item_id == ITEMS.c.id, ASSIGNMENTS.c.reviewer_id == rid))
+              .outerjoin(DECISIONS, and_(DECISIONS.c.item_id == ITEMS.c.id, DECISIONS.c.reviewer_id == rid,
+                                         DECISIONS.c.source == bindparam("source"), DECISIONS.c.undone_at.is_(None))))
+    state_cols = [ASSIGNMENTS.c.id.label("a_id"), ASSIGNMENTS.c.status.label("a_status"),
+                  ASSIGNMENTS.c.attempt.label("a_attempt"), DECISIONS.c.id.label("d_id"),
+                  DECISIONS.c.verdict.label("d_verdict")]
+    state = select(ITEMS.c.id, *state_cols).select_from(joined).where(ITEMS.c.id == item).limit(1)
+    state_msgs = select(ITEMS.c.id, ITEMS.c.messages, *state_cols).select_from(joined).where(ITEMS.c.id == item).limit(1)
+    insert_decision = (upsert(DECISIONS).on_conflict_do_nothing(index_elements=[DECISIONS.c.idempotency_key])
+                       .returning(DECISIONS.c.id))
+    lease = upsert(ASSIGNMENTS)
+    lease = lease.on_conflict_do_update(
+        index_elements=[ASSIGNMENTS.c.item_id, ASSIGNMENTS.c.reviewer_id],
+        set_={"status": lease.excluded.status, "leased_at": lease.excluded.leased_at,
+              "expires_at": lease.excluded.expires_at}).returning(ASSIGNMENTS.c.attempt, ASSIGNMENTS.c.expires_at)
+    p_item = bindparam("p_item")
+    counts = {}
+    for slot, claimed, status in (
+            (0, ITEMS.c.n_claimed, ITEMS.c.status),
+            (1, ITEMS.c.n_claimed + 1, case((and_(ITEMS.c.status == "open", ITEMS.c.n_claimed + 1 >= ITEMS.c.overlap), "full"),
+                                            else_=ITEMS.c.status)),
+            (-1, ITEMS.c.n_claimed - 1, case((and_(ITEMS.c.status == "full", ITEMS.c.n_claimed - 1 < ITEMS.c.overlap), "open"),
+                                             else_=ITEMS.c.status))):
+        values = {"n_decided": ITEMS.c.n_decided + bindparam("p_dd")}
+        if slot:
+            values.update(n_claimed=claimed, status=status)
+        counts[f"item_counts_{slot}"] = update(ITEMS).where(ITEMS.c.id == p_item).values(**values)
+    return {
+        "state": state, "state_with_messages": state_msgs, "insert_decision": insert_decision, "lease": lease,
+        "undo_decision": update(DECISIONS).where(DECISIONS.c.id == bindparam("p_id")).values(undone_at=bindparam("p_now")),
+        "assignment_status": update(ASSIGNMENTS).where(ASSIGNMENTS.c.id == bindparam("p_id")).values(status=bindparam("p_status")),
+        "open_leases": select(ASSIGNMENTS.c.id, ASSIGNMENTS.c.item_id, ASSIGNMENTS.c.reviewer_id, ASSIGNMENTS.c.expires_at)
+        .where(ASSIGNMENTS.c.status == "open", or_(ASSIGNMENTS.c.expires_at < bindparam("now"), ASSIGNMENTS.c.reviewer_id == rid)),
+        "lease_extend": update(ASSIGNMENTS).where(ASSIGNMENTS.c.id == bindparam("p_id")).values(expires_at=bindparam("p_expires")),
+        "take_slot_guarded": update(ITEMS).where(ITEMS.c.id == p_item, ITEMS.c.status == "open", ITEMS.c.n_claimed < ITEMS.c.overlap)
+        .values(n_claimed=ITEMS.c.n_claimed + 1, status=case(
+            (and_(ITEMS.c.status == "open", ITEMS.c.n_claimed + 1 >= ITEMS.c.overlap), "full"), else_=ITEMS.c.status)),
+        "item": select(ITEMS).where(ITEMS.c.id == p_item),
+        **counts,
+    }
+
+
 # ---------------------------------------------------------------------------------------------- store
 class ReviewStore:
     """Review items, reviewers, assignments, decisions and the audit log in one database."""
@@ -301,7 +380,9 @@ class ReviewStore:
         self.lease = dt.timedelta(seconds=lease_seconds)
         self.bcrypt_rounds = bcrypt_rounds
         self.durable = durable
-        self._ids: dict[str, int] = {}
+        self._ids: dict[str, tuple[int, str]] = {}
+        self._picks: dict[tuple[ItemFilter, int], Any] = {}
+        self._hot = _hot_statements(self.dialect)
         if migrate:
             self.upgrade()
 
@@ -349,21 +430,27 @@ class ReviewStore:
 
     def _audit(self, conn: Connection, actor: str, action: str, item_id: str | None = None,
                decision_id: int | None = None, **details: Any) -> None:
-        conn.execute(AUDIT.insert().values(at=utcnow(), actor=actor, action=action, item_id=item_id,
-                                       decision_id=decision_id, details=details))
+        conn.execute(_AUDIT_INSERT, {"at": utcnow(), "actor": actor, "action": action, "item_id": item_id,
+                                     "decision_id": decision_id, "details": details})
 
     def _rid(self, conn: Connection, name: str, create_role: str | None = None) -> int:
+        return self._reviewer(conn, name, create_role)[0]
+
+    def _reviewer(self, conn: Connection, name: str, create_role: str | None = None) -> tuple[int, str]:
+        """(id, role) of a reviewer, cached per store (reviewers are never deleted or renamed)."""
         if name in self._ids:
             return self._ids[name]
-        rid = conn.execute(select(REVIEWERS.c.id).where(REVIEWERS.c.name == name)).scalar()
-        if rid is None:
+        row = conn.execute(select(REVIEWERS.c.id, REVIEWERS.c.role).where(REVIEWERS.c.name == name)).first()
+        if row is None:
             if create_role is None:
                 raise StudioError(f"no reviewer named {name!r}; add one with `studio review add-user {name}`.")
             rid = conn.execute(REVIEWERS.insert().values(name=name, password_hash=None, role=create_role, active=True,
                                                  created_at=utcnow())).inserted_primary_key[0]
             self._audit(conn, name, "add_reviewer", role=create_role)
-        self._ids[name] = rid
-        return rid
+            self._ids[name] = (rid, create_role)
+            return self._ids[name]
+        self._ids[name] = (row.id, row.role)
+        return self._ids[name]
 
     # -- reviewers
     def add_reviewer(self, name: str, password: str, role: str = "reviewer") -> None:
@@ -509,18 +596,48 @@ class ReviewStore:
     def next_item(self, reviewer: str, filters: ItemFilter | dict[str, Any] | None = None) -> ReviewItem | None:
         """The item this reviewer holds (if it still matches the filters), else a newly leased one."""
         flt = ItemFilter.of(filters)
+        st = self._hot
         now = utcnow()
         with self._tx(write=True, durable=False) as conn:
             rid = self._rid(conn, reviewer)
-            self._expire(conn, ASSIGNMENTS.c.expires_at < now)
-            held = conn.execute(
-                select(ASSIGNMENTS.c.id, ASSIGNMENTS.c.item_id).join(ITEMS, ITEMS.c.id == ASSIGNMENTS.c.item_id)
-                .where(ASSIGNMENTS.c.reviewer_id == rid, ASSIGNMENTS.c.status == "open", *flt.conditions())
-                .order_by(ASSIGNMENTS.c.leased_at.desc()).limit(1)).first()
-            self._expire(conn, and_(ASSIGNMENTS.c.reviewer_id == rid, ASSIGNMENTS.c.id != (held.id if held else -1)))
-            if held:
-                conn.execute(update(ASSIGNMENTS).where(ASSIGNMENTS.c.id == held.id).values(expires_at=now + self.lease))
-                return self._item(conn, held.item_id, rid)
+            # One read finds both the stale leases of anyone and this reviewer's own open leases.
+            leases = conn.execute(st["open_leases"], {"now": now, "rid": rid}).all()
+            mine = []
+            for lease in leases:
+                if lease.expires_at < now:
+                    self._expire_one(conn, lease.id, lease.item_id)
+                elif lease.reviewer_id == rid:
+                    mine.append(lease)
+            if mine:
+                held = conn.execute(
+                    select(ASSIGNMENTS.c.id, ASSIGNMENTS.c.item_id, ASSIGNMENTS.c.attempt)
+                    .join(ITEMS, ITEMS.c.id == ASSIGNMENTS.c.item_id)
+                    .where(ASSIGNMENTS.c.id.in_([m.id for m in mine]), *flt.conditions())
+                    .order_by(ASSIGNMENTS.c.leased_at.desc()).limit(1)).first()
+                for m in mine:
+                    if held is None or m.id != held.id:
+                        self._expire_one(conn, m.id, m.item_id)
+                if held:
+                    expires = now + self.lease
+                    conn.execute(st["lease_extend"], {"p_id": held.id, "p_expires": expires})
+                    return self._item(conn, held.item_id, lease=(held.attempt, expires))
+            query = self._pick_query(flt, rid)
+            for _ in range(5):
+                item_id = conn.execute(query).scalar()
+                if item_id is None:
+                    return None
+                if conn.execute(st["take_slot_guarded"], {"p_item": item_id}).rowcount == 1:
+                    break
+            else:
+                return None
+            lease = conn.execute(st["lease"], {"item_id": item_id, "reviewer_id": rid, "status": "open", "attempt": 0,
+                                               "leased_at": now, "expires_at": now + self.lease}).one()
+            return self._item(conn, item_id, lease=(lease.attempt, lease.expires_at))
+
+    def _pick_query(self, flt: ItemFilter, rid: int):
+        """The next-undecided-item query for this filter and reviewer, built once and reused."""
+        query = self._picks.get((flt, rid))
+        if query is None:
             mine = exists().where(ASSIGNMENTS.c.item_id == ITEMS.c.id, ASSIGNMENTS.c.reviewer_id == rid,
                                   ASSIGNMENTS.c.status.in_(("open", "done", "skipped")))
             query = (select(ITEMS.c.id).where(ITEMS.c.status == "open", ITEMS.c.n_claimed < ITEMS.c.overlap, ~mine,
@@ -528,34 +645,29 @@ class ReviewStore:
                      .order_by(ITEMS.c.priority, ITEMS.c.id).limit(1))
             if self.dialect == "postgresql":
                 query = query.with_for_update(skip_locked=True, of=ITEMS)
-            for _ in range(5):
-                item_id = conn.execute(query).scalar()
-                if item_id is None:
-                    return None
-                if self._take_slot(conn, item_id, guarded=True):
-                    break
-            else:
-                return None
-            taken = conn.execute(update(ASSIGNMENTS).where(ASSIGNMENTS.c.item_id == item_id, ASSIGNMENTS.c.reviewer_id == rid)
-                                 .values(status="open", leased_at=now, expires_at=now + self.lease)).rowcount
-            if not taken:
-                conn.execute(ASSIGNMENTS.insert().values(item_id=item_id, reviewer_id=rid, status="open", attempt=0,
-                                               leased_at=now, expires_at=now + self.lease))
-            return self._item(conn, item_id, rid)
+            if len(self._picks) > 512:
+                self._picks.clear()
+            self._picks[(flt, rid)] = query
+        return query
 
-    def _item(self, conn: Connection, item_id: str, rid: int | None = None) -> ReviewItem:
-        row = conn.execute(select(ITEMS).where(ITEMS.c.id == item_id)).first()
+    def _expire_one(self, conn: Connection, assignment_id: int, item_id: str) -> None:
+        conn.execute(update(ASSIGNMENTS).where(ASSIGNMENTS.c.id == assignment_id).values(status="expired"))
+        self._release_slot(conn, item_id)
+
+    def _item(self, conn: Connection, item_id: str, rid: int | None = None,
+              lease: tuple[int, dt.datetime | None] | None = None) -> ReviewItem:
+        row = conn.execute(self._hot["item"], {"p_item": item_id}).first()
         if row is None:
             raise StudioError(f"no review item with id {item_id!r}; load its data set with `studio review load`.")
-        lease = None
-        if rid is not None:
-            lease = conn.execute(select(ASSIGNMENTS.c.attempt, ASSIGNMENTS.c.expires_at)
+        if lease is None and rid is not None:
+            found = conn.execute(select(ASSIGNMENTS.c.attempt, ASSIGNMENTS.c.expires_at)
                                  .where(ASSIGNMENTS.c.item_id == item_id, ASSIGNMENTS.c.reviewer_id == rid)).first()
+            lease = (found.attempt, found.expires_at) if found else None
         return ReviewItem(
             id=row.id, messages=row.messages, origin=row.origin, source=row.source, meta=row.meta,
             scores=row.scores, quality=row.quality, pii_count=row.pii_count, pii_flags=row.pii_flags,
-            tags=_tags_list(row.tags), dataset=row.dataset, attempt=lease.attempt if lease else 0,
-            expires_at=lease.expires_at if lease else None,
+            tags=_tags_list(row.tags), dataset=row.dataset, attempt=lease[0] if lease else 0,
+            expires_at=lease[1] if lease else None,
             extra={"status": row.status, "overlap": row.overlap, "n_decided": row.n_decided,
                    "dataset_run": row.dataset_run})
 
@@ -589,51 +701,59 @@ class ReviewStore:
 
     def _record(self, conn: Connection, item_id: str, reviewer: str, verdict: str, edited_messages, rating,
                 reasons, comment, seconds, source, key) -> dict[str, Any]:
+        # The hot path of the app: one read (item, this reviewer's assignment and their current decision in one
+        # join), then only writes, all with statements built once (see `_hot_statements`); the stored decision
+        # is returned from the values written, not read back.
+        st = self._hot
         now = utcnow()
-        rid = self._rid(conn, reviewer, create_role=None if source == "app" else "external")
-        item = conn.execute(select(ITEMS.c.messages).where(ITEMS.c.id == item_id)).first()
-        if item is None:
+        rid, role = self._reviewer(conn, reviewer, create_role=None if source == "app" else "external")
+        state = conn.execute(st["state_with_messages" if edited_messages is not None else "state"],
+                             {"item_id": item_id, "rid": rid, "source": source}).first()
+        if state is None:
             raise StudioError(f"no review item with id {item_id!r}; load its data set with `studio review load`.")
         on_queue = source not in OFF_QUEUE_SOURCES
-        assignment = conn.execute(select(ASSIGNMENTS.c.id, ASSIGNMENTS.c.status, ASSIGNMENTS.c.attempt)
-                                  .where(ASSIGNMENTS.c.item_id == item_id, ASSIGNMENTS.c.reviewer_id == rid)).first()
-        key = key or f"{source}:{reviewer}:{item_id}:{assignment.attempt if assignment else 0}"
-        existing = conn.execute(select(DECISIONS.c.id).where(DECISIONS.c.idempotency_key == key)).scalar()
-        if existing is not None:
-            return {**self._decision_rows(conn, DECISIONS.c.id == existing)[0], "created": False}
+        key = key or f"{source}:{reviewer}:{item_id}:{state.a_attempt if state.a_id is not None else 0}"
         edited = None
         if edited_messages is not None:
             edited = _clean_messages(edited_messages, f"edited messages of item {item_id}")
-            if edited == item.messages:
+            if edited == state.messages:
                 edited = None
-        previous = conn.execute(select(DECISIONS.c.id, DECISIONS.c.verdict).where(
-            DECISIONS.c.item_id == item_id, DECISIONS.c.reviewer_id == rid, DECISIONS.c.source == source, DECISIONS.c.undone_at.is_(None))).first()
-        if previous:
-            conn.execute(update(DECISIONS).where(DECISIONS.c.id == previous.id).values(undone_at=now))
-            if on_queue and previous.verdict != "skip":
-                conn.execute(update(ITEMS).where(ITEMS.c.id == item_id).values(n_decided=ITEMS.c.n_decided - 1))
-            self._audit(conn, reviewer, "replace", item_id, previous.id)
-        decision_id = conn.execute(DECISIONS.insert().values(
-            item_id=item_id, reviewer_id=rid, verdict=verdict, edited_messages=edited, rating=rating,
-            reasons=list(reasons), comment=comment or None, seconds=seconds, source=source,
-            idempotency_key=key, created_at=now, undone_at=None)).inserted_primary_key[0]
+        row = {"item_id": item_id, "reviewer_id": rid, "verdict": verdict, "edited_messages": edited, "rating": rating,
+               "reasons": list(reasons), "comment": comment or None, "seconds": seconds, "source": source,
+               "idempotency_key": key, "created_at": now, "undone_at": None}
+        # Idempotency without a lookup: the unique key refuses the second insert, which then writes nothing.
+        decision_id = conn.execute(st["insert_decision"], row).scalar()
+        if decision_id is None:
+            existing = self._decision_rows(conn, DECISIONS.c.idempotency_key == key)
+            return {**existing[0], "created": False}
+        n_decided = 0
+        if state.d_id is not None:  # a second decision by this reviewer and source replaces the first
+            conn.execute(st["undo_decision"], {"p_id": state.d_id, "p_now": now})
+            if on_queue and state.d_verdict != "skip":
+                n_decided -= 1
+            self._audit(conn, reviewer, "replace", item_id, state.d_id)
+        slot = 0
         if on_queue:
             new_status = "skipped" if verdict == "skip" else "done"
-            held_before = assignment is not None and assignment.status in ("open", "done")
+            held_before = state.a_id is not None and state.a_status in ("open", "done")
             if new_status == "done" and not held_before:
-                self._take_slot(conn, item_id, guarded=False)  # late or unleased: counted, never refused
+                slot = 1  # late or unleased: counted, never refused
             elif new_status == "skipped" and held_before:
-                self._release_slot(conn, item_id)
-            if assignment:
-                conn.execute(update(ASSIGNMENTS).where(ASSIGNMENTS.c.id == assignment.id).values(status=new_status))
+                slot = -1
+            if state.a_id is not None:
+                conn.execute(st["assignment_status"], {"p_id": state.a_id, "p_status": new_status})
             else:
                 conn.execute(ASSIGNMENTS.insert().values(item_id=item_id, reviewer_id=rid, status=new_status, attempt=0,
                                                leased_at=now, expires_at=now))
             if verdict != "skip":
-                conn.execute(update(ITEMS).where(ITEMS.c.id == item_id).values(n_decided=ITEMS.c.n_decided + 1))
+                n_decided += 1
+        if slot or n_decided:
+            conn.execute(st[f"item_counts_{slot}"], {"p_item": item_id, "p_dd": n_decided})
         self._audit(conn, reviewer, "decide", item_id, decision_id, verdict=verdict, source=source,
                     rating=rating, reasons=list(reasons), edited=edited is not None, key=key)
-        return {**self._decision_rows(conn, DECISIONS.c.id == decision_id)[0], "created": True}
+        out = {"id": decision_id, **row, "reviewer": reviewer, "role": role, "created": True}
+        del out["reviewer_id"]
+        return out
 
     def undo_last(self, reviewer: str) -> dict[str, Any] | None:
         """Withdraw this reviewer's last app decision: it stays in the table marked undone, and the item is

@@ -289,3 +289,29 @@ def test_bad_decisions_are_refused_with_one_sentence(store):
     with pytest.raises(StudioError, match="message 0"):
         store.record_decision(item.id, "ann", "accept", edited_messages=[{"role": "bot", "content": "x"}])
     assert store.decisions() == []
+
+
+def test_a_saved_decision_is_returned_exactly_as_stored_and_is_fsynced(store):
+    """record_decision builds its answer from the values it wrote (no read-back): it must equal the row as
+    read from the database, for a fresh decision, a replacement with an edit, and a repeated key."""
+    store.load_dataset([example(1, 0.1)])
+    item = store.next_item("ann")
+    first = store.record_decision(item.id, "ann", "reject", rating=2, reasons=["wrong", "tone"], comment="no",
+                                  seconds=3.25)
+    edit = [dict(m) for m in item.messages]
+    edit[-1]["content"] += " (fixed)"
+    second = store.record_decision(item.id, "ann", "accept", edited_messages=edit, rating=5,
+                                   idempotency_key="ann-second")
+    again = store.record_decision(item.id, "ann", "accept", edited_messages=edit, idempotency_key="ann-second")
+    stored = {d["id"]: d for d in store.decisions(item_id=item.id, include_undone=True)}
+    assert first["created"] and second["created"] and not again["created"]
+    assert {k: v for k, v in second.items() if k != "created"} == stored[second["id"]]
+    assert {k: v for k, v in again.items() if k != "created"} == stored[second["id"]]
+    assert {k: v for k, v in first.items() if k not in ("created", "undone_at")} == \
+        {k: v for k, v in stored[first["id"]].items() if k != "undone_at"}
+    assert stored[first["id"]]["undone_at"] is not None and stored[second["id"]]["edited_messages"] == edit
+    assert store.get_item(item.id).extra["n_decided"] == 1
+    # a decision commits with synchronous=FULL (one WAL fsync); a lease, on the same pooled connection, does not
+    with store.engine.connect() as conn:
+        assert conn.connection.info["synchronous"] == "FULL"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # 2 = FULL
