@@ -37,8 +37,9 @@ from pydantic import Field, model_validator
 from curate import minhash
 from curate.step import Step, StepConfig
 
-#: Rows per batch when shingling and sketching (bounds memory; signatures are 4 bytes × num_perm per row).
-BATCH_ROWS = 20_000
+#: Rows per batch when shingling and sketching (bounds the transient memory of raw shingle hashes; what is
+#: kept per row is its signature, 4 bytes x num_perm, and its sorted shingle set, 8 bytes per distinct shingle).
+BATCH_ROWS = 8192
 
 
 class NearDedupeConfig(StepConfig):
@@ -143,14 +144,20 @@ class NearDedupe(Step):
 
     def _fast_pairs(self, texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
         cfg = self.config
-        sigs, has = [], []
-        for start in range(0, len(texts), BATCH_ROWS):
-            shingles = self._shingles(texts.slice(start, BATCH_ROWS))
-            sigs.append(minhash.signatures(shingles, cfg.num_perm, cfg.seed))
-            has.append(minhash.has_shingles(shingles))
-        if not sigs:
+        n = len(texts)
+        if n == 0:
+            self._checked = np.zeros(0, dtype=bool)
             return np.zeros((0, 2), dtype=np.int64), np.zeros(0)
-        sig, active = np.concatenate(sigs), np.concatenate(has)
+        sig = np.empty((n, cfg.num_perm), dtype=np.uint32)
+        sets = []  # per batch: sorted shingle sets, kept for the exact checks (no re-shingling)
+        for start in range(0, n, BATCH_ROWS):
+            shingles = self._shingles(texts.slice(start, BATCH_ROWS))
+            sig[start: start + shingles.n] = minhash.signatures(shingles, cfg.num_perm, cfg.seed)
+            sets.append(minhash.shingle_sets(shingles))
+            del shingles
+        self._sets_fast = minhash.Shingles.concat(sets)
+        del sets
+        active = minhash.has_shingles(self._sets_fast)
         bands, rows = minhash.optimal_param(cfg.threshold, cfg.num_perm, 1 - cfg.recall_weight, cfg.recall_weight)
         self.stats.update(lsh_bands=bands, lsh_rows=rows)
         pairs = minhash.candidate_pairs(minhash.band_keys(sig, bands, rows), active)
@@ -159,14 +166,13 @@ class NearDedupe(Step):
         unsure = np.abs(sims - cfg.threshold) <= cfg.exact_band
         if unsure.any():
             sims[unsure] = self._exact(texts, pairs[unsure])
+        self._checked = unsure
         self.stats["exact_checks"] = int(unsure.sum())
         return pairs, sims
 
     def _exact(self, texts: pl.Series, pairs: np.ndarray) -> np.ndarray:
-        """Exact Jaccard, re-shingling only the documents the pairs name."""
-        docs, local = np.unique(pairs, return_inverse=True)
-        shingles = self._shingles(texts.gather(docs))
-        return minhash.exact_jaccard(shingles, local.reshape(pairs.shape))
+        """Exact Jaccard of the pairs, from the shingle sets kept by the first pass."""
+        return minhash.exact_jaccard(self._sets_fast, pairs)
 
     # -- reference path -------------------------------------------------------------------------------
     def _datasketch_pairs(self, texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -177,25 +183,23 @@ class NearDedupe(Step):
 
     def _similarity(self, texts: pl.Series, member_pairs: np.ndarray, pairs: np.ndarray, sims: np.ndarray
                     ) -> np.ndarray:
-        """Jaccard of each dropped row to its representative: the checked value when that pair was a
-        candidate, else computed now (exactly for datasketch; estimate or exact as for candidates in fast)."""
+        """Exact Jaccard of each dropped row to its representative: the checked value when that pair was
+        checked exactly already, else computed now (from the Python sets for datasketch, from the kept
+        shingle sets in fast)."""
         if len(member_pairs) == 0:
             return np.zeros(0)
         lo, hi = member_pairs.min(axis=1), member_pairs.max(axis=1)
-        known = pl.DataFrame({"a": pairs[:, 0], "b": pairs[:, 1], "s": sims})
+        exact = sims if self.config.impl == "datasketch" else np.where(self._checked, sims, np.nan)
+        known = pl.DataFrame({"a": pairs[:, 0], "b": pairs[:, 1], "s": exact})
         wanted = pl.DataFrame({"a": lo, "b": hi})
-        out = wanted.join(known, on=["a", "b"], how="left", maintain_order="left").get_column("s").to_numpy()
+        out = wanted.join(known, on=["a", "b"], how="left", maintain_order="left").get_column("s").to_numpy().copy()
         missing = np.isnan(out)
         if missing.any():
             mp = np.stack([lo[missing], hi[missing]], axis=1)
             if self.config.impl == "datasketch":
                 out[missing] = minhash.set_jaccard(self._sets, mp)
             else:
-                est = minhash.estimated_jaccard(self._sig, mp)
-                unsure = np.abs(est - self.config.threshold) <= self.config.exact_band
-                if unsure.any():
-                    est[unsure] = self._exact(texts, mp[unsure])
-                out[missing] = est
+                out[missing] = self._exact(texts, mp)
         return out
 
 
