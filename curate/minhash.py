@@ -206,11 +206,13 @@ def _load_u64(data: np.ndarray) -> np.ndarray:
                                            writeable=False)
 
 
+#: _BYTE_MASK[m] keeps the lowest m bytes of a uint64 (m = 0..8).
+_BYTE_MASK = np.array([(1 << (8 * m)) - 1 for m in range(8)] + [(1 << 64) - 1], dtype=_U64)
+
+
 def _low_bytes(x: np.ndarray, nbytes: np.ndarray) -> np.ndarray:
-    """Keep the lowest `nbytes` (0..8) bytes of each uint64 (in place)."""
-    short = nbytes < 8
-    if short.any():
-        x[short] &= (_U64(1) << (nbytes[short].astype(_U64) * _U64(8))) - _U64(1)
+    """Keep the lowest `nbytes` bytes of each uint64 (in place; nbytes above 8 keep all 8)."""
+    x &= _BYTE_MASK[np.minimum(nbytes, 8)]
     return x
 
 
@@ -338,12 +340,28 @@ def signatures(shingles: Shingles, num_perm: int = 128, seed: int = 1) -> np.nda
 
 def _densify(sig: np.ndarray, filled: np.ndarray, seed: int) -> None:
     """Optimal densification: empty bin i takes the value of bin h(i, t) for the first attempt t that hits a
-    bin the document filled itself. The sequence h(i, ·) is the same for every document (consistency)."""
+    bin the document filled itself. The sequence h(i, ·) is the same for every document (consistency).
+
+    The first attempts run on whole rows (a column gather per attempt); the few bins still empty after them
+    (documents with very few shingles) continue one by one in vectorised form."""
     n, k = sig.shape
     has_any = filled.any(axis=1)
-    rows, cols = np.nonzero(~filled & has_any[:, None])
+    need = ~filled & has_any[:, None]
     base = _seed_word(seed, 0xD3)
     attempt = 0
+    rows = np.flatnonzero(need.any(axis=1))
+    while len(rows) > 0 and attempt < _DENSE_ATTEMPTS:
+        donor = _donors(k, attempt, base)
+        sub_need = need[rows]
+        take = sub_need & filled[rows][:, donor]
+        sub_sig = sig[rows]
+        np.copyto(sub_sig, sub_sig[:, donor], where=take)
+        sig[rows] = sub_sig
+        sub_need &= ~take
+        need[rows] = sub_need
+        rows = rows[sub_need.any(axis=1)]
+        attempt += 1
+    rows, cols = np.nonzero(need)
     while len(rows):
         if attempt >= 16 * k:  # (1 - 1/k)^(16k) < 1e-6 per bin: hand the stragglers the first filled bin
             donor = filled[rows].argmax(axis=1)
@@ -353,6 +371,10 @@ def _densify(sig: np.ndarray, filled: np.ndarray, seed: int) -> None:
         sig[rows[ok], cols[ok]] = sig[rows[ok], donor[ok]]
         rows, cols = rows[~ok], cols[~ok]
         attempt += 1
+
+
+#: Densification attempts run on whole signature rows before switching to single bins.
+_DENSE_ATTEMPTS = 6
 
 
 _DONORS: dict[tuple[int, int, int], np.ndarray] = {}
