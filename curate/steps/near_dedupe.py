@@ -163,14 +163,50 @@ class NearDedupe(Step):
         pairs = minhash.candidate_pairs(minhash.band_keys(sig, bands, rows), active)
         self._sig = sig
         sims = minhash.estimated_jaccard(sig, pairs)
-        unsure = np.abs(sims - cfg.threshold) <= cfg.exact_band
-        if unsure.any():
-            sims[unsure] = self._exact(texts, pairs[unsure])
-        self._checked = unsure
-        self.stats["exact_checks"] = int(unsure.sum())
+        self._checked = self._check_unsure(n, pairs, sims)
+        self.stats["exact_checks"] = int(self._checked.sum())
         return pairs, sims
 
-    def _exact(self, texts: pl.Series, pairs: np.ndarray) -> np.ndarray:
+    def _check_unsure(self, n: int, pairs: np.ndarray, sims: np.ndarray) -> np.ndarray:
+        """Replace the estimate by the exact Jaccard for the pairs whose estimate is within `exact_band` of the
+        threshold, skipping those that cannot change the clusters; returns which pairs were checked.
+
+        Pairs clearly above the threshold are edges; the unsure ones are taken in rounds from the highest
+        estimate down, and a pair whose two documents are already in one cluster (joined by edges decided or
+        verified in earlier rounds) is skipped: whatever its exact value, the clusters stay the same. The
+        clusters are therefore exactly those of checking every unsure pair."""
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        cfg = self.config
+        checked = np.zeros(len(pairs), dtype=bool)
+        unsure = np.abs(sims - cfg.threshold) <= cfg.exact_band
+        if not unsure.any():
+            return checked
+        edges = [pairs[sims > cfg.threshold + cfg.exact_band]]
+
+        def labels() -> np.ndarray:
+            e = np.concatenate(edges)
+            graph = coo_matrix((np.ones(len(e), dtype=np.int8), (e[:, 0], e[:, 1])), shape=(n, n))
+            return connected_components(graph, directed=False)[1]
+
+        cuts = cfg.threshold + cfg.exact_band * np.array([1.0, 2 / 3, 1 / 3, 0.0, -1 / 3, -1.0])
+        for hi, lo in zip(cuts[:-1], cuts[1:], strict=True):
+            sel = np.flatnonzero(unsure & (sims <= hi) & (sims >= lo) & ~checked)
+            if not len(sel):
+                continue
+            lab = labels()
+            sel = sel[lab[pairs[sel, 0]] != lab[pairs[sel, 1]]]
+            if not len(sel):
+                continue
+            sims[sel] = self._exact(None, pairs[sel])
+            checked[sel] = True
+            edges.append(pairs[sel[sims[sel] >= cfg.threshold]])
+        # A skipped pair keeps its estimate: it joins two documents already in one cluster, so whether it
+        # counts as an edge changes nothing; its `similarity`, if reported, is computed exactly later.
+        return checked
+
+    def _exact(self, texts: pl.Series | None, pairs: np.ndarray) -> np.ndarray:
         """Exact Jaccard of the pairs, from the shingle sets kept by the first pass."""
         return minhash.exact_jaccard(self._sets_fast, pairs)
 
