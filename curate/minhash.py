@@ -99,6 +99,11 @@ class Shingles:
         off = self.offsets[start: stop + 1]
         return Shingles(off - off[0], self.hashes[off[0]: off[-1]], self.is_set)
 
+    def take(self, docs: np.ndarray) -> Shingles:
+        """The documents `docs` (indices), in that order, as a new Shingles."""
+        counts = self.counts[docs]
+        return Shingles(_offsets(counts), self.hashes[_gather_ranges(self.offsets[docs], counts)], self.is_set)
+
     @staticmethod
     def concat(parts: list[Shingles]) -> Shingles:
         if not parts:

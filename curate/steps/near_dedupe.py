@@ -13,13 +13,20 @@ Thresholds and where they come from:
   datasketch's MinHashLSH default threshold is 0.9; text-dedup's MinHash default 0.7). Shorter shingles
   (3 words) suit instruction data, where a prompt is often a single sentence.
 - num_perm 128 (datasketch's default); LSH bands × rows from datasketch's `_optimal_param` for the
-  threshold (see `curate.minhash.optimal_param`), with false negatives weighted 0.9 against false
-  positives 0.1 (datasketch weighs them 0.5/0.5): at 0.8 and 128 permutations that is 14 bands × 9 rows,
-  which makes a pair at J = 0.8 a candidate with probability 0.87 instead of 0.40, because every candidate
-  is checked afterwards.
+  threshold (see `curate.minhash.optimal_param`), with false negatives weighted 0.65 against false
+  positives 0.35 (datasketch weighs them 0.5/0.5): at 0.8 and 128 permutations that is 11 bands × 11 rows,
+  which makes a pair at J = 0.8 a candidate with probability 0.63 instead of 0.40 (datasketch's 9 × 13).
+  Candidates link each bucket member to the bucket's first document (a star), and clusters are closed
+  transitively, so more candidates raise the recall of duplicate pairs and lower their precision (chains):
+  on t0 (bench/README.md) weights 0.5 / 0.6 / 0.65 / 0.9 gave precision 0.942 / 0.938 / 0.935 / 0.930 and
+  recall 0.989 / 0.990 / 0.995 / 0.998 against datasketch's 0.936 / 0.993; 0.65 is the setting closest to
+  datasketch on both, chosen on that measurement.
 - Verification: a candidate pair whose MinHash estimate lies within `exact_band` of the threshold is
   checked with the exact Jaccard of its shingle sets (0.15 ≈ 4 standard deviations of the estimate at
-  J = 0.8 with 128 permutations); pairs clearly above or below are decided by the estimate.
+  J = 0.8 with 128 permutations); pairs clearly above or below are decided by the estimate. The unsure
+  pairs are checked in rounds from the highest estimate down, skipping a pair whose two rows are already in
+  one cluster (its result cannot change the clusters), which on t0 halves the exact checks. The
+  `similarity` reported for a dropped row is always the exact Jaccard to its representative.
 
 `impl: datasketch` runs the reference implementation (datasketch MinHash + MinHashLSH on Python shingle
 sets, every candidate checked exactly); `impl: fast` (default) does the same on whole batches with NumPy
@@ -55,7 +62,7 @@ class NearDedupeConfig(StepConfig):
     text: Literal["prompt", "response", "all"] = "all"
     """Which text to compare: user turns, assistant turns, or every turn."""
     impl: Literal["fast", "datasketch"] = "fast"
-    recall_weight: float = Field(0.9, gt=0.0, lt=1.0)
+    recall_weight: float = Field(0.65, gt=0.0, lt=1.0)
     """Weight of false negatives against false positives when choosing LSH bands × rows (datasketch: 0.5).
     Every candidate is checked, so extra candidates cost time, not precision."""
     exact_band: float = Field(0.15, ge=0.0, le=1.0)
@@ -149,15 +156,17 @@ class NearDedupe(Step):
             self._checked = np.zeros(0, dtype=bool)
             return np.zeros((0, 2), dtype=np.int64), np.zeros(0)
         sig = np.empty((n, cfg.num_perm), dtype=np.uint32)
-        sets = []  # per batch: sorted shingle sets, kept for the exact checks (no re-shingling)
+        raw = []  # per batch: shingle hashes, kept for the exact checks (no re-shingling)
         for start in range(0, n, BATCH_ROWS):
             shingles = self._shingles(texts.slice(start, BATCH_ROWS))
             sig[start: start + shingles.n] = minhash.signatures(shingles, cfg.num_perm, cfg.seed)
-            sets.append(minhash.shingle_sets(shingles))
-            del shingles
-        self._sets_fast = minhash.Shingles.concat(sets)
-        del sets
-        active = minhash.has_shingles(self._sets_fast)
+            raw.append(shingles)
+        self._raw = raw  # not concatenated: that would hold every hash twice at once
+        self._raw_start = np.array([0] + [sh.n for sh in raw], dtype=np.int64).cumsum()
+        # Sorted shingle sets are built only for documents that meet an exact check, once each.
+        self._set_index = np.full(n, -1, dtype=np.int64)
+        self._sets_fast = minhash.Shingles(np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.uint64), True)
+        active = np.concatenate([minhash.has_shingles(sh) for sh in raw])
         bands, rows = minhash.optimal_param(cfg.threshold, cfg.num_perm, 1 - cfg.recall_weight, cfg.recall_weight)
         self.stats.update(lsh_bands=bands, lsh_rows=rows)
         pairs = minhash.candidate_pairs(minhash.band_keys(sig, bands, rows), active)
@@ -184,6 +193,7 @@ class NearDedupe(Step):
         if not unsure.any():
             return checked
         edges = [pairs[sims > cfg.threshold + cfg.exact_band]]
+        self._ensure_sets(pairs[unsure])
 
         def labels() -> np.ndarray:
             e = np.concatenate(edges)
@@ -207,8 +217,22 @@ class NearDedupe(Step):
         return checked
 
     def _exact(self, texts: pl.Series | None, pairs: np.ndarray) -> np.ndarray:
-        """Exact Jaccard of the pairs, from the shingle sets kept by the first pass."""
-        return minhash.exact_jaccard(self._sets_fast, pairs)
+        """Exact Jaccard of the pairs, from the shingle hashes kept by the first pass."""
+        self._ensure_sets(pairs)
+        return minhash.exact_jaccard(self._sets_fast, self._set_index[pairs])
+
+    def _ensure_sets(self, pairs: np.ndarray) -> None:
+        """Build the sorted shingle sets of the documents of `pairs` that have none yet."""
+        docs = np.unique(pairs)
+        docs = docs[self._set_index[docs] < 0]
+        if len(docs):
+            self._set_index[docs] = self._sets_fast.n + np.arange(len(docs))
+            part = np.searchsorted(self._raw_start, docs, side="right") - 1  # docs are sorted
+            cut = np.searchsorted(part, np.arange(len(self._raw) + 1))
+            new = minhash.shingle_sets(minhash.Shingles.concat(
+                [self._raw[i].take(docs[cut[i]: cut[i + 1]] - self._raw_start[i])
+                 for i in range(len(self._raw)) if cut[i + 1] > cut[i]]))
+            self._sets_fast = minhash.Shingles.concat([self._sets_fast, new]) if self._sets_fast.n else new
 
     # -- reference path -------------------------------------------------------------------------------
     def _datasketch_pairs(self, texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
