@@ -98,21 +98,23 @@ class NearDedupe(Step):
         cfg = self.config
         active = df.select(pl.col("drop_reason").is_null()).to_series().to_numpy()
         active_rows = np.flatnonzero(active)
-        texts = df.select(text_expr(cfg.text)).to_series().gather(active_rows)
-        if cfg.impl == "fast":
-            pairs, sims = self._fast_pairs(texts)
+        n_active = len(active_rows)
+        if cfg.impl == "fast":  # texts are extracted batch by batch there, never all at once
+            texts = None
+            pairs, sims = self._fast_pairs(df, active_rows)
         else:
+            texts = df.select(text_expr(cfg.text)).to_series().gather(active_rows)
             pairs, sims = self._datasketch_pairs(texts)
         duplicate = sims >= cfg.threshold
         edges = pairs[duplicate]
-        labels = minhash.connected_components(len(texts), edges)
+        labels = minhash.connected_components(n_active, edges)
         quality = None
         if "quality" in df.columns:
             quality = df.get_column("quality").cast(pl.Float64).gather(active_rows).to_numpy()
         rep = minhash.representatives(labels, quality)
-        sizes = np.bincount(labels, minlength=len(texts))
+        sizes = np.bincount(labels, minlength=n_active)
         in_cluster = sizes[labels] > 1
-        dropped = in_cluster & (rep != np.arange(len(texts)))
+        dropped = in_cluster & (rep != np.arange(n_active))
         member_pairs = np.stack([rep[dropped], np.flatnonzero(dropped)], axis=1)
         member_sims = self._similarity(texts, member_pairs, pairs, sims)
 
@@ -149,16 +151,18 @@ class NearDedupe(Step):
     def _shingles(self, texts: pl.Series) -> minhash.Shingles:
         return minhash.shingle_hashes(texts, self.config.unit, self.config.size, self.config.seed)
 
-    def _fast_pairs(self, texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    def _fast_pairs(self, df: pl.DataFrame, active_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         cfg = self.config
-        n = len(texts)
+        n = len(active_rows)
         if n == 0:
             self._checked = np.zeros(0, dtype=bool)
             return np.zeros((0, 2), dtype=np.int64), np.zeros(0)
         sig = np.empty((n, cfg.num_perm), dtype=np.uint32)
         raw = []  # per batch: shingle hashes, kept for the exact checks (no re-shingling)
         for start in range(0, n, BATCH_ROWS):
-            shingles = self._shingles(texts.slice(start, BATCH_ROWS))
+            rows = pl.Series(active_rows[start: start + BATCH_ROWS])
+            batch = df.select(pl.col("messages").gather(rows))  # gather first: the text of this batch only
+            shingles = self._shingles(batch.select(text_expr(cfg.text)).to_series())
             sig[start: start + shingles.n] = minhash.signatures(shingles, cfg.num_perm, cfg.seed)
             raw.append(shingles)
         self._raw = raw  # not concatenated: that would hold every hash twice at once
@@ -241,7 +245,7 @@ class NearDedupe(Step):
         pairs = minhash.datasketch_pairs(self._sets, cfg.threshold, cfg.num_perm, cfg.seed)
         return pairs, minhash.set_jaccard(self._sets, pairs)
 
-    def _similarity(self, texts: pl.Series, member_pairs: np.ndarray, pairs: np.ndarray, sims: np.ndarray
+    def _similarity(self, texts: pl.Series | None, member_pairs: np.ndarray, pairs: np.ndarray, sims: np.ndarray
                     ) -> np.ndarray:
         """Exact Jaccard of each dropped row to its representative: the checked value when that pair was
         checked exactly already, else computed now (from the Python sets for datasketch, from the kept
