@@ -40,21 +40,35 @@ def peak_rss_mb() -> float:
     return float("nan")
 
 
+def cpu_seconds() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def run_one(parquet: str, out_dir: str, impl: str) -> None:
-    """Child process: read → near_dedupe → write; prints one JSON line."""
+    """Child process: read → near_dedupe → write; prints one JSON line. impl `none` only reads and writes
+    (the memory and time of the I/O and the frame itself, for comparison)."""
     from curate.steps.near_dedupe import NearDedupe
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     df = pl.read_parquet(parquet).with_columns(pl.lit(None, pl.String).alias("drop_reason"),
                                                pl.lit(None, pl.String).alias("dup_of"))
-    step = NearDedupe({"impl": impl, "threshold": THRESHOLD})
-    out = step.process(df)
+    stats: dict = {}
+    if impl == "none":
+        out = df.with_columns(pl.lit(None, pl.String).alias("dup_cluster"))
+    else:
+        step = NearDedupe({"impl": impl, "threshold": THRESHOLD})
+        out = step.process(df)
+        stats = step.stats
     out.filter(pl.col("drop_reason").is_null()).write_parquet(Path(out_dir) / f"kept_{impl}.parquet")
     out.filter(pl.col("drop_reason").is_not_null()).write_parquet(Path(out_dir) / f"dropped_{impl}.parquet")
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     out.select("id", "dup_cluster").write_parquet(Path(out_dir) / f"clusters_{impl}.parquet")
-    print(json.dumps({"impl": impl, "rows": df.height, "seconds": seconds, "peak_mb": peak_rss_mb(),
-                      "dropped": int(out.get_column("drop_reason").is_not_null().sum()), **step.stats}))
+    print(json.dumps({"impl": impl, "rows": df.height, "seconds": seconds, "cpu": cpu, "peak_mb": peak_rss_mb(),
+                      "load": os.getloadavg()[0],
+                      "dropped": int(out.get_column("drop_reason").is_not_null().sum()), **stats}))
 
 
 def child(parquet: Path, out_dir: Path, impl: str) -> dict:
@@ -145,6 +159,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale-rows", type=int, default=1_000_000)
     ap.add_argument("--skip-scale", action="store_true")
+    ap.add_argument("--repeat", type=int, default=3, help="back-to-back (ours, datasketch) runs on t0")
     args = ap.parse_args()
     from studio.readers import read_inputs
 
@@ -161,41 +176,55 @@ def main() -> None:
     truth = ground_truth(df, groups)
     print(f"ground truth: {len(truth)} pairs with Jaccard >= {THRESHOLD} within {len(set(groups))} groups "
           f"({time.perf_counter() - t:.0f} s)")
-    results = {}
-    for impl in ("fast", "datasketch"):
-        r = child(parquet, tmp, impl)
-        found = cluster_pairs(pl.read_parquet(tmp / f"clusters_{impl}.parquet"))
-        r["precision"], r["recall"], _ = score(found, truth, groups, df)
-        r["pairs"] = len(found)
-        results[impl] = r
-    f, d = results["fast"], results["datasketch"]
+    runs = []  # (fast, datasketch) back to back, `--repeat` times
+    for rep in range(args.repeat):
+        pair = {}
+        for impl in ("fast", "datasketch"):
+            r = child(parquet, tmp, impl)
+            if rep == 0:  # deterministic: score the first run's output
+                found = cluster_pairs(pl.read_parquet(tmp / f"clusters_{impl}.parquet"))
+                r["precision"], r["recall"], _ = score(found, truth, groups, df)
+                r["pairs"] = len(found)
+            pair[impl] = r
+        runs.append(pair)
+    f, d = runs[0]["fast"], runs[0]["datasketch"]
     print("\n| impl | rows | seconds | docs/s | peak MB | dropped | cluster pairs | precision | recall |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, r in (("ours (fast)", f), ("datasketch", d)):
         print(f"| {name} | {r['rows']:,} | {r['seconds']:.1f} | {r['rows'] / r['seconds']:,.0f} | {r['peak_mb']:,.0f} | "
               f"{r['dropped']:,} | {r['pairs']:,} | {r['precision']:.3f} | {r['recall']:.3f} |")
-    print(f"\nratio docs/s ours/datasketch: {d['seconds'] / f['seconds']:.1f}x; "
-          f"with the JSONL reader added to both: {(d['seconds'] + read_jsonl) / (f['seconds'] + read_jsonl):.1f}x")
+    print("\n| run | ours s (CPU s) | datasketch s (CPU s) | ours docs/s | datasketch docs/s | ratio wall | ratio CPU | "
+          "load avg (ours, datasketch) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for i, p in enumerate(runs, 1):
+        a, b = p["fast"], p["datasketch"]
+        print(f"| {i} | {a['seconds']:.2f} ({a['cpu']:.2f}) | {b['seconds']:.1f} ({b['cpu']:.1f}) | "
+              f"{a['rows'] / a['seconds']:,.0f} | {b['rows'] / b['seconds']:,.0f} | {b['seconds'] / a['seconds']:.1f}x | "
+              f"{b['cpu'] / a['cpu']:.1f}x | {a['load']:.1f}, {b['load']:.1f} |", flush=True)
+    print(f"\nwith the studio JSONL reader ({read_jsonl:.1f} s) added to both, run 1: "
+          f"{(d['seconds'] + read_jsonl) / (f['seconds'] + read_jsonl):.1f}x")
     print(f"fast stats: {json.dumps({k: f[k] for k in ('lsh_bands', 'lsh_rows', 'candidate_pairs', 'exact_checks', 'verified_pairs', 'clusters', 'largest_cluster') if k in f})}")
     if args.skip_scale:
         return
-    print("\n| scaled rows | impl | seconds | docs/s | peak MB | dropped |")
-    print("|---|---|---|---|---|---|")
+    print("\n| scaled rows | impl | seconds | CPU s | docs/s | peak MB | peak MB of read+write alone | "
+          "step KB/row | dropped | load avg |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for n in (args.scale_rows // 4, args.scale_rows // 2, args.scale_rows):
         path = tmp / f"scaled_{n}.parquet"
         make_scaled(df, n, path)
+        io = child(path, tmp, "none")
         r = child(path, tmp, "fast")
-        print(f"| {n:,} | ours (fast) | {r['seconds']:.1f} | {n / r['seconds']:,.0f} | {r['peak_mb']:,.0f} | {r['dropped']:,} |",
+        print(f"| {n:,} | ours (fast) | {r['seconds']:.1f} | {r['cpu']:.1f} | {n / r['seconds']:,.0f} | {r['peak_mb']:,.0f} | "
+              f"{io['peak_mb']:,.0f} | {(r['peak_mb'] - io['peak_mb']) * 1024 / n:.1f} | {r['dropped']:,} | {r['load']:.1f} |",
               flush=True)
         path.unlink()
     sub = tmp / "scaled_sub.parquet"
     make_scaled(df, 20_000, sub, seed=1)
     r = child(sub, tmp, "datasketch")
-    print(f"| 20,000 (subsample) | datasketch | {r['seconds']:.1f} | {20_000 / r['seconds']:,.0f} | {r['peak_mb']:,.0f} | "
-          f"{r['dropped']:,} |")
+    print(f"| 20,000 (subsample) | datasketch | {r['seconds']:.1f} | {r['cpu']:.1f} | {20_000 / r['seconds']:,.0f} | "
+          f"{r['peak_mb']:,.0f} | | | {r['dropped']:,} | {r['load']:.1f} |")
     print(f"datasketch at {args.scale_rows:,} rows, extrapolated from its subsample rate: "
           f"{args.scale_rows / (20_000 / r['seconds']) / 60:.0f} min (its LSH index in memory grows with rows too)")
-
 
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "--child":

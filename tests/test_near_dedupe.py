@@ -184,3 +184,11 @@ def test_fast_and_datasketch_agree_on_real_t0_slice(shared_data):
     # reference finds and a few more; the extra drops are still checked pairs, never estimates alone
     assert (b & ~a).sum() <= 0.03 * b.sum()
     assert a.sum() <= 1.15 * b.sum()
+
+
+def test_word_shingles_do_not_run_across_documents_or_empty_texts():
+    texts = ["alpha beta", "", "gamma delta epsilon", "", "", "zeta", "eta theta iota kappa"]
+    sh = minhash.shingle_hashes(pl.Series(texts), "word")
+    assert sh.counts.tolist() == [1, 0, 1, 0, 0, 1, 2]
+    for i, t in enumerate(texts):
+        assert len(np.unique(sh.hashes[sh.offsets[i]: sh.offsets[i + 1]])) == len(minhash.python_shingles(t))

@@ -13,13 +13,20 @@ Thresholds and where they come from:
   datasketch's MinHashLSH default threshold is 0.9; text-dedup's MinHash default 0.7). Shorter shingles
   (3 words) suit instruction data, where a prompt is often a single sentence.
 - num_perm 128 (datasketch's default); LSH bands × rows from datasketch's `_optimal_param` for the
-  threshold (see `curate.minhash.optimal_param`), with false negatives weighted 0.9 against false
-  positives 0.1 (datasketch weighs them 0.5/0.5): at 0.8 and 128 permutations that is 14 bands × 9 rows,
-  which makes a pair at J = 0.8 a candidate with probability 0.87 instead of 0.40, because every candidate
-  is checked afterwards.
+  threshold (see `curate.minhash.optimal_param`), with false negatives weighted 0.65 against false
+  positives 0.35 (datasketch weighs them 0.5/0.5): at 0.8 and 128 permutations that is 11 bands × 11 rows,
+  which makes a pair at J = 0.8 a candidate with probability 0.63 instead of 0.40 (datasketch's 9 × 13).
+  Candidates link each bucket member to the bucket's first document (a star), and clusters are closed
+  transitively, so more candidates raise the recall of duplicate pairs and lower their precision (chains):
+  on t0 (bench/README.md) weights 0.5 / 0.6 / 0.65 / 0.9 gave precision 0.942 / 0.938 / 0.935 / 0.930 and
+  recall 0.989 / 0.990 / 0.995 / 0.998 against datasketch's 0.936 / 0.993; 0.65 is the setting closest to
+  datasketch on both, chosen on that measurement.
 - Verification: a candidate pair whose MinHash estimate lies within `exact_band` of the threshold is
   checked with the exact Jaccard of its shingle sets (0.15 ≈ 4 standard deviations of the estimate at
-  J = 0.8 with 128 permutations); pairs clearly above or below are decided by the estimate.
+  J = 0.8 with 128 permutations); pairs clearly above or below are decided by the estimate. The unsure
+  pairs are checked in rounds from the highest estimate down, skipping a pair whose two rows are already in
+  one cluster (its result cannot change the clusters), which on t0 halves the exact checks. The
+  `similarity` reported for a dropped row is always the exact Jaccard to its representative.
 
 `impl: datasketch` runs the reference implementation (datasketch MinHash + MinHashLSH on Python shingle
 sets, every candidate checked exactly); `impl: fast` (default) does the same on whole batches with NumPy
@@ -37,8 +44,9 @@ from pydantic import Field, model_validator
 from curate import minhash
 from curate.step import Step, StepConfig
 
-#: Rows per batch when shingling and sketching (bounds memory; signatures are 4 bytes × num_perm per row).
-BATCH_ROWS = 20_000
+#: Rows per batch when shingling and sketching (bounds the transient memory of raw shingle hashes; what is
+#: kept per row is its signature, 4 bytes x num_perm, and its sorted shingle set, 8 bytes per distinct shingle).
+BATCH_ROWS = 8192
 
 
 class NearDedupeConfig(StepConfig):
@@ -54,7 +62,7 @@ class NearDedupeConfig(StepConfig):
     text: Literal["prompt", "response", "all"] = "all"
     """Which text to compare: user turns, assistant turns, or every turn."""
     impl: Literal["fast", "datasketch"] = "fast"
-    recall_weight: float = Field(0.9, gt=0.0, lt=1.0)
+    recall_weight: float = Field(0.65, gt=0.0, lt=1.0)
     """Weight of false negatives against false positives when choosing LSH bands × rows (datasketch: 0.5).
     Every candidate is checked, so extra candidates cost time, not precision."""
     exact_band: float = Field(0.15, ge=0.0, le=1.0)
@@ -90,21 +98,23 @@ class NearDedupe(Step):
         cfg = self.config
         active = df.select(pl.col("drop_reason").is_null()).to_series().to_numpy()
         active_rows = np.flatnonzero(active)
-        texts = df.select(text_expr(cfg.text)).to_series().gather(active_rows)
-        if cfg.impl == "fast":
-            pairs, sims = self._fast_pairs(texts)
+        n_active = len(active_rows)
+        if cfg.impl == "fast":  # texts are extracted batch by batch there, never all at once
+            texts = None
+            pairs, sims = self._fast_pairs(df, active_rows)
         else:
+            texts = df.select(text_expr(cfg.text)).to_series().gather(active_rows)
             pairs, sims = self._datasketch_pairs(texts)
         duplicate = sims >= cfg.threshold
         edges = pairs[duplicate]
-        labels = minhash.connected_components(len(texts), edges)
+        labels = minhash.connected_components(n_active, edges)
         quality = None
         if "quality" in df.columns:
             quality = df.get_column("quality").cast(pl.Float64).gather(active_rows).to_numpy()
         rep = minhash.representatives(labels, quality)
-        sizes = np.bincount(labels, minlength=len(texts))
+        sizes = np.bincount(labels, minlength=n_active)
         in_cluster = sizes[labels] > 1
-        dropped = in_cluster & (rep != np.arange(len(texts)))
+        dropped = in_cluster & (rep != np.arange(n_active))
         member_pairs = np.stack([rep[dropped], np.flatnonzero(dropped)], axis=1)
         member_sims = self._similarity(texts, member_pairs, pairs, sims)
 
@@ -141,32 +151,92 @@ class NearDedupe(Step):
     def _shingles(self, texts: pl.Series) -> minhash.Shingles:
         return minhash.shingle_hashes(texts, self.config.unit, self.config.size, self.config.seed)
 
-    def _fast_pairs(self, texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    def _fast_pairs(self, df: pl.DataFrame, active_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         cfg = self.config
-        sigs, has = [], []
-        for start in range(0, len(texts), BATCH_ROWS):
-            shingles = self._shingles(texts.slice(start, BATCH_ROWS))
-            sigs.append(minhash.signatures(shingles, cfg.num_perm, cfg.seed))
-            has.append(minhash.has_shingles(shingles))
-        if not sigs:
+        n = len(active_rows)
+        if n == 0:
+            self._checked = np.zeros(0, dtype=bool)
             return np.zeros((0, 2), dtype=np.int64), np.zeros(0)
-        sig, active = np.concatenate(sigs), np.concatenate(has)
+        sig = np.empty((n, cfg.num_perm), dtype=np.uint32)
+        raw = []  # per batch: shingle hashes, kept for the exact checks (no re-shingling)
+        for start in range(0, n, BATCH_ROWS):
+            rows = pl.Series(active_rows[start: start + BATCH_ROWS])
+            batch = df.select(pl.col("messages").gather(rows))  # gather first: the text of this batch only
+            shingles = self._shingles(batch.select(text_expr(cfg.text)).to_series())
+            sig[start: start + shingles.n] = minhash.signatures(shingles, cfg.num_perm, cfg.seed)
+            raw.append(shingles)
+        self._raw = raw  # not concatenated: that would hold every hash twice at once
+        self._raw_start = np.array([0] + [sh.n for sh in raw], dtype=np.int64).cumsum()
+        # Sorted shingle sets are built only for documents that meet an exact check, once each.
+        self._set_index = np.full(n, -1, dtype=np.int64)
+        self._sets_fast = minhash.Shingles(np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.uint64), True)
+        active = np.concatenate([minhash.has_shingles(sh) for sh in raw])
         bands, rows = minhash.optimal_param(cfg.threshold, cfg.num_perm, 1 - cfg.recall_weight, cfg.recall_weight)
         self.stats.update(lsh_bands=bands, lsh_rows=rows)
         pairs = minhash.candidate_pairs(minhash.band_keys(sig, bands, rows), active)
         self._sig = sig
         sims = minhash.estimated_jaccard(sig, pairs)
-        unsure = np.abs(sims - cfg.threshold) <= cfg.exact_band
-        if unsure.any():
-            sims[unsure] = self._exact(texts, pairs[unsure])
-        self.stats["exact_checks"] = int(unsure.sum())
+        self._checked = self._check_unsure(n, pairs, sims)
+        self.stats["exact_checks"] = int(self._checked.sum())
         return pairs, sims
 
-    def _exact(self, texts: pl.Series, pairs: np.ndarray) -> np.ndarray:
-        """Exact Jaccard, re-shingling only the documents the pairs name."""
-        docs, local = np.unique(pairs, return_inverse=True)
-        shingles = self._shingles(texts.gather(docs))
-        return minhash.exact_jaccard(shingles, local.reshape(pairs.shape))
+    def _check_unsure(self, n: int, pairs: np.ndarray, sims: np.ndarray) -> np.ndarray:
+        """Replace the estimate by the exact Jaccard for the pairs whose estimate is within `exact_band` of the
+        threshold, skipping those that cannot change the clusters; returns which pairs were checked.
+
+        Pairs clearly above the threshold are edges; the unsure ones are taken in rounds from the highest
+        estimate down, and a pair whose two documents are already in one cluster (joined by edges decided or
+        verified in earlier rounds) is skipped: whatever its exact value, the clusters stay the same. The
+        clusters are therefore exactly those of checking every unsure pair."""
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        cfg = self.config
+        checked = np.zeros(len(pairs), dtype=bool)
+        unsure = np.abs(sims - cfg.threshold) <= cfg.exact_band
+        if not unsure.any():
+            return checked
+        edges = [pairs[sims > cfg.threshold + cfg.exact_band]]
+        self._ensure_sets(pairs[unsure])
+
+        def labels() -> np.ndarray:
+            e = np.concatenate(edges)
+            graph = coo_matrix((np.ones(len(e), dtype=np.int8), (e[:, 0], e[:, 1])), shape=(n, n))
+            return connected_components(graph, directed=False)[1]
+
+        cuts = cfg.threshold + cfg.exact_band * np.array([1.0, 2 / 3, 1 / 3, 0.0, -1 / 3, -1.0])
+        for hi, lo in zip(cuts[:-1], cuts[1:], strict=True):
+            sel = np.flatnonzero(unsure & (sims <= hi) & (sims >= lo) & ~checked)
+            if not len(sel):
+                continue
+            lab = labels()
+            sel = sel[lab[pairs[sel, 0]] != lab[pairs[sel, 1]]]
+            if not len(sel):
+                continue
+            sims[sel] = self._exact(None, pairs[sel])
+            checked[sel] = True
+            edges.append(pairs[sel[sims[sel] >= cfg.threshold]])
+        # A skipped pair keeps its estimate: it joins two documents already in one cluster, so whether it
+        # counts as an edge changes nothing; its `similarity`, if reported, is computed exactly later.
+        return checked
+
+    def _exact(self, texts: pl.Series | None, pairs: np.ndarray) -> np.ndarray:
+        """Exact Jaccard of the pairs, from the shingle hashes kept by the first pass."""
+        self._ensure_sets(pairs)
+        return minhash.exact_jaccard(self._sets_fast, self._set_index[pairs])
+
+    def _ensure_sets(self, pairs: np.ndarray) -> None:
+        """Build the sorted shingle sets of the documents of `pairs` that have none yet."""
+        docs = np.unique(pairs)
+        docs = docs[self._set_index[docs] < 0]
+        if len(docs):
+            self._set_index[docs] = self._sets_fast.n + np.arange(len(docs))
+            part = np.searchsorted(self._raw_start, docs, side="right") - 1  # docs are sorted
+            cut = np.searchsorted(part, np.arange(len(self._raw) + 1))
+            new = minhash.shingle_sets(minhash.Shingles.concat(
+                [self._raw[i].take(docs[cut[i]: cut[i + 1]] - self._raw_start[i])
+                 for i in range(len(self._raw)) if cut[i + 1] > cut[i]]))
+            self._sets_fast = minhash.Shingles.concat([self._sets_fast, new]) if self._sets_fast.n else new
 
     # -- reference path -------------------------------------------------------------------------------
     def _datasketch_pairs(self, texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -175,27 +245,25 @@ class NearDedupe(Step):
         pairs = minhash.datasketch_pairs(self._sets, cfg.threshold, cfg.num_perm, cfg.seed)
         return pairs, minhash.set_jaccard(self._sets, pairs)
 
-    def _similarity(self, texts: pl.Series, member_pairs: np.ndarray, pairs: np.ndarray, sims: np.ndarray
+    def _similarity(self, texts: pl.Series | None, member_pairs: np.ndarray, pairs: np.ndarray, sims: np.ndarray
                     ) -> np.ndarray:
-        """Jaccard of each dropped row to its representative: the checked value when that pair was a
-        candidate, else computed now (exactly for datasketch; estimate or exact as for candidates in fast)."""
+        """Exact Jaccard of each dropped row to its representative: the checked value when that pair was
+        checked exactly already, else computed now (from the Python sets for datasketch, from the kept
+        shingle sets in fast)."""
         if len(member_pairs) == 0:
             return np.zeros(0)
         lo, hi = member_pairs.min(axis=1), member_pairs.max(axis=1)
-        known = pl.DataFrame({"a": pairs[:, 0], "b": pairs[:, 1], "s": sims})
+        exact = sims if self.config.impl == "datasketch" else np.where(self._checked, sims, np.nan)
+        known = pl.DataFrame({"a": pairs[:, 0], "b": pairs[:, 1], "s": exact})
         wanted = pl.DataFrame({"a": lo, "b": hi})
-        out = wanted.join(known, on=["a", "b"], how="left", maintain_order="left").get_column("s").to_numpy()
+        out = wanted.join(known, on=["a", "b"], how="left", maintain_order="left").get_column("s").to_numpy().copy()
         missing = np.isnan(out)
         if missing.any():
             mp = np.stack([lo[missing], hi[missing]], axis=1)
             if self.config.impl == "datasketch":
                 out[missing] = minhash.set_jaccard(self._sets, mp)
             else:
-                est = minhash.estimated_jaccard(self._sig, mp)
-                unsure = np.abs(est - self.config.threshold) <= self.config.exact_band
-                if unsure.any():
-                    est[unsure] = self._exact(texts, mp[unsure])
-                out[missing] = est
+                out[missing] = self._exact(texts, mp)
         return out
 
 
