@@ -6,7 +6,7 @@ Same 1,500 texts, same spaCy model (en_core_web_sm), one run each, engines built
 - anchor: `AnalyzerEngine(nlp_engine=<spaCy small>).analyze(text, language="en")` per text (presidio's defaults:
   all its English recognizers, threshold 0, full spaCy pipeline);
 - ours: `PiiRedactor().analyze_texts(texts)` (batched nlp.pipe, NER-only spaCy, our recognizers and clean-up, a
-  process pool of one worker per core unless `--workers N`, pool start-up included in the time).
+  process pool of one worker per idle core (`usable_workers`) unless `--workers N`, pool start-up included in the time).
 The texts are timed in 5 interleaved slices (default on slice 1, ours on slice 1, default on slice 2, ...) so that
 both engines meet the same load on a shared machine; each slice is analysed as one `analyze_texts` call (no cache
 carries over between calls). Wall time gives texts/s; CPU seconds (this process plus pool workers) are printed
@@ -31,7 +31,7 @@ STRICT = ["EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "IP_ADDRESS"
 
 def main(path: Path, workers: int = 0) -> None:
     from curate.pii import PiiConfig, PiiRedactor
-    from curate.pii.engine import get_analyzer, quiet_tldextract, shutdown_pool, worker_count
+    from curate.pii.engine import get_analyzer, quiet_tldextract, shutdown_pool, usable_workers
     from curate.pii.evaluate import load_labelled, score
     from studio.models import SPACY_MODEL
 
@@ -90,9 +90,9 @@ def main(path: Path, workers: int = 0) -> None:
         for level, d, o in (("token", res_default.token, res_ours.token), ("span", res_default.span, res_ours.span)):
             rows.append((f"{kind} recall ({level})", d.get(kind).recall if kind in d else 0.0,
                          o.get(kind).recall if kind in o else 0.0))
-    used = min(worker_count(config), max(1, len(set(texts[:len(texts) // n_slices])) // config.batch_size))
+    used = usable_workers(config, len(set(texts[:len(texts) // n_slices])))
     print(f"PII benchmark: {len(texts):,} texts of {path.name} in {n_slices} interleaved slices, ours with "
-          f"{used} worker(s), {os.cpu_count()} CPUs; load average {load_before[0]:.2f} before, "
+          f"{used} worker(s) (at the end), {os.cpu_count()} CPUs; load average {load_before[0]:.2f} before, "
           f"{load_after[0]:.2f} after")
     print(f"{'metric':32s} {'presidio default':>17s} {'ours':>10s} {'ratio':>8s}")
     for name, d, o in rows:

@@ -2,7 +2,8 @@
 
 `analyze_texts(texts, config)` is the one entry point: it skips texts without letters or digits, analyses each
 distinct text once (system prompts repeat in every row), runs spaCy's `nlp.pipe` in batches, and, for inputs of
-`parallel_min_turns` texts or more, spreads the work over a pool of processes (one per core). Workers are forked
+`parallel_min_turns` texts or more, spreads the work over a pool of processes (one per idle core, see
+`usable_workers`). Workers are forked
 after the analyzer is built, so they inherit it instead of loading spaCy again; where fork is unavailable each
 worker builds its own once.
 
@@ -328,6 +329,21 @@ def worker_count(config: PiiConfig) -> int:
                                                        else os.cpu_count() or 1)
 
 
+def usable_workers(config: PiiConfig, n_texts: int) -> int:
+    """Processes worth starting for `n_texts` distinct texts: one below `parallel_min_turns` or two spaCy
+    batches per worker; with `workers: 0` (auto), no more than the cores the other runnable processes leave idle,
+    by the 1-minute load average (GNU make's `-l` rule; this process counts itself once). On this project's
+    shared 2-core machine a second worker on a busy core made the benchmark slower, not faster (bench/README.md)."""
+    workers = worker_count(config)
+    if n_texts < config.parallel_min_turns:
+        return 1
+    workers = min(workers, max(1, n_texts // (2 * max(1, config.batch_size))))
+    if config.workers == 0 and workers > 1 and hasattr(os, "getloadavg"):
+        others = max(0.0, os.getloadavg()[0] - 1.0)
+        workers = max(1, min(workers, int(worker_count(config) - others + 0.5)))
+    return workers
+
+
 def analyze_texts(texts: list[str], config: PiiConfig) -> list[list[PiiEntity]]:
     """Entities per text (offsets into that text). Texts without a letter or digit get [] without analysis."""
     analyzer = get_analyzer(config)
@@ -336,10 +352,11 @@ def analyze_texts(texts: list[str], config: PiiConfig) -> list[list[PiiEntity]]:
         if text and _HAS_WORD.search(text) and text not in distinct:
             distinct[text] = len(distinct)
     todo = list(distinct)
-    workers = min(worker_count(config), max(1, len(todo) // max(1, config.batch_size)))
-    if workers > 1 and len(todo) >= config.parallel_min_turns:
-        # Interleaved chunks keep the workers' loads even when long texts cluster in the input.
-        n_chunks = workers * 4
+    workers = usable_workers(config, len(todo))
+    if workers > 1:
+        # Interleaved chunks keep the workers' loads even when long texts cluster in the input; each chunk holds
+        # at least two spaCy batches.
+        n_chunks = max(workers, min(workers * 4, len(todo) // (2 * max(1, config.batch_size))))
         chunks = [todo[i::n_chunks] for i in range(n_chunks)]
         cfg = config.model_dump_json()
         results: list[list[PiiEntity]] = [[] for _ in todo]
