@@ -134,3 +134,23 @@ def test_large_inputs_use_the_process_pool_and_give_the_same_result(redactor):
     pooled = PiiRedactor({"workers": 2, "parallel_min_turns": 10, "batch_size": 8}).analyze_texts(texts)
     assert pooled == redactor.analyze_texts(texts)
     assert all({e.type for e in ents} >= {"PERSON", "PHONE_NUMBER", "ORDER_NUMBER"} for ents in pooled)
+
+
+def test_pool_size_follows_input_size_and_leaves_busy_cores_alone(monkeypatch):
+    import os
+
+    from curate.pii import engine
+    from curate.pii.engine import usable_workers
+
+    # A fake core count and load average: the only way to put the machine in a given state on demand.
+    monkeypatch.setattr(engine, "worker_count", lambda config: config.workers or 4)
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.0, 1.0, 1.0))  # only this process runs
+    auto = PiiConfig(parallel_min_turns=256, batch_size=64)
+    assert usable_workers(auto, 200) == 1            # below parallel_min_turns: no pool
+    assert usable_workers(auto, 300) == 2            # two spaCy batches per worker at least
+    assert usable_workers(auto, 5000) == 4
+    monkeypatch.setattr(os, "getloadavg", lambda: (3.0, 3.0, 3.0))  # two other busy processes
+    assert usable_workers(auto, 5000) == 2
+    monkeypatch.setattr(os, "getloadavg", lambda: (9.0, 9.0, 9.0))
+    assert usable_workers(auto, 5000) == 1
+    assert usable_workers(PiiConfig(workers=3, parallel_min_turns=256, batch_size=64), 5000) == 3  # asked for

@@ -87,8 +87,11 @@ class PiiConfig(StepConfig):
     spacy_model: str = SPACY_MODEL
     batch_size: int = 64
     workers: int = 0
-    """Processes analysing turns; 0 = one per CPU core. A pool is used only for large inputs (`parallel_min_turns`)."""
-    parallel_min_turns: int = 1500
+    """Processes analysing turns; 0 = one per CPU core left idle by other processes (engine.usable_workers). A pool
+    is used only for large inputs (`parallel_min_turns`)."""
+    parallel_min_turns: int = 256
+    """Distinct turns below which one process analyses them all (a fork pool costs ~0.1 s to start and feed;
+    one process analyses ~250-500 turns/s on this project's 2-core machine, bench/pii.py)."""
 
     def threshold_for(self, entity: str) -> float:
         return self.thresholds.get(entity, self.score_threshold)
