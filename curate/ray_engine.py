@@ -383,11 +383,21 @@ def _member_pairs(table):
     return pa.table({"a": df.get_column("_rep").to_arrow(), "b": df.get_column(ROW).to_arrow()})
 
 
+def exact_pair_similarity(a_text: pl.Series, b_text: pl.Series, cfg: dict[str, Any]) -> np.ndarray:
+    """Exact Jaccard of each pair's shingle sets: the `similarity` the near_dedupe step reports for a dropped row."""
+    from curate import minhash
+
+    n = len(a_text)
+    if n == 0:
+        return np.zeros(0)
+    shingles = minhash.shingle_hashes(pl.concat([a_text, b_text]), cfg["unit"], cfg["size"], cfg["seed"])
+    return minhash.exact_jaccard(shingles, np.stack([np.arange(n), np.arange(n) + n], axis=1))
+
+
 def _member_sims(table, cfg: dict[str, Any]):
     import pyarrow as pa
 
-    sims = pair_similarity(_sig_matrix(table["a_sig"], cfg["num_perm"]), _sig_matrix(table["b_sig"], cfg["num_perm"]),
-                           pl.from_arrow(table["a_text"]), pl.from_arrow(table["b_text"]), cfg)
+    sims = exact_pair_similarity(pl.from_arrow(table["a_text"]), pl.from_arrow(table["b_text"]), cfg)
     return pa.table({ROW: table["b"], "_sim": pa.array(sims, pa.float64())})
 
 
