@@ -546,13 +546,13 @@ CARE = {
 # ----------------------------------------------------------------------------- service intents
 # q: question phrasings ({item} = product name); f: fact groups, each a list of phrasings of one fact.
 # Every fact matches the policy documents above.
-def I(cat, kinds, q, f):
+def intent(cat, kinds, q, f):
     return {"cat": cat, "kinds": kinds, "q": q, "f": f}
 
 
 ANY = None
 INTENTS = {
-    "return_unused": I("returns", ANY, [
+    "return_unused": intent("returns", ANY, [
         "Can I return the {item}? I never used it and the tags are still on.",
         "I'd like to send back an unused {item}. What do I need to do?",
         "The {item} I ordered is still in the box, never opened. How does a return work for that?",
@@ -566,7 +566,7 @@ INTENTS = {
         ["Once it reaches our returns center we refund it within 3 business days, and your bank may take another 3-5 business days to show it.",
          "Refunds go out within 3 business days of the package arriving, plus 3-5 business days for your bank to post it."],
     ]),
-    "return_used": I("returns", ANY, [
+    "return_used": intent("returns", ANY, [
         "I used the {item} on one trip and it just isn't for me. Can I still return it?",
         "Is there a fee to return a {item} that has been used a couple of times?",
         "My {item} has been out in the field once. Am I allowed to return it, or only unused stuff?",
@@ -580,7 +580,7 @@ INTENTS = {
         ["We clean and inspect every used return, and it is resold as certified used gear.",
          "After inspection, used returns are cleaned and sold as certified used gear rather than thrown away."],
     ]),
-    "no_receipt": I("returns", ANY, [
+    "no_receipt": intent("returns", ANY, [
         "I lost the receipt for my {item}. Can I still return it?",
         "My {item} was bought a few weeks ago but I can't find the receipt or the email. What are my options?",
         "Is a return possible without proof of purchase? It's a {item}.",
@@ -594,7 +594,7 @@ INTENTS = {
         ["If the item has been used, the 15% restocking fee still applies.",
          "Used items still carry the usual 15 percent restocking fee."],
     ]),
-    "past_window": I("returns", ANY, [
+    "past_window": intent("returns", ANY, [
         "I bought the {item} about three months ago. Is it too late to return it?",
         "It's been 75 days since my {item} arrived. Can I still send it back?",
         "Do you accept returns after 60 days? I have a {item} I never really used.",
@@ -608,7 +608,7 @@ INTENTS = {
         ["For a warranty claim we need your order number, photos of the problem, and a short description.",
          "To start a claim, send the order number, a couple of photos, and a line or two about what happened."],
     ]),
-    "exchange_size": I("returns", ("boot", "jacket", "bag", "pack"), [
+    "exchange_size": intent("returns", ("boot", "jacket", "bag", "pack"), [
         "The {item} doesn't fit right. Can I swap it for another size?",
         "I need to exchange my {item} for a different size. How does that work?",
         "Could I trade the {item} for the next size up without paying shipping again?",
@@ -622,7 +622,7 @@ INTENTS = {
         ["If you would rather have a different product instead, that is handled as a return plus a new order.",
          "Switching to a different model is processed as a return and a separate new order."],
     ]),
-    "refund_status": I("returns", ANY, [
+    "refund_status": intent("returns", ANY, [
         "I mailed back my {item} last week. When will I see the refund?",
         "How long do refunds take after you get a return? Mine was a {item}.",
         "My return of the {item} shows delivered to your warehouse but no refund yet. Is that normal?",
@@ -636,7 +636,7 @@ INTENTS = {
         ["If it has been longer than that, reply with your order number and we will check it right away.",
          "Past that point, send us the order number and we will trace it for you."],
     ]),
-    "final_sale": I("returns", ANY, [
+    "final_sale": intent("returns", ANY, [
         "I bought the {item} on clearance and it was marked Final Sale. Can I return it anyway?",
         "Are Final Sale items returnable? My {item} came from the clearance section.",
     ], [
@@ -647,7 +647,7 @@ INTENTS = {
         ["The Final Sale label appears on both the product page and the receipt.",
          "You can confirm the status on your receipt, where Final Sale items are flagged."],
     ]),
-    "fuel_return": I("returns", ("stove",), [
+    "fuel_return": intent("returns", ("stove",), [
         "Can I return the fuel canisters I ordered with my {item}? I bought too many.",
         "I have two unopened fuel canisters from my {item} order. Can those go back?",
     ], [
@@ -658,7 +658,7 @@ INTENTS = {
         ["Unused canisters keep for years if stored somewhere cool and dry, so they will be ready for your next trip.",
          "Sealed canisters store well for years in a cool, dry spot."],
     ]),
-    "gift_return": I("returns", ANY, [
+    "gift_return": intent("returns", ANY, [
         "Someone gave me a {item} as a gift and I'd like to return it. Will they find out?",
         "How do I return a gift? It's a {item} and I only have the gift receipt.",
     ], [
@@ -669,7 +669,7 @@ INTENTS = {
         ["The person who bought it is not notified.",
          "Nobody on the purchaser's side gets an email about it."],
     ]),
-    "price_adjust": I("returns", ANY, [
+    "price_adjust": intent("returns", ANY, [
         "I bought the {item} last week and now it's cheaper on your site. Can I get the difference back?",
         "Do you do price adjustments? The {item} went on sale five days after I ordered.",
     ], [
@@ -682,7 +682,7 @@ INTENTS = {
         ["Just send us your order number and a link to the product.",
          "Reply with the order number and we will take care of it."],
     ]),
-    "seam_leak": I("warranty", ("tent", "pack"), [
+    "seam_leak": intent("warranty", ("tent", "pack"), [
         "The seams on my {item} started leaking in the rain. Is that covered?",
         "Seam tape is peeling off inside my {item}. I bought it almost three years ago. Can you fix it?",
         "Water is coming in along a seam of my {item}. What can I do?",
@@ -696,7 +696,7 @@ INTENTS = {
         ["If it is approved we send a prepaid label, and our repair shop usually turns seam repairs around in 2-3 weeks.",
          "Approved claims get a free shipping label, and repairs typically take 2-3 weeks."],
     ]),
-    "zipper_fail": I("warranty", ("tent", "bag", "jacket", "pack"), [
+    "zipper_fail": intent("warranty", ("tent", "bag", "jacket", "pack"), [
         "The main zipper on my {item} split apart after a few months. Is that a warranty thing?",
         "My {item} zipper won't stay closed anymore. Can it be repaired?",
         "A zipper pull broke off my {item}. What are my options?",
@@ -710,7 +710,7 @@ INTENTS = {
         ["If it turns out to be outside the warranty, a zipper slider replacement in our repair shop is a flat $20.",
          "Outside of warranty, our shop can still swap the slider for a flat $20."],
     ]),
-    "sole_delam": I("warranty", ("boot",), [
+    "sole_delam": intent("warranty", ("boot",), [
         "The sole on my {item} is peeling away from the toe. They're about a year old.",
         "One of my {item} has the sole coming off. Is that covered?",
     ], [
@@ -723,7 +723,7 @@ INTENTS = {
         ["If the warranty has ended, our repair shop offers resoling for $65.",
          "Out of warranty, resoling in our shop costs $65."],
     ]),
-    "wear_tear": I("warranty", ANY, [
+    "wear_tear": intent("warranty", ANY, [
         "My {item} is worn through in a couple of spots after four years of use. Will the warranty replace it?",
         "The fabric on my {item} is abraded from heavy use. Is that covered?",
     ], [
@@ -734,7 +734,7 @@ INTENTS = {
         ["We always send a quote before any paid work begins.",
          "You get a quote first, so there are no surprises."],
     ]),
-    "lamp_dead": I("warranty", ("lamp",), [
+    "lamp_dead": intent("warranty", ("lamp",), [
         "My {item} won't turn on anymore even though it's fully charged. What can I do?",
         "The battery in my {item} barely lasts an hour now. Is that under warranty?",
     ], [
@@ -747,7 +747,7 @@ INTENTS = {
         ["Send the order number and a short video or photo of the problem and we will take a look.",
          "Please include your order number and a photo or short clip showing what happens."],
     ]),
-    "claim_process": I("warranty", ANY, [
+    "claim_process": intent("warranty", ANY, [
         "How do I file a warranty claim for my {item}?",
         "What information do you need for a warranty claim on a {item}?",
         "I think my {item} has a manufacturing defect. How do I start a claim?",
@@ -761,7 +761,7 @@ INTENTS = {
         ["Our gear specialists review claims within 5 business days.",
          "Expect a decision within 5 business days."],
     ]),
-    "claim_status": I("warranty", ANY, [
+    "claim_status": intent("warranty", ANY, [
         "I submitted a warranty claim for my {item} a week ago. Any update?",
         "What's the status of my warranty claim? It's for a {item}.",
     ], [
@@ -772,7 +772,7 @@ INTENTS = {
         ["Repairs in our Ogden shop typically take 2-3 weeks, and replacements ship by free standard shipping.",
          "Repairs usually take 2-3 weeks; replacements go out with free standard shipping, 3-5 business days."],
     ]),
-    "not_original_owner": I("warranty", ANY, [
+    "not_original_owner": intent("warranty", ANY, [
         "I bought a used {item} from a friend and it has a defect. Can I use the warranty?",
         "Does the warranty transfer if I got the {item} secondhand?",
     ], [
@@ -783,7 +783,7 @@ INTENTS = {
         ["Otherwise, our repair shop can fix most problems for a flat fee, starting at $20.",
          "If that is not possible, paid repairs start at $20 with a quote up front."],
     ]),
-    "stove_igniter": I("warranty", ("stove",), [
+    "stove_igniter": intent("warranty", ("stove",), [
         "The igniter on my {item} stopped clicking. Is that covered?",
         "My {item} valve is leaking gas at the connection. What should I do?",
     ], [
@@ -796,7 +796,7 @@ INTENTS = {
         ["Send your order number and a photo or short video, and we will arrange a repair or replacement.",
          "With the order number and a photo, we can approve a replacement or repair quickly."],
     ]),
-    "bag_loft": I("warranty", ("bag", "jacket"), [
+    "bag_loft": intent("warranty", ("bag", "jacket"), [
         "My {item} doesn't seem as warm as it used to. Is that a defect?",
         "The down in my {item} looks flat and clumpy. Is that covered?",
     ], [
@@ -809,7 +809,7 @@ INTENTS = {
         ["If the baffles or shell have actually failed within 2 years, that is a defect and we will take care of it.",
          "A torn baffle or failed seam within the 2-year warranty is a defect, and we would repair it."],
     ]),
-    "shipping_cost": I("orders", ANY, [
+    "shipping_cost": intent("orders", ANY, [
         "How much is shipping on the {item}?",
         "Do you offer free shipping? I'm looking at the {item}.",
         "What will it cost to ship a {item} to me?",
@@ -821,7 +821,7 @@ INTENTS = {
         ["Express is $19.95 and arrives in 1-2 business days.",
          "If you are in a hurry, express costs $19.95 for 1-2 business days."],
     ]),
-    "delivery_time": I("orders", ANY, [
+    "delivery_time": intent("orders", ANY, [
         "If I order the {item} today, when will it arrive?",
         "How long does delivery take? I need the {item} before a trip next week.",
         "Can I get the {item} quickly? My trip starts in four days.",
@@ -835,7 +835,7 @@ INTENTS = {
         ["Weekends and federal holidays do not count as business days.",
          "Keep in mind we do not ship on weekends or federal holidays."],
     ]),
-    "tracking": I("orders", ANY, [
+    "tracking": intent("orders", ANY, [
         "Where is my order? I ordered the {item} three days ago.",
         "I never got a tracking number for my {item}. How do I check it?",
     ], [
@@ -848,7 +848,7 @@ INTENTS = {
         ["Check your spam folder for the confirmation if you do not see it.",
          "The shipping email sometimes lands in a spam or promotions folder."],
     ]),
-    "change_address": I("orders", ANY, [
+    "change_address": intent("orders", ANY, [
         "I put the wrong shipping address on my {item} order. Can you change it?",
         "Can I update the delivery address on an order I placed for the {item} this morning?",
     ], [
@@ -859,7 +859,7 @@ INTENTS = {
         ["You can often request a hold at a carrier location from the carrier's tracking page.",
          "The carrier's own tracking page usually lets you ask for a hold at a nearby location."],
     ]),
-    "cancel_order": I("orders", ANY, [
+    "cancel_order": intent("orders", ANY, [
         "I need to cancel my order for the {item}. Is that possible?",
         "Can I cancel the {item} I just ordered? I found out I already have one.",
     ], [
@@ -870,7 +870,7 @@ INTENTS = {
         ["Unused returns get a full refund.",
          "Since it will be unused, you would get a full refund."],
     ]),
-    "damaged_box": I("orders", ANY, [
+    "damaged_box": intent("orders", ANY, [
         "My {item} arrived with the box crushed and the item is damaged. What now?",
         "The {item} came damaged in shipping. Can you replace it?",
     ], [
@@ -881,7 +881,7 @@ INTENTS = {
         ["We will ship a replacement at no cost and send a free return label for the damaged one.",
          "A replacement goes out free of charge, along with a prepaid label for the damaged item."],
     ]),
-    "missing_package": I("orders", ANY, [
+    "missing_package": intent("orders", ANY, [
         "Tracking says my {item} was delivered but it's not here. What should I do?",
         "My {item} order hasn't moved in tracking for a week. Is it lost?",
     ], [
@@ -892,7 +892,7 @@ INTENTS = {
         ["If the carrier does not find it within 3 business days, we ship a replacement or refund you.",
          "When the trace comes back empty after 3 business days, you choose between a replacement and a refund."],
     ]),
-    "wrong_item": I("orders", ANY, [
+    "wrong_item": intent("orders", ANY, [
         "I ordered the {item} but received something else. How do I fix this?",
         "You sent me the wrong item instead of the {item}. Can you send the right one?",
     ], [
@@ -903,7 +903,7 @@ INTENTS = {
         ["We will also email a free return label for the item you received by mistake.",
          "A prepaid label for sending back the wrong item is on its way to your inbox."],
     ]),
-    "canada": I("orders", ANY, [
+    "canada": intent("orders", ANY, [
         "Do you ship the {item} to Canada?",
         "I live in Vancouver. Can I order a {item} from you, and what does shipping cost?",
     ], [
@@ -916,7 +916,7 @@ INTENTS = {
         ["Fuel canisters cannot ship to Canada.",
          "Stove fuel is the one thing we cannot send across the border."],
     ]),
-    "remote_address": I("orders", ANY, [
+    "remote_address": intent("orders", ANY, [
         "Can you ship the {item} to a PO box in Alaska?",
         "I'm in Hawaii. How long does shipping take for a {item}?",
     ], [
@@ -929,7 +929,7 @@ INTENTS = {
         ["Orders with fuel canisters cannot ship to Alaska, Hawaii, or PO boxes.",
          "Note that fuel canisters are restricted from these destinations."],
     ]),
-    "fuel_shipping": I("orders", ("stove",), [
+    "fuel_shipping": intent("orders", ("stove",), [
         "Can I get fuel canisters shipped express with my {item}?",
         "Why can't I choose express shipping when I add fuel to my {item} order?",
     ], [
@@ -940,7 +940,7 @@ INTENTS = {
         ["You can place the stove on its own express order and the fuel on a separate standard order.",
          "A workaround is to order the stove by express and the fuel separately by standard shipping."],
     ]),
-    "backorder": I("orders", ANY, [
+    "backorder": intent("orders", ANY, [
         "The {item} says backordered. When will I be charged?",
         "How does a backorder work for the {item}?",
     ], [
@@ -1113,9 +1113,9 @@ class PII:
         r = self.rng
 
         def mk():
-            f, l = r.choice(FIRST).lower(), r.choice(LAST).lower()
-            return r.choice([f"{f}.{l}@example.com", f"{f[0]}{l}{r.randint(2, 99)}@example.net",
-                             f"{l}.{f}@example.org", f"{f}_{l[:4]}@mail.example.com"])
+            f, last = r.choice(FIRST).lower(), r.choice(LAST).lower()
+            return r.choice([f"{f}.{last}@example.com", f"{f[0]}{last}{r.randint(2, 99)}@example.net",
+                             f"{last}.{f}@example.org", f"{f}_{last[:4]}@mail.example.com"])
         return self._new("EMAIL_ADDRESS", mk)
 
     def phone(self):
@@ -1429,7 +1429,7 @@ class Corpus:
     def max_sim(self, row, skip_family=None) -> float:
         a, b = self.shingle_row(row)
         best = 0.0
-        for other, (oa, ob) in zip(self.rows, self.sh):
+        for other, (oa, ob) in zip(self.rows, self.sh, strict=False):
             if other["family"] == skip_family:
                 continue
             best = max(best, jaccard(a, oa), jaccard(b, ob))
@@ -1569,10 +1569,10 @@ class Corpus:
             if kind in ("typo", "swap"):
                 table = TYPOS if kind == "typo" else SWAPS
                 i = r.choice(idx)
-                words = [w for w in table if re.search(r"\b%s\b" % w, t[i][1])]
+                words = [w for w in table if re.search(rf"\b{w}\b", t[i][1])]
                 if words:
                     w = r.choice(words)
-                    t[i][1] = re.sub(r"\b%s\b" % w, table[w], t[i][1], count=1)
+                    t[i][1] = re.sub(rf"\b{w}\b", table[w], t[i][1], count=1)
                     ok = True
             elif kind == "append":
                 t[-1][1] = t[-1][1] + " " + r.choice(APPENDS)
@@ -1715,7 +1715,7 @@ class Corpus:
                 used.add(id(s))
                 variant = "nfd" if (f == PQA and k == 0) else ["identical", "whitespace", "identical"][k % 3]
                 planted[f].append(self.plant_exact(s, f, variant))
-        for s, (_a, b) in zip(cross_src, EXACT_CROSS):
+        for s, (_a, b) in zip(cross_src, EXACT_CROSS, strict=False):
             planted[b].append(self.plant_exact(s, b, "identical"))
         # near duplicates
         for f in FILES:
@@ -1727,7 +1727,7 @@ class Corpus:
                 used.add(id(s))
                 planted[f].append(self.plant_near(s))
         # paraphrases
-        for p, (_a, b) in zip(para_b, PARA):
+        for p, (_a, b) in zip(para_b, PARA, strict=False):
             planted[b].append(p)
         # junk
         kinds = list(JUNK_KINDS)
@@ -1844,7 +1844,7 @@ def fail(msg):
 def build_truth(c: Corpus, starts: dict) -> dict:
     loc = {}
     for f in FILES:
-        for row, line in zip(c.order[f], starts[f]):
+        for row, line in zip(c.order[f], starts[f], strict=False):
             loc[id(row)] = {"file": f, "line": line}
     truth = {"files": {f: {"format": FORMATS[f], "rows": len(c.order[f])} for f in FILES}}
     truth["exact_duplicates"] = sorted(
@@ -1857,7 +1857,7 @@ def build_truth(c: Corpus, starts: dict) -> dict:
                                   key=lambda x: (FILES.index(x["a"]["file"]), x["a"]["line"]))
     pii = []
     for f in FILES:
-        for row, line in zip(c.order[f], starts[f]):
+        for row, line in zip(c.order[f], starts[f], strict=False):
             seen = set()
             for role, content in row["turns"]:
                 if role == "system":
@@ -1884,7 +1884,7 @@ def check(c: Corpus, truth: dict, files: dict) -> None:
             worst = max(worst, s)
             if s >= 0.5:
                 fail(f"unplanted pair too similar ({s:.2f}): {rows[i]['file']} / {rows[j]['file']}")
-    for d, s, j in c.near:
+    for d, s, _j in c.near:
         if min(sims(row_turns(d), row_turns(s))) < 0.8:
             fail("near duplicate below 0.8")
     for d, s in c.exact:
@@ -1902,13 +1902,13 @@ def check(c: Corpus, truth: dict, files: dict) -> None:
         lines = data.split("\n")
         if f == CSVF:
             recs = list(csv.DictReader(io.StringIO(data, newline="")))
-            parsed[f] = {ln: r for ln, r in zip(truth_lines(truth, f, c), recs)}
-            for row, ln in zip(c.order[f], truth_lines(truth, f, c)):
-                if not lines[ln - 1].startswith(f"TKT-"):
+            parsed[f] = {ln: r for ln, r in zip(truth_lines(truth, f, c), recs, strict=False)}
+            for _row, ln in zip(c.order[f], truth_lines(truth, f, c), strict=False):
+                if not lines[ln - 1].startswith("TKT-"):
                     fail(f"csv start line {ln} wrong")
         else:
             out = {}
-            for k, ln in enumerate(truth_lines(truth, f, c)):
+            for _k, ln in enumerate(truth_lines(truth, f, c)):
                 text = lines[ln - 1].rstrip(",")
                 out[ln] = json.loads(text)
             parsed[f] = out
@@ -1989,7 +1989,7 @@ def readme(truth, c) -> str:
            "## Files", "", "| file | format | rows | shape |", "|---|---|---|---|"]
     for f in FILES:
         out.append(f"| `{f}` | {rows[f]['format']} | {rows[f]['rows']} | {desc[f]} |")
-    out += [f"| `docs/*.md` | text | 4 | policy documents: returns, warranty, shipping, product care (400-800 words each) |",
+    out += ["| `docs/*.md` | text | 4 | policy documents: returns, warranty, shipping, product care (400-800 words each) |",
             f"| `malformed/broken_chat.jsonl` | openai | 5 valid + {len(truth['malformed'])} bad | deliberately broken file (see below) |",
             "| `planted.json` | | | machine-readable truth about everything planted |", "",
             f"In total {sum(r['rows'] for r in rows.values())} conversations. Categories are `returns`, `warranty`, "
@@ -2037,7 +2037,7 @@ def readme(truth, c) -> str:
             + " (boilerplate is \"Thank you for contacting us. Your request has been received.\" or \"As an AI "
             "language model, I cannot help with that.\"; truncated answers stop mid-sentence after a few words; "
             "echo answers repeat the question; repetition answers repeat one word).",
-            f"- **Malformed file** `malformed/broken_chat.jsonl`: UTF-8 BOM, CRLF line endings, blank lines 3 and 8, "
+            "- **Malformed file** `malformed/broken_chat.jsonl`: UTF-8 BOM, CRLF line endings, blank lines 3 and 8, "
             "valid records on lines 1, 2, 5, 11 and 14, and one bad line of each kind: "
             + ", ".join(f"line {m['line']} `{m['kind']}`" for m in truth["malformed"]) + ".", "",
             "All other pairs of rows (any file) have word-3-gram Jaccard below 0.5 "
