@@ -40,7 +40,7 @@ test: install system-deps labelstudio-venv
 	$(PY) -m pytest -q
 
 lint: install
-	$(VENV)/bin/ruff check studio curate synth review_app training tests bench
+	$(VENV)/bin/ruff check .
 
 clean:
 	rm -rf $(VENV) demo_workspace .pytest_cache
