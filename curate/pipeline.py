@@ -168,12 +168,33 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path | None = None, repo
             reporter.warn(f"{len(result.quarantine)} malformed records quarantined (see {run.dir / 'quarantine.jsonl'})")
         kept, dropped = run_steps(result.frame(), steps, run=run, reporter=reporter)
         run.counts.kept = kept.height
+        dropped, quarantine = redact_what_left_early(steps, dropped, result.quarantine)
         t1 = time.perf_counter()
-        write_outputs(run, kept, dropped, result.quarantine)
+        write_outputs(run, kept, dropped, quarantine)
         run.time("write", time.perf_counter() - t1)
         if config.report:
             _write_report(run, kept, dropped, reporter)
     return run
+
+
+def redact_what_left_early(steps: list, dropped: list[pl.DataFrame], quarantine: list) -> tuple[list[pl.DataFrame], list]:
+    """When the pipeline redacts PII, rows dropped by steps before `redact_pii` (e.g. `empty` from normalize) and
+    the raw text of quarantined lines are redacted too, so no output of the run holds PII the user asked to remove."""
+    names = [s.name for s in steps]
+    if "redact_pii" not in names or steps[names.index("redact_pii")].config.audit_only:
+        return dropped, quarantine
+    from dataclasses import replace
+
+    from curate.pii import PiiRedactor
+
+    redact = steps[names.index("redact_pii")]
+    early = set(names[:names.index("redact_pii")])
+    dropped = [redact.process(frame) if frame.height and frame["step"][0] in early else frame for frame in dropped]
+    if quarantine:
+        redactor = PiiRedactor(redact.config.model_copy(update={"audit_only": False, "mapping_file": None}))
+        texts = redactor.redact_texts([q.raw for q in quarantine])
+        quarantine = [replace(q, raw=t) for q, t in zip(quarantine, texts, strict=True)]
+    return dropped, quarantine
 
 
 def write_outputs(run: Run, kept: pl.DataFrame, dropped: list[pl.DataFrame], quarantine) -> None:

@@ -107,3 +107,20 @@ def test_planted_pii_of_sample_data_is_gone_after_normalize_and_redact_pii(tmp_p
     run_curate(tmp_path, sample_inputs(sample_data), ["normalize", "redact_pii"], out)
     kept = pl.read_parquet(out / "kept.parquet").write_ndjson()
     assert [v for v in values if v in kept] == []
+
+
+def test_rows_dropped_before_redaction_and_quarantined_lines_are_redacted_too(tmp_path, workspace):
+    data = tmp_path / "in.jsonl"
+    data.write_text(
+        json.dumps({"messages": [{"role": "user", "content": "Refund to jane.roe@example.com please"},
+                                 {"role": "assistant", "content": "   "}]}) + "\n"       # dropped as empty by normalize
+        + '{"messages": [{"role": "user", "content": "call me at 415-555-0134, bob@example.org"}\n'  # broken JSON
+        + json.dumps({"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}) + "\n")
+    out = tmp_path / "run"
+    manifest = run_curate(tmp_path, [data], ["normalize", "redact_pii"], out)
+    assert manifest["counts"] == {"input": 3, "kept": 1, "dropped": {"empty": 1}, "quarantined": 1}
+    for path, text in texts_in(out).items():
+        for raw in ("jane.roe@example.com", "bob@example.org", "415-555-0134"):
+            assert raw not in text, (path.name, raw)
+    dropped = pl.read_parquet(out / "dropped.parquet")
+    assert "<EMAIL_ADDRESS>" in dropped["messages"][0][0]["content"]
