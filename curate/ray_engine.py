@@ -29,10 +29,9 @@ in input order, and each step runs on Ray Data:
   holds at most 4·(V - 1) forest edges (each 2 row numbers + id + quality), i.e. O(V), not O(pairs); the
   candidate pairs themselves are only ever held one shuffle partition at a time by Ray Data's join and
   aggregation workers (spilled to disk by Ray's object store when they do not fit).
-- semantic_dedupe: embeddings in an actor pool (model once per worker); centroids fitted on a seeded
-  sample exactly as the step fits them (the sample's rows are the only ones gathered, ~128 per centroid);
-  each row is assigned to its nearest centroid in `map_batches`; then a groupby on the cluster runs the
-  step's own within-cluster comparison (`find_duplicates`) per cluster group.
+- semantic_dedupe is not available on Ray yet: the local step's boundary margin and global greedy pass have no
+  distributed form here, and a plain per-cluster SemDeDup would not give the local engine's output. A
+  pipeline naming it is refused with one sentence before anything runs.
 
 After each step the rows with a `drop_reason` move to that step's dropped dataset, as in the local
 pipeline. Outputs (in the run folder): `kept/` and `dropped/` — directories of Parquet part files, rows in
@@ -63,6 +62,7 @@ from curate.pipeline import (
     _with_drop_columns,
     _write_report,
     read_examples,
+    redact_what_left_early,
     write_quarantine,
 )
 from curate.registry import build_step
@@ -459,152 +459,8 @@ def near_dedupe(ds, step, columns: list[str]):
     return out, stats
 
 
-# ------------------------------------------------------------------------------ semantic dedupe
-
-
-class _Embedder:
-    """Actor: loads the sentence-transformers model once, embeds each batch's text view (unit rows)."""
-
-    def __init__(self, cfg: dict[str, Any]) -> None:
-        from curate.embeddings import EmbeddingCache
-
-        self.cfg = cfg
-        self.cache = EmbeddingCache(cfg["model"], view=cfg["text"], max_seq_length=cfg["max_seq_length"],
-                                    batch_size=cfg["batch_size"], threads=cfg["threads"])
-
-    def __call__(self, table):
-        import pyarrow as pa
-
-        from curate.steps.semantic_dedupe import view_text
-
-        df = _to_polars(table)
-        texts = df.select(view_text(self.cfg["text"])).to_series().to_list()
-        emb = np.ascontiguousarray(self.cache.embed(df.get_column("id").to_list(), texts), dtype=np.float32)
-        dim = emb.shape[1] if emb.ndim == 2 else 0
-        q = (df.get_column("quality").cast(pl.Float64).to_arrow() if "quality" in df.columns
-             else pa.nulls(df.height, pa.float64()))
-        vec = pa.FixedSizeListArray.from_arrays(pa.array(emb.ravel(), pa.float32()), dim)
-        return pa.table({ROW: df.get_column(ROW).to_arrow(), "_id": df.get_column("id").to_arrow(), "_q": q, "_emb": vec})
-
-
-def _emb_matrix(column) -> np.ndarray:
-    arr = column.combine_chunks() if hasattr(column, "combine_chunks") else column
-    return arr.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(len(arr), -1)
-
-
-def _assign(table, centroids: np.ndarray):
-    import pyarrow as pa
-
-    emb = _emb_matrix(table["_emb"])
-    labels = np.argmax(emb @ centroids.T, axis=1) if len(centroids) > 1 else np.zeros(len(emb), dtype=np.int64)
-    return table.append_column("_cluster", pa.array(labels.astype(np.int64)))
-
-
-def _within_cluster(table, threshold: float, has_quality: bool):
-    """One cluster: the step's own greedy best-first comparison (`find_duplicates`)."""
-    import pyarrow as pa
-
-    from curate.steps.semantic_dedupe import find_duplicates
-
-    df = _to_polars(table).sort(ROW)
-    emb = _emb_matrix(df.select("_emb").to_arrow()["_emb"])
-    if has_quality:
-        q = df.get_column("_q").cast(pl.Float64).fill_null(-np.inf).to_numpy()
-        rank = np.lexsort((np.arange(df.height), -q)).argsort()
-    else:
-        rank = np.arange(df.height)
-    dup_idx, sims = find_duplicates(emb, rank, np.zeros(df.height, dtype=np.int64), threshold)
-    ids = df.get_column("_id")
-    is_dup = dup_idx >= 0
-    in_group = is_dup.copy()
-    in_group[dup_idx[is_dup]] = True
-    rep = ids.gather(np.where(is_dup, dup_idx, np.arange(df.height)))
-    sel = np.flatnonzero(in_group)
-    return pa.table({ROW: df.get_column(ROW).gather(sel).to_arrow(),
-                     "_dup_of": pa.array(np.where(is_dup, rep.to_numpy(), None)[sel], pa.large_string()),
-                     "_sem_cluster": rep.gather(sel).to_arrow(),
-                     "_sim": pa.array(sims.astype(np.float64)[sel], pa.float64()).fill_null(None)})
-
-
-def _semantic_mark(table, columns: list[str]):
-    df = _to_polars(table)
-    dup = pl.col("_dup_of").is_not_null()
-    old_sim = pl.col("similarity") if "similarity" in df.columns else pl.lit(None, dtype=pl.Float64)
-    df = df.with_columns(
-        pl.when(dup).then(pl.lit("semantic_duplicate")).otherwise(pl.col("drop_reason")).alias("drop_reason"),
-        pl.when(dup).then(pl.col("_dup_of")).otherwise(pl.col("dup_of")).alias("dup_of"),
-        pl.col("_sem_cluster").cast(pl.String).alias("semantic_cluster"),
-        pl.when(dup).then(pl.col("_sim").fill_nan(None)).otherwise(old_sim).cast(pl.Float64).alias("similarity"),
-    )
-    return _to_arrow(_reorder(df, columns, ["semantic_cluster", "similarity"]))
-
-
-def _fit_centroids(train: np.ndarray, rng, k: int, iterations: int = 10) -> np.ndarray:
-    """The centroid fit of `curate.steps.semantic_dedupe.kmeans_labels`, continued on the same generator."""
-    centroids = train[rng.choice(train.shape[0], size=k, replace=False)].copy()
-    for _ in range(iterations):
-        labels = np.argmax(train @ centroids.T, axis=1)
-        counts = np.bincount(labels, minlength=k)
-        sums = np.zeros_like(centroids)
-        filled = counts > 0
-        sums[filled] = np.add.reduceat(train[np.argsort(labels, kind="stable")], (np.cumsum(counts) - counts)[filled])
-        norms = np.linalg.norm(sums, axis=1, keepdims=True)
-        centroids = np.where(filled[:, None], sums / np.maximum(norms, 1e-12), train[rng.choice(train.shape[0], size=k)])
-    return centroids
-
-
-def _positions(table, start: int):
-    import pyarrow as pa
-
-    return table.append_column("_pos", pa.array(np.arange(start, start + table.num_rows, dtype=np.int64)))
-
-
-def semantic_dedupe(ds, step, columns: list[str]):
-    import ray
-    from ray.data import ActorPoolStrategy
-
-    cfg = step.config.model_dump()
-    has_quality = "quality" in columns
-    emb = ds.map_batches(_Embedder, fn_constructor_kwargs={"cfg": cfg}, batch_format="pyarrow",
-                         compute=ActorPoolStrategy(min_size=1, max_size=_partitions()), batch_size=256)
-    emb = emb.sort(ROW).materialize()
-    n = emb.count()
-    k = int(np.ceil(n / max(cfg["cluster_size"], 1)))
-    if k <= 1:
-        centroids = np.zeros((1, 1), dtype=np.float32)
-        labelled = emb.map_batches(lambda t: _assign(t, np.zeros((0, 0))), batch_format="pyarrow")
-    else:
-        # The same seeded sample of dense positions as the local step; only those rows come to the driver.
-        rng = np.random.default_rng(cfg["seed"])
-        sample = np.sort(rng.choice(n, size=min(n, k * 128), replace=False))
-        refs, start = [], 0
-        for bundle in emb.iter_internal_ref_bundles():
-            for block_ref, meta in bundle.blocks:
-                refs.append((block_ref, start))
-                start += meta.num_rows
-        take = ray.remote(_take_positions)
-        parts = ray.get([take.remote(ref, s, sample) for ref, s in refs])
-        train = np.concatenate([p for p in parts if len(p)]) if parts else np.zeros((0, 0), dtype=np.float32)
-        centroids = _fit_centroids(train, rng, k)
-        labelled = emb.map_batches(_assign, fn_kwargs={"centroids": centroids}, batch_format="pyarrow")
-    groups = labelled.groupby("_cluster").map_groups(
-        _within_cluster, fn_kwargs={"threshold": cfg["threshold"], "has_quality": has_quality}, batch_format="pyarrow")
-    out = ds.join(groups, join_type="left_outer", num_partitions=_partitions(), on=(ROW,))
-    out = out.map_batches(_semantic_mark, fn_kwargs={"columns": columns}, batch_format="pyarrow")
-    return out, {"kmeans_clusters": k}
-
-
-def _take_positions(block, start: int, sample: np.ndarray) -> np.ndarray:
-    import pyarrow as pa
-
-    table = block if isinstance(block, pa.Table) else pa.Table.from_pandas(block)
-    lo, hi = np.searchsorted(sample, [start, start + table.num_rows])
-    if hi <= lo:
-        return np.zeros((0, 0), dtype=np.float32)
-    return _emb_matrix(table["_emb"])[sample[lo:hi] - start]
-
-
-GLOBAL_STEPS = {"exact_dedupe": exact_dedupe, "near_dedupe": near_dedupe, "semantic_dedupe": semantic_dedupe}
+GLOBAL_STEPS = {"exact_dedupe": exact_dedupe, "near_dedupe": near_dedupe}
+RAY_UNSUPPORTED = ("semantic_dedupe",)
 
 
 # ------------------------------------------------------------------------------------- pipeline
@@ -731,11 +587,27 @@ def write_outputs_ray(run: Run, kept, dropped, quarantine, n_input: int, output_
     return small
 
 
+def _redact_early_drops(steps: list, dropped: list) -> list:
+    """As the local engine (`curate.pipeline.redact_what_left_early`): rows dropped before `redact_pii` ran are
+    redacted with the same step, so no output holds PII the user asked to remove."""
+    names = [s.name for s in steps]
+    if "redact_pii" not in names or steps[names.index("redact_pii")].config.audit_only:
+        return dropped
+    early = set(names[:names.index("redact_pii")])
+    config = steps[names.index("redact_pii")].config.model_dump(mode="json")
+    return [(name, ds.map_batches(_run_step_task, fn_args=("redact_pii", config), batch_format="pyarrow").materialize())
+            if name in early else (name, ds) for name, ds in dropped]
+
+
 def run_pipeline_ray(config: PipelineConfig, steps: list, out_dir: str | Path | None, reporter: Reporter,
                      workspace: Workspace | None, address: str | None = None, output_uri: str | None = None) -> Run:
     """`run_pipeline(engine="ray")`: same inputs, same steps, same outputs as the local engine, on Ray Data."""
     import ray
 
+    unsupported = [s.name for s in steps if s.name in RAY_UNSUPPORTED]
+    if unsupported:
+        raise StudioError(f"step {unsupported[0]} cannot run on the Ray engine yet (its output would differ from the "
+                          "local engine's); run this pipeline with --engine local, or drop the step.")
     if address:
         _check_reachable(address)  # one sentence, before a run folder exists
     with Run("curate", out_dir=out_dir, workspace=workspace,
@@ -759,8 +631,10 @@ def run_pipeline_ray(config: PipelineConfig, steps: list, out_dir: str | Path | 
                 reporter.warn(f"{len(result.quarantine)} malformed records quarantined (see {run.dir / 'quarantine.jsonl'})")
             kept, dropped = run_steps_ray(ds, steps, run, reporter)
             run.counts.kept = kept.count()
+            dropped = _redact_early_drops(steps, dropped)
+            _, quarantine = redact_what_left_early(steps, [], result.quarantine)
             t1 = time.perf_counter()
-            small = write_outputs_ray(run, kept, dropped, result.quarantine, result.n_input, output_uri)
+            small = write_outputs_ray(run, kept, dropped, quarantine, result.n_input, output_uri)
             run.time("write", time.perf_counter() - t1)
             run.extra["engine"] = {"name": "ray", "address": address or "local",
                                    "cpus": int(ray.cluster_resources().get("CPU", 0))}

@@ -2,8 +2,8 @@
 
 One cluster for the whole session (`ray.init(num_cpus=2)` takes ~12 s here); one Ray run over the sample data
 plus a slice of ../shared/data/t0 covers normalize, exact_dedupe and near_dedupe (the model-heavy steps,
-redact_pii / score / semantic_dedupe, are left out of the tests to stay inside the CI budget: their Ray path
-calls the same step code per batch, in actor pools).
+redact_pii and score, are left out of the tests to stay inside the CI budget: their Ray path calls the same step
+code per batch, in actor pools). semantic_dedupe is refused on Ray, with one sentence.
 """
 
 from __future__ import annotations
@@ -77,4 +77,14 @@ def test_unreachable_ray_address_is_one_clear_error(tmp_path, sample_data):
     cfg = PipelineConfig(inputs=[str(sample_data / "support_chat.jsonl")], steps=["normalize"], report=False)
     with pytest.raises(StudioError, match=r"cannot reach the Ray cluster at 127\.0\.0\.1:9"):
         run_pipeline(cfg, out_dir=tmp_path / "out", engine="ray", ray_address="127.0.0.1:9")
+    assert not (tmp_path / "out").exists()
+
+
+def test_semantic_dedupe_is_refused_on_ray_before_anything_runs(tmp_path, sample_data):
+    from curate.pipeline import PipelineConfig, run_pipeline
+    from studio.errors import StudioError
+
+    cfg = PipelineConfig(inputs=[str(sample_data / "product_qa.jsonl")], steps=["normalize", "semantic_dedupe"])
+    with pytest.raises(StudioError, match="step semantic_dedupe cannot run on the Ray engine yet"):
+        run_pipeline(cfg, out_dir=tmp_path / "out", engine="ray")
     assert not (tmp_path / "out").exists()

@@ -61,6 +61,22 @@ class SemanticDedupeConfig(StepConfig):
     seed: int = 0
 
 
+def fit_centroids(train: np.ndarray, rng: np.random.Generator, k: int, iterations: int = 10) -> np.ndarray:
+    """Spherical k-means on unit vectors: `k` centroids from `train`, drawing from `rng` (the Ray engine fits the
+    same centroids by calling this with a generator in the same state)."""
+    centroids = train[rng.choice(train.shape[0], size=k, replace=False)].copy()
+    for _ in range(iterations):
+        labels = np.argmax(train @ centroids.T, axis=1)
+        counts = np.bincount(labels, minlength=k)
+        sums = np.zeros_like(centroids)
+        filled = counts > 0
+        sums[filled] = np.add.reduceat(train[np.argsort(labels, kind="stable")], (np.cumsum(counts) - counts)[filled])
+        norms = np.linalg.norm(sums, axis=1, keepdims=True)
+        # An empty cluster is re-seeded from a random training row.
+        centroids = np.where(filled[:, None], sums / np.maximum(norms, 1e-12), train[rng.choice(train.shape[0], size=k)])
+    return centroids
+
+
 def kmeans_clusters(emb: np.ndarray, cluster_size: int, seed: int, margin: float = 0.0, iterations: int = 10,
                     sample_per_centroid: int = 128) -> list[np.ndarray]:
     """Spherical k-means (cosine, as SemDeDup clusters) in NumPy, k = ceil(n / cluster_size).
@@ -77,16 +93,7 @@ def kmeans_clusters(emb: np.ndarray, cluster_size: int, seed: int, margin: float
         return [np.arange(n)]
     rng = np.random.default_rng(seed)
     train = emb[np.sort(rng.choice(n, size=min(n, k * sample_per_centroid), replace=False))]
-    centroids = train[rng.choice(train.shape[0], size=k, replace=False)].copy()
-    for _ in range(iterations):
-        labels = np.argmax(train @ centroids.T, axis=1)
-        counts = np.bincount(labels, minlength=k)
-        sums = np.zeros_like(centroids)
-        filled = counts > 0
-        sums[filled] = np.add.reduceat(train[np.argsort(labels, kind="stable")], (np.cumsum(counts) - counts)[filled])
-        norms = np.linalg.norm(sums, axis=1, keepdims=True)
-        # An empty cluster is re-seeded from a random training row.
-        centroids = np.where(filled[:, None], sums / np.maximum(norms, 1e-12), train[rng.choice(train.shape[0], size=k)])
+    centroids = fit_centroids(train, rng, k, iterations)
     rows, labels = [], []
     for start in range(0, n, 65536):
         sims = emb[start:start + 65536] @ centroids.T
