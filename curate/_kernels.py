@@ -7,7 +7,8 @@ in a plain loop instead of whole-batch array passes: no temporaries, one read of
 tests/test_near_dedupe.py checks them against the NumPy reference functions on real text.
 
 Compiled on first use and cached on disk (`cache=True`: next to this file in `__pycache__`, or in
-$NUMBA_CACHE_DIR), so only the first process on a machine pays the compile (a few seconds).
+$NUMBA_CACHE_DIR), so only the first process on a machine pays the compile (a few seconds per kernel); every
+process pays numba's runtime start-up once, at import of this module (see the end of the file).
 """
 
 from __future__ import annotations
@@ -35,54 +36,70 @@ def _mix(x):
 
 
 @njit(cache=True, inline="always")
-def _load(data, pos, m):
-    """The `m` (<= 8) bytes of `data` from `pos`, little-endian, as a uint64."""
+def _word_run(data, i, end, word_byte, lower):
+    """End of the word starting at `i`, and the hash input of its first 8 lower-cased bytes (little-endian)."""
+    s = i
+    acc = _U64(0)
+    while i < end and word_byte[data[i]] and i - s < 8:
+        acc |= _U64(lower[data[i]]) << _U64(8 * (i - s))
+        i += 1
+    while i < end and word_byte[data[i]]:
+        i += 1
+    return i, acc
+
+
+@njit(cache=True, inline="always")
+def _load_lower(data, pos, m, lower):
     v = _U64(0)
     for j in range(m):
-        v |= _U64(data[pos + j]) << _U64(8 * j)
+        v |= _U64(lower[data[pos + j]]) << _U64(8 * j)
     return v
 
 
 @njit(cache=True)
-def word_units(offsets, data, word_byte, seed_word):
+def word_units(offsets, data, alt_offsets, alt_data, alt, word_byte, lower, seed_word):
     """(hash of every word, words per document), as documented in `curate.minhash._word_units`.
 
-    A word is a maximal run of bytes with `word_byte[b]` inside one document; its hash packs its first 8 bytes,
-    xors in its length (<< 58) and the seed word, mixes, then folds each further 8 bytes as mix(acc * P ^ chunk).
+    Document d is read from (`offsets`, `data`), or from (`alt_offsets`, `alt_data`) at index `alt[d]` when that
+    is >= 0 (documents with non-ASCII text, lower-cased beforehand by Unicode rules); ASCII letters are
+    lower-cased here through the byte table `lower`. A word is a maximal run of bytes with `word_byte[b]`; its
+    hash packs its first 8 bytes, xors in its length (<< 58) and the seed word, mixes, then folds each further
+    8 bytes as mix(acc * P ^ chunk).
     """
     n = len(offsets) - 1
     lengths = np.zeros(n, dtype=np.int64)
     for d in range(n):  # pass 1, branch-free: count word starts
+        if alt[d] >= 0:
+            buf, s0, e0 = alt_data, alt_offsets[alt[d]], alt_offsets[alt[d] + 1]
+        else:
+            buf, s0, e0 = data, offsets[d], offsets[d + 1]
         prev = 0
         c = 0
-        for i in range(offsets[d], offsets[d + 1]):
-            w = word_byte[data[i]]
+        for i in range(s0, e0):
+            w = word_byte[buf[i]]
             c += w & (prev ^ 1)
             prev = w
         lengths[d] = c
     units = np.empty(lengths.sum(), dtype=np.uint64)
     k = 0
     for d in range(n):
-        end_doc = offsets[d + 1]
-        i = offsets[d]
-        while i < end_doc:
-            if not word_byte[data[i]]:
+        if alt[d] >= 0:
+            buf, i, end = alt_data, alt_offsets[alt[d]], alt_offsets[alt[d] + 1]
+        else:
+            buf, i, end = data, offsets[d], offsets[d + 1]
+        while i < end:
+            if not word_byte[buf[i]]:
                 i += 1
                 continue
             s = i
-            acc = _U64(0)
-            while i < end_doc and word_byte[data[i]] and i - s < 8:
-                acc |= _U64(data[i]) << _U64(8 * (i - s))
-                i += 1
-            while i < end_doc and word_byte[data[i]]:
-                i += 1
+            i, acc = _word_run(buf, i, end, word_byte, lower)
             wlen = i - s
             acc ^= _U64(wlen) << _S58
             acc ^= seed_word
             acc = _mix(acc)
             done = 8
             while done < wlen:
-                acc = _mix((acc * POLY) ^ _load(data, s + done, min(wlen - done, 8)))
+                acc = _mix((acc * POLY) ^ _load_lower(buf, s + done, min(wlen - done, 8), lower))
                 done += 8
             units[k] = acc
             k += 1
@@ -261,3 +278,8 @@ def components(n, a, b):
     for i in range(n):  # parents point to smaller nodes, so one pass in index order resolves every root
         parent[i] = parent[parent[i]]
     return parent
+
+
+# Start numba's runtime now, at import, as a compiled extension would load: the first call of any compiled
+# function in a process costs ~0.3-0.5 s once (runtime and code generator start-up), whatever its size.
+components(1, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))

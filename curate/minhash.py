@@ -147,13 +147,29 @@ _WORD_BYTE[[*range(48, 58), *range(97, 123), 95, *range(128, 256)]] = True
 _WORD_BYTE[range(65, 91)] = True
 
 
+#: Byte → byte with ASCII capitals lower-cased (every other byte unchanged).
+_LOWER_ASCII = np.arange(256, dtype=np.uint8)
+_LOWER_ASCII[65:91] += 32
+
+
 def _word_units(texts: pl.Series, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """One uint64 hash per word of the lower-cased texts, and the number of words per text.
 
     A word's hash packs its first 8 bytes (little-endian), xors in its length << 58 and a seed word, mixes
-    (splitmix64), then folds each further 8 bytes as mix(acc * P ^ chunk) (`curate._kernels.word_units`)."""
-    offsets, data = _utf8_buffer(texts.fill_null("").str.to_lowercase())
-    return _kernels.word_units(offsets, data, _WORD_BYTE.view(np.uint8), _seed_word(seed, 0x77))
+    (splitmix64), then folds each further 8 bytes as mix(acc * P ^ chunk) (`curate._kernels.word_units`).
+    Pure-ASCII texts are lower-cased inside that compiled pass; only texts with other characters go through
+    Polars' Unicode `to_lowercase` first (same result, without copying every text once more)."""
+    texts = texts.fill_null("")
+    offsets, data = _utf8_buffer(texts)
+    non_ascii = np.flatnonzero((texts.str.len_bytes() != texts.str.len_chars()).to_numpy())
+    alt = np.full(len(texts), -1, dtype=np.int64)
+    if len(non_ascii):
+        alt[non_ascii] = np.arange(len(non_ascii))
+        alt_offsets, alt_data = _utf8_buffer(texts.gather(non_ascii).str.to_lowercase())
+    else:
+        alt_offsets, alt_data = np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.uint8)
+    return _kernels.word_units(offsets, data, alt_offsets, alt_data, alt, _WORD_BYTE.view(np.uint8), _LOWER_ASCII,
+                               _seed_word(seed, 0x77))
 
 
 def _char_units(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
