@@ -177,6 +177,34 @@ def signatures(offsets, hashes, k, salt, donors, out):
 
 
 @njit(cache=True)
+def band_keys(sig, bands, rows, salts):
+    """(n, bands) uint64: mix(fold of the band's `rows` values as acc * P + v, starting from the band's salt)."""
+    n = sig.shape[0]
+    out = np.empty((n, bands), dtype=np.uint64)
+    for d in range(n):
+        for b in range(bands):
+            acc = salts[b]
+            for r in range(rows):
+                acc = acc * POLY + _U64(sig[d, b * rows + r])
+            out[d, b] = _mix(acc)
+    return out
+
+
+@njit(cache=True)
+def estimated_jaccard(sig, a, b):
+    """Share of equal signature values of rows a[p] and b[p]."""
+    k = sig.shape[1]
+    out = np.empty(len(a))
+    for p in range(len(a)):
+        x, y = sig[a[p]], sig[b[p]]
+        same = 0
+        for j in range(k):
+            same += x[j] == y[j]
+        out[p] = same / k
+    return out
+
+
+@njit(cache=True)
 def shingle_sets(offsets, hashes, shift):
     """(offsets, values): each document's hashes >> shift, sorted, without repeats (`curate.minhash.shingle_sets`)."""
     n = len(offsets) - 1

@@ -286,14 +286,8 @@ def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
     different bands never meet. Documents sharing a key in any band are candidate pairs."""
     if bands * rows > sig.shape[1]:
         raise ValueError(f"{bands} bands x {rows} rows need {bands * rows} signature values, have {sig.shape[1]}")
-    cols = np.asfortranarray(sig[:, : bands * rows]).astype(_U64)
-    keys = np.empty((sig.shape[0], bands), dtype=_U64)
-    for b in range(bands):
-        acc = np.full(sig.shape[0], mix64(np.array([b + 1], dtype=_U64))[0], dtype=_U64)
-        for r in range(rows):
-            acc = acc * _POLY + cols[:, b * rows + r]
-        keys[:, b] = mix64(acc)
-    return keys
+    salts = mix64(np.arange(1, bands + 1, dtype=_U64))
+    return _kernels.band_keys(np.ascontiguousarray(sig), bands, rows, salts)
 
 
 def candidate_pairs(keys: np.ndarray, active: np.ndarray | None = None, mode: str = "star") -> np.ndarray:
@@ -321,11 +315,8 @@ def estimated_jaccard(sig: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     """Share of equal signature values per pair (the MinHash estimate of Jaccard similarity)."""
     if len(pairs) == 0:
         return np.zeros(0)
-    out = np.empty(len(pairs))
-    for start in range(0, len(pairs), 65536):  # bounded memory: chunks of pairs
-        p = pairs[start: start + 65536]
-        out[start: start + len(p)] = (sig[p[:, 0]] == sig[p[:, 1]]).mean(axis=1)
-    return out
+    pairs = np.asarray(pairs, dtype=np.int64)
+    return _kernels.estimated_jaccard(np.ascontiguousarray(sig), pairs[:, 0].copy(), pairs[:, 1].copy())
 
 
 def exact_jaccard(shingles: Shingles, pairs: np.ndarray) -> np.ndarray:
