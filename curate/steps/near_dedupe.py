@@ -29,8 +29,8 @@ Thresholds and where they come from:
   `similarity` reported for a dropped row is always the exact Jaccard to its representative.
 
 `impl: datasketch` runs the reference implementation (datasketch MinHash + MinHashLSH on Python shingle
-sets, every candidate checked exactly); `impl: fast` (default) does the same on whole batches with NumPy
-and Polars (`curate.minhash`).
+sets, every candidate checked exactly); `impl: fast` (default) does the same on whole batches with compiled
+loops (numba), NumPy and Polars (`curate.minhash`, `curate._kernels`).
 """
 
 from __future__ import annotations
@@ -227,7 +227,7 @@ class NearDedupe(Step):
                     ) -> np.ndarray:
         """Exact Jaccard of each dropped row to its representative: the checked value when that pair was
         checked exactly already, else computed now (from the Python sets for datasketch, from the kept
-        shingle sets in fast)."""
+        shingle hashes in fast)."""
         if len(member_pairs) == 0:
             return np.zeros(0)
         lo, hi = member_pairs.min(axis=1), member_pairs.max(axis=1)
