@@ -226,6 +226,15 @@ def shingle_sets(offsets, hashes, shift):
     return new_off, out[:pos].copy()
 
 
+@njit(cache=True, inline="always")
+def _slot(keys, stamp, v, p, size):
+    """Slot of `v` in the table of pair `p` (linear probing from its low bits), or the free slot it would take."""
+    slot = np.int64(v & _U64(size - 1))
+    while stamp[slot] == p and keys[slot] != v:
+        slot = (slot + 1) & (size - 1)
+    return slot
+
+
 @njit(cache=True)
 def exact_jaccard(offsets, hashes, a, b):
     """|A ∩ B| / |A ∪ B| of the distinct hashes of documents a[p] and b[p] (0 when both are empty).
@@ -250,13 +259,10 @@ def exact_jaccard(offsets, hashes, a, b):
         size = 16
         while size < 2 * ((ea - sa) + (eb - sb)):
             size *= 2
-        mask = _U64(size - 1)
         na = 0
         for i in range(sa, ea):
             v = hashes[i]
-            slot = np.int64(v & mask)
-            while stamp[slot] == p and keys[slot] != v:
-                slot = (slot + 1) & (size - 1)
+            slot = _slot(keys, stamp, v, p, size)
             if stamp[slot] != p:
                 stamp[slot] = p
                 keys[slot] = v
@@ -266,9 +272,7 @@ def exact_jaccard(offsets, hashes, a, b):
         inter = 0
         for i in range(sb, eb):
             v = hashes[i]
-            slot = np.int64(v & mask)
-            while stamp[slot] == p and keys[slot] != v:
-                slot = (slot + 1) & (size - 1)
+            slot = _slot(keys, stamp, v, p, size)
             if stamp[slot] != p:
                 stamp[slot] = p
                 keys[slot] = v
