@@ -385,8 +385,8 @@ def exact_dedupe(blocks: Blocks, step, columns: list[str]) -> tuple[StepResult, 
 
 
 def _sketch_task(table, cfg: dict[str, Any], bands: int, rows: int, has_quality: bool, parts: int):
-    """Per block: its sketch (rows, ids, quality, text, MinHash signatures) and its (band key, row) entries
-    split into `parts` by the key. Uses the near_dedupe step's own functions."""
+    """Per block: its sketch (rows, ids, quality, MinHash signatures, shingle sets for the exact checks) and its
+    (band key, row) entries split into `parts` by the key. Uses the near_dedupe step's own functions."""
     from curate import minhash
     from curate.steps.near_dedupe import text_expr
 
@@ -396,7 +396,7 @@ def _sketch_task(table, cfg: dict[str, Any], bands: int, rows: int, has_quality:
     sig = minhash.signatures(shingles, cfg["num_perm"], cfg["seed"])
     has = minhash.has_shingles(shingles)
     row = df.get_column(ROW).to_numpy().astype(np.int64)
-    sketch = {"row": row, "sig": sig, "text": texts.to_arrow(), "id": df.get_column("id").to_arrow(),
+    sketch = {"row": row, "sig": sig, "sets": minhash.shingle_sets(shingles), "id": df.get_column("id").to_arrow(),
               "q": df.get_column("quality").cast(pl.Float64).to_numpy() if has_quality else None}
     keys = minhash.band_keys(sig[has], bands, rows).ravel()
     key_rows = np.repeat(row[has], bands)
@@ -431,6 +431,8 @@ def _fetch(sketch_refs: list, starts: np.ndarray, rows: np.ndarray, fields: tupl
     import pyarrow as pa
     import ray
 
+    from curate import minhash
+
     block = _block_of(starts, rows)
     needed = np.unique(block)
     sketches = dict(zip(needed.tolist(), ray.get([sketch_refs[b] for b in needed]), strict=True))
@@ -439,14 +441,18 @@ def _fetch(sketch_refs: list, starts: np.ndarray, rows: np.ndarray, fields: tupl
         sk = sketches[b]
         at = np.searchsorted(sk["row"], rows[block == b])
         for f in fields:
-            if f in ("text", "id"):
+            if f == "id":
                 out[f].append(sk[f].take(pa.array(at)))
+            elif f == "sets":
+                out[f].append(sk[f].take(at))
             elif sk[f] is not None:
                 out[f].append(sk[f][at])
     result: dict[str, Any] = {}
     for f in fields:
-        if f in ("text", "id"):
+        if f == "id":
             result[f] = pl.concat([pl.Series(f, x) for x in out[f]]) if out[f] else pl.Series(f, [], pl.String)
+        elif f == "sets":
+            result[f] = minhash.Shingles.concat(out[f])
         elif out[f]:
             result[f] = np.concatenate(out[f])
         else:
@@ -455,8 +461,9 @@ def _fetch(sketch_refs: list, starts: np.ndarray, rows: np.ndarray, fields: tupl
 
 
 def _verify_task(cfg: dict[str, Any], sketch_refs: list, starts: np.ndarray, has_quality: bool, *codes):
-    """Per pair partition: unique candidates → verified edges (the step's rule) → spanning forest."""
+    """Per pair partition: unique candidates → verified edges (the step's rule, `check_unsure`) → spanning forest."""
     from curate import minhash
+    from curate.steps.near_dedupe import check_unsure
 
     codes = np.unique(np.concatenate(codes)) if codes else np.zeros(0, np.uint64)
     a = (codes >> np.uint64(32)).astype(np.int64)
@@ -467,18 +474,18 @@ def _verify_task(cfg: dict[str, Any], sketch_refs: list, starts: np.ndarray, has
         return empty, stats
     ends = np.unique(np.concatenate([a, b]))
     got = _fetch(sketch_refs, starts, ends, ("sig", "q"))
-    ia, ib = np.searchsorted(ends, a), np.searchsorted(ends, b)
-    sims = minhash.estimated_jaccard(got["sig"], np.stack([ia, ib], axis=1))
-    unsure = np.flatnonzero(np.abs(sims - cfg["threshold"]) <= cfg["exact_band"])
-    if len(unsure):
-        docs = np.unique(np.concatenate([ia[unsure], ib[unsure]]))
-        texts = _fetch(sketch_refs, starts, ends[docs], ("text",))["text"]
-        shingles = minhash.shingle_hashes(texts, cfg["unit"], cfg["size"], cfg["seed"])
-        local = np.stack([np.searchsorted(docs, ia[unsure]), np.searchsorted(docs, ib[unsure])], axis=1)
-        sims[unsure] = minhash.exact_jaccard(shingles, local)
+    pairs = np.stack([np.searchsorted(ends, a), np.searchsorted(ends, b)], axis=1)
+    sims = minhash.estimated_jaccard(got["sig"], pairs)
+    unsure = np.abs(sims - cfg["threshold"]) <= cfg["exact_band"]
+    checked = np.zeros(len(pairs), dtype=bool)
+    if unsure.any():  # the shingle sets of every document an exact check may need, fetched once
+        docs = np.unique(pairs[unsure])
+        sets = _fetch(sketch_refs, starts, ends[docs], ("sets",))["sets"]
+        checked = check_unsure(len(ends), pairs, sims, cfg["threshold"], cfg["exact_band"],
+                               lambda p: minhash.exact_jaccard(sets, np.searchsorted(docs, p)))
     edge = sims >= cfg["threshold"]
-    stats.update(verified_pairs=int(edge.sum()), exact_checks=len(unsure))
-    ea, eb = ia[edge], ib[edge]
+    stats.update(verified_pairs=int(edge.sum()), exact_checks=int(checked.sum()))
+    ea, eb = pairs[edge, 0], pairs[edge, 1]
     nodes = np.unique(np.concatenate([ea, eb]))
     labels = minhash.connected_components(len(nodes), np.stack([np.searchsorted(nodes, ea),
                                                                 np.searchsorted(nodes, eb)], axis=1))
@@ -508,8 +515,7 @@ def _near_mark_task(table, step: str, columns: list[str], cfg: dict[str, Any], s
     similarity = np.full(n, np.nan)
     if len(drop_sel):
         pair_rows = np.unique(np.concatenate([members[drop_sel], reps[drop_sel]]))
-        texts = _fetch(sketch_refs, starts, pair_rows, ("text",))["text"]
-        shingles = minhash.shingle_hashes(texts, cfg["unit"], cfg["size"], cfg["seed"])
+        shingles = _fetch(sketch_refs, starts, pair_rows, ("sets",))["sets"]
         local = np.stack([np.searchsorted(pair_rows, reps[drop_sel]), np.searchsorted(pair_rows, members[drop_sel])],
                          axis=1)
         similarity[at[drop_sel]] = minhash.exact_jaccard(shingles, local)
