@@ -76,7 +76,6 @@ from curate.pipeline import (
     PipelineConfig,
     _with_drop_columns,
     _write_report,
-    read_examples,
     redact_what_left_early,
     write_quarantine,
 )
@@ -140,22 +139,10 @@ def _context() -> None:
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
     ctx.verbose_stats_logs = False
-
-
-def _partitions() -> int:
-    import ray
-
-    return max(2, int(ray.cluster_resources().get("CPU", 2)))
-
-
-def _context() -> None:
-    import ray.data
-
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False
-    ctx.print_on_execution_start = False
-    ctx.verbose_stats_logs = False
     ctx.execution_options.preserve_order = True  # output blocks in input order
+    # On a small cluster the default reservation keeps half the CPUs for operators that do not exist here (a
+    # single map_batches): its tasks would run one at a time.
+    ctx.op_resource_reservation_enabled = False
 
 
 def _partitions() -> int:
@@ -267,12 +254,13 @@ class _StepRunner:
     """Builds a step once per worker (actor) and applies `step.process` to each Arrow batch."""
 
     def __init__(self, name: str, config: dict[str, Any]) -> None:
-        try:
-            import torch
+        if name in MODEL_STEPS:  # one thread per actor; other steps never import torch (seconds per worker)
+            try:
+                import torch
 
-            torch.set_num_threads(1)
-        except ImportError:  # pragma: no cover
-            pass
+                torch.set_num_threads(1)
+            except ImportError:  # pragma: no cover
+                pass
         self.step = build_step(name, config)
 
     def __call__(self, table):
@@ -749,23 +737,146 @@ def _schema_task(table):
     return table.schema
 
 
-def _put_blocks(frame: pl.DataFrame) -> Blocks:
-    """Cut the input frame (with `_row`) into blocks in the object store: at least `_partitions()` blocks, at most
-    `BLOCK_ROWS` rows each."""
+class _LogCapture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[tuple[str, int, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append((record.name, record.levelno, record.getMessage()))
+
+
+def _read_task(paths: list[str], fmt: str | None, csv_map: str | None):
+    """Read a group of input files with the studio readers: (examples table, meta). The readers' log lines and
+    errors travel back in meta, so the driver logs and raises them as the local engine would."""
+    from studio.errors import StudioError as Error
+    from studio.readers import CsvMapping, read_inputs
+
+    capture = _LogCapture()
+    root = logging.getLogger()
+    root.addHandler(capture)
+    level = root.level
+    root.setLevel(logging.INFO)
+    try:
+        result = read_inputs(paths, fmt=fmt, csv_mapping=CsvMapping.parse(csv_map))
+        error = None
+    except Error as err:
+        result, error = None, str(err)
+    finally:
+        root.removeHandler(capture)
+        root.setLevel(level)
+    if result is None:
+        return None, {"error": error, "logs": capture.records}
+    table = result.frame().to_arrow() if result.kind == "examples" and result.rows else None
+    return table, {"error": None, "logs": capture.records, "kind": result.kind, "rows": len(result.rows),
+                   "quarantine": result.quarantine, "formats": result.formats, "first": paths[0]}
+
+
+def _number_task(table, offset: int):
+    """`_row` (input order) in front, the drop columns at the end: the block as the steps expect it."""
+    import pyarrow as pa
+
+    table = table.add_column(0, ROW, pa.array(np.arange(offset, offset + table.num_rows, dtype=np.int64)))
+    for name in ("drop_reason", "dup_of"):
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(table.num_rows, pa.large_string()))
+    return table
+
+
+@dataclass
+class ReadOut:
+    blocks: Blocks
+    quarantine: list
+    formats: dict[str, str]
+    n_input: int
+
+
+def _file_groups(files: list[Path], count: int) -> list[list[str]]:
+    """Consecutive runs of files of about equal total size (input order kept)."""
+    sizes = np.array([max(f.stat().st_size, 1) for f in files], dtype=np.float64)
+    cut = np.searchsorted(np.cumsum(sizes), sizes.sum() * np.arange(1, count) / count, side="left") + 1
+    bounds = [0, *sorted(set(np.clip(cut, 1, len(files)).tolist())), len(files)]
+    return [[str(f) for f in files[a:b]] for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+
+
+def read_blocks(config: PipelineConfig) -> ReadOut:
+    """Read the inputs in parallel with tasks on the driver's node (the studio readers take local paths), one
+    task per group of consecutive files, then number the rows in input order. The driver holds only counts,
+    formats and the quarantined records, never the rows."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from studio.errors import InputError
+    from studio.readers import expand_inputs
+
+    files = expand_inputs(config.inputs)
+    total = sum(f.stat().st_size for f in files)
+    groups = _file_groups(files, max(_partitions(), math.ceil(total / (64 << 20))))
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    read = _remote(_read_task, num_returns=2, scheduling_strategy=here)
+    outs = [read.remote(g, config.format, config.csv_map) for g in groups]
+    _warm_up()  # queued behind the reads
+    metas = ray.get([m for _, m in outs])
+    kind = None
+    formats: dict[str, str] = {}
+    quarantine: list = []
+    for meta in metas:
+        for name, level, msg in meta["logs"]:
+            logging.getLogger(name).log(level, "%s", msg)
+        if meta["error"]:
+            raise InputError(meta["error"])
+        if kind is None:
+            kind = meta["kind"]
+        elif meta["kind"] != kind and meta["rows"]:
+            raise InputError(f"{meta['first']} holds {meta['kind']} but the other inputs hold {kind}; "
+                             "read documents and examples separately.")
+        formats.update(meta["formats"])
+        quarantine.extend(meta["quarantine"])
+    if kind != "examples":
+        raise StudioError(f"curate works on examples, but {', '.join(formats)} hold plain documents; "
+                          "use them with `studio synth grounded-qa` instead.")
+    blocks, offset = Blocks(), 0
+    number = _remote(_number_task)
+    for (table, _), meta in zip(outs, metas, strict=True):
+        if meta["rows"]:
+            blocks.refs.append(number.remote(table, offset))
+            blocks.first.append(offset)
+            blocks.sizes.append(meta["rows"])
+            offset += meta["rows"]
+    if blocks.refs:
+        blocks.schema = ray.get(_remote(_schema_task).remote(blocks.refs[0]))
+    else:
+        from studio.schema import examples_frame
+
+        empty = _with_drop_columns(examples_frame([]).with_row_index(ROW).with_columns(pl.col(ROW).cast(pl.Int64)))
+        blocks.schema = empty.to_arrow().schema
+    return ReadOut(blocks, quarantine, formats, offset + len(quarantine))
+
+
+def _warm_up() -> None:
+    """Start what the first steps need while the driver gathers the inputs: one task per CPU imports the step
+    modules and Ray Data in its worker, and Ray Data's statistics actor is created (its start-up otherwise
+    delays the first step)."""
     import ray
 
-    count = max(_partitions(), math.ceil(frame.height / BLOCK_ROWS))
-    size = max(1, math.ceil(frame.height / count))
-    blocks = Blocks()
-    for start in range(0, frame.height, size):
-        table = frame.slice(start, size).to_arrow()
-        blocks.schema = table.schema
-        blocks.refs.append(ray.put(table))
-        blocks.first.append(start)
-        blocks.sizes.append(table.num_rows)
-    if blocks.schema is None:
-        blocks.schema = frame.to_arrow().schema
-    return blocks
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    for _ in range(cpus):
+        _remote(_import_task).remote()
+    try:
+        from ray.data._internal.stats import get_or_create_stats_actor
+
+        get_or_create_stats_actor()
+    except Exception:  # noqa: BLE001 - a private Ray Data API: without it the first step is only slower
+        log.debug("could not pre-create Ray Data's stats actor", exc_info=True)
+
+
+def _import_task() -> None:
+    import ray.data  # noqa: F401
+    import scipy.sparse.csgraph  # noqa: F401
+
+    import curate.minhash  # noqa: F401
+    import curate.steps.near_dedupe  # noqa: F401
+    import curate.steps.normalize  # noqa: F401
 
 
 def run_pipeline_ray(config: PipelineConfig, steps: list, out_dir: str | Path | None, reporter: Reporter,
@@ -785,15 +896,11 @@ def run_pipeline_ray(config: PipelineConfig, steps: list, out_dir: str | Path | 
         try:
             _context()
             t0 = time.perf_counter()
-            result = read_examples(config)
+            result = read_blocks(config)
             for path, fmt in result.formats.items():
                 run.add_input(path, format=fmt)
                 reporter.info(f"read {path} as [bold]{fmt}[/]")
-            frame = result.frame().with_row_index(ROW).with_columns(pl.col(ROW).cast(pl.Int64))
-            blocks = _put_blocks(_with_drop_columns(frame))
-            del frame
-            quarantine_in, n_input = result.quarantine, result.n_input
-            del result
+            blocks, quarantine_in, n_input = result.blocks, result.quarantine, result.n_input
             run.time("read", time.perf_counter() - t0)
             run.counts.input = n_input
             run.counts.quarantined = len(quarantine_in)
