@@ -73,6 +73,31 @@ def test_ray_engine_writes_sharded_parquet_directories_in_input_order(both_runs)
     assert len(list((ray_run.dir / "dropped").glob("*.parquet"))) >= 1
 
 
+def test_ray_engine_keeps_the_highest_quality_row_of_each_cluster_as_the_local_engine(
+        tmp_path_factory, ray_cluster, sample_data):
+    # score (heuristics only: no language model) runs in a Ray actor pool and adds `quality`; near_dedupe must
+    # then keep each cluster's highest-quality row (ties: first in input order) exactly as the local step does.
+    out = tmp_path_factory.mktemp("quality")
+    inputs = [str(p) for p in sorted(sample_data.iterdir()) if p.suffix in (".jsonl", ".json", ".csv")]
+    steps = ["normalize", {"score": {"model": False}}, "exact_dedupe", {"near_dedupe": {"threshold": 0.5}}]
+    cfg = PipelineConfig(inputs=inputs, steps=steps, report=False)
+    local = run_pipeline(cfg, out_dir=out / "local")
+    ray_run = run_pipeline(cfg, out_dir=out / "ray", engine="ray")
+    for name in ("kept", "dropped"):
+        assert_frame_equal(pl.read_parquet(local.dir / f"{name}.parquet"), pl.read_parquet(ray_run.dir / f"{name}.parquet"),
+                           check_dtypes=False)
+    dropped = pl.read_parquet(ray_run.dir / "dropped.parquet").filter(pl.col("drop_reason") == "near_duplicate")
+    kept = pl.read_parquet(ray_run.dir / "kept.parquet")
+    reps = kept.filter(pl.col("dup_cluster").is_not_null())
+    assert dropped.height > 0 and reps.height > 0
+    # each dropped row's representative is kept and scores at least as high
+    best = reps.select("id", pl.col("quality").alias("rep_quality"))
+    joined = dropped.join(best, left_on="dup_of", right_on="id", how="left")
+    assert joined["rep_quality"].null_count() == 0
+    assert (joined["rep_quality"].fill_nan(-1.0) >= joined["quality"].fill_nan(-1.0)).all()
+    assert ray_run.counts.to_dict() == local.counts.to_dict()
+
+
 def test_unreachable_ray_address_is_one_clear_error(tmp_path, sample_data):
     cfg = PipelineConfig(inputs=[str(sample_data / "support_chat.jsonl")], steps=["normalize"], report=False)
     with pytest.raises(StudioError, match=r"cannot reach the Ray cluster at 127\.0\.0\.1:9"):
