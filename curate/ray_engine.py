@@ -811,10 +811,11 @@ def read_blocks(config: PipelineConfig) -> ReadOut:
 
     files = expand_inputs(config.inputs)
     total = sum(f.stat().st_size for f in files)
-    groups = _file_groups(files, max(_partitions(), math.ceil(total / (64 << 20))))
+    groups = _file_groups(files, max(2 * _partitions(), math.ceil(total / (32 << 20))))
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
     read = _remote(_read_task, num_returns=2, scheduling_strategy=here)
     outs = [read.remote(g, config.format, config.csv_map) for g in groups]
+    _context()  # imports Ray Data on the driver while the workers read
     _warm_up()  # queued behind the reads
     metas = ray.get([m for _, m in outs])
     kind = None
@@ -894,7 +895,6 @@ def run_pipeline_ray(config: PipelineConfig, steps: list, out_dir: str | Path | 
              config={**config.model_dump(mode="json"), "engine": "ray"}) as run:
         started = connect(address, run.dir / ".ray")
         try:
-            _context()
             t0 = time.perf_counter()
             result = read_blocks(config)
             for path, fmt in result.formats.items():
