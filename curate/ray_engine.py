@@ -1,10 +1,11 @@
 """The Ray engine: run a curation pipeline on a Ray cluster, with the same output as the local engine.
 
 `studio curate ... --engine ray [--ray-address HOST:6379]` lands here (`curate.pipeline.run_pipeline` hands
-over). Inputs are read with the studio readers (quarantine included), every row gets `_row` = its index in
-input order, and the rows are cut into `blocks` — Arrow tables in Ray's object store, each sorted by `_row`,
-the blocks in input order (block i's rows all come before block i+1's). Each step turns the blocks into kept
-blocks plus dropped blocks, as in the local pipeline; nothing uses a Ray Data shuffle (each costs seconds of
+over). Inputs are read with the studio readers (quarantine included) by parallel tasks on the driver's node,
+one per group of consecutive files (`read_blocks`); every row gets `_row` = its index in input order, and each
+group's rows form a block — an Arrow table in Ray's object store, sorted by `_row`, the blocks in input order
+(block i's rows all come before block i+1's). Each step turns the blocks into kept blocks plus dropped
+blocks, as in the local pipeline; nothing uses a Ray Data shuffle (each costs seconds of
 actor start-up on a small cluster: see bench/README.md `## ray_scale`).
 
 - Row-wise steps (normalize, redact_pii, score, filter) run as Ray Data `map_batches` over the blocks calling
@@ -22,29 +23,29 @@ actor start-up on a small cluster: see bench/README.md `## ray_scale`).
   the marks are applied.
 - near_dedupe (3 stages and one driver step): per block, the near_dedupe step's own functions
   (`curate.minhash`: shingles, signatures, band keys, with the step's configuration and LSH bands × rows)
-  give a sketch (rows, ids, quality, text, signatures — kept in the object store) and the (band key, row)
+  give a sketch (rows, ids, quality, signatures, shingle sets — kept in the object store) and the (band key, row)
   entries split by hash of the key → per band-key partition, each bucket of two or more rows gives the
   local engine's "star" candidate pairs (bucket's first row, member), split by the pair's first row → per
   pair partition, the pairs are de-duplicated (each pair has one owner partition, so the counts are the
   local engine's), verified with the step's rule (MinHash estimate; exact Jaccard of the shingle sets
-  when the estimate is within `exact_band` of the threshold; the task fetches only the sketches of the
-  blocks its pairs touch) and the verified edges are reduced to a spanning forest (each node → the smallest
+  when the estimate is within `exact_band` of the threshold, in the step's rounds, `check_unsure`; the task
+  fetches only the sketches of the blocks its pairs touch) and the verified edges are reduced to a spanning forest (each node → the smallest
   row of its component: at most V_p - 1 edges for V_p nodes) → the driver unites the forests
   (`curate.minhash.connected_components`) and picks each cluster's representative with
   `curate.minhash.representatives` (highest quality, then first in input order: the local rule) → per
   block, dropped rows get `near_duplicate`, `dup_of` and the exact Jaccard to their representative as
   `similarity`, every member gets `dup_cluster`.
-  The local step skips the exact check of an unsure pair whose rows are already in one cluster (it cannot
-  change the clusters); here every unsure pair is checked, so the clusters, kept rows, `dup_of`,
-  `dup_cluster` and `similarity` are the same and only the `verified_pairs` / `exact_checks` statistics
-  can differ slightly.
-  **Driver memory bound:** reading the input (the studio readers run on the driver) holds the input once,
-  as in the local engine; it is released after the rows are put into blocks. During the steps the driver
-  holds block references and per-block counts (O(blocks)), and in near_dedupe the P spanning forests:
+  `check_unsure` skips the exact check of an unsure pair whose rows are already joined by real edges (it
+  cannot change the clusters); here it sees one partition's pairs at a time, so it skips fewer pairs than
+  the local step: the clusters, kept rows, `dup_of`, `dup_cluster` and `similarity` are the same, and only
+  the `verified_pairs` / `exact_checks` statistics can differ.
+  **Driver memory bound:** the driver never holds the rows: it holds block references, per-block counts
+  and schemas (O(blocks)), the quarantined records, and in near_dedupe the P spanning forests:
   at most P·(V - 1) edges and P·V node qualities (16-24 bytes each), V = the rows with at least one
   verified near-duplicate partner ≤ the number of rows — O(rows), never O(candidate pairs). Candidate pairs
   live only in the band-key and pair partitions, one partition per task (a task holds O(pairs / P)).
-  Workers reading sketches for verification hold the signatures and texts of the blocks their pairs touch.
+  Workers reading sketches for verification hold the signatures and shingle sets of the blocks their
+  pairs touch.
 - semantic_dedupe is not available on Ray yet: the local step's boundary margin and global greedy pass have no
   distributed form here, and a plain per-cluster SemDeDup would not give the local engine's output. A
   pipeline naming it is refused with one sentence before anything runs.
@@ -128,6 +129,9 @@ def connect(address: str | None, temp_dir: Path) -> bool:
             raise StudioError(f"cannot connect to the Ray cluster at {address} ({type(err).__name__}: {err}).") from None
     else:
         temp_dir.mkdir(parents=True, exist_ok=True)
+        # Workers at the driver's priority, as the local engine runs: Ray's default (niceness 15) hands the CPU
+        # to every other process on a shared machine.
+        os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(_temp_dir=str(temp_dir), include_dashboard=False, log_to_driver=False)
     return True
 
@@ -816,7 +820,7 @@ def read_blocks(config: PipelineConfig) -> ReadOut:
     read = _remote(_read_task, num_returns=2, scheduling_strategy=here)
     outs = [read.remote(g, config.format, config.csv_map) for g in groups]
     _context()  # imports Ray Data on the driver while the workers read
-    _warm_up()  # queued behind the reads
+    _warm_up()
     metas = ray.get([m for _, m in outs])
     kind = None
     formats: dict[str, str] = {}
@@ -855,29 +859,14 @@ def read_blocks(config: PipelineConfig) -> ReadOut:
 
 
 def _warm_up() -> None:
-    """Start what the first steps need while the driver gathers the inputs: one task per CPU imports the step
-    modules and Ray Data in its worker, and Ray Data's statistics actor is created (its start-up otherwise
-    delays the first step)."""
-    import ray
-
-    cpus = int(ray.cluster_resources().get("CPU", 1))
-    for _ in range(cpus):
-        _remote(_import_task).remote()
+    """Create Ray Data's statistics actor while the workers read (its start-up otherwise delays the first
+    step). The workers themselves are not warmed with import tasks: Ray may run those ahead of the reads."""
     try:
         from ray.data._internal.stats import get_or_create_stats_actor
 
         get_or_create_stats_actor()
     except Exception:  # noqa: BLE001 - a private Ray Data API: without it the first step is only slower
         log.debug("could not pre-create Ray Data's stats actor", exc_info=True)
-
-
-def _import_task() -> None:
-    import ray.data  # noqa: F401
-    import scipy.sparse.csgraph  # noqa: F401
-
-    import curate.minhash  # noqa: F401
-    import curate.steps.near_dedupe  # noqa: F401
-    import curate.steps.normalize  # noqa: F401
 
 
 def run_pipeline_ray(config: PipelineConfig, steps: list, out_dir: str | Path | None, reporter: Reporter,
