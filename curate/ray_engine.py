@@ -730,15 +730,20 @@ def _redact_early_drops(steps: list, dropped: list[tuple[str, Blocks]]) -> list[
     out = []
     for name, blocks in dropped:
         if name in early:
-            refs = _map_blocks(blocks, "redact_pii", config)
-            schema = ray.get(_remote(_schema_task).remote(refs[0])) if refs else blocks.schema
-            blocks = Blocks(refs, blocks.first, blocks.sizes, schema)
+            refs = _map_blocks(blocks, "redact_pii", config)  # batches of 512 rows: the blocks may be re-cut
+            metas = ray.get([_remote(_meta_task).remote(ref) for ref in refs])
+            blocks = Blocks(refs, [m[0] for m in metas], [m[1] for m in metas], metas[0][2] if metas else blocks.schema)
         out.append((name, blocks))
     return out
 
 
 def _schema_task(table):
     return table.schema
+
+
+def _meta_task(table):
+    """(first _row, rows, schema) of a block."""
+    return (int(table[ROW][0].as_py()) if table.num_rows else -1), table.num_rows, table.schema
 
 
 class _LogCapture(logging.Handler):
