@@ -63,6 +63,12 @@ def test_ray_engine_manifest_counts_match_the_local_engine(both_runs):
     c = ray_run.counts.to_dict()
     assert c["input"] == c["kept"] + sum(c["dropped"].values()) + c["quarantined"]
     assert [s["step"] for s in ray_run.steps] == ["normalize", "exact_dedupe", "near_dedupe"]
+    # the driver received spanning forests only: at most rows - 1 edges per partition, whatever the pair count
+    near = ray_run.steps[-1]
+    local_near = local.steps[-1]
+    assert near["candidate_pairs"] == local_near["candidate_pairs"]
+    assert 0 < near["forest_edges"] <= ray_run.extra["engine"]["partitions"] * (near["rows_in"] - 1)
+    assert near["forest_edges"] < near["verified_pairs"]
 
 
 def test_ray_engine_writes_sharded_parquet_directories_in_input_order(both_runs):
@@ -96,6 +102,20 @@ def test_ray_engine_keeps_the_highest_quality_row_of_each_cluster_as_the_local_e
     assert joined["rep_quality"].null_count() == 0
     assert (joined["rep_quality"].fill_nan(-1.0) >= joined["quality"].fill_nan(-1.0)).all()
     assert ray_run.counts.to_dict() == local.counts.to_dict()
+
+
+def test_ray_engine_refuses_mixed_inputs_with_the_local_engines_sentence(tmp_path, ray_cluster, sample_data):
+    # the Ray engine reads files in parallel tasks; a documents folder after an examples file must still
+    # fail with the readers' one sentence naming the file, as in the local engine
+    cfg = PipelineConfig(inputs=[str(sample_data / "support_chat.jsonl"), str(sample_data / "docs")],
+                         steps=["normalize"], report=False)
+    messages = []
+    for engine in ("local", "ray"):
+        with pytest.raises(StudioError) as err:
+            run_pipeline(cfg, out_dir=tmp_path / engine, engine=engine)
+        messages.append(str(err.value))
+    assert messages[0] == messages[1]
+    assert "holds documents but the other inputs hold examples" in messages[1]
 
 
 def test_unreachable_ray_address_is_one_clear_error(tmp_path, sample_data):
