@@ -1,9 +1,10 @@
 """MinHash + LSH over whole batches: shingles → signatures → band keys → candidate pairs → clusters.
 
 The core of the `near_dedupe` step, kept free of step plumbing so the Ray engine can reuse it (it shuffles
-by the band keys of `band_keys`). Every stage works on NumPy arrays or Polars frames for a whole batch; no
-Python loop runs per shingle or per document (the `python_shingles` / `datasketch_*` functions are the
-reference path, kept for `impl: datasketch` and for tests).
+by the band keys of `band_keys`). Every stage works on a whole batch: the per-byte, per-shingle and per-pair
+loops (word hashing, n-grams, signatures, sorted sets, set intersection) are compiled with numba
+(`curate._kernels`), the rest is NumPy and Polars; no Python loop runs per shingle or per document (the
+`python_shingles` / `datasketch_*` functions are the reference path, kept for `impl: datasketch` and tests).
 
 Sketch: one-permutation hashing with optimal densification (Li, Owen & Zhang, "One Permutation Hashing",
 NeurIPS 2012; Shrivastava, "Optimal Densification for Fast and Accurate Minwise Hashing", ICML 2017).
@@ -36,6 +37,8 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
+from curate import _kernels
+
 Unit = Literal["word", "char"]
 
 _U64 = np.uint64
@@ -61,12 +64,6 @@ def mix64(x: np.ndarray) -> np.ndarray:
 
 def _seed_word(seed: int, salt: int) -> np.uint64:
     return mix64(np.array([(seed * 0x9E3779B1 + salt) & 0xFFFFFFFFFFFFFFFF], dtype=_U64))[0]
-
-
-#: Documents per internal chunk. Every elementwise NumPy stage runs on chunks of this many documents (a few
-#: hundred thousand shingles), so temporaries stay in cache and are reused instead of page-faulting in fresh
-#: 100 MB arrays: measured 3-15x faster per stage on the 2-core machine than whole-batch arrays.
-CHUNK_DOCS = 2048
 
 
 @dataclass
@@ -127,58 +124,6 @@ def _gather_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.arange(total, dtype=np.int64) + shift
 
 
-def _ngrams(units: np.ndarray, lengths: np.ndarray, size: int, seed: int) -> Shingles:
-    """Hash every run of `size` consecutive units within each document (a shorter document: all its units).
-
-    Runs are combined over the whole flat unit array with shifted slices (acc = acc * P + next), then the runs
-    that cross a document's end are dropped; a document shorter than `size` gets one hash of all its units."""
-    units = units.astype(_U64, copy=False)
-    lengths = lengths.astype(np.int64, copy=False)
-    unit_off = _offsets(lengths)
-    n_sh = np.where(lengths >= size, lengths - size + 1, (lengths > 0).astype(np.int64))
-    m = len(units)
-    span = max(m - size + 1, 0)
-    acc = units[:span].copy()
-    for j in range(1, size):
-        acc *= _POLY
-        acc += units[j: j + span]
-    valid = np.ones(span, dtype=bool)
-    for k in range(1, size):  # a run starting in the last size-1 units of a document crosses its end
-        pos = unit_off[1:] - k
-        ok = (pos >= unit_off[:-1]) & (pos < span)
-        valid[pos[ok]] = False
-    short = np.flatnonzero((lengths > 0) & (lengths < size))
-    out_off = _offsets(n_sh)
-    out = np.empty(int(out_off[-1]), dtype=_U64)
-    if len(short):
-        s_acc = units[unit_off[short]].copy()
-        s_len = lengths[short]
-        for j in range(1, size - 1):
-            more = s_len > j
-            s_acc[more] = s_acc[more] * _POLY + units[unit_off[short[more]] + j]
-        slot = np.zeros(len(out), dtype=bool)
-        slot[out_off[short]] = True
-        out[slot] = s_acc
-        out[~slot] = acc[valid]
-    else:
-        out[:] = acc[valid]
-    return Shingles(out_off, _mix64_inplace(out ^ _seed_word(seed, size)))
-
-
-def _mix64_inplace(x: np.ndarray) -> np.ndarray:
-    """mix64 applied in place to a uint64 array (no temporaries beyond one shifted copy)."""
-    t = np.empty_like(x)
-    np.right_shift(x, _U64(30), out=t)
-    x ^= t
-    x *= _MIX1
-    np.right_shift(x, _U64(27), out=t)
-    x ^= t
-    x *= _MIX2
-    np.right_shift(x, _U64(31), out=t)
-    x ^= t
-    return x
-
-
 def _utf8_buffer(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     """(offsets int64 n+1, bytes uint8) of a string Series, via its Arrow buffers (no per-row Python)."""
     import pyarrow as pa
@@ -202,61 +147,29 @@ _WORD_BYTE[[*range(48, 58), *range(97, 123), 95, *range(128, 256)]] = True
 _WORD_BYTE[range(65, 91)] = True
 
 
-def _load_u64(data: np.ndarray) -> np.ndarray:
-    """A (read-only) uint64 view starting at every byte of `data`: element i = bytes i..i+7 little-endian,
-    zero past the end. Gathering it at word starts reads a word 8 bytes at a time."""
-    padded = np.zeros((len(data) + 23) // 8 * 8, dtype=np.uint8)
-    padded[: len(data)] = data
-    return np.lib.stride_tricks.as_strided(padded.view("<u8"), shape=(len(data) + 1,), strides=(1,),
-                                           writeable=False)
-
-
-#: _BYTE_MASK[m] keeps the lowest m bytes of a uint64 (m = 0..8).
-_BYTE_MASK = np.array([(1 << (8 * m)) - 1 for m in range(8)] + [(1 << 64) - 1], dtype=_U64)
-
-
-def _low_bytes(x: np.ndarray, nbytes: np.ndarray) -> np.ndarray:
-    """Keep the lowest `nbytes` bytes of each uint64 (in place; nbytes above 8 keep all 8)."""
-    x &= _BYTE_MASK[np.minimum(nbytes, 8)]
-    return x
+#: Byte → byte with ASCII capitals lower-cased (every other byte unchanged).
+_LOWER_ASCII = np.arange(256, dtype=np.uint8)
+_LOWER_ASCII[65:91] += 32
 
 
 def _word_units(texts: pl.Series, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """One uint64 hash per word of the lower-cased texts, and the number of words per text."""
-    offsets, data = _utf8_buffer(texts.fill_null("").str.to_lowercase())
-    n = len(offsets) - 1
-    if len(data) == 0:
-        return np.zeros(0, dtype=_U64), np.zeros(n, dtype=np.int64)
-    word = _WORD_BYTE[data]
-    # Word edges: where a word starts or ends (the position after its last byte); starts and ends alternate,
-    # so one flatnonzero over a bool array (NumPy's fastest nonzero) finds both.
-    edge = np.empty(len(data) + 1, dtype=bool)
-    edge[0], edge[-1] = word[0], word[-1]
-    np.not_equal(word[1:], word[:-1], out=edge[1:-1])
-    inner = offsets[1:-1]
-    inner = inner[(inner > 0) & (inner < len(data))]
-    cross = np.unique(inner[word[inner] & word[inner - 1]])  # a word running across documents
-    edge_pos = np.flatnonzero(edge)
-    if len(cross):  # split it there: an end and a start at the document boundary
-        at = np.searchsorted(edge_pos, cross)
-        edge_pos = np.insert(edge_pos, np.repeat(at, 2), np.repeat(cross, 2))
-    starts, ends = edge_pos[0::2], edge_pos[1::2]
-    lengths = np.diff(np.searchsorted(starts, offsets)).astype(np.int64)
-    load = _load_u64(data)
-    wlen = ends - starts
-    acc = _low_bytes(load[starts], wlen)
-    acc ^= wlen.astype(_U64) << _U64(58)
-    acc ^= _seed_word(seed, 0x77)
-    _mix64_inplace(acc)
-    todo = np.flatnonzero(wlen > 8)
-    done = 8
-    while len(todo):
-        left = wlen[todo] - done
-        chunk = _low_bytes(load[starts[todo] + done], left)
-        acc[todo] = _mix64_inplace(acc[todo] * _POLY ^ chunk)
-        todo = todo[left > 8]
-        done += 8
-    return acc, lengths
+    """One uint64 hash per word of the lower-cased texts, and the number of words per text.
+
+    A word's hash packs its first 8 bytes (little-endian), xors in its length << 58 and a seed word, mixes
+    (splitmix64), then folds each further 8 bytes as mix(acc * P ^ chunk) (`curate._kernels.word_units`).
+    Pure-ASCII texts are lower-cased inside that compiled pass; only texts with other characters go through
+    Polars' Unicode `to_lowercase` first (same result, without copying every text once more)."""
+    texts = texts.fill_null("")
+    offsets, data = _utf8_buffer(texts)
+    non_ascii = np.flatnonzero((texts.str.len_bytes() != texts.str.len_chars()).to_numpy())
+    alt = np.full(len(texts), -1, dtype=np.int64)
+    if len(non_ascii):
+        alt[non_ascii] = np.arange(len(non_ascii))
+        alt_offsets, alt_data = _utf8_buffer(texts.gather(non_ascii).str.to_lowercase())
+    else:
+        alt_offsets, alt_data = np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.uint8)
+    return _kernels.word_units(offsets, data, alt_offsets, alt_data, alt, _WORD_BYTE.view(np.uint8), _LOWER_ASCII,
+                               _seed_word(seed, 0x77))
 
 
 def _char_units(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -277,20 +190,17 @@ def _char_units(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
 
 
 def shingle_hashes(texts: pl.Series, unit: Unit = "word", size: int | None = None, seed: int = 1) -> Shingles:
-    """Hashes of the shingles of every text in a batch (tokenised in Polars, combined in NumPy).
-
-    Works through the batch `CHUNK_DOCS` texts at a time (cache-sized temporaries) and concatenates."""
+    """Hashes of the shingles of every text in a batch: lower-cased in Polars, units and n-grams hashed in one
+    compiled pass per document (`curate._kernels`). A shingle's hash is mix((u_1 * P^(s-1) + ... + u_s) ^ seed
+    word) over its `s` unit hashes (a text shorter than `size` units: all of its units)."""
     size = size or DEFAULT_SIZE[unit]
     if size < 1:
         raise ValueError(f"shingle size must be at least 1, got {size}")
     if unit not in ("word", "char"):
         raise ValueError(f"unknown shingle unit {unit!r}; choose word or char")
-    parts = []
-    for start in range(0, max(len(texts), 1), CHUNK_DOCS):
-        chunk = texts.slice(start, CHUNK_DOCS)
-        units, lengths = _word_units(chunk, seed) if unit == "word" else _char_units(chunk)
-        parts.append(_ngrams(units, lengths, size, seed))
-    return parts[0] if len(parts) == 1 else Shingles.concat(parts)
+    units, lengths = _word_units(texts, seed) if unit == "word" else _char_units(texts)
+    offsets, hashes = _kernels.ngrams(units, lengths.astype(np.int64), size, _seed_word(seed, size))
+    return Shingles(offsets, hashes)
 
 
 #: Bits of each shingle hash kept in a set (`shingle_sets`): with up to a few thousand shingles per document,
@@ -302,18 +212,8 @@ def shingle_sets(shingles: Shingles) -> Shingles:
     """Each document's shingle set: its hashes' top `SET_BITS` bits, sorted, without repeats (CSR)."""
     if shingles.is_set:
         return shingles
-    parts = []
-    for start in range(0, max(shingles.n, 1), CHUNK_DOCS):
-        sh = shingles.slice(start, min(start + CHUNK_DOCS, shingles.n))
-        key = sh.doc_index().astype(_U64) << _U64(SET_BITS)
-        key |= sh.hashes >> _U64(64 - SET_BITS)
-        key.sort()
-        keep = np.ones(len(key), dtype=bool)
-        np.not_equal(key[1:], key[:-1], out=keep[1:])
-        key = key[keep]
-        counts = np.bincount((key >> _U64(SET_BITS)).astype(np.int64), minlength=sh.n)
-        parts.append(Shingles(_offsets(counts), key & _U64((1 << SET_BITS) - 1), True))
-    return parts[0] if len(parts) == 1 else Shingles.concat(parts)
+    offsets, values = _kernels.shingle_sets(shingles.offsets, shingles.hashes, 64 - SET_BITS)
+    return Shingles(offsets, values, True)
 
 
 # ------------------------------------------------------------------------------------------ signatures
@@ -322,75 +222,29 @@ def shingle_sets(shingles: Shingles) -> Shingles:
 def signatures(shingles: Shingles, num_perm: int = 128, seed: int = 1) -> np.ndarray:
     """MinHash signatures, an (n, num_perm) uint32 matrix, by one-permutation hashing + optimal densification.
 
+    Each shingle hash x = mix(h ^ salt) goes to bin ((x >> 32) * num_perm) >> 32, which keeps the minimum of
+    the low 32 bits. An empty bin i takes the value of bin donor(t, i) for the first attempt t = 0, 1, ... that
+    hits a bin the document filled itself; the sequence is the same for every document (consistency), and after
+    16 * num_perm attempts ((1 - 1/k)^(16k) < 1e-6 per bin) a bin takes the first filled bin.
     Rows of documents without shingles are all zeros: exclude them (see `has_shingles`) before LSH.
     """
     n, k = shingles.n, int(num_perm)
     sig = np.empty((n, k), dtype=np.uint32)
-    salt = _seed_word(seed, 0x51)
-    for start in range(0, n, CHUNK_DOCS):
-        sh = shingles.slice(start, min(start + CHUNK_DOCS, n))
-        x = _mix64_inplace(sh.hashes ^ salt)
-        cell = sh.doc_index() * k
-        cell += (((x >> _U64(32)) * _U64(k)) >> _U64(32)).astype(np.int64)
-        block = np.full(sh.n * k, np.iinfo(np.uint32).max, dtype=np.uint32)
-        np.minimum.at(block, cell, x.astype(np.uint32))
-        filled = np.zeros(sh.n * k, dtype=bool)
-        filled[cell] = True
-        block, filled = block.reshape(sh.n, k), filled.reshape(sh.n, k)
-        _densify(block, filled, seed)
-        block[sh.counts == 0] = 0
-        sig[start: start + sh.n] = block
+    _kernels.signatures(shingles.offsets, shingles.hashes, k, _seed_word(seed, 0x51), _donor_table(k, seed), sig)
     return sig
 
 
-def _densify(sig: np.ndarray, filled: np.ndarray, seed: int) -> None:
-    """Optimal densification: empty bin i takes the value of bin h(i, t) for the first attempt t that hits a
-    bin the document filled itself. The sequence h(i, ·) is the same for every document (consistency).
-
-    The first attempts run on whole rows (a column gather per attempt); the few bins still empty after them
-    (documents with very few shingles) continue one by one in vectorised form."""
-    n, k = sig.shape
-    has_any = filled.any(axis=1)
-    need = ~filled & has_any[:, None]
-    base = _seed_word(seed, 0xD3)
-    attempt = 0
-    rows = np.flatnonzero(need.any(axis=1))
-    while len(rows) > 0 and attempt < _DENSE_ATTEMPTS:
-        donor = _donors(k, attempt, base)
-        sub_need = need[rows]
-        take = sub_need & filled[rows][:, donor]
-        sub_sig = sig[rows]
-        np.copyto(sub_sig, sub_sig[:, donor], where=take)
-        sig[rows] = sub_sig
-        sub_need &= ~take
-        need[rows] = sub_need
-        rows = rows[sub_need.any(axis=1)]
-        attempt += 1
-    rows, cols = np.nonzero(need)
-    while len(rows):
-        if attempt >= 16 * k:  # (1 - 1/k)^(16k) < 1e-6 per bin: hand the stragglers the first filled bin
-            donor = filled[rows].argmax(axis=1)
-        else:
-            donor = _donors(k, attempt, base)[cols]
-        ok = filled[rows, donor]
-        sig[rows[ok], cols[ok]] = sig[rows[ok], donor[ok]]
-        rows, cols = rows[~ok], cols[~ok]
-        attempt += 1
+_DONORS: dict[tuple[int, int], np.ndarray] = {}
 
 
-#: Densification attempts run on whole signature rows before switching to single bins.
-_DENSE_ATTEMPTS = 6
-
-
-_DONORS: dict[tuple[int, int, int], np.ndarray] = {}
-
-
-def _donors(k: int, attempt: int, base: np.uint64) -> np.ndarray:
-    """Donor bin of every bin at one attempt of the densification sequence (cached: the same for all docs)."""
-    key = (k, attempt, int(base))
+def _donor_table(k: int, seed: int) -> np.ndarray:
+    """(16k, k) int64: the donor bin of every bin at each attempt of the densification sequence (cached)."""
+    key = (k, seed)
     if key not in _DONORS:
-        cols = np.arange(k, dtype=_U64)
-        h = mix64(((cols << _U64(32)) | _U64(attempt)) ^ base)
+        base = _seed_word(seed, 0xD3)
+        attempt = np.arange(16 * k, dtype=_U64)[:, None]
+        cols = np.arange(k, dtype=_U64)[None, :]
+        h = mix64(((cols << _U64(32)) | attempt) ^ base)
         _DONORS[key] = (((h >> _U64(32)) * _U64(k)) >> _U64(32)).astype(np.int64)
     return _DONORS[key]
 
@@ -432,14 +286,8 @@ def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
     different bands never meet. Documents sharing a key in any band are candidate pairs."""
     if bands * rows > sig.shape[1]:
         raise ValueError(f"{bands} bands x {rows} rows need {bands * rows} signature values, have {sig.shape[1]}")
-    cols = np.asfortranarray(sig[:, : bands * rows]).astype(_U64)
-    keys = np.empty((sig.shape[0], bands), dtype=_U64)
-    for b in range(bands):
-        acc = np.full(sig.shape[0], mix64(np.array([b + 1], dtype=_U64))[0], dtype=_U64)
-        for r in range(rows):
-            acc = acc * _POLY + cols[:, b * rows + r]
-        keys[:, b] = mix64(acc)
-    return keys
+    salts = mix64(np.arange(1, bands + 1, dtype=_U64))
+    return _kernels.band_keys(np.ascontiguousarray(sig), bands, rows, salts)
 
 
 def candidate_pairs(keys: np.ndarray, active: np.ndarray | None = None, mode: str = "star") -> np.ndarray:
@@ -467,84 +315,31 @@ def estimated_jaccard(sig: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     """Share of equal signature values per pair (the MinHash estimate of Jaccard similarity)."""
     if len(pairs) == 0:
         return np.zeros(0)
-    out = np.empty(len(pairs))
-    for start in range(0, len(pairs), 65536):  # bounded memory: chunks of pairs
-        p = pairs[start: start + 65536]
-        out[start: start + len(p)] = (sig[p[:, 0]] == sig[p[:, 1]]).mean(axis=1)
-    return out
-
-
-#: Pairs per chunk of exact checks (bounds the sorted key array searched at once to a cache-friendly size).
-EXACT_CHUNK_PAIRS = 4096
+    pairs = np.asarray(pairs, dtype=np.int64)
+    return _kernels.estimated_jaccard(np.ascontiguousarray(sig), pairs[:, 0].copy(), pairs[:, 1].copy())
 
 
 def exact_jaccard(shingles: Shingles, pairs: np.ndarray) -> np.ndarray:
-    """Exact Jaccard similarity of the shingle sets of each pair (|A ∩ B| / |A ∪ B|).
+    """Exact Jaccard similarity of the shingle sets of each pair (|A ∩ B| / |A ∪ B|; 0 when both are empty).
 
-    Sets come from `shingle_sets` (sorted, no repeats; pass its result to skip that step). Pairs are taken in
-    chunks ordered by their larger document B: the chunk's B sets, each prefixed with the B's rank in the
-    chunk, form one sorted key array, and every shingle of the smaller set A is looked up in it at once
-    (np.searchsorted); |A ∩ B| is the number of hits per pair. No Python loop per pair or per shingle.
-    Exact up to collisions of the kept `SET_BITS`-bit hashes (see `shingle_sets`).
+    Takes the raw shingle hashes (repeats inside a document count once) or `shingle_sets`; each pair is
+    counted in one compiled pass through a small hash table (`curate._kernels.exact_jaccard`), so no sorted sets
+    are needed. Exact up to collisions of the 64-bit shingle hashes.
     """
     if len(pairs) == 0:
         return np.zeros(0)
-    sets = shingle_sets(shingles)
-    size = sets.counts
-    a, b = pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
-    swap = size[a] > size[b]
-    a, b = np.where(swap, b, a), np.where(swap, a, b)
-    order = np.lexsort((a, b))
-    out = np.empty(len(pairs))
-    for start in range(0, len(order), EXACT_CHUNK_PAIRS):
-        sel = order[start: start + EXACT_CHUNK_PAIRS]
-        ca, cb = a[sel], b[sel]
-        ub, rank = np.unique(cb, return_inverse=True)
-        keys = np.repeat(np.arange(len(ub), dtype=_U64), size[ub]) << _U64(SET_BITS)
-        keys |= sets.hashes[_gather_ranges(sets.offsets[ub], size[ub])]
-        na = size[ca]
-        query = np.repeat(rank.astype(_U64), na) << _U64(SET_BITS)
-        query |= sets.hashes[_gather_ranges(sets.offsets[ca], na)]
-        if len(keys):
-            pos = np.searchsorted(keys, query)
-            hit = keys[np.minimum(pos, len(keys) - 1)] == query
-        else:
-            hit = np.zeros(len(query), dtype=bool)
-        hits_before = np.zeros(len(hit) + 1, dtype=np.int64)
-        np.cumsum(hit, out=hits_before[1:])
-        inter = np.diff(hits_before[_offsets(na)])
-        union = na + size[cb] - inter
-        out[sel] = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
-    return out
+    pairs = np.asarray(pairs, dtype=np.int64)
+    return _kernels.exact_jaccard(shingles.offsets, shingles.hashes, pairs[:, 0].copy(), pairs[:, 1].copy())
 
 
 # ------------------------------------------------------------------------------------------- clusters
 
 
 def connected_components(n: int, pairs: np.ndarray) -> np.ndarray:
-    """Union-find over the pairs, vectorised: each document's label is the smallest index in its component.
-
-    Rounds of hooking (every root points at the smallest root it shares an edge with) and full path
-    compression (pointer jumping), until every pair has one label.
-    """
-    labels = np.arange(n, dtype=np.int64)
-    if len(pairs) == 0:
-        return labels
-    a, b = pairs[:, 0], pairs[:, 1]
-    while True:
-        la, lb = labels[a], labels[b]
-        differ = la != lb
-        if not differ.any():
-            return labels
-        la, lb = la[differ], lb[differ]
-        low = np.minimum(la, lb)
-        np.minimum.at(labels, la, low)
-        np.minimum.at(labels, lb, low)
-        while True:
-            jumped = labels[labels]
-            if np.array_equal(jumped, labels):
-                break
-            labels = jumped
+    """Union-find over the pairs (compiled, `curate._kernels.components`): each document's label is the
+    smallest index in its component."""
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    return _kernels.components(n, pairs[:, 0].copy(), pairs[:, 1].copy())
 
 
 def representatives(labels: np.ndarray, quality: np.ndarray | None = None) -> np.ndarray:

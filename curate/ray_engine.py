@@ -23,7 +23,7 @@ actor start-up on a small cluster: see bench/README.md `## ray_scale`).
   the marks are applied.
 - near_dedupe (3 stages and one driver step): per block, the near_dedupe step's own functions
   (`curate.minhash`: shingles, signatures, band keys, with the step's configuration and LSH bands × rows)
-  give a sketch (rows, ids, quality, signatures, shingle sets — kept in the object store) and the (band key, row)
+  give a sketch (rows, ids, quality, signatures, shingle hashes — kept in the object store) and the (band key, row)
   entries split by hash of the key → per band-key partition, each bucket of two or more rows gives the
   local engine's "star" candidate pairs (bucket's first row, member), split by the pair's first row → per
   pair partition, the pairs are de-duplicated (each pair has one owner partition, so the counts are the
@@ -44,7 +44,7 @@ actor start-up on a small cluster: see bench/README.md `## ray_scale`).
   at most P·(V - 1) edges and P·V node qualities (16-24 bytes each), V = the rows with at least one
   verified near-duplicate partner ≤ the number of rows — O(rows), never O(candidate pairs). Candidate pairs
   live only in the band-key and pair partitions, one partition per task (a task holds O(pairs / P)).
-  Workers reading sketches for verification hold the signatures and shingle sets of the blocks their
+  Workers reading sketches for verification hold the signatures and shingle hashes of the blocks their
   pairs touch.
 - semantic_dedupe is not available on Ray yet: the local step's boundary margin and global greedy pass have no
   distributed form here, and a plain per-cluster SemDeDup would not give the local engine's output. A
@@ -377,7 +377,7 @@ def exact_dedupe(blocks: Blocks, step, columns: list[str]) -> tuple[StepResult, 
 
 
 def _sketch_task(table, cfg: dict[str, Any], bands: int, rows: int, has_quality: bool, parts: int):
-    """Per block: its sketch (rows, ids, quality, MinHash signatures, shingle sets for the exact checks) and its
+    """Per block: its sketch (rows, ids, quality, MinHash signatures, shingle hashes for the exact checks) and its
     (band key, row) entries split into `parts` by the key. Uses the near_dedupe step's own functions."""
     from curate import minhash
     from curate.steps.near_dedupe import text_expr
@@ -388,7 +388,7 @@ def _sketch_task(table, cfg: dict[str, Any], bands: int, rows: int, has_quality:
     sig = minhash.signatures(shingles, cfg["num_perm"], cfg["seed"])
     has = minhash.has_shingles(shingles)
     row = df.get_column(ROW).to_numpy().astype(np.int64)
-    sketch = {"row": row, "sig": sig, "sets": minhash.shingle_sets(shingles), "id": df.get_column("id").to_arrow(),
+    sketch = {"row": row, "sig": sig, "shingles": shingles, "id": df.get_column("id").to_arrow(),
               "q": df.get_column("quality").cast(pl.Float64).to_numpy() if has_quality else None}
     keys = minhash.band_keys(sig[has], bands, rows).ravel()
     key_rows = np.repeat(row[has], bands)
@@ -435,7 +435,7 @@ def _fetch(sketch_refs: list, starts: np.ndarray, rows: np.ndarray, fields: tupl
         for f in fields:
             if f == "id":
                 out[f].append(sk[f].take(pa.array(at)))
-            elif f == "sets":
+            elif f == "shingles":
                 out[f].append(sk[f].take(at))
             elif sk[f] is not None:
                 out[f].append(sk[f][at])
@@ -443,7 +443,7 @@ def _fetch(sketch_refs: list, starts: np.ndarray, rows: np.ndarray, fields: tupl
     for f in fields:
         if f == "id":
             result[f] = pl.concat([pl.Series(f, x) for x in out[f]]) if out[f] else pl.Series(f, [], pl.String)
-        elif f == "sets":
+        elif f == "shingles":
             result[f] = minhash.Shingles.concat(out[f])
         elif out[f]:
             result[f] = np.concatenate(out[f])
@@ -470,11 +470,11 @@ def _verify_task(cfg: dict[str, Any], sketch_refs: list, starts: np.ndarray, has
     sims = minhash.estimated_jaccard(got["sig"], pairs)
     unsure = np.abs(sims - cfg["threshold"]) <= cfg["exact_band"]
     checked = np.zeros(len(pairs), dtype=bool)
-    if unsure.any():  # the shingle sets of every document an exact check may need, fetched once
+    if unsure.any():  # the shingle hashes of every document an exact check may need, fetched once
         docs = np.unique(pairs[unsure])
-        sets = _fetch(sketch_refs, starts, ends[docs], ("sets",))["sets"]
+        shingles = _fetch(sketch_refs, starts, ends[docs], ("shingles",))["shingles"]
         checked = check_unsure(len(ends), pairs, sims, cfg["threshold"], cfg["exact_band"],
-                               lambda p: minhash.exact_jaccard(sets, np.searchsorted(docs, p)))
+                               lambda p: minhash.exact_jaccard(shingles, np.searchsorted(docs, p)))
     edge = sims >= cfg["threshold"]
     stats.update(verified_pairs=int(edge.sum()), exact_checks=int(checked.sum()))
     ea, eb = pairs[edge, 0], pairs[edge, 1]
@@ -507,7 +507,7 @@ def _near_mark_task(table, step: str, columns: list[str], cfg: dict[str, Any], s
     similarity = np.full(n, np.nan)
     if len(drop_sel):
         pair_rows = np.unique(np.concatenate([members[drop_sel], reps[drop_sel]]))
-        shingles = _fetch(sketch_refs, starts, pair_rows, ("sets",))["sets"]
+        shingles = _fetch(sketch_refs, starts, pair_rows, ("shingles",))["shingles"]
         local = np.stack([np.searchsorted(pair_rows, reps[drop_sel]), np.searchsorted(pair_rows, members[drop_sel])],
                          axis=1)
         similarity[at[drop_sel]] = minhash.exact_jaccard(shingles, local)

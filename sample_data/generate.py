@@ -1051,6 +1051,186 @@ WARRANTY_EXTRA = {
              "Note that the built-in battery is covered for 1 year."],
 }
 
+# ----------------------------------------------------------------------------- paraphrase twins
+# A planted paraphrase says exactly what its source says (same question, same facts, numbers and details,
+# same greeting, opener and closer) in other words: every piece of the source has a hand-written twin
+# here, worded so that few word 3-grams survive. Sources of paraphrases are built only from these pieces.
+# PARA_INTENTS: intent -> (index of the question it asks, twin of that question, twin of phrasing 0 of
+# each fact group, in group order).
+PARA_INTENTS = {
+    "return_unused": (0, "Can I send back the {item}? I have never used it and the tags are still attached.", [
+        "Unused items may be returned within 60 days after delivery for a full refund to the original payment method.",
+        "You only need your receipt or order number.",
+        "Returns at any of our stores are free, or you can print a prepaid label on the Returns page, which takes $6.95 off the refund.",
+        "When it gets to our returns center we refund it within 3 business days, and your bank might need 3-5 more business days to show it.",
+    ]),
+    "return_used": (0, "I used the {item} for one trip and it's just not for me. Can I still send it back?", [
+        "Yes, used gear can come back within 60 days of delivery if you have proof of purchase.",
+        "Since it has been used, we take a 15% restocking fee off the refund.",
+        "Tell us if anything on it is actually defective, since we never charge a restocking fee on defects.",
+        "Every used return is cleaned and inspected by us and resold as certified used gear.",
+    ]),
+    "no_receipt": (0, "The receipt for my {item} is lost. Can I return it anyway?", [
+        "First we look for the purchase ourselves, using your email address, phone number, or the card you paid with.",
+        "If it can't be found, the return is issued as store credit at the lowest price the item sold for during the last 90 days.",
+        "We require a government-issued photo ID for returns with no receipt.",
+        "A used item is still subject to the 15% restocking fee.",
+    ]),
+    "past_window": (0, "I bought the {item} around three months ago. Is it too late for a return?", [
+        "Our return window is 60 days after delivery, so unfortunately we can't accept it as a return anymore.",
+        "If there is something wrong with it, though, our 2-year limited warranty against defects still covers it.",
+        "Seams on tents and backpacks are covered even longer, for 5 years.",
+        "To claim under the warranty, send your order number, a few photos of the problem, and a brief description.",
+    ]),
+    "exchange_size": (1, "I have to exchange my {item} for another size. How does this work?", [
+        "Exchanges of size and color are free for 60 days after delivery.",
+        "You can start the exchange at any store or on our Returns page.",
+        "The new size ships with free standard shipping the moment the carrier scans your original package, so there's no waiting for it to arrive at our end.",
+        "If you'd prefer a different product instead, we handle that as a return plus a new order.",
+    ]),
+    "refund_status": (0, "I mailed my {item} back last week. When will I get the refund?", [
+        "We inspect returns and refund them within 3 business days after the package arrives at our returns center in Ogden, Utah.",
+        "Then your card issuer or bank usually needs 3-5 more business days to post the credit.",
+        "You'll receive an email as soon as the refund is issued.",
+        "If it's been longer than that, reply with the order number and we'll check on it right away.",
+    ]),
+    "price_adjust": (1, "Do you offer price adjustments? The {item} went on sale five days after my order.", [
+        "Yes, if the price on our website goes down within 14 days of purchase, we'll refund the difference.",
+        "That amount is returned to the payment method you originally used.",
+        "This does not apply to clearance events or other retailers' prices.",
+        "Just send us the order number and a link to the product page.",
+    ]),
+    "seam_leak": (0, "The seams of my {item} began leaking in the rain. Is this covered?", [
+        "Seams and seam tape on tents and backpacks have 5 years of coverage, so the warranty covers this.",
+        "For the claim, please send your order number, one photo showing the entire item, and a close-up of the seam.",
+        "Within 1 business day you receive a claim number, and within 5 business days a decision.",
+        "Once it is approved, we email a prepaid label, and seam repairs in our repair shop normally take 2-3 weeks.",
+    ]),
+    "zipper_fail": (0, "After a few months the main zipper on my {item} split apart. Is that a warranty issue?", [
+        "Our 2-year limited warranty covers a zipper that fails during normal use.",
+        "Please email us photos of the zipper and the order number for review.",
+        "Based on what we find, we'll repair it, replace the item, or give store credit.",
+        "If it's outside the warranty, our repair shop replaces the zipper slider for a flat $20.",
+    ]),
+    "sole_delam": (0, "The sole of my {item} is peeling off at the toe. They are around a year old.", [
+        "A sole that separates from the upper within 2 years is covered under the warranty.",
+        "We do check for heat damage, because drying boots near a campfire or heater breaks the glue down, and that isn't covered.",
+        "Please include the order number and pictures of both boots, plus a close-up of the gap.",
+        "Once the warranty has ended, our repair shop can resole them for $65.",
+    ]),
+    "lamp_dead": (0, "My {item} doesn't turn on anymore, even though it's fully charged. What can I do about it?", [
+        "The headlamp itself has 2 years of coverage against defects.",
+        "Rechargeable batteries have a shorter coverage of 1 year from purchase.",
+        "Water damage past the lamp's rating, like submerging an IPX4 model, isn't covered.",
+        "Email us the order number with a photo or short video of the problem, and we will have a look.",
+    ]),
+    "claim_process": (0, "How would I file a warranty claim on my {item}?", [
+        "To make a claim, send your store receipt or order number, photos showing the defect, and a brief description of what happened.",
+        "The photos should show the whole item once and include a close-up or more.",
+        "Within 1 business day you get a claim number that starts with CLM; please include it in all your messages.",
+        "Claims are reviewed by our gear specialists in 5 business days or less.",
+    ]),
+    "stove_igniter": (0, "The igniter on my {item} has stopped clicking. Is this covered?", [
+        "Please stop using the stove until it's been checked.",
+        "Valves and igniters are covered under the 2-year limited warranty.",
+        "A connection leak is often caused by a cracked O-ring, so check it before every trip.",
+        "Send us the order number and a photo or a short video, and we'll arrange a replacement or repair.",
+    ]),
+    "shipping_cost": (0, "How much does shipping cost for the {item}?", [
+        "Orders over $75, after discounts and before tax, get free standard shipping.",
+        "Below $75, standard shipping is $7.95, with delivery in 3-5 business days.",
+        "Express shipping costs $19.95 and gets there in 1-2 business days.",
+    ]),
+    "delivery_time": (0, "If I order the {item} today, when would it get here?", [
+        "Orders placed on a business day before 1 p.m. Eastern leave the warehouse that same day.",
+        "Then standard shipping takes 3-5 business days.",
+        "For $19.95, express shipping gets there in 1-2 business days.",
+        "Federal holidays and weekends don't count as business days.",
+    ]),
+    "tracking": (0, "Where's my order? I placed an order for the {item} three days ago.", [
+        "We send a tracking link by email as soon as the order leaves our warehouse.",
+        "It can take the tracking page up to 24 hours to show a first scan.",
+        "You can also find the order on our Order Status page using the order number and the email from checkout.",
+        "If you don't see the confirmation, check your spam folder.",
+    ]),
+    "damaged_box": (0, "My {item} arrived with a crushed box and the item is damaged. What should I do now?", [
+        "I'm sorry it arrived that way. Please report any shipping damage within 7 days after delivery.",
+        "Send us photos of the box and the damaged item.",
+        "A replacement ships at no cost to you, and we send a free label to return the damaged one.",
+    ]),
+    "missing_package": (0, "Tracking shows my {item} as delivered, but it isn't here. What should I do?", [
+        "First, ask your neighbors and check any front desk or mailroom, since carriers sometimes leave packages close by.",
+        "If tracking hasn't moved in 5 business days, or it says delivered and you can't find it, we open a carrier trace.",
+        "If the carrier can't find it within 3 business days, we send a replacement or refund you.",
+    ]),
+    "canada": (1, "I'm based in Vancouver. Can you ship a {item} to me, and how much is shipping?", [
+        "We do; shipping to Canada is a flat $14.95.",
+        "It arrives in 7-12 business days.",
+        "Duties and taxes are paid at checkout, so there is nothing to pay on delivery.",
+        "We can't send fuel canisters to Canada.",
+    ]),
+}
+# Twin of every greeting, detail, sign-off, opener and closer (the pools above).
+TWIN = {
+    "Hi,": "Hello,", "Hello!": "Hi!", "Hey there,": "Hi there,", "Good morning.": "Morning!",
+    "Hi Ridgeline team,": "Hello Ridgeline team,", "Hello,": "Hi,", "Hi there!": "Hey there!",
+    "Good afternoon,": "Afternoon,", "Hey,": "Hi,", "Greetings,": "Hello,",
+    "I bought it for a trip to the Wind River Range next month.": "I bought it for a Wind River Range trip next month.",
+    "It was a birthday present for my partner.": "It was my partner's birthday present.",
+    "We only took it out once, to a lakeside campground.": "We took it out just once, to a campground by a lake.",
+    "I ordered it online, not in a store.": "I ordered it on the website, not at a store.",
+    "My brother picked it up at your Denver store for me.": "My brother picked it up for me at your store in Denver.",
+    "I've been a customer for years, so this is a first for me.": "I've been your customer for years, so this is a first.",
+    "The box still has the packing slip in it.": "The packing slip is still in the box.",
+    "I was planning to use it on a canoe trip in the Boundary Waters.": "I was planning to take it on a Boundary Waters canoe trip.",
+    "It arrived on Tuesday, in case that matters.": "It came on Tuesday, if that matters.",
+    "We're heading to Zion in a couple of weeks, so timing matters.": "We leave for Zion in a couple of weeks, so the timing matters.",
+    "Honestly, I just ordered the wrong model.": "Honestly, I simply ordered the wrong model.",
+    "My kids talked me into it, and now they've changed their minds.": "My children talked me into it, and now they have changed their minds.",
+    "I've read the policy page, but I'm still a bit confused.": "I did read the policy page, but I'm still a little confused.",
+    "The label on the box said \"handle with care\", for what it's worth.": "The box label said \"handle with care\", for what that's worth.",
+    "Your website says \"ships in 1 business day\", so I expected it sooner.": "Your site says \"ships in 1 business day\", so I expected it earlier.",
+    "I'm on a tight budget, so I want to get this right.": "My budget is tight, so I want to get this right.",
+    "I paid for it with a gift card plus my credit card.": "I paid with a gift card and my credit card.",
+    "It's my first real piece of backpacking gear, so bear with me.": "Bear with me, it's my first real piece of backpacking gear.",
+    "A friend recommended your shop, and so far, so good.": "A friend recommended your store, and so far so good.",
+    "I used it on a rainy weekend on the Oregon coast.": "I used it during a rainy weekend on the Oregon coast.",
+    "It has been stored in my garage, which stays pretty dry.": "It's been kept in my garage, which stays quite dry.",
+    "I bought two, one for me and one for my dad.": "I bought two of them, one for me and one for my father.",
+    "Thanks!": "Thank you!", "Appreciate the help.": "Thanks for the help.", "Thanks in advance.": "Thank you in advance.",
+    "Thank you so much.": "Thanks so much.", "Cheers.": "Thanks.", "Any help is appreciated.": "I'd appreciate any help.",
+    "Thanks for your time.": "Thank you for your time.",
+    "Happy to help with that.": "Glad to help you with this.", "Good question.": "That's a good question.",
+    "Thanks for reaching out about your {item}.": "Thank you for contacting us about your {item}.",
+    "Thanks for the details.": "Thank you for the information.", "Sure thing.": "Of course.",
+    "Great question, and thanks for checking first.": "Good question, and thank you for asking before you act.",
+    "Thanks for getting in touch.": "Thank you for contacting us.",
+    "I can help you sort this out.": "I can help you get this sorted.",
+    "Thanks for your patience.": "Thank you for being patient.", "Let me walk you through it.": "Let me explain how it works.",
+    "Absolutely, here is how it works.": "Of course, this is how it works.",
+    "Thanks for asking about the {item}.": "Thank you for your question about the {item}.",
+    "I understand, and I'm glad you reached out.": "I understand, and I'm glad you contacted us.",
+    "No problem at all.": "Not a problem.", "Here's what applies to your {item}.": "This is what applies to your {item}.",
+    "Thanks for letting us know.": "Thank you for telling us.",
+    "Sorry to hear the {item} let you down.": "I'm sorry the {item} disappointed you.",
+    "I'm sorry about the trouble with your {item}.": "Sorry about the problems with your {item}.",
+    "That is frustrating, and I'm sorry it happened.": "That's frustrating, and I apologize that it happened.",
+    "Sorry about that, let's get it fixed.": "Sorry about that; let's fix it.",
+    "Let me know if there's anything else I can do.": "Tell me if I can do anything else for you.",
+    "Enjoy your time outside!": "Enjoy your time outdoors!", "Happy trails!": "Happy hiking!",
+    "Feel free to reply here if anything is unclear.": "Just reply here if something isn't clear.",
+    "We're here if you need anything else.": "If you need anything else, we're here.",
+    "Have a great trip.": "Enjoy your trip.", "Hope that helps!": "I hope this helps!",
+    "Just reply if you have more questions.": "Reply if you have any other questions.",
+    "Thanks again for shopping with Ridgeline Outfitters.": "Thank you again for shopping at Ridgeline Outfitters.",
+    "See you on the trail.": "See you out on the trail.",
+    "Reach out anytime if something else comes up.": "Contact us anytime if anything else comes up.",
+    "Good luck, and stay dry out there.": "Best of luck, and keep dry out there.",
+}
+assert all(x in TWIN for x in GREETINGS + DETAILS + SIGNOFFS + OPENERS + SORRY_OPENERS + CLOSERS)
+assert all(len(twins) == len(INTENTS[k]["f"]) for k, (_q, _tq, twins) in PARA_INTENTS.items())
+
+
 # ----------------------------------------------------------------------------- PII generators
 FIRST = ["Maria", "Devon", "Priya", "Tomasz", "Keisha", "Liam", "Aiko", "Rafael", "Hannah", "Oluwaseun",
          "Greta", "Marcus", "Yuki", "Brandon", "Fatima", "Colin", "Ines", "Darnell", "Sofia", "Ethan",
@@ -1255,7 +1435,10 @@ class Gen:
         self.pii = PII(random.Random(seed + 1))
 
     # --- one question/answer exchange -----------------------------------------------------
-    def service_spec(self, intent_key: str, product: dict, *, first: bool = True, short: bool = False) -> dict:
+    def service_spec(self, intent_key: str, product: dict, *, first: bool = True, short: bool = False,
+                     para: bool = False) -> dict:
+        """`para`: a paraphrase source, asking the question and stating every fact in the phrasings that have
+        twins in PARA_INTENTS."""
         r = self.rng
         it = INTENTS[intent_key]
         groups = list(range(len(it["f"])))
@@ -1266,6 +1449,8 @@ class Gen:
             keep = [g for g in groups if g != drop]
         else:
             keep = groups
+        if para:
+            keep = groups
         sorry = it["cat"] == "warranty" or intent_key in ("damaged_box", "missing_package", "wrong_item")
         opener_pool = OPENERS + (SORRY_OPENERS * 2 if sorry else [])
         return {
@@ -1275,10 +1460,10 @@ class Gen:
             "details": r.sample(DETAILS, r.choice([0, 1, 1, 2])) if first else [],
             "signoff": r.choice(SIGNOFFS) if first and r.random() < 0.35 else "",
             "opener": r.choice(opener_pool) if r.random() < 0.85 else "",
-            "facts": [(g, r.randrange(len(it["f"][g]))) for g in keep],
+            "facts": [(g, 0 if para else r.randrange(len(it["f"][g]))) for g in keep],
             "closer": r.choice(CLOSERS) if r.random() < 0.7 else "",
             "pii_user": [], "pii_asst": [],
-        }
+        } | ({"q": PARA_INTENTS[intent_key][0]} if para else {})
 
     def product_spec(self, product: dict, qtype: str | None = None) -> dict:
         r = self.rng
@@ -1311,8 +1496,18 @@ class Gen:
 
     @staticmethod
     def render(spec: dict) -> tuple[str, str]:
+        """User and assistant text of one exchange; a `twin` spec (a planted paraphrase) says the same in the
+        twin phrasings of PARA_INTENTS and TWIN."""
         p = PRODUCT_BY_NAME[spec["product"]]
-        if spec["type"] == "service":
+        if spec.get("twin"):
+            qi, tq, tf = PARA_INTENTS[spec["intent"]]
+            assert spec["q"] == qi and all(i == 0 for _g, i in spec["facts"]) and not spec.get("email")
+            spec = dict(spec, greet=TWIN.get(spec["greet"], ""), signoff=TWIN.get(spec["signoff"], ""),
+                        opener=TWIN.get(spec["opener"], ""), closer=TWIN.get(spec["closer"], ""),
+                        details=[TWIN[d] for d in spec["details"]])
+            q = fill(tq, p)
+            body = [fill(tf[g], p) for g, _i in spec["facts"]]
+        elif spec["type"] == "service":
             it = INTENTS[spec["intent"]]
             q = fill(it["q"][spec["q"]], p)
             body = [fill(it["f"][g][i], p) for g, i in spec["facts"]]
@@ -1388,6 +1583,13 @@ APPENDS = ["Hope this helps!", "Safe travels.", "Have a great weekend.", "Thanks
            "Talk soon."]
 
 
+def topic(row) -> tuple:
+    """What the row's first exchange asks: two unrelated rows never share it, so the only rows that ask the
+    same question about the same product are planted duplicates and paraphrases."""
+    s = row["specs"][0]
+    return s.get("intent") or s.get("qtype"), s["product"], s["q"]
+
+
 def row_messages(row) -> list[dict]:
     """The messages the studio reader makes of a row (alpaca: instruction + blank line + input)."""
     t = row["turns"]
@@ -1420,6 +1622,7 @@ class Corpus:
         self.near: list[tuple[dict, dict, float]] = []
         self.exact: list[tuple[dict, dict]] = []
         self.para: list[tuple[dict, dict]] = []
+        self.topics: set[tuple] = set()     # (intent or product question type, product, question) of every row
 
     # --- helpers --------------------------------------------------------------------------
     def shingle_row(self, row):
@@ -1440,6 +1643,7 @@ class Corpus:
             self.family += 1
             family = self.family
         row["family"] = family
+        self.topics.add(topic(row))
         self.rows.append(row)
         self.sh.append(self.shingle_row(row))
         return row
@@ -1453,8 +1657,11 @@ class Corpus:
     def pick_product(self, kinds):
         return self.r.choice(products_for(kinds))
 
-    def new_spec(self, cat, product=None, qtype=None):
+    def new_spec(self, cat, product=None, qtype=None, para_intent=None):
         g = self.g
+        if para_intent:
+            kinds = INTENTS[para_intent]["kinds"]
+            return g.service_spec(para_intent, product or self.pick_product(kinds), para=True)
         if cat == "product":
             p = product or self.r.choice(PRODUCTS)
             return g.product_spec(p, qtype)
@@ -1479,11 +1686,11 @@ class Corpus:
         return s2
 
     # --- one base row ---------------------------------------------------------------------
-    def make_row(self, f, cat=None, product=None, qtype=None, pii=None, allow_multi=True):
+    def make_row(self, f, cat=None, product=None, qtype=None, pii=None, allow_multi=True, para_intent=None):
         g, r = self.g, self.r
-        cat = cat or self.pick_cat(f)
-        spec = self.new_spec(cat, product, qtype)
-        if f == CSVF and r.random() < 0.15:
+        cat = INTENTS[para_intent]["cat"] if para_intent else (cat or self.pick_cat(f))
+        spec = self.new_spec(cat, product, qtype, para_intent)
+        if f == CSVF and r.random() < 0.15 and not para_intent:
             spec["email"] = True
             spec["greet"] = r.choice([x for x in GREETINGS if x.endswith(",")])
         with_pii = (r.random() < PII_RATE[f]) if pii is None else pii
@@ -1502,7 +1709,7 @@ class Corpus:
             specs.append(s2)
         row = {"file": f, "cat": cat, "product": spec["product"], "specs": specs, "planted": None}
         if f == ALPACA:
-            if r.random() < 0.25 or with_pii:
+            if (r.random() < 0.25 or with_pii) and not para_intent:
                 row["turns"] = [["instruction", r.choice(ALPACA_INSTR)], ["input", user], ["assistant", asst]]
             else:
                 row["turns"] = [["instruction", user], ["input", ""], ["assistant", asst]]
@@ -1521,6 +1728,8 @@ class Corpus:
     def add_base(self, f, **kw):
         for _ in range(400):
             row = self.make_row(f, **kw)
+            if topic(row) in self.topics:   # another row already asks this question about this product
+                continue
             if self.answers_ok(row) and self.max_sim(row) < BASE_LIMIT:
                 return self.accept(row)
         raise RuntimeError(f"could not make a distinct row for {f}")
@@ -1595,23 +1804,16 @@ class Corpus:
                 return row
         raise RuntimeError("could not make a near duplicate")
 
-    def paraphrase_spec(self, spec):
-        r = self.r
-        it = INTENTS[spec["intent"]]
-        s = dict(spec)
-        s["q"] = r.choice([i for i in range(len(it["q"])) if i != spec["q"]])
-        s["facts"] = [(g, r.choice([i for i in range(len(it["f"][g])) if i != k])) for g, k in spec["facts"]]
-        s["opener"] = r.choice([o for o in OPENERS + SORRY_OPENERS if o != spec["opener"]])
-        s["closer"] = r.choice([c for c in CLOSERS if c != spec["closer"]])
-        s["greet"] = r.choice([""] + [x for x in GREETINGS if x != spec["greet"]])
-        s["details"] = [d for d in r.sample(DETAILS, 1) if d not in spec["details"]]
-        s["signoff"] = ""
+    @staticmethod
+    def paraphrase_spec(spec):
+        """The same question, facts, details, greeting, opener and closer, said in their twin phrasings."""
+        s = dict(spec, twin=True)
         s.pop("email", None)
         return s
 
     def plant_paraphrase(self, src, f):
         r = self.r
-        for _ in range(60):
+        for _ in range(1):      # a paraphrase is fully determined by its source: one try
             s = self.paraphrase_spec(src["specs"][0])
             user, asst = self.g.render(s)
             row = {"file": f, "cat": src["cat"], "product": s["product"], "specs": [s], "planted": "para"}
@@ -1660,7 +1862,7 @@ class Corpus:
                                [["user", user], ["assistant", asst]]
             if f == CSVF:
                 row["channel"] = r.choice(["chat", "phone", "web_form"])
-            if self.max_sim(row) < BASE_LIMIT:
+            if topic(row) not in self.topics and self.max_sim(row) < BASE_LIMIT:
                 return self.accept(row)
         raise RuntimeError("could not make a junk row")
 
@@ -1682,24 +1884,29 @@ class Corpus:
         base[CHAT] += cross_src
         # paraphrase sources: single-turn service rows without PII
         para_src, para_b = [], []
+        para_intents = sorted(PARA_INTENTS)
+        r.shuffle(para_intents)
         for a, b in PARA:
-            for _ in range(50):
-                row = self.add_base(a, cat=r.choice(["returns", "warranty", "orders"]), pii=False, allow_multi=False)
-                if a in (CHAT, SHAREGPT):
-                    row["turns"] = [t for t in row["turns"] if t[0] != "system"]
-                    self.sh[self.rows.index(row)] = self.shingle_row(row)
-                row["specs"][0].pop("email", None)
-                try:
-                    para_b.append(self.plant_paraphrase(row, b))
-                except RuntimeError:        # this source has too few alternative phrasings; drop it
-                    self.rows.pop()
-                    self.sh.pop()
-                    continue
-                para_src.append(row)
-                base[a].append(row)
-                break
-            else:
-                raise RuntimeError("no paraphrase source found")
+            done = False
+            while not done:
+                if not para_intents:
+                    raise RuntimeError("no paraphrase source found")
+                key = para_intents.pop()        # one intent per pair: pairs are not paraphrases of each other
+                for _ in range(8):
+                    row = self.add_base(a, para_intent=key, pii=False, allow_multi=False)
+                    if a in (CHAT, SHAREGPT):
+                        row["turns"] = [t for t in row["turns"] if t[0] != "system"]
+                        self.sh[self.rows.index(row)] = self.shingle_row(row)
+                    try:
+                        para_b.append(self.plant_paraphrase(row, b))
+                    except RuntimeError:        # too much shared wording with its twin or another row; drop it
+                        self.rows.pop()
+                        self.sh.pop()
+                        continue
+                    para_src.append(row)
+                    base[a].append(row)
+                    done = True
+                    break
         for f in FILES:
             while len(base[f]) < base_n[f]:
                 base[f].append(self.add_base(f))
@@ -1895,6 +2102,11 @@ def check(c: Corpus, truth: dict, files: dict) -> None:
     for a, b in c.para:
         if max(sims(row_turns(a), row_turns(b))) >= 0.3:
             fail("paraphrase pair too similar")
+    asked, para_family = {}, {id(b): a["family"] for a, b in c.para}
+    for r in rows:
+        family = para_family.get(id(r), r["family"])
+        if asked.setdefault(topic(r), family) != family:
+            fail(f"two unrelated rows ask the same question: {topic(r)}")
     # every planted location holds the right record and every PII value is verbatim in it
     parsed = {}
     for f in FILES:
@@ -2016,7 +2228,13 @@ def readme(truth, c) -> str:
             "replaces one word, `order` changes the order number, `append` adds a short sentence). Word-3-gram "
             f"Jaccard over the whole conversation is {min(js):.2f}-{max(js):.2f} (recorded per pair).",
             f"- **Paraphrases: {len(truth['paraphrases'])} pairs** (`paraphrases`): same intent, product and facts in "
-            f"different words, word-3-gram Jaccard < 0.3; {para_cross} pairs span two files.",
+            f"different words, word-3-gram Jaccard < 0.3; {para_cross} pairs span two files. Each paraphrase is a twin of "
+            "its source: the same question, facts, numbers, details, greeting, opener and closer, each said in a "
+            "hand-written second phrasing (`PARA_INTENTS`, `TWIN` in `generate.py`); the 15 pairs ask 15 different "
+            "questions. No two other rows ask the same question about the same product, so all-MiniLM-L6-v2 (the "
+            "`prompt_response` text semantic_dedupe embeds) puts every planted pair at cosine 0.966-0.987 and every "
+            "other pair below 0.93, on either side of semantic_dedupe's default 0.95 (measured with "
+            "`scripts/paraphrase_cosines.py`; the generator itself uses no model).",
             f"- **PII: {len(truth['pii'])} values in {pii_rows} rows** (`pii`; {pii_roles.get('user', 0)} in user "
             f"turns, {pii_roles.get('assistant', 0)} in assistant turns; Alpaca `instruction`/`input` and CSV "
             "`customer_message` count as user). Types: "
@@ -2045,7 +2263,9 @@ def readme(truth, c) -> str:
             "## Self-checks in `generate.py`", "",
             "Word-3-gram Jaccard (lowercase, split on non-alphanumerics, all turns joined; checked with both an "
             "ASCII and a Unicode word split): < 0.5 for every pair not planted as related, >= 0.8 for near "
-            "duplicates, < 0.3 for paraphrases; exact duplicates equal after NFC + strip per turn; every PII value "
+            "duplicates, < 0.3 for paraphrases; no two rows outside one planted family ask the same question "
+            "(same intent or product question type, product and question wording); exact duplicates equal after "
+            "NFC + strip per turn; every PII value "
             "verbatim in its record and of the right shape (cards pass Luhn); every line number in `planted.json` "
             "starts the right record; total size under 1.5 MB.", ""]
     return "\n".join(out)

@@ -172,7 +172,7 @@ def test_cli_pull_of_an_unknown_project_exits_2_with_one_sentence(ls, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO), "LABEL_STUDIO_API_KEY": state["token"], "COLUMNS": "200"}
     res = subprocess.run([sys.executable, "-m", "studio.cli", "labelstudio", "pull", "--project", "nope",
                           "--url", state["url"], "--db", f"sqlite:///{tmp_path / 'r.db'}"],
-                         capture_output=True, text=True, env=env, timeout=120)
+                         capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
     assert res.returncode == 2
     assert res.stderr.startswith("error: Label Studio has no project named 'nope'")
     assert "Traceback" not in res.stderr

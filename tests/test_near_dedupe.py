@@ -133,6 +133,25 @@ def test_fast_shingles_match_the_python_definition_on_mixed_text():
             assert len(fast) == len(minhash.python_shingles(t, unit)), (unit, t)
 
 
+def test_shingles_ignore_case_in_ascii_and_non_ascii_text():
+    """ASCII texts are lower-cased inside the compiled pass, others by Unicode rules first: both ignore case."""
+    texts = ["Return The BOOTS within 60 days", "ÉCOLE NAÏVE Straße ÜBER alles", "return the boots WITHIN 60 DAYS",
+             "école naïve straße über ALLES", "Mixed ascii THEN Ünïcödé LATER on"]
+    sh = minhash.shingle_hashes(pl.Series(texts), "word")
+
+    def doc(i: int) -> list[int]:
+        return sh.hashes[sh.offsets[i]: sh.offsets[i + 1]].tolist()
+
+    assert doc(0) == doc(2) and doc(1) == doc(3)
+    assert doc(0) != doc(1)
+    lowered = minhash.shingle_hashes(pl.Series([t.lower() for t in texts]), "word")
+    assert np.array_equal(sh.hashes, lowered.hashes)
+    pairs = np.array([[0, 2], [1, 3], [0, 4], [1, 4]])
+    sets = [minhash.python_shingles(t) for t in texts]
+    expected = [len(sets[a] & sets[b]) / len(sets[a] | sets[b]) for a, b in pairs.tolist()]
+    assert np.allclose(minhash.exact_jaccard(sh, pairs), expected)
+
+
 def test_optimal_param_matches_datasketch():
     from datasketch.lsh import _optimal_param
 

@@ -62,6 +62,33 @@ def server(tmp_path):
     store.close()
 
 
+def pick_option(page, label: str, option: str, attempts: int = 5) -> None:
+    """Choose `option` in the multiselect labelled `label`.
+
+    Streamlit re-renders the page after each decision; a click that lands during that re-render opens a dropdown
+    that is then replaced (seen under load in CI: the option never appeared within 30 s). So open it, wait a few
+    seconds for the option, and open it again if the re-render swallowed the first click."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(attempts):
+        page.locator('[data-testid="stMultiSelect"]', has_text=label).click()
+        choice = page.get_by_role("option", name=option)
+        try:
+            choice.wait_for(timeout=8_000)
+            choice.click()
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+            continue
+        page.keyboard.press("Escape")
+        chosen = page.locator('[data-testid="stMultiSelect"]', has_text=label).get_by_text(option)
+        try:
+            chosen.wait_for(timeout=8_000)  # the choice shows as a tag in the box, so it survived any re-render
+        except PlaywrightTimeout:
+            continue
+        return
+    raise AssertionError(f"the option {option!r} of {label!r} never appeared in {attempts} attempts")
+
+
 def test_reviewer_works_through_items_with_keyboard_shortcuts_in_chromium(server):
     from playwright.sync_api import expect, sync_playwright
 
@@ -93,9 +120,7 @@ def test_reviewer_works_through_items_with_keyboard_shortcuts_in_chromium(server
         page.get_by_role("button", name="Accept [a]").click()
         expect(editor).to_have_value("Reply number 2, with `code 2`.", timeout=20_000)
 
-        page.locator('[data-testid="stMultiSelect"]', has_text="Reasons").click()
-        page.get_by_role("option", name="wrong facts").click()
-        page.keyboard.press("Escape")
+        pick_option(page, "Reasons", "wrong facts")
         page.get_by_role("heading", name="Review").click()
         page.keyboard.press("r")
         expect(editor).to_have_value("Reply number 3, with `code 3`.", timeout=20_000)

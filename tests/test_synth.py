@@ -259,7 +259,7 @@ def test_resume_after_kill_9_finishes_exact_count_without_resending_answered_req
                 "--out", str(out), "--backend", "openai", "--base-url", proxy.url + "/v1", "--model", "smollm2",
                 "--no-redact", "--no-judge", "--temperature", "0", "--max-tokens", "32", "--concurrency", "2"]
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
         deadline = time.time() + 60
         while time.time() < deadline and _answered_keys(out) < 3:
             time.sleep(0.05)

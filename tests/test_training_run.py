@@ -191,7 +191,7 @@ def test_eval_compares_base_and_adapter_in_a_self_contained_html_report(trained,
 def test_qlora_without_cuda_is_one_clear_sentence_and_exit_code_2(data_dir, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "studio.cli", "train", "--train", str(data_dir / "train.jsonl"),
                            "--method", "qlora", "--out", str(tmp_path / "q")], capture_output=True, text=True,
-                          cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"})
+                          cwd=tmp_path, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["error: qlora needs a CUDA GPU (bitsandbytes 4-bit); on this machine "
                                                 "use --method lora."]

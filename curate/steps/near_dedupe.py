@@ -29,8 +29,8 @@ Thresholds and where they come from:
   `similarity` reported for a dropped row is always the exact Jaccard to its representative.
 
 `impl: datasketch` runs the reference implementation (datasketch MinHash + MinHashLSH on Python shingle
-sets, every candidate checked exactly); `impl: fast` (default) does the same on whole batches with NumPy
-and Polars (`curate.minhash`).
+sets, every candidate checked exactly); `impl: fast` (default) does the same on whole batches with compiled
+loops (numba), NumPy and Polars (`curate.minhash`, `curate._kernels`).
 """
 
 from __future__ import annotations
@@ -45,8 +45,9 @@ from pydantic import Field, model_validator
 from curate import minhash
 from curate.step import Step, StepConfig
 
-#: Rows per batch when shingling and sketching (bounds the transient memory of raw shingle hashes; what is
-#: kept per row is its signature, 4 bytes x num_perm, and its sorted shingle set, 8 bytes per distinct shingle).
+#: Rows per batch when shingling and sketching (bounds the transient memory of text and word hashes; what is
+#: kept per row is its signature, 4 bytes x num_perm, and its shingle hashes, 8 bytes per shingle, for the
+#: exact checks).
 BATCH_ROWS = 8192
 
 
@@ -98,9 +99,6 @@ def check_unsure(n: int, pairs: np.ndarray, sims: np.ndarray, threshold: float, 
     verified in earlier rounds) is skipped: whatever its exact value, the clusters stay the same. The
     clusters are therefore exactly those of checking every unsure pair. (The Ray engine calls this on each
     partition of the candidate pairs: a pair skipped there joins documents already joined by real edges.)"""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     checked = np.zeros(len(pairs), dtype=bool)
     unsure = np.abs(sims - threshold) <= exact_band
     if not unsure.any():
@@ -108,9 +106,7 @@ def check_unsure(n: int, pairs: np.ndarray, sims: np.ndarray, threshold: float, 
     edges = [pairs[sims > threshold + exact_band]]
 
     def labels() -> np.ndarray:
-        e = np.concatenate(edges)
-        graph = coo_matrix((np.ones(len(e), dtype=np.int8), (e[:, 0], e[:, 1])), shape=(n, n))
-        return connected_components(graph, directed=False)[1]
+        return minhash.connected_components(n, np.concatenate(edges))
 
     cuts = threshold + exact_band * np.array([1.0, 2 / 3, 1 / 3, 0.0, -1 / 3, -1.0])
     for hi, lo in zip(cuts[:-1], cuts[1:], strict=True):
@@ -208,12 +204,9 @@ class NearDedupe(Step):
             shingles = self._shingles(batch.select(text_expr(cfg.text)).to_series())
             sig[start: start + shingles.n] = minhash.signatures(shingles, cfg.num_perm, cfg.seed)
             raw.append(shingles)
-        self._raw = raw  # not concatenated: that would hold every hash twice at once
-        self._raw_start = np.array([0] + [sh.n for sh in raw], dtype=np.int64).cumsum()
-        # Sorted shingle sets are built only for documents that meet an exact check, once each.
-        self._set_index = np.full(n, -1, dtype=np.int64)
-        self._sets_fast = minhash.Shingles(np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.uint64), True)
-        active = np.concatenate([minhash.has_shingles(sh) for sh in raw])
+        self._raw = minhash.Shingles.concat(raw)
+        del raw
+        active = minhash.has_shingles(self._raw)
         bands, rows = minhash.optimal_param(cfg.threshold, cfg.num_perm, 1 - cfg.recall_weight, cfg.recall_weight)
         self.stats.update(lsh_bands=bands, lsh_rows=rows)
         pairs = minhash.candidate_pairs(minhash.band_keys(sig, bands, rows), active)
@@ -226,28 +219,11 @@ class NearDedupe(Step):
     def _check_unsure(self, n: int, pairs: np.ndarray, sims: np.ndarray) -> np.ndarray:
         """`check_unsure` with the exact Jaccard from the shingle hashes kept by the first pass."""
         cfg = self.config
-        unsure = np.abs(sims - cfg.threshold) <= cfg.exact_band
-        if unsure.any():
-            self._ensure_sets(pairs[unsure])  # every set the rounds may need, built in one pass
         return check_unsure(n, pairs, sims, cfg.threshold, cfg.exact_band, lambda p: self._exact(None, p))
 
     def _exact(self, texts: pl.Series | None, pairs: np.ndarray) -> np.ndarray:
         """Exact Jaccard of the pairs, from the shingle hashes kept by the first pass."""
-        self._ensure_sets(pairs)
-        return minhash.exact_jaccard(self._sets_fast, self._set_index[pairs])
-
-    def _ensure_sets(self, pairs: np.ndarray) -> None:
-        """Build the sorted shingle sets of the documents of `pairs` that have none yet."""
-        docs = np.unique(pairs)
-        docs = docs[self._set_index[docs] < 0]
-        if len(docs):
-            self._set_index[docs] = self._sets_fast.n + np.arange(len(docs))
-            part = np.searchsorted(self._raw_start, docs, side="right") - 1  # docs are sorted
-            cut = np.searchsorted(part, np.arange(len(self._raw) + 1))
-            new = minhash.shingle_sets(minhash.Shingles.concat(
-                [self._raw[i].take(docs[cut[i]: cut[i + 1]] - self._raw_start[i])
-                 for i in range(len(self._raw)) if cut[i + 1] > cut[i]]))
-            self._sets_fast = minhash.Shingles.concat([self._sets_fast, new]) if self._sets_fast.n else new
+        return minhash.exact_jaccard(self._raw, pairs)
 
     # -- reference path -------------------------------------------------------------------------------
     def _datasketch_pairs(self, texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -260,7 +236,7 @@ class NearDedupe(Step):
                     ) -> np.ndarray:
         """Exact Jaccard of each dropped row to its representative: the checked value when that pair was
         checked exactly already, else computed now (from the Python sets for datasketch, from the kept
-        shingle sets in fast)."""
+        shingle hashes in fast)."""
         if len(member_pairs) == 0:
             return np.zeros(0)
         lo, hi = member_pairs.min(axis=1), member_pairs.max(axis=1)

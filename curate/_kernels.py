@@ -1,0 +1,313 @@
+"""Compiled loops (numba) for the hot inner parts of `curate.minhash`: word hashing, n-gram combination,
+one-permutation signatures with densification, sorted shingle sets and exact set intersection.
+
+Each kernel computes exactly the values of the NumPy formulation documented in `curate.minhash` (the same
+hash functions, the same order of operations, wrapping uint64 arithmetic), one document or one pair at a time
+in a plain loop instead of whole-batch array passes: no temporaries, one read of each byte or hash.
+tests/test_near_dedupe.py checks them against the NumPy reference functions on real text.
+
+Compiled on first use and cached on disk (`cache=True`: next to this file in `__pycache__`, or in
+$NUMBA_CACHE_DIR), so only the first process on a machine pays the compile (a few seconds per kernel); every
+process pays numba's runtime start-up once, at import of this module (see the end of the file).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+_U64 = np.uint64
+MIX1 = _U64(0xBF58476D1CE4E5B9)
+MIX2 = _U64(0x94D049BB133111EB)
+POLY = _U64(0x9E3779B1F0F5A1B3)
+_S27, _S30, _S31, _S32, _S58 = _U64(27), _U64(30), _U64(31), _U64(32), _U64(58)
+_LOW32 = _U64(0xFFFFFFFF)
+
+
+@njit(cache=True, inline="always")
+def _mix(x):
+    """splitmix64 finaliser, as `curate.minhash.mix64`."""
+    x ^= x >> _S30
+    x *= MIX1
+    x ^= x >> _S27
+    x *= MIX2
+    x ^= x >> _S31
+    return x
+
+
+@njit(cache=True, inline="always")
+def _word_run(data, i, end, word_byte, lower):
+    """End of the word starting at `i`, and the hash input of its first 8 lower-cased bytes (little-endian)."""
+    s = i
+    acc = _U64(0)
+    while i < end and word_byte[data[i]] and i - s < 8:
+        acc |= _U64(lower[data[i]]) << _U64(8 * (i - s))
+        i += 1
+    while i < end and word_byte[data[i]]:
+        i += 1
+    return i, acc
+
+
+@njit(cache=True, inline="always")
+def _load_lower(data, pos, m, lower):
+    v = _U64(0)
+    for j in range(m):
+        v |= _U64(lower[data[pos + j]]) << _U64(8 * j)
+    return v
+
+
+@njit(cache=True)
+def word_units(offsets, data, alt_offsets, alt_data, alt, word_byte, lower, seed_word):
+    """(hash of every word, words per document), as documented in `curate.minhash._word_units`.
+
+    Document d is read from (`offsets`, `data`), or from (`alt_offsets`, `alt_data`) at index `alt[d]` when that
+    is >= 0 (documents with non-ASCII text, lower-cased beforehand by Unicode rules); ASCII letters are
+    lower-cased here through the byte table `lower`. A word is a maximal run of bytes with `word_byte[b]`; its
+    hash packs its first 8 bytes, xors in its length (<< 58) and the seed word, mixes, then folds each further
+    8 bytes as mix(acc * P ^ chunk).
+    """
+    n = len(offsets) - 1
+    lengths = np.zeros(n, dtype=np.int64)
+    for d in range(n):  # pass 1, branch-free: count word starts
+        if alt[d] >= 0:
+            buf, s0, e0 = alt_data, alt_offsets[alt[d]], alt_offsets[alt[d] + 1]
+        else:
+            buf, s0, e0 = data, offsets[d], offsets[d + 1]
+        prev = 0
+        c = 0
+        for i in range(s0, e0):
+            w = word_byte[buf[i]]
+            c += w & (prev ^ 1)
+            prev = w
+        lengths[d] = c
+    units = np.empty(lengths.sum(), dtype=np.uint64)
+    k = 0
+    for d in range(n):
+        if alt[d] >= 0:
+            buf, i, end = alt_data, alt_offsets[alt[d]], alt_offsets[alt[d] + 1]
+        else:
+            buf, i, end = data, offsets[d], offsets[d + 1]
+        while i < end:
+            if not word_byte[buf[i]]:
+                i += 1
+                continue
+            s = i
+            i, acc = _word_run(buf, i, end, word_byte, lower)
+            wlen = i - s
+            acc ^= _U64(wlen) << _S58
+            acc ^= seed_word
+            acc = _mix(acc)
+            done = 8
+            while done < wlen:
+                acc = _mix((acc * POLY) ^ _load_lower(buf, s + done, min(wlen - done, 8), lower))
+                done += 8
+            units[k] = acc
+            k += 1
+    return units, lengths
+
+
+@njit(cache=True)
+def ngrams(units, lengths, size, final_word):
+    """(offsets, hashes) of every run of `size` consecutive units per document (a shorter, non-empty document:
+    one hash of all its units), each mix(run ^ final_word) (`curate.minhash.shingle_hashes`)."""
+    n = len(lengths)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    for d in range(n):
+        m = lengths[d]
+        offsets[d + 1] = offsets[d] + (m - size + 1 if m >= size else (1 if m > 0 else 0))
+    out = np.empty(offsets[n], dtype=np.uint64)
+    u = 0
+    for d in range(n):
+        m = lengths[d]
+        o = offsets[d]
+        if m >= size:
+            for i in range(m - size + 1):
+                acc = units[u + i]
+                for j in range(1, size):
+                    acc = acc * POLY + units[u + i + j]
+                out[o + i] = _mix(acc ^ final_word)
+        elif m > 0:
+            acc = units[u]
+            for j in range(1, m):
+                acc = acc * POLY + units[u + j]
+            out[o] = _mix(acc ^ final_word)
+        u += m
+    return offsets, out
+
+
+@njit(cache=True)
+def signatures(offsets, hashes, k, salt, donors, out):
+    """One-permutation MinHash with optimal densification into `out` (n, k) uint32: the values of
+    `curate.minhash.signatures`. `donors[t, i]` is bin i's donor at attempt t; after the table's attempts a
+    still-empty bin takes the first filled bin."""
+    n = len(offsets) - 1
+    attempts = donors.shape[0]
+    kk = _U64(k)
+    filled = np.zeros(k, dtype=np.bool_)
+    first = 0
+    for d in range(n):
+        row = out[d]
+        s, e = offsets[d], offsets[d + 1]
+        if s == e:
+            row[:] = 0
+            continue
+        row[:] = 0xFFFFFFFF
+        filled[:] = False
+        for p in range(s, e):
+            x = _mix(hashes[p] ^ salt)
+            b = np.int64(((x >> _S32) * kk) >> _S32)
+            v = np.uint32(x & _LOW32)
+            if v < row[b]:
+                row[b] = v
+            filled[b] = True
+        for b in range(k):
+            if filled[b]:
+                first = b
+                break
+        for b in range(k):
+            if filled[b]:
+                continue
+            t = 0
+            while True:
+                src = donors[t, b] if t < attempts else first
+                if filled[src]:
+                    row[b] = row[src]
+                    break
+                t += 1
+
+
+@njit(cache=True)
+def band_keys(sig, bands, rows, salts):
+    """(n, bands) uint64: mix(fold of the band's `rows` values as acc * P + v, starting from the band's salt)."""
+    n = sig.shape[0]
+    out = np.empty((n, bands), dtype=np.uint64)
+    for d in range(n):
+        for b in range(bands):
+            acc = salts[b]
+            for r in range(rows):
+                acc = acc * POLY + _U64(sig[d, b * rows + r])
+            out[d, b] = _mix(acc)
+    return out
+
+
+@njit(cache=True)
+def estimated_jaccard(sig, a, b):
+    """Share of equal signature values of rows a[p] and b[p]."""
+    k = sig.shape[1]
+    out = np.empty(len(a))
+    for p in range(len(a)):
+        x, y = sig[a[p]], sig[b[p]]
+        same = 0
+        for j in range(k):
+            same += x[j] == y[j]
+        out[p] = same / k
+    return out
+
+
+@njit(cache=True)
+def shingle_sets(offsets, hashes, shift):
+    """(offsets, values): each document's hashes >> shift, sorted, without repeats (`curate.minhash.shingle_sets`)."""
+    n = len(offsets) - 1
+    sh = _U64(shift)
+    out = np.empty(len(hashes), dtype=np.uint64)
+    new_off = np.zeros(n + 1, dtype=np.int64)
+    pos = 0
+    for d in range(n):
+        s, e = offsets[d], offsets[d + 1]
+        if e > s:
+            tmp = np.sort(hashes[s:e] >> sh)
+            out[pos] = tmp[0]
+            pos += 1
+            for i in range(1, e - s):
+                if tmp[i] != tmp[i - 1]:
+                    out[pos] = tmp[i]
+                    pos += 1
+        new_off[d + 1] = pos
+    return new_off, out[:pos].copy()
+
+
+@njit(cache=True)
+def exact_jaccard(offsets, hashes, a, b):
+    """|A ∩ B| / |A ∪ B| of the distinct hashes of documents a[p] and b[p] (0 when both are empty).
+
+    Per pair, one open-addressing table (linear probing; the hashes are already mixed, so their low bits index
+    it) takes A's hashes, then B's: a hash new to the table counts toward |A| or |B|, a hash of A met again by B
+    counts toward |A ∩ B|. Repeats inside a document count once, so these are set sizes. The table is allocated
+    once for the largest pair and stamped with the pair's number instead of being cleared.
+    """
+    out = np.empty(len(a))
+    need = 16
+    for p in range(len(a)):
+        m = (offsets[a[p] + 1] - offsets[a[p]]) + (offsets[b[p] + 1] - offsets[b[p]])
+        while need < 2 * m:
+            need *= 2
+    keys = np.empty(need, dtype=np.uint64)
+    flags = np.zeros(need, dtype=np.uint8)
+    stamp = np.full(need, -1, dtype=np.int64)
+    for p in range(len(a)):
+        sa, ea = offsets[a[p]], offsets[a[p] + 1]
+        sb, eb = offsets[b[p]], offsets[b[p] + 1]
+        size = 16
+        while size < 2 * ((ea - sa) + (eb - sb)):
+            size *= 2
+        mask = _U64(size - 1)
+        na = 0
+        for i in range(sa, ea):
+            v = hashes[i]
+            slot = np.int64(v & mask)
+            while stamp[slot] == p and keys[slot] != v:
+                slot = (slot + 1) & (size - 1)
+            if stamp[slot] != p:
+                stamp[slot] = p
+                keys[slot] = v
+                flags[slot] = 1
+                na += 1
+        nb = 0
+        inter = 0
+        for i in range(sb, eb):
+            v = hashes[i]
+            slot = np.int64(v & mask)
+            while stamp[slot] == p and keys[slot] != v:
+                slot = (slot + 1) & (size - 1)
+            if stamp[slot] != p:
+                stamp[slot] = p
+                keys[slot] = v
+                flags[slot] = 2
+                nb += 1
+            elif flags[slot] == 1:
+                flags[slot] = 3
+                nb += 1
+                inter += 1
+        union = na + nb - inter
+        out[p] = inter / union if union > 0 else 0.0
+    return out
+
+
+@njit(cache=True)
+def components(n, a, b):
+    """Union-find over the edges (a[p], b[p]): each node's label is the smallest node of its component.
+
+    The root of a component is always its smallest node (the larger root is hung under the smaller one);
+    paths are halved on every find."""
+    parent = np.arange(n)
+    for p in range(len(a)):
+        x = a[p]
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        y = b[p]
+        while parent[y] != y:
+            parent[y] = parent[parent[y]]
+            y = parent[y]
+        if x < y:
+            parent[y] = x
+        elif y < x:
+            parent[x] = y
+    for i in range(n):  # parents point to smaller nodes, so one pass in index order resolves every root
+        parent[i] = parent[parent[i]]
+    return parent
+
+
+# Start numba's runtime now, at import, as a compiled extension would load: the first call of any compiled
+# function in a process costs ~0.3-0.5 s once (runtime and code generator start-up), whatever its size.
+components(1, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
