@@ -8,11 +8,14 @@ group's rows form a block — an Arrow table in Ray's object store, sorted by `_
 blocks, as in the local pipeline; nothing uses a Ray Data shuffle (each costs seconds of
 actor start-up on a small cluster: see bench/README.md `## ray_scale`).
 
-- Row-wise steps (normalize, redact_pii, score, filter) run as Ray Data `map_batches` over the blocks calling
-  the SAME step code: `step.process(polars_df)` per block (Arrow → Polars is zero-copy for the column buffers).
-  Model steps (`MODEL_STEPS`: redact_pii, score) run in an actor pool (`ActorPoolStrategy`), so each worker
-  builds its analyzer / scorer once and keeps it for every batch. One Ray core task per block then splits
-  the step's output into kept and dropped rows and reports the counts.
+- Row-wise steps call the SAME step code, `step.process(polars_df)`, per block (Arrow → Polars is zero-copy
+  for the column buffers). Model steps (`MODEL_STEPS`: redact_pii, score) run as Ray Data `map_batches` in an
+  actor pool (`ActorPoolStrategy`), so each worker builds its analyzer / scorer once and keeps it for every
+  batch; one core task per block then splits the output into kept and dropped rows and reports the counts.
+  Steps without a model (normalize, filter) run as one core task per block that applies the step (built
+  once per worker process) and splits in the same task: Ray Data's fixed cost (`import ray.data` in the
+  driver and in every worker, ~1 s of CPU each, and its executor's start-up) would be most of their time on
+  a small cluster (`RAY_DATA_STEPS` says which steps use Ray Data; Ray Data is not imported when none does).
 - Global steps use hand-written hash partitioning with Ray core tasks, `P` = 2 × the cluster's CPUs
   partitions (`_partitions`): map tasks with `num_returns=P` split their output by a hash of the key, and
   one reduce task per partition receives that partition's part of every block. Each step ends with one task
@@ -90,6 +93,12 @@ log = logging.getLogger("curate.ray")
 
 #: Steps that load a model: they run in an actor pool so each worker loads it once.
 MODEL_STEPS = {"redact_pii", "score"}
+#: Row-wise steps run as Ray Data `map_batches`. The others (normalize, filter: Polars expressions, no model)
+#: run as one core task per block that applies the same step code and splits kept from dropped: the same
+#: per-block map without Ray Data's fixed cost (`import ray.data`, ~1 s of CPU in the driver and in every
+#: worker, and its executor start-up), measured in bench/README.md `## ray_scale`. Set it to every row-wise
+#: step name to run them all on Ray Data.
+RAY_DATA_STEPS = set(MODEL_STEPS)
 #: Runs with at most this many input rows also get the local engine's single-file outputs and report.
 LOCAL_FILES_MAX_ROWS = 500_000
 #: Most rows per block when the input is cut into blocks (at least `_partitions()` blocks are made).
@@ -293,6 +302,8 @@ def _map_blocks(blocks: Blocks, name: str, config: dict[str, Any]) -> list:
     import ray.data
     from ray.data import ActorPoolStrategy
 
+    _context()
+
     ds = ray.data.from_arrow_refs(blocks.refs)
     if name in MODEL_STEPS:
         out = ds.map_batches(_StepRunner, fn_constructor_args=(name, config), batch_format="pyarrow",
@@ -302,8 +313,16 @@ def _map_blocks(blocks: Blocks, name: str, config: dict[str, Any]) -> list:
     return out.to_arrow_refs()
 
 
+def _step_split_task(table, name: str, config: dict[str, Any]):
+    return _split_table(_run_step_task(table, name, config), name)
+
+
 def row_step(blocks: Blocks, step, columns: list[str]) -> tuple[StepResult, dict]:
-    refs = _map_blocks(blocks, step.name, step.config.model_dump(mode="json"))
+    config = step.config.model_dump(mode="json")
+    if step.name not in RAY_DATA_STEPS:
+        fused = _remote(_step_split_task, num_returns=3)
+        return _collect([fused.remote(ref, step.name, config) for ref in blocks.refs], step.name), {}
+    refs = _map_blocks(blocks, step.name, config)
     split = _remote(_split_task, num_returns=3)
     return _collect([split.remote(ref, step.name) for ref in refs], step.name), {}
 
@@ -808,7 +827,7 @@ def _file_groups(files: list[Path], count: int) -> list[list[str]]:
     return [[str(f) for f in files[a:b]] for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
 
 
-def read_blocks(config: PipelineConfig) -> ReadOut:
+def read_blocks(config: PipelineConfig, ray_data: bool = True) -> ReadOut:
     """Read the inputs in parallel with tasks on the driver's node (the studio readers take local paths), one
     task per group of consecutive files, then number the rows in input order. The driver holds only counts,
     formats and the quarantined records, never the rows."""
@@ -824,8 +843,9 @@ def read_blocks(config: PipelineConfig) -> ReadOut:
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
     read = _remote(_read_task, num_returns=2, scheduling_strategy=here)
     outs = [read.remote(g, config.format, config.csv_map) for g in groups]
-    _context()  # imports Ray Data on the driver while the workers read
-    _warm_up()
+    if ray_data:  # a step will run on Ray Data: import it on the driver while the workers read
+        _context()
+        _warm_up()
     metas = ray.get([m for _, m in outs])
     kind = None
     formats: dict[str, str] = {}
@@ -890,7 +910,7 @@ def run_pipeline_ray(config: PipelineConfig, steps: list, out_dir: str | Path | 
         started = connect(address, run.dir / ".ray")
         try:
             t0 = time.perf_counter()
-            result = read_blocks(config)
+            result = read_blocks(config, ray_data=bool({s.name for s in steps} & RAY_DATA_STEPS))
             for path, fmt in result.formats.items():
                 run.add_input(path, format=fmt)
                 reporter.info(f"read {path} as [bold]{fmt}[/]")
