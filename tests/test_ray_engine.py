@@ -118,6 +118,19 @@ def test_ray_engine_refuses_mixed_inputs_with_the_local_engines_sentence(tmp_pat
     assert "holds documents but the other inputs hold examples" in messages[1]
 
 
+def test_ray_output_uri_gets_the_same_parquet_parts_as_the_run_folder(tmp_path, ray_cluster, sample_data):
+    # --ray-output takes any pyarrow filesystem URI; file:// is the one a test machine has
+    cfg = PipelineConfig(inputs=[str(sample_data / "support_chat.jsonl"), str(sample_data / "product_qa.jsonl")],
+                         steps=["normalize", "exact_dedupe"], report=False)
+    run = run_pipeline(cfg, out_dir=tmp_path / "run", engine="ray", ray_output=f"file://{tmp_path}/remote/")
+    for name in ("kept", "dropped"):
+        here = pl.read_parquet(run.dir / name / "*.parquet")
+        there = pl.read_parquet(tmp_path / "remote" / name / "*.parquet")
+        assert here.height > 0
+        assert_frame_equal(here, there)
+    assert run.extra["ray_output_uri"] == f"file://{tmp_path}/remote/"
+
+
 def test_unreachable_ray_address_is_one_clear_error(tmp_path, sample_data):
     cfg = PipelineConfig(inputs=[str(sample_data / "support_chat.jsonl")], steps=["normalize"], report=False)
     with pytest.raises(StudioError, match=r"cannot reach the Ray cluster at 127\.0\.0\.1:9"):
