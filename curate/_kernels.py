@@ -57,8 +57,9 @@ def _load_lower(data, pos, m, lower):
 
 
 @njit(cache=True)
-def word_units(offsets, data, alt_offsets, alt_data, alt, word_byte, lower, seed_word):
-    """(hash of every word, words per document), as documented in `curate.minhash._word_units`.
+def word_shingles(offsets, data, alt_offsets, alt_data, alt, word_byte, lower, seed_word, size, final_word):
+    """(offsets, hashes) of the word shingles of every document, in one pass per document: the document's word
+    hashes go to a scratch buffer, then its n-grams are combined from there (see `ngrams` for the n-gram hash).
 
     Document d is read from (`offsets`, `data`), or from (`alt_offsets`, `alt_data`) at index `alt[d]` when that
     is >= 0 (documents with non-ASCII text, lower-cased beforehand by Unicode rules); ASCII letters are
@@ -67,7 +68,7 @@ def word_units(offsets, data, alt_offsets, alt_data, alt, word_byte, lower, seed
     8 bytes as mix(acc * P ^ chunk).
     """
     n = len(offsets) - 1
-    lengths = np.zeros(n, dtype=np.int64)
+    words = np.zeros(n, dtype=np.int64)
     for d in range(n):  # pass 1, branch-free: count word starts
         if alt[d] >= 0:
             buf, s0, e0 = alt_data, alt_offsets[alt[d]], alt_offsets[alt[d] + 1]
@@ -79,14 +80,21 @@ def word_units(offsets, data, alt_offsets, alt_data, alt, word_byte, lower, seed
             w = word_byte[buf[i]]
             c += w & (prev ^ 1)
             prev = w
-        lengths[d] = c
-    units = np.empty(lengths.sum(), dtype=np.uint64)
-    k = 0
+        words[d] = c
+    out_off = np.zeros(n + 1, dtype=np.int64)
+    longest = 0
+    for d in range(n):
+        m = words[d]
+        out_off[d + 1] = out_off[d] + (m - size + 1 if m >= size else (1 if m > 0 else 0))
+        longest = max(longest, m)
+    out = np.empty(out_off[n], dtype=np.uint64)
+    units = np.empty(longest, dtype=np.uint64)
     for d in range(n):
         if alt[d] >= 0:
             buf, i, end = alt_data, alt_offsets[alt[d]], alt_offsets[alt[d] + 1]
         else:
             buf, i, end = data, offsets[d], offsets[d + 1]
+        k = 0
         while i < end:
             if not word_byte[buf[i]]:
                 i += 1
@@ -103,13 +111,30 @@ def word_units(offsets, data, alt_offsets, alt_data, alt, word_byte, lower, seed
                 done += 8
             units[k] = acc
             k += 1
-    return units, lengths
+        _ngrams_of(units, k, size, final_word, out, out_off[d])
+    return out_off, out
+
+
+@njit(cache=True, inline="always")
+def _ngrams_of(units, m, size, final_word, out, o):
+    """The n-gram hashes of one document's `m` unit hashes `units[:m]`, written to `out[o:]`."""
+    if m >= size:
+        for i in range(m - size + 1):
+            acc = units[i]
+            for j in range(1, size):
+                acc = acc * POLY + units[i + j]
+            out[o + i] = _mix(acc ^ final_word)
+    elif m > 0:
+        acc = units[0]
+        for j in range(1, m):
+            acc = acc * POLY + units[j]
+        out[o] = _mix(acc ^ final_word)
 
 
 @njit(cache=True)
 def ngrams(units, lengths, size, final_word):
     """(offsets, hashes) of every run of `size` consecutive units per document (a shorter, non-empty document:
-    one hash of all its units), each mix(run ^ final_word) (`curate.minhash.shingle_hashes`)."""
+    one hash of all its units), each mix((u_1 * P^(size-1) + ... + u_size) ^ final_word)."""
     n = len(lengths)
     offsets = np.zeros(n + 1, dtype=np.int64)
     for d in range(n):
@@ -118,20 +143,8 @@ def ngrams(units, lengths, size, final_word):
     out = np.empty(offsets[n], dtype=np.uint64)
     u = 0
     for d in range(n):
-        m = lengths[d]
-        o = offsets[d]
-        if m >= size:
-            for i in range(m - size + 1):
-                acc = units[u + i]
-                for j in range(1, size):
-                    acc = acc * POLY + units[u + i + j]
-                out[o + i] = _mix(acc ^ final_word)
-        elif m > 0:
-            acc = units[u]
-            for j in range(1, m):
-                acc = acc * POLY + units[u + j]
-            out[o] = _mix(acc ^ final_word)
-        u += m
+        _ngrams_of(units[u:], lengths[d], size, final_word, out, offsets[d])
+        u += lengths[d]
     return offsets, out
 
 
@@ -226,6 +239,15 @@ def shingle_sets(offsets, hashes, shift):
     return new_off, out[:pos].copy()
 
 
+@njit(cache=True, inline="always")
+def _slot(keys, stamp, v, p, size):
+    """Slot of `v` in the table of pair `p` (linear probing from its low bits), or the free slot it would take."""
+    slot = np.int64(v & _U64(size - 1))
+    while stamp[slot] == p and keys[slot] != v:
+        slot = (slot + 1) & (size - 1)
+    return slot
+
+
 @njit(cache=True)
 def exact_jaccard(offsets, hashes, a, b):
     """|A ∩ B| / |A ∪ B| of the distinct hashes of documents a[p] and b[p] (0 when both are empty).
@@ -250,13 +272,10 @@ def exact_jaccard(offsets, hashes, a, b):
         size = 16
         while size < 2 * ((ea - sa) + (eb - sb)):
             size *= 2
-        mask = _U64(size - 1)
         na = 0
         for i in range(sa, ea):
             v = hashes[i]
-            slot = np.int64(v & mask)
-            while stamp[slot] == p and keys[slot] != v:
-                slot = (slot + 1) & (size - 1)
+            slot = _slot(keys, stamp, v, p, size)
             if stamp[slot] != p:
                 stamp[slot] = p
                 keys[slot] = v
@@ -266,9 +285,7 @@ def exact_jaccard(offsets, hashes, a, b):
         inter = 0
         for i in range(sb, eb):
             v = hashes[i]
-            slot = np.int64(v & mask)
-            while stamp[slot] == p and keys[slot] != v:
-                slot = (slot + 1) & (size - 1)
+            slot = _slot(keys, stamp, v, p, size)
             if stamp[slot] != p:
                 stamp[slot] = p
                 keys[slot] = v

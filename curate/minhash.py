@@ -105,6 +105,8 @@ class Shingles:
     def concat(parts: list[Shingles]) -> Shingles:
         if not parts:
             return Shingles(np.zeros(1, dtype=np.int64), np.zeros(0, dtype=_U64))
+        if len(parts) == 1:
+            return parts[0]
         counts = np.concatenate([p.counts for p in parts])
         return Shingles(_offsets(counts), np.concatenate([p.hashes for p in parts]), all(p.is_set for p in parts))
 
@@ -152,13 +154,13 @@ _LOWER_ASCII = np.arange(256, dtype=np.uint8)
 _LOWER_ASCII[65:91] += 32
 
 
-def _word_units(texts: pl.Series, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """One uint64 hash per word of the lower-cased texts, and the number of words per text.
+def _word_shingles(texts: pl.Series, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, hashes) of the word shingles of the lower-cased texts (`curate._kernels.word_shingles`).
 
     A word's hash packs its first 8 bytes (little-endian), xors in its length << 58 and a seed word, mixes
-    (splitmix64), then folds each further 8 bytes as mix(acc * P ^ chunk) (`curate._kernels.word_units`).
-    Pure-ASCII texts are lower-cased inside that compiled pass; only texts with other characters go through
-    Polars' Unicode `to_lowercase` first (same result, without copying every text once more)."""
+    (splitmix64), then folds each further 8 bytes as mix(acc * P ^ chunk). Pure-ASCII texts are lower-cased
+    inside that compiled pass; only texts with other characters go through Polars' Unicode `to_lowercase`
+    first (same result, without copying every text once more)."""
     texts = texts.fill_null("")
     offsets, data = _utf8_buffer(texts)
     non_ascii = np.flatnonzero((texts.str.len_bytes() != texts.str.len_chars()).to_numpy())
@@ -168,8 +170,8 @@ def _word_units(texts: pl.Series, seed: int) -> tuple[np.ndarray, np.ndarray]:
         alt_offsets, alt_data = _utf8_buffer(texts.gather(non_ascii).str.to_lowercase())
     else:
         alt_offsets, alt_data = np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.uint8)
-    return _kernels.word_units(offsets, data, alt_offsets, alt_data, alt, _WORD_BYTE.view(np.uint8), _LOWER_ASCII,
-                               _seed_word(seed, 0x77))
+    return _kernels.word_shingles(offsets, data, alt_offsets, alt_data, alt, _WORD_BYTE.view(np.uint8),
+                                  _LOWER_ASCII, _seed_word(seed, 0x77), size, _seed_word(seed, size))
 
 
 def _char_units(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -198,9 +200,10 @@ def shingle_hashes(texts: pl.Series, unit: Unit = "word", size: int | None = Non
         raise ValueError(f"shingle size must be at least 1, got {size}")
     if unit not in ("word", "char"):
         raise ValueError(f"unknown shingle unit {unit!r}; choose word or char")
-    units, lengths = _word_units(texts, seed) if unit == "word" else _char_units(texts)
-    offsets, hashes = _kernels.ngrams(units, lengths.astype(np.int64), size, _seed_word(seed, size))
-    return Shingles(offsets, hashes)
+    if unit == "word":
+        return Shingles(*_word_shingles(texts, size, seed))
+    units, lengths = _char_units(texts)
+    return Shingles(*_kernels.ngrams(units, lengths.astype(np.int64), size, _seed_word(seed, size)))
 
 
 #: Bits of each shingle hash kept in a set (`shingle_sets`): with up to a few thousand shingles per document,

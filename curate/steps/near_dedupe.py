@@ -48,7 +48,7 @@ from curate.step import Step, StepConfig
 #: Rows per batch when shingling and sketching (bounds the transient memory of text and word hashes; what is
 #: kept per row is its signature, 4 bytes x num_perm, and its shingle hashes, 8 bytes per shingle, for the
 #: exact checks).
-BATCH_ROWS = 8192
+BATCH_ROWS = 65536
 
 
 class NearDedupeConfig(StepConfig):
