@@ -62,7 +62,8 @@ def one(engine: str, fraction: float, threshold: float) -> dict:
     wall = time.perf_counter() - t
     near = next(s for s in run.steps if s["step"] == "near_dedupe")
     return {"engine": engine, "fraction": fraction, "threshold": threshold, "rows": run.counts.input,
-            "kept": run.counts.kept, "dropped": run.counts.dropped, "wall_s": round(wall, 2), "ray_init_s": round(init, 2),
+            "kept": run.counts.kept, "dropped": run.counts.dropped, "wall_s": round(wall, 2),
+            "ray_init_s": round(init, 2),
             "candidate_pairs": near.get("candidate_pairs"), "verified_pairs": near.get("verified_pairs"),
             "forest_edges": near.get("forest_edges"), "driver_bytes": near.get("driver_bytes"),
             "load": round(os.getloadavg()[0], 2), "steps_s": {k: v for k, v in run.timings.items()},

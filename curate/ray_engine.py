@@ -32,9 +32,9 @@ actor start-up on a small cluster: see bench/README.md `## ray_scale`).
   pair partition, the pairs are de-duplicated (each pair has one owner partition, so the counts are the
   local engine's), verified with the step's rule (MinHash estimate; exact Jaccard of the shingle sets
   when the estimate is within `exact_band` of the threshold, in the step's rounds, `check_unsure`; the task
-  fetches only the sketches of the blocks its pairs touch) and the verified edges are reduced to a spanning forest (each node → the smallest
-  row of its component: at most V_p - 1 edges for V_p nodes) → the driver unites the forests
-  (`curate.minhash.connected_components`) and picks each cluster's representative with
+  fetches only the sketches of the blocks its pairs touch) and the verified edges are reduced to a spanning
+  forest (each node → the smallest row of its component: at most V_p - 1 edges for V_p nodes) → the
+  driver unites the forests (`curate.minhash.connected_components`) and picks each cluster's representative with
   `curate.minhash.representatives` (highest quality, then first in input order: the local rule) → per
   block, dropped rows get `near_duplicate`, `dup_of` and the exact Jaccard to their representative as
   `similarity`, every member gets `dup_cluster`.
@@ -54,7 +54,8 @@ actor start-up on a small cluster: see bench/README.md `## ray_scale`).
   pipeline naming it is refused with one sentence before anything runs.
 
 Outputs (in the run folder): `kept/` and `dropped/` — directories of Parquet part files, one per block, rows in
-input order (`dropped/` by step, then input order), written by tasks on the driver's node — plus, for runs
+input order (`dropped/` by step, then input order), written by tasks on the driver's node (like the read
+tasks, they ask for no CPU where the driver's node has none, e.g. a head started with `--num-cpus 0`) — plus, for runs
 of at most `LOCAL_FILES_MAX_ROWS` input rows, the local engine's `kept.parquet`, `dropped.parquet` and
 `report.html`; `quarantine.jsonl` and `manifest.json` as always. `output_uri` (Python API / `--ray-output`)
 also writes `kept/` and `dropped/` to any pyarrow filesystem URI: `s3://bucket/prefix`, `gs://bucket/prefix`,
@@ -472,7 +473,8 @@ def _fetch(sketch_refs: list, starts: np.ndarray, rows: np.ndarray, fields: tupl
 
 
 def _verify_task(cfg: dict[str, Any], sketch_refs: list, starts: np.ndarray, has_quality: bool, *codes):
-    """Per pair partition: unique candidates → verified edges (the step's rule, `check_unsure`) → spanning forest."""
+    """Per pair partition: unique candidates → verified edges (the step's rule, `check_unsure`) → spanning
+    forest."""
     from curate import minhash
     from curate.steps.near_dedupe import check_unsure
 
@@ -559,7 +561,8 @@ def _unite_forests(forests: list[dict], has_quality: bool) -> tuple[np.ndarray, 
     sizes = np.bincount(labels, minlength=len(nodes))
     stats = {"clusters": int((sizes > 1).sum()), "largest_cluster": int(sizes.max()) if len(nodes) else 0,
              "near_duplicates": int((rep != np.arange(len(nodes))).sum()), "forest_edges": int(len(child)),
-             "driver_bytes": int(child.nbytes + root.nbytes + node_rows.nbytes + (len(node_rows) * 8 if has_quality else 0))}
+             "driver_bytes": int(child.nbytes + root.nbytes + node_rows.nbytes
+                                 + (len(node_rows) * 8 if has_quality else 0))}
     return nodes, nodes[rep], stats
 
 
@@ -569,7 +572,8 @@ def near_dedupe(blocks: Blocks, step, columns: list[str]) -> tuple[StepResult, d
     from curate import minhash
 
     cfg = step.config.model_dump()
-    bands, rows = minhash.optimal_param(cfg["threshold"], cfg["num_perm"], 1 - cfg["recall_weight"], cfg["recall_weight"])
+    bands, rows = minhash.optimal_param(cfg["threshold"], cfg["num_perm"], 1 - cfg["recall_weight"],
+                                        cfg["recall_weight"])
     has_quality = "quality" in columns
     parts = _partitions()
     n = len(blocks.refs)
@@ -631,7 +635,8 @@ def run_steps_ray(blocks: Blocks, steps: list, run: Run | None, reporter: Report
         log.info("step %s (ray): %d in, %d kept, dropped %s in %.2fs", step.name, rows_in, blocks.rows,
                  result.reasons, seconds)
         dropped_note = ", ".join(f"{r} {n:,}" for r, n in result.reasons.items()) or "none"
-        reporter.info(f"  {step.name}: {rows_in:,} rows in {seconds:.2f} s; kept {blocks.rows:,}, dropped {dropped_note}")
+        reporter.info(f"  {step.name}: {rows_in:,} rows in {seconds:.2f} s; kept {blocks.rows:,}, "
+                      f"dropped {dropped_note}")
         if run is not None:
             run.steps.append({"step": step.name, "config": step.config.model_dump(mode="json"), "rows_in": rows_in,
                               "kept": blocks.rows, "dropped": result.reasons, "seconds": round(seconds, 3),
@@ -659,6 +664,20 @@ def _output_schema(schema, drop: tuple[str, ...]):
     import pyarrow as pa
 
     return pa.schema([f for f in schema if f.name not in drop])
+
+
+def _on_driver_node() -> dict[str, Any]:
+    """Task options that run a task on the driver's machine (it reads the input paths and writes the run
+    folder). A head node started with `--num-cpus 0` has no CPU to give: there such tasks ask for none."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    node = ray.get_runtime_context().get_node_id()
+    cpus = next((n.get("Resources", {}).get("CPU", 0) for n in ray.nodes() if n.get("NodeID") == node), 0)
+    options: dict[str, Any] = {"scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=False)}
+    if not cpus:
+        options["num_cpus"] = 0
+    return options
 
 
 def _write_parts_task(path: str, schema, *tables):
@@ -697,9 +716,8 @@ def write_outputs_ray(run: Run, kept: Blocks, dropped: list[tuple[str, Blocks]],
                       output_uri: str | None) -> bool:
     import pyarrow as pa
     import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    here = _on_driver_node()
     kept_schema = _output_schema(kept.schema, (*DROP_COLUMNS, ROW))
     drop_refs = [ref for _, d in dropped for ref in d.refs]
     if dropped:
@@ -711,13 +729,12 @@ def write_outputs_ray(run: Run, kept: Blocks, dropped: list[tuple[str, Blocks]],
     writes = []
     targets = [(str(run.dir), here)] + ([(output_uri.rstrip("/"), None)] if output_uri else [])
     for base, where in targets:
-        opts = {"scheduling_strategy": where} if where else {}
-        writer = _remote(_write_parts_task, **opts)
+        writer = _remote(_write_parts_task, **(where or {}))
         writes.append(writer.remote(f"{base}/kept", kept_schema, *kept.refs))
         writes.append(writer.remote(f"{base}/dropped", dropped_schema, *drop_refs))
     small = n_input <= LOCAL_FILES_MAX_ROWS
     if small:
-        single = _remote(_write_single_task, scheduling_strategy=here)
+        single = _remote(_write_single_task, **here)
         writes.append(single.remote(str(run.dir / "kept.parquet"), kept_schema, kept.refs))
         writes.append(single.remote(str(run.dir / "dropped.parquet"), dropped_schema, drop_refs))
     ray.get(writes)
@@ -832,7 +849,6 @@ def read_blocks(config: PipelineConfig, ray_data: bool = True) -> ReadOut:
     task per group of consecutive files, then number the rows in input order. The driver holds only counts,
     formats and the quarantined records, never the rows."""
     import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     from studio.errors import InputError
     from studio.readers import expand_inputs
@@ -840,8 +856,7 @@ def read_blocks(config: PipelineConfig, ray_data: bool = True) -> ReadOut:
     files = expand_inputs(config.inputs)
     total = sum(f.stat().st_size for f in files)
     groups = _file_groups(files, max(2 * _partitions(), math.ceil(total / (32 << 20))))
-    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-    read = _remote(_read_task, num_returns=2, scheduling_strategy=here)
+    read = _remote(_read_task, num_returns=2, **_on_driver_node())
     outs = [read.remote(g, config.format, config.csv_map) for g in groups]
     if ray_data:  # a step will run on Ray Data: import it on the driver while the workers read
         _context()
@@ -919,7 +934,8 @@ def run_pipeline_ray(config: PipelineConfig, steps: list, out_dir: str | Path | 
             run.counts.input = n_input
             run.counts.quarantined = len(quarantine_in)
             if quarantine_in:
-                reporter.warn(f"{len(quarantine_in)} malformed records quarantined (see {run.dir / 'quarantine.jsonl'})")
+                reporter.warn(f"{len(quarantine_in)} malformed records quarantined "
+                              f"(see {run.dir / 'quarantine.jsonl'})")
             kept, dropped = run_steps_ray(blocks, steps, run, reporter)
             run.counts.kept = kept.rows
             dropped = _redact_early_drops(steps, dropped)

@@ -9,6 +9,8 @@ code per batch, in actor pools). semantic_dedupe is refused on Ray, with one sen
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -90,8 +92,8 @@ def test_ray_engine_keeps_the_highest_quality_row_of_each_cluster_as_the_local_e
     local = run_pipeline(cfg, out_dir=out / "local")
     ray_run = run_pipeline(cfg, out_dir=out / "ray", engine="ray")
     for name in ("kept", "dropped"):
-        assert_frame_equal(pl.read_parquet(local.dir / f"{name}.parquet"), pl.read_parquet(ray_run.dir / f"{name}.parquet"),
-                           check_dtypes=False)
+        assert_frame_equal(pl.read_parquet(local.dir / f"{name}.parquet"),
+                           pl.read_parquet(ray_run.dir / f"{name}.parquet"), check_dtypes=False)
     dropped = pl.read_parquet(ray_run.dir / "dropped.parquet").filter(pl.col("drop_reason") == "near_duplicate")
     kept = pl.read_parquet(ray_run.dir / "kept.parquet")
     reps = kept.filter(pl.col("dup_cluster").is_not_null())
@@ -129,6 +131,39 @@ def test_ray_output_uri_gets_the_same_parquet_parts_as_the_run_folder(tmp_path, 
         assert here.height > 0
         assert_frame_equal(here, there)
     assert run.extra["ray_output_uri"] == f"file://{tmp_path}/remote/"
+
+
+MULTI_NODE = """
+import os, sys
+os.environ["RAY_AUTH_MODE"] = "disabled"
+import ray
+from ray.cluster_utils import Cluster
+from curate.pipeline import PipelineConfig, run_pipeline
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})  # a head that runs no work ...
+cluster.add_node(num_cpus=2)  # ... and one worker node (a second raylet on this machine)
+try:
+    cfg = PipelineConfig(inputs=sys.argv[2:], steps=["normalize", "exact_dedupe", "near_dedupe"], report=False)
+    run = run_pipeline(cfg, out_dir=sys.argv[1], engine="ray", ray_address=cluster.address)
+    print("nodes", len(cluster.list_all_nodes()), "cpus", run.extra["engine"]["cpus"])
+finally:
+    ray.shutdown()
+    cluster.shutdown()
+"""
+
+
+def test_ray_engine_runs_on_a_two_node_cluster_whose_head_has_no_cpus(tmp_path, sample_data):
+    # Reading and writing run on the driver's node (local paths); with `ray start --head --num-cpus 0` they must
+    # still get scheduled there, and the steps on the worker node. Own process: the session cluster is up.
+    inputs = [str(sample_data / "support_chat.jsonl"), str(sample_data / "product_qa.jsonl")]
+    proc = subprocess.run([sys.executable, "-c", MULTI_NODE, str(tmp_path / "ray"), *inputs], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "nodes 2 cpus 2" in proc.stdout
+    local = run_pipeline(PipelineConfig(inputs=inputs, steps=["normalize", "exact_dedupe", "near_dedupe"],
+                                        report=False), out_dir=tmp_path / "local")
+    for name in ("kept", "dropped"):
+        assert_frame_equal(pl.read_parquet(local.dir / f"{name}.parquet"),
+                           pl.read_parquet(tmp_path / "ray" / f"{name}.parquet"), check_dtypes=False)
 
 
 def test_unreachable_ray_address_is_one_clear_error(tmp_path, sample_data):
