@@ -578,6 +578,8 @@ def near_dedupe(blocks: Blocks, step, columns: list[str]) -> tuple[StepResult, d
     parts = _partitions()
     n = len(blocks.refs)
     starts = blocks.starts()
+    if n and blocks.first[-1] + blocks.sizes[-1] >= 1 << 32:  # pairs travel as one uint64: 32 bits per row
+        raise StudioError("near_dedupe on Ray takes at most 4,294,967,295 input rows; split the input into runs.")
     sketch = _remote(_sketch_task, num_returns=parts + 1)
     sketched = [sketch.remote(ref, cfg, bands, rows, has_quality, parts) for ref in blocks.refs]
     sketch_refs = [s[0] for s in sketched]
