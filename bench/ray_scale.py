@@ -4,9 +4,16 @@ Each measurement runs in its own Python process (`--one`), so the driver's peak 
 run's alone. Ray runs start a local cluster (`ray.init(num_cpus=<cores>)`); the cluster start is timed
 apart from the pipeline. Pipeline: normalize, exact_dedupe, near_dedupe (threshold as given). Fractions of
 the input are taken by file (sorted names). A low threshold (0.5) multiplies the candidate and verified
-pairs at the same input size: the driver's memory must not follow them.
+pairs at the same input size: the driver's memory must not follow them. Besides the peak RSS, each Ray run
+reports what near_dedupe's driver step actually received: the spanning-forest edges and their bytes
+(`driver_bytes`), bounded by the rows, not the pairs (see `curate/ray_engine.py`). The local/ray pair on
+all of t0 runs `--repeat` times, alternating, since the machine is shared; the load average is printed
+before each run.
 
-    PYTHONPATH=$PWD python bench/ray_scale.py [--fractions 0.25,0.5,1] [--low 0.5]
+    PYTHONPATH=$PWD python bench/ray_scale.py [--fractions 0.25,0.5,1] [--low 0.5] [--repeat 2] [--ray-data]
+
+`--ray-data` adds one Ray run with normalize on Ray Data `map_batches` as well (engine `ray-data`), to show
+what Ray Data's fixed cost is on this machine.
 """
 
 from __future__ import annotations
@@ -36,19 +43,30 @@ def one(engine: str, fraction: float, threshold: float) -> dict:
     cfg = PipelineConfig(inputs=[str(f) for f in files], steps=steps, report=False)
     tmp = Path(tempfile.mkdtemp(prefix="rs-", dir="/tmp"))
     init = 0.0
-    if engine == "ray":
+    if engine == "ray-data":  # the variant with normalize on Ray Data map_batches too (the engine's choice is not to)
+        from curate import ray_engine
+
+        ray_engine.RAY_DATA_STEPS.add("normalize")
+    if engine.startswith("ray"):
         import ray
+
+        # As `curate.ray_engine.connect` starts a local cluster: workers at the driver's priority (Ray's default
+        # niceness 15 loses the CPU to the other engineers' processes on this shared machine).
+        os.environ.setdefault("RAY_worker_niceness", "0")
 
         t = time.perf_counter()
         ray.init(num_cpus=os.cpu_count(), _temp_dir=str(tmp / "r"), include_dashboard=False, log_to_driver=False)
         init = time.perf_counter() - t
     t = time.perf_counter()
-    run = run_pipeline(cfg, out_dir=tmp / "out", engine=engine)
+    run = run_pipeline(cfg, out_dir=tmp / "out", engine="ray" if engine.startswith("ray") else engine)
     wall = time.perf_counter() - t
     near = next(s for s in run.steps if s["step"] == "near_dedupe")
     return {"engine": engine, "fraction": fraction, "threshold": threshold, "rows": run.counts.input,
-            "kept": run.counts.kept, "dropped": run.counts.dropped, "wall_s": round(wall, 2), "ray_init_s": round(init, 2),
+            "kept": run.counts.kept, "dropped": run.counts.dropped, "wall_s": round(wall, 2),
+            "ray_init_s": round(init, 2),
             "candidate_pairs": near.get("candidate_pairs"), "verified_pairs": near.get("verified_pairs"),
+            "forest_edges": near.get("forest_edges"), "driver_bytes": near.get("driver_bytes"),
+            "load": round(os.getloadavg()[0], 2), "steps_s": {k: v for k, v in run.timings.items()},
             "driver_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
@@ -58,15 +76,19 @@ def main() -> None:
     ap.add_argument("--fractions", default="0.25,0.5,1")
     ap.add_argument("--low", type=float, default=0.5)
     ap.add_argument("--engines", default="local,ray")
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--ray-data", action="store_true", help="also run the Ray engine with normalize on Ray Data")
     args = ap.parse_args()
     if args.one:
         print(json.dumps(one(args.one[0], float(args.one[1]), float(args.one[2]))))
         return
-    plan = [(e, 1.0, 0.8) for e in args.engines.split(",")]
+    plan = [(e, 1.0, 0.8) for _ in range(args.repeat) for e in args.engines.split(",")]
+    plan += [("ray-data", 1.0, 0.8)] if args.ray_data else []
     plan += [("ray", float(f), 0.8) for f in args.fractions.split(",") if float(f) != 1.0]
     plan += [(e, 1.0, args.low) for e in args.engines.split(",")]
     rows = []
     for engine, fraction, threshold in plan:
+        print(f"# {engine} {fraction:.0%} t={threshold}: load average before {os.getloadavg()[0]:.2f}", flush=True)
         out = subprocess.run([sys.executable, __file__, "--one", engine, str(fraction), str(threshold)],
                              capture_output=True, text=True, env={**os.environ})
         line = [x for x in out.stdout.splitlines() if x.startswith("{")]
@@ -75,11 +97,14 @@ def main() -> None:
             continue
         rows.append(json.loads(line[-1]))
         print(json.dumps(rows[-1]), flush=True)
-    print("\n| engine | input | threshold | rows | kept | cand. pairs | verified | wall s | ray init s | driver peak RSS MiB |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("\n| engine | input | threshold | rows | kept | cand. pairs | verified | forest edges (driver KiB) | wall s "
+          "| ray init s | driver peak RSS MiB | load |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
+        forest = f"{r['forest_edges']:,} ({r['driver_bytes'] / 1024:,.0f})" if r["forest_edges"] is not None else "—"
         print(f"| {r['engine']} | {r['fraction']:.0%} | {r['threshold']} | {r['rows']:,} | {r['kept']:,} | "
-              f"{r['candidate_pairs']} | {r['verified_pairs']} | {r['wall_s']} | {r['ray_init_s']} | {r['driver_peak_rss_mib']} |")
+              f"{r['candidate_pairs']:,} | {r['verified_pairs']:,} | {forest} | {r['wall_s']} | {r['ray_init_s']} | "
+              f"{r['driver_peak_rss_mib']} | {r['load']} |")
 
 
 if __name__ == "__main__":

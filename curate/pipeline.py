@@ -140,7 +140,7 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path | None = None, repo
                  ray_output: str | None = None) -> Run:
     """Run `config` with outputs in `out_dir` (default: a new run folder); returns the finished Run.
 
-    `engine="ray"` runs the same steps on Ray Data (`curate.ray_engine`), on the cluster at `ray_address`
+    `engine="ray"` runs the same steps on a Ray cluster (`curate.ray_engine`), on the cluster at `ray_address`
     (default: a local one), optionally also writing kept/ and dropped/ to the object-store URI `ray_output`."""
     reporter = reporter or Reporter(quiet=True)
     if not config.inputs:

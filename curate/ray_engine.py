@@ -1,55 +1,75 @@
-"""The Ray engine: run a curation pipeline on Ray Data, with the same output as the local engine.
+"""The Ray engine: run a curation pipeline on a Ray cluster, with the same output as the local engine.
 
 `studio curate ... --engine ray [--ray-address HOST:6379]` lands here (`curate.pipeline.run_pipeline` hands
-over). Inputs are read with the studio readers (quarantine included), every row gets `_row` = its index
-in input order, and each step runs on Ray Data:
+over). Inputs are read with the studio readers (quarantine included) by parallel tasks on the driver's node,
+one per group of consecutive files (`read_blocks`); every row gets `_row` = its index in input order, and each
+group's rows form a block — an Arrow table in Ray's object store, sorted by `_row`, the blocks in input order
+(block i's rows all come before block i+1's). Each step turns the blocks into kept blocks plus dropped
+blocks, as in the local pipeline; nothing uses a Ray Data shuffle (each costs seconds of
+actor start-up on a small cluster: see bench/README.md `## ray_scale`).
 
-- Row-wise steps (normalize, redact_pii, score, filter) run as `map_batches` over Arrow batches calling the
-  SAME step code: `step.process(polars_df)` on each batch (Arrow → Polars is zero-copy for the column
-  buffers). Model steps (`MODEL_STEPS`: redact_pii, score) run in an actor pool
-  (`ActorPoolStrategy`), so each worker builds its analyzer / scorer once and keeps it for every batch.
-- exact_dedupe: a hash shuffle. Each row's key (its id, or a hash of its user turns with `on: prompt`) is
-  grouped with `groupby(_key).aggregate(Min)` over a string `"{_row:020d}{id}"`, so the minimum is the
-  first row in input order together with its id; a hash join brings the winner back to every row.
-- near_dedupe: MinHash signatures and LSH band keys per batch (`curate.minhash`, the near_dedupe step's own
-  functions and configuration), then a shuffle on the band keys: `groupby(band key)` gives each bucket's
-  first row and size, a join on the key lists the bucket's members, and each member of a bucket of two or
-  more forms the pair (first row, member) — the local engine's "star" candidate pairs exactly. Pairs are
-  de-duplicated by a groupby on (a, b), verified (MinHash estimate, exact Jaccard of the shingle sets near
-  the threshold: the step's rule) after two joins that attach each end's signature and text, and only
-  pairs at or above the threshold go on to clustering.
-- Connected components never gather pairs on the driver. Verified pairs stay in Ray blocks; each block is
-  reduced by a worker to a spanning forest of its own pairs (an edge node → smallest row of its
-  component, so at most V_block - 1 edges), then blocks are merged four at a time and re-reduced until one
-  block is left, whose forest has at most V - 1 edges, V = the number of rows with at least one verified
-  near-duplicate partner. That last task labels components and picks each one's representative with
-  `curate.minhash.representatives` (highest quality, then first in input order: the local rule).
-  **Memory bound:** the driver holds only block references and per-step counts — O(number of blocks),
-  independent of both the number of rows and the number of candidate pairs. A worker reducing a merge
-  holds at most 4·(V - 1) forest edges (each 2 row numbers + id + quality), i.e. O(V), not O(pairs); the
-  candidate pairs themselves are only ever held one shuffle partition at a time by Ray Data's join and
-  aggregation workers (spilled to disk by Ray's object store when they do not fit).
+- Row-wise steps call the SAME step code, `step.process(polars_df)`, per block (Arrow → Polars is zero-copy
+  for the column buffers). Model steps (`MODEL_STEPS`: redact_pii, score) run as Ray Data `map_batches` in an
+  actor pool (`ActorPoolStrategy`), so each worker builds its analyzer / scorer once and keeps it for every
+  batch; one core task per block then splits the output into kept and dropped rows and reports the counts.
+  Steps without a model (normalize, filter) run as one core task per block that applies the step (built
+  once per worker process) and splits in the same task: Ray Data's fixed cost (`import ray.data` in the
+  driver and in every worker, ~1 s of CPU each, and its executor's start-up) would be most of their time on
+  a small cluster (`RAY_DATA_STEPS` says which steps use Ray Data; Ray Data is not imported when none does).
+- Global steps use hand-written hash partitioning with Ray core tasks, `P` = 2 × the cluster's CPUs
+  partitions (`_partitions`): map tasks with `num_returns=P` split their output by a hash of the key, and
+  one reduce task per partition receives that partition's part of every block. Each step ends with one task
+  per block that marks its rows (`drop_reason`, `dup_of`, ...) and splits kept from dropped.
+- exact_dedupe (3 stages): per block, the key (the id, or the step's hash of the user turns with
+  `on: prompt`) with `_row` and id, split by hash of the key → per partition, the first row of each key in
+  input order wins and every later row gets the winner's id, sent back to the block holding it → per block,
+  the marks are applied.
+- near_dedupe (3 stages and one driver step): per block, the near_dedupe step's own functions
+  (`curate.minhash`: shingles, signatures, band keys, with the step's configuration and LSH bands × rows)
+  give a sketch (rows, ids, quality, signatures, shingle hashes — kept in the object store) and the (band key, row)
+  entries split by hash of the key → per band-key partition, each bucket of two or more rows gives the
+  local engine's "star" candidate pairs (bucket's first row, member), split by the pair's first row → per
+  pair partition, the pairs are de-duplicated (each pair has one owner partition, so the counts are the
+  local engine's), verified with the step's rule (MinHash estimate; exact Jaccard of the shingle sets
+  when the estimate is within `exact_band` of the threshold, in the step's rounds, `check_unsure`; the task
+  fetches only the sketches of the blocks its pairs touch) and the verified edges are reduced to a spanning
+  forest (each node → the smallest row of its component: at most V_p - 1 edges for V_p nodes) → the
+  driver unites the forests (`curate.minhash.connected_components`) and picks each cluster's representative with
+  `curate.minhash.representatives` (highest quality, then first in input order: the local rule) → per
+  block, dropped rows get `near_duplicate`, `dup_of` and the exact Jaccard to their representative as
+  `similarity`, every member gets `dup_cluster`.
+  `check_unsure` skips the exact check of an unsure pair whose rows are already joined by real edges (it
+  cannot change the clusters); here it sees one partition's pairs at a time, so it skips fewer pairs than
+  the local step: the clusters, kept rows, `dup_of`, `dup_cluster` and `similarity` are the same, and only
+  the `verified_pairs` / `exact_checks` statistics can differ.
+  **Driver memory bound:** the driver never holds the rows: it holds block references, per-block counts
+  and schemas (O(blocks)), the quarantined records, and in near_dedupe the P spanning forests:
+  at most P·(V - 1) edges and P·V node qualities (16-24 bytes each), V = the rows with at least one
+  verified near-duplicate partner ≤ the number of rows — O(rows), never O(candidate pairs). Candidate pairs
+  live only in the band-key and pair partitions, one partition per task (a task holds O(pairs / P)).
+  Workers reading sketches for verification hold the signatures and shingle hashes of the blocks their
+  pairs touch.
 - semantic_dedupe is not available on Ray yet: the local step's boundary margin and global greedy pass have no
   distributed form here, and a plain per-cluster SemDeDup would not give the local engine's output. A
   pipeline naming it is refused with one sentence before anything runs.
 
-After each step the rows with a `drop_reason` move to that step's dropped dataset, as in the local
-pipeline. Outputs (in the run folder): `kept/` and `dropped/` — directories of Parquet part files, rows in
-input order (`dropped/` by step, then input order) — plus, for runs of at most `LOCAL_FILES_MAX_ROWS` input
-rows, the local engine's `kept.parquet`, `dropped.parquet` and `report.html`; `quarantine.jsonl` and
-`manifest.json` as always. `output_uri` (Python API / `--ray-output`) also writes `kept/` and `dropped/`
-to any pyarrow filesystem URI: `s3://bucket/prefix`, `gs://bucket/prefix`, `hdfs://...` (credentials from
-the usual environment variables of those stores).
+Outputs (in the run folder): `kept/` and `dropped/` — directories of Parquet part files, one per block, rows in
+input order (`dropped/` by step, then input order), written by tasks on the driver's node (like the read
+tasks, they ask for no CPU where the driver's node has none, e.g. a head started with `--num-cpus 0`) — plus, for runs
+of at most `LOCAL_FILES_MAX_ROWS` input rows, the local engine's `kept.parquet`, `dropped.parquet` and
+`report.html`; `quarantine.jsonl` and `manifest.json` as always. `output_uri` (Python API / `--ray-output`)
+also writes `kept/` and `dropped/` to any pyarrow filesystem URI: `s3://bucket/prefix`, `gs://bucket/prefix`,
+`hdfs://...` (credentials from the usual environment variables of those stores), from any worker.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 import socket
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,12 +81,10 @@ from curate.pipeline import (
     PipelineConfig,
     _with_drop_columns,
     _write_report,
-    read_examples,
     redact_what_left_early,
     write_quarantine,
 )
 from curate.registry import build_step
-from studio.atomic import atomic_path
 from studio.console import Reporter
 from studio.errors import StudioError
 from studio.runs import Run
@@ -76,8 +94,16 @@ log = logging.getLogger("curate.ray")
 
 #: Steps that load a model: they run in an actor pool so each worker loads it once.
 MODEL_STEPS = {"redact_pii", "score"}
+#: Row-wise steps run as Ray Data `map_batches`. The others (normalize, filter: Polars expressions, no model)
+#: run as one core task per block that applies the same step code and splits kept from dropped: the same
+#: per-block map without Ray Data's fixed cost (`import ray.data`, ~1 s of CPU in the driver and in every
+#: worker, and its executor start-up), measured in bench/README.md `## ray_scale`. Set it to every row-wise
+#: step name to run them all on Ray Data.
+RAY_DATA_STEPS = set(MODEL_STEPS)
 #: Runs with at most this many input rows also get the local engine's single-file outputs and report.
 LOCAL_FILES_MAX_ROWS = 500_000
+#: Most rows per block when the input is cut into blocks (at least `_partitions()` blocks are made).
+BLOCK_ROWS = 100_000
 ROW = "_row"
 
 
@@ -113,6 +139,9 @@ def connect(address: str | None, temp_dir: Path) -> bool:
             raise StudioError(f"cannot connect to the Ray cluster at {address} ({type(err).__name__}: {err}).") from None
     else:
         temp_dir.mkdir(parents=True, exist_ok=True)
+        # Workers at the driver's priority, as the local engine runs: Ray's default (niceness 15) hands the CPU
+        # to every other process on a shared machine.
+        os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(_temp_dir=str(temp_dir), include_dashboard=False, log_to_driver=False)
     return True
 
@@ -124,35 +153,128 @@ def _context() -> None:
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
     ctx.verbose_stats_logs = False
+    ctx.execution_options.preserve_order = True  # output blocks in input order
+    # On a small cluster the default reservation keeps half the CPUs for operators that do not exist here (a
+    # single map_batches): its tasks would run one at a time.
+    ctx.op_resource_reservation_enabled = False
 
 
 def _partitions() -> int:
+    """Hash partitions of the global steps: 2 × the cluster's CPUs (at least 2)."""
     import ray
 
-    return max(2, int(ray.cluster_resources().get("CPU", 2)))
+    return max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
 
 
-# ------------------------------------------------------------------------------- batch functions
+_REMOTE: dict[tuple, Any] = {}
+
+
+def _remote(fn, **options):
+    """`ray.remote(fn).options(...)`, built once per function and options (module functions are shipped to the
+    workers by reference, so a task does not re-import or re-pickle anything heavy)."""
+    import ray
+
+    key = (fn.__name__, tuple(sorted(options.items())))
+    if key not in _REMOTE:
+        _REMOTE[key] = ray.remote(fn).options(**options) if options else ray.remote(fn)
+    return _REMOTE[key]
+
+
+# ---------------------------------------------------------------------------------------- blocks
+
+
+@dataclass
+class Blocks:
+    """Rows of the pipeline as Arrow tables in the object store; block i's `_row` values all precede block i+1's."""
+
+    refs: list = field(default_factory=list)
+    first: list[int] = field(default_factory=list)  # first _row of each block
+    sizes: list[int] = field(default_factory=list)
+    schema: Any = None  # pyarrow schema of the blocks
+
+    @property
+    def rows(self) -> int:
+        return sum(self.sizes)
+
+    def starts(self) -> np.ndarray:
+        return np.asarray(self.first, dtype=np.int64)
+
+
+def _block_of(starts: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    return np.searchsorted(starts, rows, side="right") - 1
 
 
 def _to_polars(table) -> pl.DataFrame:
     return pl.from_arrow(table, rechunk=False)
 
 
-def _to_arrow(df: pl.DataFrame):
-    return df.to_arrow()
+def _split_table(table, step: str):
+    """(kept table, dropped table with `step`, meta) of a step's output; meta = counts, first row, schemas."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    gone = pc.is_valid(table["drop_reason"])
+    kept = table.filter(pc.invert(gone))
+    dropped = table.filter(gone)
+    dropped = dropped.append_column("step", pa.array([step] * dropped.num_rows, type=pa.large_string()))
+    reasons = {}
+    if dropped.num_rows:
+        counts = pc.value_counts(dropped["drop_reason"].combine_chunks())
+        reasons = {str(v["values"]): int(v["counts"]) for v in counts.to_pylist()}
+    meta = {"kept": kept.num_rows, "dropped": dropped.num_rows, "reasons": reasons,
+            "first_kept": int(kept[ROW][0].as_py()) if kept.num_rows else -1,
+            "first_dropped": int(dropped[ROW][0].as_py()) if dropped.num_rows else -1,
+            "kept_schema": kept.schema, "dropped_schema": dropped.schema}
+    return kept, dropped, meta
+
+
+def _split_task(table, step: str):
+    return _split_table(table, step)
+
+
+@dataclass
+class StepResult:
+    kept: Blocks
+    dropped: Blocks
+    reasons: dict[str, int]
+
+
+def _collect(triples: list, step: str) -> StepResult:
+    """Kept and dropped blocks from per-block (kept, dropped, meta) task outputs; empty blocks are let go."""
+    import ray
+
+    metas = ray.get([m for _, _, m in triples])
+    kept, dropped, reasons = Blocks(), Blocks(), {}
+    for (k, d, _), meta in zip(triples, metas, strict=True):
+        kept.schema = kept.schema or meta["kept_schema"]
+        dropped.schema = dropped.schema or meta["dropped_schema"]
+        if meta["kept"]:
+            kept.refs.append(k)
+            kept.first.append(meta["first_kept"])
+            kept.sizes.append(meta["kept"])
+        if meta["dropped"]:
+            dropped.refs.append(d)
+            dropped.first.append(meta["first_dropped"])
+            dropped.sizes.append(meta["dropped"])
+        for reason, n in meta["reasons"].items():
+            reasons[reason] = reasons.get(reason, 0) + n
+    return StepResult(kept, dropped, dict(sorted(reasons.items())))
+
+
+# ----------------------------------------------------------------------------------- row-wise steps
 
 
 class _StepRunner:
     """Builds a step once per worker (actor) and applies `step.process` to each Arrow batch."""
 
     def __init__(self, name: str, config: dict[str, Any]) -> None:
-        try:
-            import torch
+        if name in MODEL_STEPS:  # one thread per actor; other steps never import torch (seconds per worker)
+            try:
+                import torch
 
-            torch.set_num_threads(1)
-        except ImportError:  # pragma: no cover
-            pass
+                torch.set_num_threads(1)
+            except ImportError:  # pragma: no cover
+                pass
         self.step = build_step(name, config)
 
     def __call__(self, table):
@@ -160,7 +282,7 @@ class _StepRunner:
         out = _with_drop_columns(self.step.process(df))
         if out.height != df.height:
             raise AssertionError(f"step {self.step.name} returned {out.height} rows for {df.height}")
-        return _to_arrow(out)
+        return out.to_arrow()
 
 
 _STEP_CACHE: dict[str, Any] = {}
@@ -168,74 +290,115 @@ _STEP_CACHE: dict[str, Any] = {}
 
 def _run_step_task(table, name: str, config: dict[str, Any]):
     """Task (not actor) form for cheap steps: the step object is cached per worker process."""
+    import json
+
     key = name + json.dumps(config, sort_keys=True, default=str)
     if key not in _STEP_CACHE:
         _STEP_CACHE[key] = _StepRunner(name, config)
     return _STEP_CACHE[key](table)
 
 
-def _split(table, dropped: bool, step: str | None = None):
-    import pyarrow.compute as pc
+def _map_blocks(blocks: Blocks, name: str, config: dict[str, Any]) -> list:
+    """Ray Data `map_batches` of one row-wise step over the blocks; returns the output blocks' references."""
+    import ray.data
+    from ray.data import ActorPoolStrategy
 
-    mask = pc.is_valid(table["drop_reason"]) if dropped else pc.is_null(table["drop_reason"])
-    out = table.filter(mask)
-    if step is not None:
-        import pyarrow as pa
+    _context()
 
-        out = out.append_column("step", pa.array([step] * out.num_rows, type=pa.large_string()))
-    return out
-
-
-def _reorder(df: pl.DataFrame, before: list[str], added: list[str]) -> pl.DataFrame:
-    """Columns in the local engine's order: the step's input columns, then the ones the step appended."""
-    cols = [c for c in before if c in df.columns] + [c for c in added if c not in before and c in df.columns]
-    return df.select(cols)
+    ds = ray.data.from_arrow_refs(blocks.refs)
+    if name in MODEL_STEPS:
+        out = ds.map_batches(_StepRunner, fn_constructor_args=(name, config), batch_format="pyarrow",
+                             compute=ActorPoolStrategy(min_size=1, max_size=_partitions() // 2), batch_size=512)
+    else:
+        out = ds.map_batches(_run_step_task, fn_args=(name, config), batch_format="pyarrow", batch_size=None)
+    return out.to_arrow_refs()
 
 
-# --------------------------------------------------------------------------------- exact dedupe
+def _step_split_task(table, name: str, config: dict[str, Any]):
+    return _split_table(_run_step_task(table, name, config), name)
 
 
-def _exact_keys(table, on: str):
+def row_step(blocks: Blocks, step, columns: list[str]) -> tuple[StepResult, dict]:
+    config = step.config.model_dump(mode="json")
+    if step.name not in RAY_DATA_STEPS:
+        fused = _remote(_step_split_task, num_returns=3)
+        return _collect([fused.remote(ref, step.name, config) for ref in blocks.refs], step.name), {}
+    refs = _map_blocks(blocks, step.name, config)
+    split = _remote(_split_task, num_returns=3)
+    return _collect([split.remote(ref, step.name) for ref in refs], step.name), {}
+
+
+# ------------------------------------------------------------------------------------- exact dedupe
+
+
+def _exact_key_task(table, on: str, parts: int):
+    """Per block: (key, _row, id) of every row, split into `parts` by hash of the key."""
     df = _to_polars(table)
     if on == "messages":
         key = pl.col("id")
-    else:
-        prompt = pl.col("messages").list.eval(
+    else:  # the exact_dedupe step's prompt key
+        key = pl.col("messages").list.eval(
             pl.element().filter(pl.element().struct.field("role") == "user").struct.field("content")
-        ).list.join("\n")
-        key = prompt.hash(seed=0).cast(pl.String)
-    df = df.with_columns(key.alias("_key"),
-                         (pl.col(ROW).cast(pl.String).str.zfill(20) + pl.col("id")).alias("_first"))
-    return _to_arrow(df)
+        ).list.join("\n").hash(seed=0)
+    keyed = df.select(key.alias("_key"), pl.col(ROW), pl.col("id"))
+    part = (keyed.get_column("_key").hash(seed=7) % parts).to_numpy()
+    return tuple(keyed.filter(pl.Series(part == p)).to_arrow() for p in range(parts))
 
 
-def _exact_mark(table, columns: list[str]):
+def _exact_reduce_task(starts: np.ndarray, *parts):
+    """Per key partition: each key's first row in input order wins; the later rows get the winner's id, sent to
+    the block that holds them. Returns one (row, winner id) table per block, then the number of duplicate keys."""
+    df = pl.concat([_to_polars(p) for p in parts]).sort(ROW)
+    later = df.with_columns(pl.col("id").first().over("_key").alias("_winner")).filter(
+        ~pl.col("_key").is_first_distinct())
+    groups = int(later.get_column("_key").n_unique())
+    block = _block_of(starts, later.get_column(ROW).to_numpy())
+    later = later.select(ROW, "_winner")
+    return (*(later.filter(pl.Series(block == b)).to_arrow() for b in range(len(starts))), groups)
+
+
+def _exact_mark_task(table, step: str, *winners):
     df = _to_polars(table)
-    dup = pl.col("_winner") != pl.col("_first")
-    df = df.with_columns(
-        pl.when(pl.col("drop_reason").is_null() & dup).then(pl.lit("exact_duplicate"))
-        .otherwise(pl.col("drop_reason")).alias("drop_reason"),
-        pl.when(dup).then(pl.col("_winner").str.slice(20)).otherwise(pl.col("dup_of")).alias("dup_of"),
-    )
-    return _to_arrow(df.select(columns))
+    marks = pl.concat([_to_polars(w) for w in winners]) if winners else None
+    if marks is not None and marks.height:
+        # Rows are sorted by _row in the block; a left join keeps the block's order.
+        df = df.join(marks, on=ROW, how="left", maintain_order="left")
+        dup = pl.col("_winner").is_not_null()
+        df = df.with_columns(
+            pl.when(pl.col("drop_reason").is_null() & dup).then(pl.lit("exact_duplicate"))
+            .otherwise(pl.col("drop_reason")).alias("drop_reason"),
+            pl.when(dup).then(pl.col("_winner")).otherwise(pl.col("dup_of")).alias("dup_of"),
+        ).drop("_winner")
+        table = df.to_arrow()
+    return _split_table(table, step)
 
 
-def exact_dedupe(ds, step, columns: list[str]):
-    from ray.data.aggregate import Min
+def exact_dedupe(blocks: Blocks, step, columns: list[str]) -> tuple[StepResult, dict]:
+    import ray
 
-    keyed = ds.map_batches(_exact_keys, fn_kwargs={"on": step.config.on}, batch_format="pyarrow")
-    winners = keyed.select_columns(["_key", "_first"]).groupby("_key").aggregate(Min("_first", alias_name="_winner"))
-    joined = keyed.join(winners, join_type="inner", num_partitions=_partitions(), on=("_key",))
-    return joined.map_batches(_exact_mark, fn_kwargs={"columns": columns}, batch_format="pyarrow"), {}
+    parts = _partitions()
+    n = len(blocks.refs)
+    if n == 0:
+        return StepResult(Blocks(schema=blocks.schema), Blocks(), {}), {"duplicate_groups": 0}
+    starts = blocks.starts()
+    keyed = [_remote(_exact_key_task, num_returns=parts).remote(ref, step.config.on, parts) for ref in blocks.refs]
+    if parts == 1:  # pragma: no cover - _partitions() is at least 2
+        keyed = [[k] for k in keyed]
+    reduce = _remote(_exact_reduce_task, num_returns=n + 1)
+    reduced = [reduce.remote(starts, *[keyed[b][p] for b in range(n)]) for p in range(parts)]
+    mark = _remote(_exact_mark_task, num_returns=3)
+    triples = [mark.remote(ref, step.name, *[reduced[p][b] for p in range(parts)])
+               for b, ref in enumerate(blocks.refs)]
+    groups = sum(ray.get([r[n] for r in reduced]))
+    return _collect(triples, step.name), {"duplicate_groups": int(groups)}
 
 
-# ---------------------------------------------------------------------------------- near dedupe
+# ---------------------------------------------------------------------------------------- near dedupe
 
 
-def _sketch(table, cfg: dict[str, Any], bands: int, rows: int, has_quality: bool):
-    """Per document: row, id, quality, text, signature bytes, whether it has shingles, and its band keys."""
-    import pyarrow as pa
-
+def _sketch_task(table, cfg: dict[str, Any], bands: int, rows: int, has_quality: bool, parts: int):
+    """Per block: its sketch (rows, ids, quality, MinHash signatures, shingle hashes for the exact checks) and its
+    (band key, row) entries split into `parts` by the key. Uses the near_dedupe step's own functions."""
     from curate import minhash
     from curate.steps.near_dedupe import text_expr
 
@@ -244,219 +407,201 @@ def _sketch(table, cfg: dict[str, Any], bands: int, rows: int, has_quality: bool
     shingles = minhash.shingle_hashes(texts, cfg["unit"], cfg["size"], cfg["seed"])
     sig = minhash.signatures(shingles, cfg["num_perm"], cfg["seed"])
     has = minhash.has_shingles(shingles)
-    keys = minhash.band_keys(sig, bands, rows)
-    quality = (df.get_column("quality").cast(pl.Float64).to_arrow() if has_quality
-               else pa.nulls(df.height, pa.float64()))
-    sig_arr = pa.FixedSizeListArray.from_arrays(pa.array(sig.ravel(), pa.uint32()), sig.shape[1])
-    key_arr = pa.FixedSizeListArray.from_arrays(pa.array(keys.ravel(), pa.uint64()), bands)
-    return pa.table({ROW: df.get_column(ROW).to_arrow(), "_id": df.get_column("id").to_arrow(), "_q": quality,
-                     "_text": texts.to_arrow(), "_sig": sig_arr, "_has": pa.array(has), "_keys": key_arr})
+    row = df.get_column(ROW).to_numpy().astype(np.int64)
+    sketch = {"row": row, "sig": sig, "shingles": shingles, "id": df.get_column("id").to_arrow(),
+              "q": df.get_column("quality").cast(pl.Float64).to_numpy() if has_quality else None}
+    keys = minhash.band_keys(sig[has], bands, rows).ravel()
+    key_rows = np.repeat(row[has], bands)
+    part = (keys % np.uint64(parts)).astype(np.int64)
+    order = np.argsort(part, kind="stable")
+    cut = np.searchsorted(part[order], np.arange(parts + 1))
+    return (sketch, *((keys[order[cut[p]:cut[p + 1]]], key_rows[order[cut[p]:cut[p + 1]]]) for p in range(parts)))
 
 
-def _explode_bands(table):
+def _pair_code(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a.astype(np.uint64) << np.uint64(32)) | b.astype(np.uint64)
+
+
+def _bucket_task(parts: int, *entries):
+    """Per band-key partition: the star candidate pairs (bucket's first row, member) of every bucket of two or
+    more rows — `curate.minhash.candidate_pairs(mode="star")` on this partition's keys — split by first row."""
+    keys = np.concatenate([k for k, _ in entries]) if entries else np.zeros(0, np.uint64)
+    rows = np.concatenate([r for _, r in entries]) if entries else np.zeros(0, np.int64)
+    order = np.lexsort((rows, keys))
+    keys, rows = keys[order], rows[order]
+    start = np.ones(len(keys), dtype=bool)
+    np.not_equal(keys[1:], keys[:-1], out=start[1:])
+    first = rows[start][np.cumsum(start) - 1]
+    later = rows > first
+    codes = np.unique(_pair_code(first[later], rows[later]))
+    owner = ((codes >> np.uint64(32)) % np.uint64(parts)).astype(np.int64)
+    return tuple(codes[owner == p] for p in range(parts))
+
+
+def _fetch(sketch_refs: list, starts: np.ndarray, rows: np.ndarray, fields: tuple[str, ...]) -> dict[str, Any]:
+    """Fields of the sketches of `rows` (sorted, unique), in that order; fetches only the blocks they lie in."""
     import pyarrow as pa
-    import pyarrow.compute as pc
+    import ray
 
-    table = table.filter(table["_has"])
-    keys = table["_keys"].combine_chunks()
-    bands = keys.type.list_size
-    flat = keys.flatten()
-    rows = np.repeat(table[ROW].to_numpy(), bands)
-    return pa.table({"_key": pc.cast(flat, pa.uint64()), ROW: pa.array(rows, pa.int64())})
-
-
-def _star_pairs(table):
-    import pyarrow as pa
-
-    df = _to_polars(table).filter(pl.col(ROW) > pl.col("_a"))
-    return pa.table({"a": df.get_column("_a").to_arrow(), "b": df.get_column(ROW).to_arrow()})
-
-
-def _rename_side(table, side: str):
-    """After joining document columns onto a pair's `side` end, prefix them with that side."""
-    names = {"_id": f"{side}_id", "_q": f"{side}_q", "_text": f"{side}_text", "_sig": f"{side}_sig"}
-    keep = [c for c in table.column_names if c in names or c in ("a", "b") or c[:2] in ("a_", "b_")]
-    table = table.select(keep)
-    return table.rename_columns([names.get(c, c) for c in table.column_names])
-
-
-def _attach(pairs, docs, side: str):
-    docs = docs.select_columns([ROW, "_id", "_q", "_text", "_sig"])
-    joined = pairs.join(docs, join_type="inner", num_partitions=_partitions(), on=(side,), right_on=(ROW,))
-    return joined.map_batches(_rename_side, fn_kwargs={"side": side}, batch_format="pyarrow")
-
-
-def pair_similarity(a_sig, b_sig, a_text: pl.Series, b_text: pl.Series, cfg: dict[str, Any]) -> np.ndarray:
-    """The near_dedupe step's similarity of a pair: the MinHash estimate, or the exact Jaccard of the shingle
-    sets when the estimate is within `exact_band` of the threshold (`NearDedupe._fast_pairs`/`_similarity`)."""
     from curate import minhash
 
-    n = len(a_text)
-    if n == 0:
-        return np.zeros(0)
-    sig = np.concatenate([a_sig, b_sig])
-    pairs = np.stack([np.arange(n), np.arange(n) + n], axis=1)
-    sims = minhash.estimated_jaccard(sig, pairs)
+    block = _block_of(starts, rows)
+    needed = np.unique(block)
+    sketches = dict(zip(needed.tolist(), ray.get([sketch_refs[b] for b in needed]), strict=True))
+    out: dict[str, list] = {f: [] for f in fields}
+    for b in needed.tolist():
+        sk = sketches[b]
+        at = np.searchsorted(sk["row"], rows[block == b])
+        for f in fields:
+            if f == "id":
+                out[f].append(sk[f].take(pa.array(at)))
+            elif f == "shingles":
+                out[f].append(sk[f].take(at))
+            elif sk[f] is not None:
+                out[f].append(sk[f][at])
+    result: dict[str, Any] = {}
+    for f in fields:
+        if f == "id":
+            result[f] = pl.concat([pl.Series(f, x) for x in out[f]]) if out[f] else pl.Series(f, [], pl.String)
+        elif f == "shingles":
+            result[f] = minhash.Shingles.concat(out[f])
+        elif out[f]:
+            result[f] = np.concatenate(out[f])
+        else:
+            result[f] = None
+    return result
+
+
+def _verify_task(cfg: dict[str, Any], sketch_refs: list, starts: np.ndarray, has_quality: bool, *codes):
+    """Per pair partition: unique candidates → verified edges (the step's rule, `check_unsure`) → spanning
+    forest."""
+    from curate import minhash
+    from curate.steps.near_dedupe import check_unsure
+
+    codes = np.unique(np.concatenate(codes)) if codes else np.zeros(0, np.uint64)
+    a = (codes >> np.uint64(32)).astype(np.int64)
+    b = (codes & np.uint64(0xFFFFFFFF)).astype(np.int64)
+    stats = {"candidate_pairs": len(codes), "verified_pairs": 0, "exact_checks": 0}
+    empty = {"child": np.zeros(0, np.int64), "root": np.zeros(0, np.int64), "node": np.zeros(0, np.int64), "q": None}
+    if not len(codes):
+        return empty, stats
+    ends = np.unique(np.concatenate([a, b]))
+    got = _fetch(sketch_refs, starts, ends, ("sig", "q"))
+    pairs = np.stack([np.searchsorted(ends, a), np.searchsorted(ends, b)], axis=1)
+    sims = minhash.estimated_jaccard(got["sig"], pairs)
     unsure = np.abs(sims - cfg["threshold"]) <= cfg["exact_band"]
-    if unsure.any():
-        idx = np.flatnonzero(unsure)
-        texts = pl.concat([a_text.gather(idx), b_text.gather(idx)])
-        shingles = minhash.shingle_hashes(texts, cfg["unit"], cfg["size"], cfg["seed"])
-        local = np.stack([np.arange(len(idx)), np.arange(len(idx)) + len(idx)], axis=1)
-        sims[unsure] = minhash.exact_jaccard(shingles, local)
-    return sims
+    checked = np.zeros(len(pairs), dtype=bool)
+    if unsure.any():  # the shingle hashes of every document an exact check may need, fetched once
+        docs = np.unique(pairs[unsure])
+        shingles = _fetch(sketch_refs, starts, ends[docs], ("shingles",))["shingles"]
+        checked = check_unsure(len(ends), pairs, sims, cfg["threshold"], cfg["exact_band"],
+                               lambda p: minhash.exact_jaccard(shingles, np.searchsorted(docs, p)))
+    edge = sims >= cfg["threshold"]
+    stats.update(verified_pairs=int(edge.sum()), exact_checks=int(checked.sum()))
+    ea, eb = pairs[edge, 0], pairs[edge, 1]
+    nodes = np.unique(np.concatenate([ea, eb]))
+    labels = minhash.connected_components(len(nodes), np.stack([np.searchsorted(nodes, ea),
+                                                                np.searchsorted(nodes, eb)], axis=1))
+    child = labels != np.arange(len(nodes))
+    forest = {"child": ends[nodes[child]], "root": ends[nodes[labels[child]]], "node": ends[nodes],
+              "q": got["q"][nodes] if has_quality else None}
+    return forest, stats
 
 
-def _sig_matrix(column, num_perm: int) -> np.ndarray:
-    """Signatures from a list column (fixed-size or not: joins may change the list type)."""
-    arr = column.combine_chunks() if hasattr(column, "combine_chunks") else column
-    return arr.flatten().to_numpy(zero_copy_only=False).astype(np.uint32, copy=False).reshape(len(arr), num_perm)
+def _near_mark_task(table, step: str, columns: list[str], cfg: dict[str, Any], sketch_refs: list,
+                    starts: np.ndarray, members: np.ndarray, reps: np.ndarray):
+    """Per block: cluster members get `dup_cluster` = their representative's id; the others than the
+    representative are dropped as `near_duplicate` with `dup_of` and the exact Jaccard as `similarity`."""
+    from curate import minhash
 
-
-def _verify(table, cfg: dict[str, Any]):
-    import pyarrow as pa
-
-    sims = pair_similarity(_sig_matrix(table["a_sig"], cfg["num_perm"]), _sig_matrix(table["b_sig"], cfg["num_perm"]),
-                           pl.from_arrow(table["a_text"]), pl.from_arrow(table["b_text"]), cfg)
-    keep = sims >= cfg["threshold"]
-    out = table.select(["a", "b", "a_id", "a_q", "b_id", "b_q"]).filter(pa.array(keep))
-    return out.append_column("sim", pa.array(sims[keep]))
-
-
-def _nodes(table) -> pl.DataFrame:
     df = _to_polars(table)
-    both = pl.concat([
-        df.select(pl.col("a").alias("row"), pl.col("a_id").alias("id"), pl.col("a_q").alias("q")),
-        df.select(pl.col("b").alias("row"), pl.col("b_id").alias("id"), pl.col("b_q").alias("q")),
-    ])
-    return both.unique("row").sort("row")
+    n = df.height
+    at = np.searchsorted(df.get_column(ROW).to_numpy(), members)
+    rep_rows = np.unique(reps)
+    rep_ids = _fetch(sketch_refs, starts, rep_rows, ("id",))["id"]
+    rep_of = np.full(n, -1, dtype=np.int64)  # per row: index into rep_ids, -1 outside any cluster
+    rep_of[at] = np.searchsorted(rep_rows, reps)
+    in_cluster = pl.Series(rep_of >= 0)
+    cluster = (rep_ids.gather(np.clip(rep_of, 0, None)) if len(rep_rows) else pl.Series([None] * n, dtype=pl.String))
+    cluster = pl.select(pl.when(in_cluster).then(cluster).alias("_cluster")).to_series()
+    drop_sel = np.flatnonzero(reps != members)
+    similarity = np.full(n, np.nan)
+    if len(drop_sel):
+        pair_rows = np.unique(np.concatenate([members[drop_sel], reps[drop_sel]]))
+        shingles = _fetch(sketch_refs, starts, pair_rows, ("shingles",))["shingles"]
+        local = np.stack([np.searchsorted(pair_rows, reps[drop_sel]), np.searchsorted(pair_rows, members[drop_sel])],
+                         axis=1)
+        similarity[at[drop_sel]] = minhash.exact_jaccard(shingles, local)
+    is_dropped = np.zeros(n, dtype=bool)
+    is_dropped[at[drop_sel]] = True
+    df = df.with_columns(cluster.cast(pl.String), pl.Series("_drop", is_dropped)).with_columns(
+        pl.when(pl.col("_drop")).then(pl.lit("near_duplicate")).otherwise(pl.col("drop_reason")).alias("drop_reason"),
+        pl.when(pl.col("_drop")).then(pl.col("_cluster")).otherwise(pl.col("dup_of")).alias("dup_of"),
+        pl.col("_cluster").alias("dup_cluster"),
+        pl.Series("similarity", similarity, dtype=pl.Float64).fill_nan(None),
+    ).drop("_cluster", "_drop")
+    cols = [c for c in columns if c in df.columns]
+    cols += [c for c in ("dup_cluster", "similarity") if c not in cols]
+    return _split_table(df.select(cols).to_arrow(), step)
 
 
-def _components(table) -> tuple[pl.DataFrame, np.ndarray]:
+def _unite_forests(forests: list[dict], has_quality: bool) -> tuple[np.ndarray, np.ndarray, dict]:
+    """On the driver: components of the union of the partitions' spanning forests (O(V) memory) and each
+    member's representative row by the local rule. Returns (member rows sorted, representative rows, stats)."""
     from curate import minhash
 
-    nodes = _nodes(table)
-    rows = nodes.get_column("row").to_numpy()
-    a = np.searchsorted(rows, table["a"].to_numpy())
-    b = np.searchsorted(rows, table["b"].to_numpy())
-    labels = minhash.connected_components(len(rows), np.stack([a, b], axis=1))
-    return nodes, labels
-
-
-def _forest(table):
-    """A spanning forest of this block's edges: node → the smallest row of its component (≤ V_block - 1 edges)."""
-    import pyarrow as pa
-
-    if table.num_rows == 0:
-        return table
-    nodes, labels = _components(table)
-    child = np.flatnonzero(labels != np.arange(len(labels)))
-    root = labels[child]
-    n = nodes
-    return pa.table({
-        "a": n.get_column("row").gather(root).to_arrow(), "b": n.get_column("row").gather(child).to_arrow(),
-        "a_id": n.get_column("id").gather(root).to_arrow(), "a_q": n.get_column("q").gather(root).to_arrow(),
-        "b_id": n.get_column("id").gather(child).to_arrow(), "b_q": n.get_column("q").gather(child).to_arrow(),
-    })
-
-
-def _representatives(table, has_quality: bool):
-    """Last block: components over the merged forest, each one's representative (the local rule)."""
-    import pyarrow as pa
-
-    from curate import minhash
-
-    if table.num_rows == 0:
-        return pa.table({ROW: pa.array([], pa.int64()), "_rep": pa.array([], pa.int64()),
-                         "_rep_id": pa.array([], pa.large_string())})
-    nodes, labels = _components(table)
-    quality = nodes.get_column("q").cast(pl.Float64).to_numpy() if has_quality else None
+    child = np.concatenate([f["child"] for f in forests]) if forests else np.zeros(0, np.int64)
+    root = np.concatenate([f["root"] for f in forests]) if forests else np.zeros(0, np.int64)
+    node_rows = np.concatenate([f["node"] for f in forests]) if forests else np.zeros(0, np.int64)
+    nodes, first = np.unique(node_rows, return_index=True)
+    labels = minhash.connected_components(len(nodes), np.stack([np.searchsorted(nodes, child),
+                                                                np.searchsorted(nodes, root)], axis=1))
+    quality = np.concatenate([f["q"] for f in forests])[first] if has_quality and forests else None
     rep = minhash.representatives(labels, quality)
-    return pa.table({ROW: nodes.get_column("row").to_arrow(), "_rep": nodes.get_column("row").gather(rep).to_arrow(),
-                     "_rep_id": nodes.get_column("id").gather(rep).to_arrow()})
+    sizes = np.bincount(labels, minlength=len(nodes))
+    stats = {"clusters": int((sizes > 1).sum()), "largest_cluster": int(sizes.max()) if len(nodes) else 0,
+             "near_duplicates": int((rep != np.arange(len(nodes))).sum()), "forest_edges": int(len(child)),
+             "driver_bytes": int(child.nbytes + root.nbytes + node_rows.nbytes
+                                 + (len(node_rows) * 8 if has_quality else 0))}
+    return nodes, nodes[rep], stats
 
 
-def _member_pairs(table):
-    import pyarrow as pa
-
-    df = _to_polars(table).filter(pl.col("_rep") != pl.col(ROW))
-    return pa.table({"a": df.get_column("_rep").to_arrow(), "b": df.get_column(ROW).to_arrow()})
-
-
-def exact_pair_similarity(a_text: pl.Series, b_text: pl.Series, cfg: dict[str, Any]) -> np.ndarray:
-    """Exact Jaccard of each pair's shingle sets: the `similarity` the near_dedupe step reports for a dropped row."""
-    from curate import minhash
-
-    n = len(a_text)
-    if n == 0:
-        return np.zeros(0)
-    shingles = minhash.shingle_hashes(pl.concat([a_text, b_text]), cfg["unit"], cfg["size"], cfg["seed"])
-    return minhash.exact_jaccard(shingles, np.stack([np.arange(n), np.arange(n) + n], axis=1))
-
-
-def _member_sims(table, cfg: dict[str, Any]):
-    import pyarrow as pa
-
-    sims = exact_pair_similarity(pl.from_arrow(table["a_text"]), pl.from_arrow(table["b_text"]), cfg)
-    return pa.table({ROW: table["b"], "_sim": pa.array(sims, pa.float64())})
-
-
-def _near_mark(table, columns: list[str]):
-    df = _to_polars(table)
-    in_cluster = pl.col("_rep_id").is_not_null()
-    drop = in_cluster & (pl.col("_rep") != pl.col(ROW))
-    sim = pl.when(drop).then(pl.col("_sim")).otherwise(None).cast(pl.Float64)
-    df = df.with_columns(
-        pl.when(drop).then(pl.lit("near_duplicate")).otherwise(pl.col("drop_reason")).alias("drop_reason"),
-        pl.when(drop).then(pl.col("_rep_id")).otherwise(pl.col("dup_of")).alias("dup_of"),
-        pl.when(in_cluster).then(pl.col("_rep_id")).otherwise(None).cast(pl.String).alias("dup_cluster"),
-        sim.alias("similarity"),
-    )
-    return _to_arrow(_reorder(df, columns, ["dup_cluster", "similarity"]))
-
-
-def _merge_forests(edges, fan_in: int = 4):
-    """Reduce the verified pairs to one block holding a spanning forest (see the module docstring's bound)."""
-    forest = edges.map_batches(_forest, batch_format="pyarrow", batch_size=None).materialize()
-    blocks = forest.num_blocks()
-    while blocks > 1:
-        blocks = max(1, math.ceil(blocks / fan_in))
-        forest = forest.repartition(blocks).map_batches(_forest, batch_format="pyarrow", batch_size=None).materialize()
-        blocks = forest.num_blocks()
-    return forest
-
-
-def near_dedupe(ds, step, columns: list[str]):
-    from ray.data.aggregate import Count, Min
+def near_dedupe(blocks: Blocks, step, columns: list[str]) -> tuple[StepResult, dict]:
+    import ray
 
     from curate import minhash
 
     cfg = step.config.model_dump()
-    bands, rows = minhash.optimal_param(cfg["threshold"], cfg["num_perm"], 1 - cfg["recall_weight"], cfg["recall_weight"])
+    bands, rows = minhash.optimal_param(cfg["threshold"], cfg["num_perm"], 1 - cfg["recall_weight"],
+                                        cfg["recall_weight"])
     has_quality = "quality" in columns
-    docs = ds.map_batches(_sketch, fn_kwargs={"cfg": cfg, "bands": bands, "rows": rows, "has_quality": has_quality},
-                          batch_format="pyarrow").materialize()
-    band_rows = docs.map_batches(_explode_bands, batch_format="pyarrow")
-    buckets = (band_rows.groupby("_key").aggregate(Min(ROW, alias_name="_a"), Count(alias_name="_n"))
-               .filter(expr="_n >= 2").select_columns(["_key", "_a"]))
-    star = band_rows.join(buckets, join_type="inner", num_partitions=_partitions(), on=("_key",))
-    pairs = star.map_batches(_star_pairs, batch_format="pyarrow").groupby(["a", "b"]).count().select_columns(["a", "b"])
-    pairs = pairs.materialize()
-    n_pairs = pairs.count()
-    verified = _attach(_attach(pairs, docs, "a"), docs, "b").map_batches(
-        _verify, fn_kwargs={"cfg": cfg}, batch_format="pyarrow").materialize()
-    n_verified = verified.count()
-    forest = _merge_forests(verified)
-    reps = forest.map_batches(_representatives, fn_kwargs={"has_quality": has_quality}, batch_format="pyarrow",
-                              batch_size=None).materialize()
-    members = reps.map_batches(_member_pairs, batch_format="pyarrow")
-    sims = _attach(_attach(members, docs, "a"), docs, "b").map_batches(
-        _member_sims, fn_kwargs={"cfg": cfg}, batch_format="pyarrow")
-    marks = reps.join(sims, join_type="left_outer", num_partitions=_partitions(), on=(ROW,))
-    out = ds.join(marks, join_type="left_outer", num_partitions=_partitions(), on=(ROW,))
-    out = out.map_batches(_near_mark, fn_kwargs={"columns": columns}, batch_format="pyarrow")
-    stats = {"bands": bands, "rows": rows, "candidate_pairs": int(n_pairs), "verified_pairs": int(n_verified)}
-    return out, stats
+    parts = _partitions()
+    n = len(blocks.refs)
+    starts = blocks.starts()
+    if n and blocks.first[-1] + blocks.sizes[-1] >= 1 << 32:  # pairs travel as one uint64: 32 bits per row
+        raise StudioError("near_dedupe on Ray takes at most 4,294,967,295 input rows; split the input into runs.")
+    sketch = _remote(_sketch_task, num_returns=parts + 1)
+    sketched = [sketch.remote(ref, cfg, bands, rows, has_quality, parts) for ref in blocks.refs]
+    sketch_refs = [s[0] for s in sketched]
+    bucket = _remote(_bucket_task, num_returns=parts)
+    buckets = [bucket.remote(parts, *[sketched[b][p + 1] for b in range(n)]) for p in range(parts)]
+    verify = _remote(_verify_task, num_returns=2)
+    verified = [verify.remote(cfg, sketch_refs, starts, has_quality, *[buckets[q][p] for q in range(parts)])
+                for p in range(parts)]
+    counts = ray.get([v[1] for v in verified])
+    forests = ray.get([v[0] for v in verified])
+    members, reps, cstats = _unite_forests(forests, has_quality)
+    del forests
+    block = _block_of(starts, members)
+    cut = np.searchsorted(block, np.arange(n + 1))
+    mark = _remote(_near_mark_task, num_returns=3)
+    triples = [mark.remote(ref, step.name, columns, cfg, sketch_refs, starts, members[cut[b]:cut[b + 1]],
+                           reps[cut[b]:cut[b + 1]]) for b, ref in enumerate(blocks.refs)]
+    result = _collect(triples, step.name)
+    stats = {"lsh_bands": bands, "lsh_rows": rows,
+             **{k: int(sum(c[k] for c in counts)) for k in ("candidate_pairs", "verified_pairs", "exact_checks")},
+             **cstats}
+    return result, stats
 
 
 GLOBAL_STEPS = {"exact_dedupe": exact_dedupe, "near_dedupe": near_dedupe}
@@ -466,142 +611,309 @@ RAY_UNSUPPORTED = ("semantic_dedupe",)
 # ------------------------------------------------------------------------------------- pipeline
 
 
-def run_steps_ray(ds, steps: list, run: Run | None, reporter: Reporter):
-    """Apply steps in order on Ray Data. Returns (kept dataset, [(step name, dropped dataset)])."""
-    from ray.data import ActorPoolStrategy
-
+def run_steps_ray(blocks: Blocks, steps: list, run: Run | None, reporter: Reporter
+                  ) -> tuple[Blocks, list[tuple[str, Blocks]]]:
+    """Apply steps in order on Ray. Returns (kept blocks, [(step name, dropped blocks)])."""
     dropped = []
     for step in steps:
         t0 = time.perf_counter()
-        rows_in = ds.count()
+        rows_in = blocks.rows
         reporter.info(f"[bold]{step.name}[/] on {rows_in:,} rows (ray) …")
-        columns = list(ds.schema().names)
-        stats: dict[str, Any] = {}
+        columns = list(blocks.schema.names)
         if step.name in GLOBAL_STEPS:
-            out, stats = GLOBAL_STEPS[step.name](ds, step, columns)
+            result, stats = GLOBAL_STEPS[step.name](blocks, step, columns)
         elif step.is_global:
             raise StudioError(f"step {step.name} has no Ray implementation; run it with --engine local.")
+        elif not blocks.refs:
+            result, stats = StepResult(blocks, Blocks(), {}), {}
         else:
-            config = step.config.model_dump(mode="json")
-            if step.name in MODEL_STEPS:
-                out = ds.map_batches(_StepRunner, fn_constructor_args=(step.name, config), batch_format="pyarrow",
-                                     compute=ActorPoolStrategy(min_size=1, max_size=_partitions()), batch_size=512)
-            else:
-                out = ds.map_batches(_run_step_task, fn_args=(step.name, config), batch_format="pyarrow")
-        out = out.materialize()
-        ds = out.map_batches(_split, fn_kwargs={"dropped": False}, batch_format="pyarrow").materialize()
-        gone = out.map_batches(_split, fn_kwargs={"dropped": True, "step": step.name}, batch_format="pyarrow").materialize()
-        by_reason = {}
-        if gone.count():
-            by_reason = {r["drop_reason"]: int(r["count()"]) for r in gone.groupby("drop_reason").count().take_all()}
-            dropped.append((step.name, gone))
-        by_reason = dict(sorted(by_reason.items()))
+            result, stats = row_step(blocks, step, columns)
+        if result.kept.schema is None:
+            result.kept.schema = blocks.schema
+        blocks = result.kept
+        if result.dropped.rows:
+            dropped.append((step.name, result.dropped))
         seconds = time.perf_counter() - t0
-        kept = ds.count()
-        log.info("step %s (ray): %d in, %d kept, dropped %s in %.2fs", step.name, rows_in, kept, by_reason, seconds)
+        log.info("step %s (ray): %d in, %d kept, dropped %s in %.2fs", step.name, rows_in, blocks.rows,
+                 result.reasons, seconds)
+        dropped_note = ", ".join(f"{r} {n:,}" for r, n in result.reasons.items()) or "none"
+        reporter.info(f"  {step.name}: {rows_in:,} rows in {seconds:.2f} s; kept {blocks.rows:,}, "
+                      f"dropped {dropped_note}")
         if run is not None:
             run.steps.append({"step": step.name, "config": step.config.model_dump(mode="json"), "rows_in": rows_in,
-                              "kept": kept, "dropped": by_reason, "seconds": round(seconds, 3), "engine": "ray",
-                              **stats})
+                              "kept": blocks.rows, "dropped": result.reasons, "seconds": round(seconds, 3),
+                              "engine": "ray", **stats})
             run.time(step.name, seconds)
-            for reason, n in by_reason.items():
+            for reason, n in result.reasons.items():
                 run.counts.drop(reason, n)
-    return ds, dropped
+    return blocks, dropped
 
 
-def _strip(table, drop: list[str]):
-    return table.drop_columns([c for c in drop if c in table.column_names])
+# ---------------------------------------------------------------------------------------- outputs
 
 
-def _conform(table, schema, order: int):
+def _conform(table, schema):
+    """`table` with `schema`'s columns in its order (missing ones null), without `_row`: the local engine's
+    `pl.concat(how="diagonal_relaxed")` of the steps' dropped frames."""
     import pyarrow as pa
 
-    cols = []
-    for field in schema:
-        if field.name in table.column_names:
-            cols.append(table[field.name].cast(field.type))
-        else:
-            cols.append(pa.nulls(table.num_rows, field.type))
-    out = pa.table(cols, schema=schema)
-    return out.append_column("_order", pa.array(np.full(table.num_rows, order, dtype=np.int64)))
+    cols = [table[f.name].cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+            for f in schema]
+    return pa.table(cols, schema=schema)
 
 
-def combine_dropped(dropped):
-    """One dataset of every step's dropped rows in the local engine's order (step, then input order)."""
+def _output_schema(schema, drop: tuple[str, ...]):
     import pyarrow as pa
 
-    schemas = [d.schema().base_schema for _, d in dropped]
-    unified = pa.unify_schemas(schemas, promote_options="permissive")
-    parts = [d.map_batches(_conform, fn_kwargs={"schema": unified, "order": i}, batch_format="pyarrow")
-             for i, (_, d) in enumerate(dropped)]
-    ds = parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
-    return ds.sort(["_order", ROW]).map_batches(_strip, fn_kwargs={"drop": ["_order", ROW]}, batch_format="pyarrow")
+    return pa.schema([f for f in schema if f.name not in drop])
 
 
-def _write_single(ds, path: Path) -> int:
-    """Stream a dataset into one Parquet file (batch by batch: memory of one batch on the driver)."""
+def _on_driver_node() -> dict[str, Any]:
+    """Task options that run a task on the driver's machine (it reads the input paths and writes the run
+    folder). A head node started with `--num-cpus 0` has no CPU to give: there such tasks ask for none."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    node = ray.get_runtime_context().get_node_id()
+    cpus = next((n.get("Resources", {}).get("CPU", 0) for n in ray.nodes() if n.get("NodeID") == node), 0)
+    options: dict[str, Any] = {"scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=False)}
+    if not cpus:
+        options["num_cpus"] = 0
+    return options
+
+
+def _write_parts_task(path: str, schema, *tables):
+    """Write tables as Parquet files `path/part-NNNNN.parquet` (a local path or a pyarrow filesystem URI)."""
     import pyarrow.parquet as pq
+    from pyarrow import fs
+
+    filesystem, base = fs.FileSystem.from_uri(path) if "://" in path else (fs.LocalFileSystem(), path)
+    filesystem.create_dir(base, recursive=True)
+    names = []
+    for i, table in enumerate(tables):
+        name = f"{base}/part-{i:05d}.parquet"
+        pq.write_table(_conform(table, schema), name, filesystem=filesystem)
+        names.append(name)
+    return names
+
+
+def _write_single_task(path: str, schema, tables: list):
+    """Stream tables (references, fetched one at a time) into one Parquet file, atomically."""
+    import pyarrow.parquet as pq
+    import ray
+
+    from studio.atomic import atomic_path
 
     rows = 0
-    with atomic_path(path) as tmp:
-        writer = None
-        for batch in ds.iter_batches(batch_format="pyarrow", batch_size=65536):
-            if writer is None:
-                writer = pq.ParquetWriter(str(tmp), batch.schema)
-            writer.write_table(batch)
-            rows += batch.num_rows
-        if writer is None:
-            pq.write_table(ds.schema().base_schema.empty_table(), str(tmp))
-        else:
-            writer.close()
+    with atomic_path(Path(path)) as tmp, pq.ParquetWriter(str(tmp), schema) as writer:
+        for ref in tables:
+            table = ray.get(ref)
+            writer.write_table(_conform(table, schema))
+            rows += table.num_rows
+            del table
     return rows
 
 
-def write_outputs_ray(run: Run, kept, dropped, quarantine, n_input: int, output_uri: str | None) -> tuple:
-    kept_out = kept.sort(ROW).map_batches(_strip, fn_kwargs={"drop": [*DROP_COLUMNS, ROW]}, batch_format="pyarrow")
-    kept_out = kept_out.materialize()
-    dropped_out = combine_dropped(dropped).materialize() if dropped else None
-    targets = [str(run.dir)] + ([output_uri.rstrip("/")] if output_uri else [])
-    for base in targets:
-        kept_out.write_parquet(f"{base}/kept")
-        if dropped_out is not None:
-            dropped_out.write_parquet(f"{base}/dropped")
+def write_outputs_ray(run: Run, kept: Blocks, dropped: list[tuple[str, Blocks]], quarantine, n_input: int,
+                      output_uri: str | None) -> bool:
+    import pyarrow as pa
+    import ray
+
+    here = _on_driver_node()
+    kept_schema = _output_schema(kept.schema, (*DROP_COLUMNS, ROW))
+    drop_refs = [ref for _, d in dropped for ref in d.refs]
+    if dropped:
+        dropped_schema = _output_schema(pa.unify_schemas([d.schema for _, d in dropped], promote_options="permissive"),
+                                        (ROW,))
+    else:  # the local engine's empty dropped.parquet: the kept columns with the drop columns and `step`
+        empty = _with_drop_columns(pl.from_arrow(_output_schema(kept.schema, (ROW,)).empty_table()))
+        dropped_schema = empty.with_columns(pl.lit(None, dtype=pl.String).alias("step")).to_arrow().schema
+    writes = []
+    targets = [(str(run.dir), here)] + ([(output_uri.rstrip("/"), None)] if output_uri else [])
+    for base, where in targets:
+        writer = _remote(_write_parts_task, **(where or {}))
+        writes.append(writer.remote(f"{base}/kept", kept_schema, *kept.refs))
+        writes.append(writer.remote(f"{base}/dropped", dropped_schema, *drop_refs))
+    small = n_input <= LOCAL_FILES_MAX_ROWS
+    if small:
+        single = _remote(_write_single_task, **here)
+        writes.append(single.remote(str(run.dir / "kept.parquet"), kept_schema, kept.refs))
+        writes.append(single.remote(str(run.dir / "dropped.parquet"), dropped_schema, drop_refs))
+    ray.get(writes)
+    n_dropped = sum(d.rows for _, d in dropped)
     for name in ("kept", "dropped"):
         for part in sorted((run.dir / name).glob("*.parquet")):
             run.add_output(part)
-    run.extra["sharded_outputs"] = {"kept": kept_out.count(), "dropped": dropped_out.count() if dropped_out else 0}
+    run.extra["sharded_outputs"] = {"kept": kept.rows, "dropped": n_dropped}
     if output_uri:
         run.extra["ray_output_uri"] = output_uri
-    small = n_input <= LOCAL_FILES_MAX_ROWS
     if small:
-        run.add_output(run.dir / "kept.parquet", rows=_write_single(kept_out, run.dir / "kept.parquet"))
-        if dropped_out is not None:
-            rows = _write_single(dropped_out, run.dir / "dropped.parquet")
-        else:
-            empty = _with_drop_columns(pl.from_arrow(kept_out.schema().base_schema.empty_table()))
-            empty.with_columns(pl.lit(None, dtype=pl.String).alias("step")).write_parquet(run.dir / "dropped.parquet")
-            rows = 0
-        run.add_output(run.dir / "dropped.parquet", rows=rows)
+        run.add_output(run.dir / "kept.parquet", rows=kept.rows)
+        run.add_output(run.dir / "dropped.parquet", rows=n_dropped)
     write_quarantine(quarantine, run.dir / "quarantine.jsonl")
     run.add_output(run.dir / "quarantine.jsonl", rows=len(quarantine))
     return small
 
 
-def _redact_early_drops(steps: list, dropped: list) -> list:
+def _redact_early_drops(steps: list, dropped: list[tuple[str, Blocks]]) -> list[tuple[str, Blocks]]:
     """As the local engine (`curate.pipeline.redact_what_left_early`): rows dropped before `redact_pii` ran are
     redacted with the same step, so no output holds PII the user asked to remove."""
+    import ray
+
     names = [s.name for s in steps]
     if "redact_pii" not in names or steps[names.index("redact_pii")].config.audit_only:
         return dropped
     early = set(names[:names.index("redact_pii")])
     config = steps[names.index("redact_pii")].config.model_dump(mode="json")
-    return [(name, ds.map_batches(_run_step_task, fn_args=("redact_pii", config), batch_format="pyarrow").materialize())
-            if name in early else (name, ds) for name, ds in dropped]
+    out = []
+    for name, blocks in dropped:
+        if name in early:
+            refs = _map_blocks(blocks, "redact_pii", config)  # batches of 512 rows: the blocks may be re-cut
+            metas = ray.get([_remote(_meta_task).remote(ref) for ref in refs])
+            blocks = Blocks(refs, [m[0] for m in metas], [m[1] for m in metas], metas[0][2] if metas else blocks.schema)
+        out.append((name, blocks))
+    return out
+
+
+def _schema_task(table):
+    return table.schema
+
+
+def _meta_task(table):
+    """(first _row, rows, schema) of a block."""
+    return (int(table[ROW][0].as_py()) if table.num_rows else -1), table.num_rows, table.schema
+
+
+class _LogCapture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[tuple[str, int, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append((record.name, record.levelno, record.getMessage()))
+
+
+def _read_task(paths: list[str], fmt: str | None, csv_map: str | None):
+    """Read a group of input files with the studio readers: (examples table, meta). The readers' log lines and
+    errors travel back in meta, so the driver logs and raises them as the local engine would."""
+    from studio.errors import StudioError as Error
+    from studio.readers import CsvMapping, read_inputs
+
+    capture = _LogCapture()
+    root = logging.getLogger()
+    root.addHandler(capture)
+    level = root.level
+    root.setLevel(logging.INFO)
+    try:
+        result = read_inputs(paths, fmt=fmt, csv_mapping=CsvMapping.parse(csv_map))
+        error = None
+    except Error as err:
+        result, error = None, str(err)
+    finally:
+        root.removeHandler(capture)
+        root.setLevel(level)
+    if result is None:
+        return None, {"error": error, "logs": capture.records}
+    table = result.frame().to_arrow() if result.kind == "examples" and result.rows else None
+    return table, {"error": None, "logs": capture.records, "kind": result.kind, "rows": len(result.rows),
+                   "quarantine": result.quarantine, "formats": result.formats, "first": paths[0]}
+
+
+def _number_task(table, offset: int):
+    """`_row` (input order) in front, the drop columns at the end: the block as the steps expect it."""
+    import pyarrow as pa
+
+    table = table.add_column(0, ROW, pa.array(np.arange(offset, offset + table.num_rows, dtype=np.int64)))
+    for name in ("drop_reason", "dup_of"):
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(table.num_rows, pa.large_string()))
+    return table
+
+
+@dataclass
+class ReadOut:
+    blocks: Blocks
+    quarantine: list
+    formats: dict[str, str]
+    n_input: int
+
+
+def _file_groups(files: list[Path], count: int) -> list[list[str]]:
+    """Consecutive runs of files of about equal total size (input order kept)."""
+    sizes = np.array([max(f.stat().st_size, 1) for f in files], dtype=np.float64)
+    cut = np.searchsorted(np.cumsum(sizes), sizes.sum() * np.arange(1, count) / count, side="left") + 1
+    bounds = [0, *sorted(set(np.clip(cut, 1, len(files)).tolist())), len(files)]
+    return [[str(f) for f in files[a:b]] for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+
+
+def read_blocks(config: PipelineConfig, ray_data: bool = True) -> ReadOut:
+    """Read the inputs in parallel with tasks on the driver's node (the studio readers take local paths), one
+    task per group of consecutive files, then number the rows in input order. The driver holds only counts,
+    formats and the quarantined records, never the rows."""
+    import ray
+
+    from studio.errors import InputError
+    from studio.readers import expand_inputs
+
+    files = expand_inputs(config.inputs)
+    total = sum(f.stat().st_size for f in files)
+    groups = _file_groups(files, max(2 * _partitions(), math.ceil(total / (32 << 20))))
+    read = _remote(_read_task, num_returns=2, **_on_driver_node())
+    outs = [read.remote(g, config.format, config.csv_map) for g in groups]
+    if ray_data:  # a step will run on Ray Data: import it on the driver while the workers read
+        _context()
+        _warm_up()
+    metas = ray.get([m for _, m in outs])
+    kind = None
+    formats: dict[str, str] = {}
+    quarantine: list = []
+    for meta in metas:
+        for name, level, msg in meta["logs"]:
+            logging.getLogger(name).log(level, "%s", msg)
+        if meta["error"]:
+            raise InputError(meta["error"])
+        if kind is None:
+            kind = meta["kind"]
+        elif meta["kind"] != kind and meta["rows"]:
+            raise InputError(f"{meta['first']} holds {meta['kind']} but the other inputs hold {kind}; "
+                             "read documents and examples separately.")
+        formats.update(meta["formats"])
+        quarantine.extend(meta["quarantine"])
+    if kind != "examples":
+        raise StudioError(f"curate works on examples, but {', '.join(formats)} hold plain documents; "
+                          "use them with `studio synth grounded-qa` instead.")
+    blocks, offset = Blocks(), 0
+    number = _remote(_number_task)
+    for (table, _), meta in zip(outs, metas, strict=True):
+        if meta["rows"]:
+            blocks.refs.append(number.remote(table, offset))
+            blocks.first.append(offset)
+            blocks.sizes.append(meta["rows"])
+            offset += meta["rows"]
+    if blocks.refs:
+        blocks.schema = ray.get(_remote(_schema_task).remote(blocks.refs[0]))
+    else:
+        from studio.schema import examples_frame
+
+        empty = _with_drop_columns(examples_frame([]).with_row_index(ROW).with_columns(pl.col(ROW).cast(pl.Int64)))
+        blocks.schema = empty.to_arrow().schema
+    return ReadOut(blocks, quarantine, formats, offset + len(quarantine))
+
+
+def _warm_up() -> None:
+    """Create Ray Data's statistics actor while the workers read (its start-up otherwise delays the first
+    step). The workers themselves are not warmed with import tasks: Ray may run those ahead of the reads."""
+    try:
+        from ray.data._internal.stats import get_or_create_stats_actor
+
+        get_or_create_stats_actor()
+    except Exception:  # noqa: BLE001 - a private Ray Data API: without it the first step is only slower
+        log.debug("could not pre-create Ray Data's stats actor", exc_info=True)
 
 
 def run_pipeline_ray(config: PipelineConfig, steps: list, out_dir: str | Path | None, reporter: Reporter,
                      workspace: Workspace | None, address: str | None = None, output_uri: str | None = None) -> Run:
-    """`run_pipeline(engine="ray")`: same inputs, same steps, same outputs as the local engine, on Ray Data."""
+    """`run_pipeline(engine="ray")`: same inputs, same steps, same outputs as the local engine, on Ray."""
     import ray
 
     unsupported = [s.name for s in steps if s.name in RAY_UNSUPPORTED]
@@ -614,30 +926,27 @@ def run_pipeline_ray(config: PipelineConfig, steps: list, out_dir: str | Path | 
              config={**config.model_dump(mode="json"), "engine": "ray"}) as run:
         started = connect(address, run.dir / ".ray")
         try:
-            _context()
             t0 = time.perf_counter()
-            result = read_examples(config)
+            result = read_blocks(config, ray_data=bool({s.name for s in steps} & RAY_DATA_STEPS))
             for path, fmt in result.formats.items():
                 run.add_input(path, format=fmt)
                 reporter.info(f"read {path} as [bold]{fmt}[/]")
-            frame = result.frame().with_row_index(ROW).with_columns(pl.col(ROW).cast(pl.Int64))
-            frame = _with_drop_columns(frame)
-            blocks = max(_partitions(), math.ceil(frame.height / 20_000))
-            ds = ray.data.from_arrow([t for t in _slices(frame, blocks)])
+            blocks, quarantine_in, n_input = result.blocks, result.quarantine, result.n_input
             run.time("read", time.perf_counter() - t0)
-            run.counts.input = result.n_input
-            run.counts.quarantined = len(result.quarantine)
-            if result.quarantine:
-                reporter.warn(f"{len(result.quarantine)} malformed records quarantined (see {run.dir / 'quarantine.jsonl'})")
-            kept, dropped = run_steps_ray(ds, steps, run, reporter)
-            run.counts.kept = kept.count()
+            run.counts.input = n_input
+            run.counts.quarantined = len(quarantine_in)
+            if quarantine_in:
+                reporter.warn(f"{len(quarantine_in)} malformed records quarantined "
+                              f"(see {run.dir / 'quarantine.jsonl'})")
+            kept, dropped = run_steps_ray(blocks, steps, run, reporter)
+            run.counts.kept = kept.rows
             dropped = _redact_early_drops(steps, dropped)
-            _, quarantine = redact_what_left_early(steps, [], result.quarantine)
+            _, quarantine = redact_what_left_early(steps, [], quarantine_in)
             t1 = time.perf_counter()
-            small = write_outputs_ray(run, kept, dropped, quarantine, result.n_input, output_uri)
+            small = write_outputs_ray(run, kept, dropped, quarantine, n_input, output_uri)
             run.time("write", time.perf_counter() - t1)
             run.extra["engine"] = {"name": "ray", "address": address or "local",
-                                   "cpus": int(ray.cluster_resources().get("CPU", 0))}
+                                   "cpus": int(ray.cluster_resources().get("CPU", 0)), "partitions": _partitions()}
             if config.report and small:
                 kept_df = pl.read_parquet(run.dir / "kept.parquet")
                 dropped_df = pl.read_parquet(run.dir / "dropped.parquet")
@@ -646,9 +955,3 @@ def run_pipeline_ray(config: PipelineConfig, steps: list, out_dir: str | Path | 
             if started:
                 ray.shutdown()
     return run
-
-
-def _slices(frame: pl.DataFrame, blocks: int):
-    size = max(1, math.ceil(frame.height / blocks))
-    for start in range(0, max(frame.height, 1), size):
-        yield frame.slice(start, size).to_arrow()

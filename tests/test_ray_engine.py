@@ -9,6 +9,8 @@ code per batch, in actor pools). semantic_dedupe is refused on Ray, with one sen
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -63,6 +65,12 @@ def test_ray_engine_manifest_counts_match_the_local_engine(both_runs):
     c = ray_run.counts.to_dict()
     assert c["input"] == c["kept"] + sum(c["dropped"].values()) + c["quarantined"]
     assert [s["step"] for s in ray_run.steps] == ["normalize", "exact_dedupe", "near_dedupe"]
+    # the driver received spanning forests only: at most rows - 1 edges per partition, whatever the pair count
+    near = ray_run.steps[-1]
+    local_near = local.steps[-1]
+    assert near["candidate_pairs"] == local_near["candidate_pairs"]
+    assert 0 < near["forest_edges"] <= ray_run.extra["engine"]["partitions"] * (near["rows_in"] - 1)
+    assert near["forest_edges"] < near["verified_pairs"]
 
 
 def test_ray_engine_writes_sharded_parquet_directories_in_input_order(both_runs):
@@ -71,6 +79,91 @@ def test_ray_engine_writes_sharded_parquet_directories_in_input_order(both_runs)
     kept_file = pl.read_parquet(ray_run.dir / "kept.parquet")
     assert sorted(kept_dir["id"].to_list()) == sorted(kept_file["id"].to_list())
     assert len(list((ray_run.dir / "dropped").glob("*.parquet"))) >= 1
+
+
+def test_ray_engine_keeps_the_highest_quality_row_of_each_cluster_as_the_local_engine(
+        tmp_path_factory, ray_cluster, sample_data):
+    # score (heuristics only: no language model) runs in a Ray actor pool and adds `quality`; near_dedupe must
+    # then keep each cluster's highest-quality row (ties: first in input order) exactly as the local step does.
+    out = tmp_path_factory.mktemp("quality")
+    inputs = [str(p) for p in sorted(sample_data.iterdir()) if p.suffix in (".jsonl", ".json", ".csv")]
+    steps = ["normalize", {"score": {"model": False}}, "exact_dedupe", {"near_dedupe": {"threshold": 0.5}}]
+    cfg = PipelineConfig(inputs=inputs, steps=steps, report=False)
+    local = run_pipeline(cfg, out_dir=out / "local")
+    ray_run = run_pipeline(cfg, out_dir=out / "ray", engine="ray")
+    for name in ("kept", "dropped"):
+        assert_frame_equal(pl.read_parquet(local.dir / f"{name}.parquet"),
+                           pl.read_parquet(ray_run.dir / f"{name}.parquet"), check_dtypes=False)
+    dropped = pl.read_parquet(ray_run.dir / "dropped.parquet").filter(pl.col("drop_reason") == "near_duplicate")
+    kept = pl.read_parquet(ray_run.dir / "kept.parquet")
+    reps = kept.filter(pl.col("dup_cluster").is_not_null())
+    assert dropped.height > 0 and reps.height > 0
+    # each dropped row's representative is kept and scores at least as high
+    best = reps.select("id", pl.col("quality").alias("rep_quality"))
+    joined = dropped.join(best, left_on="dup_of", right_on="id", how="left")
+    assert joined["rep_quality"].null_count() == 0
+    assert (joined["rep_quality"].fill_nan(-1.0) >= joined["quality"].fill_nan(-1.0)).all()
+    assert ray_run.counts.to_dict() == local.counts.to_dict()
+
+
+def test_ray_engine_refuses_mixed_inputs_with_the_local_engines_sentence(tmp_path, ray_cluster, sample_data):
+    # the Ray engine reads files in parallel tasks; a documents folder after an examples file must still
+    # fail with the readers' one sentence naming the file, as in the local engine
+    cfg = PipelineConfig(inputs=[str(sample_data / "support_chat.jsonl"), str(sample_data / "docs")],
+                         steps=["normalize"], report=False)
+    messages = []
+    for engine in ("local", "ray"):
+        with pytest.raises(StudioError) as err:
+            run_pipeline(cfg, out_dir=tmp_path / engine, engine=engine)
+        messages.append(str(err.value))
+    assert messages[0] == messages[1]
+    assert "holds documents but the other inputs hold examples" in messages[1]
+
+
+def test_ray_output_uri_gets_the_same_parquet_parts_as_the_run_folder(tmp_path, ray_cluster, sample_data):
+    # --ray-output takes any pyarrow filesystem URI; file:// is the one a test machine has
+    cfg = PipelineConfig(inputs=[str(sample_data / "support_chat.jsonl"), str(sample_data / "product_qa.jsonl")],
+                         steps=["normalize", "exact_dedupe"], report=False)
+    run = run_pipeline(cfg, out_dir=tmp_path / "run", engine="ray", ray_output=f"file://{tmp_path}/remote/")
+    for name in ("kept", "dropped"):
+        here = pl.read_parquet(run.dir / name / "*.parquet")
+        there = pl.read_parquet(tmp_path / "remote" / name / "*.parquet")
+        assert here.height > 0
+        assert_frame_equal(here, there)
+    assert run.extra["ray_output_uri"] == f"file://{tmp_path}/remote/"
+
+
+MULTI_NODE = """
+import os, sys
+os.environ["RAY_AUTH_MODE"] = "disabled"
+import ray
+from ray.cluster_utils import Cluster
+from curate.pipeline import PipelineConfig, run_pipeline
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})  # a head that runs no work ...
+cluster.add_node(num_cpus=2)  # ... and one worker node (a second raylet on this machine)
+try:
+    cfg = PipelineConfig(inputs=sys.argv[2:], steps=["normalize", "exact_dedupe", "near_dedupe"], report=False)
+    run = run_pipeline(cfg, out_dir=sys.argv[1], engine="ray", ray_address=cluster.address)
+    print("nodes", len(cluster.list_all_nodes()), "cpus", run.extra["engine"]["cpus"])
+finally:
+    ray.shutdown()
+    cluster.shutdown()
+"""
+
+
+def test_ray_engine_runs_on_a_two_node_cluster_whose_head_has_no_cpus(tmp_path, sample_data):
+    # Reading and writing run on the driver's node (local paths); with `ray start --head --num-cpus 0` they must
+    # still get scheduled there, and the steps on the worker node. Own process: the session cluster is up.
+    inputs = [str(sample_data / "support_chat.jsonl"), str(sample_data / "product_qa.jsonl")]
+    proc = subprocess.run([sys.executable, "-c", MULTI_NODE, str(tmp_path / "ray"), *inputs], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "nodes 2 cpus 2" in proc.stdout
+    local = run_pipeline(PipelineConfig(inputs=inputs, steps=["normalize", "exact_dedupe", "near_dedupe"],
+                                        report=False), out_dir=tmp_path / "local")
+    for name in ("kept", "dropped"):
+        assert_frame_equal(pl.read_parquet(local.dir / f"{name}.parquet"),
+                           pl.read_parquet(tmp_path / "ray" / f"{name}.parquet"), check_dtypes=False)
 
 
 def test_unreachable_ray_address_is_one_clear_error(tmp_path, sample_data):

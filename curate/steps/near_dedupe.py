@@ -35,6 +35,7 @@ loops (numba), NumPy and Polars (`curate.minhash`, `curate._kernels`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -85,6 +86,43 @@ def text_expr(which: str) -> pl.Expr:
         role = "user" if which == "prompt" else "assistant"
         contents = pl.col("messages").list.eval(turn.filter(turn.struct.field("role") == role).struct.field("content"))
     return contents.list.join("\n").fill_null("")
+
+
+def check_unsure(n: int, pairs: np.ndarray, sims: np.ndarray, threshold: float, exact_band: float,
+                 exact: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Replace the estimate by the exact Jaccard (`exact(pairs)`) for the pairs whose estimate is within
+    `exact_band` of the threshold, skipping those that cannot change the clusters; returns which pairs were
+    checked. `pairs` index `n` documents; `sims` is updated in place.
+
+    Pairs clearly above the threshold are edges; the unsure ones are taken in rounds from the highest
+    estimate down, and a pair whose two documents are already in one cluster (joined by edges decided or
+    verified in earlier rounds) is skipped: whatever its exact value, the clusters stay the same. The
+    clusters are therefore exactly those of checking every unsure pair. (The Ray engine calls this on each
+    partition of the candidate pairs: a pair skipped there joins documents already joined by real edges.)"""
+    checked = np.zeros(len(pairs), dtype=bool)
+    unsure = np.abs(sims - threshold) <= exact_band
+    if not unsure.any():
+        return checked
+    edges = [pairs[sims > threshold + exact_band]]
+
+    def labels() -> np.ndarray:
+        return minhash.connected_components(n, np.concatenate(edges))
+
+    cuts = threshold + exact_band * np.array([1.0, 2 / 3, 1 / 3, 0.0, -1 / 3, -1.0])
+    for hi, lo in zip(cuts[:-1], cuts[1:], strict=True):
+        sel = np.flatnonzero(unsure & (sims <= hi) & (sims >= lo) & ~checked)
+        if not len(sel):
+            continue
+        lab = labels()
+        sel = sel[lab[pairs[sel, 0]] != lab[pairs[sel, 1]]]
+        if not len(sel):
+            continue
+        sims[sel] = exact(pairs[sel])
+        checked[sel] = True
+        edges.append(pairs[sel[sims[sel] >= threshold]])
+    # A skipped pair keeps its estimate: it joins two documents already in one cluster, so whether it
+    # counts as an edge changes nothing; its `similarity`, if reported, is computed exactly later.
+    return checked
 
 
 class NearDedupe(Step):
@@ -179,38 +217,9 @@ class NearDedupe(Step):
         return pairs, sims
 
     def _check_unsure(self, n: int, pairs: np.ndarray, sims: np.ndarray) -> np.ndarray:
-        """Replace the estimate by the exact Jaccard for the pairs whose estimate is within `exact_band` of the
-        threshold, skipping those that cannot change the clusters; returns which pairs were checked.
-
-        Pairs clearly above the threshold are edges; the unsure ones are taken in rounds from the highest
-        estimate down, and a pair whose two documents are already in one cluster (joined by edges decided or
-        verified in earlier rounds) is skipped: whatever its exact value, the clusters stay the same. The
-        clusters are therefore exactly those of checking every unsure pair."""
+        """`check_unsure` with the exact Jaccard from the shingle hashes kept by the first pass."""
         cfg = self.config
-        checked = np.zeros(len(pairs), dtype=bool)
-        unsure = np.abs(sims - cfg.threshold) <= cfg.exact_band
-        if not unsure.any():
-            return checked
-        edges = [pairs[sims > cfg.threshold + cfg.exact_band]]
-
-        def labels() -> np.ndarray:
-            return minhash.connected_components(n, np.concatenate(edges))
-
-        cuts = cfg.threshold + cfg.exact_band * np.array([1.0, 2 / 3, 1 / 3, 0.0, -1 / 3, -1.0])
-        for hi, lo in zip(cuts[:-1], cuts[1:], strict=True):
-            sel = np.flatnonzero(unsure & (sims <= hi) & (sims >= lo) & ~checked)
-            if not len(sel):
-                continue
-            lab = labels()
-            sel = sel[lab[pairs[sel, 0]] != lab[pairs[sel, 1]]]
-            if not len(sel):
-                continue
-            sims[sel] = self._exact(None, pairs[sel])
-            checked[sel] = True
-            edges.append(pairs[sel[sims[sel] >= cfg.threshold]])
-        # A skipped pair keeps its estimate: it joins two documents already in one cluster, so whether it
-        # counts as an edge changes nothing; its `similarity`, if reported, is computed exactly later.
-        return checked
+        return check_unsure(n, pairs, sims, cfg.threshold, cfg.exact_band, lambda p: self._exact(None, p))
 
     def _exact(self, texts: pl.Series | None, pairs: np.ndarray) -> np.ndarray:
         """Exact Jaccard of the pairs, from the shingle hashes kept by the first pass."""
