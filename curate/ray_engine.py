@@ -628,13 +628,13 @@ class _Embedder:
     uniquely named shards (atomic renames) but never merge shards (`compact=False`), so they cannot delete a
     file another actor is reading; the merge runs once after them (`_compact_cache_task`)."""
 
-    def __init__(self, cfg: dict[str, Any], root: str) -> None:
+    def __init__(self, cfg: dict[str, Any], root: str | None) -> None:
         from curate.embeddings import EmbeddingCache
 
         self.view = cfg["text"]
         self.cache = EmbeddingCache(cfg["model"], view=cfg["text"], max_seq_length=cfg["max_seq_length"],
-                                    batch_size=cfg["batch_size"], threads=cfg["threads"], root=Path(root),
-                                    compact=False)
+                                    batch_size=cfg["batch_size"], threads=cfg["threads"],
+                                    root=Path(root) if root else None, compact=False)
 
     def embed(self, table):
         """(unit vectors of the block's rows in order, counters)."""
@@ -649,10 +649,11 @@ class _Embedder:
                      "encode_seconds": cache.encode_seconds, "model_load_seconds": cache.load_seconds}
 
 
-def _compact_cache_task(cfg: dict[str, Any], root: str) -> None:
+def _compact_cache_task(cfg: dict[str, Any], root: str | None) -> None:
     from curate.embeddings import EmbeddingCache
 
-    EmbeddingCache(cfg["model"], view=cfg["text"], max_seq_length=cfg["max_seq_length"], root=Path(root)).compact()
+    EmbeddingCache(cfg["model"], view=cfg["text"], max_seq_length=cfg["max_seq_length"],
+                   root=Path(root) if root else None).compact()
 
 
 def _take_rows_task(emb: np.ndarray, local: np.ndarray) -> np.ndarray:
@@ -773,7 +774,8 @@ def semantic_dedupe(blocks: Blocks, step, columns: list[str]) -> tuple[StepResul
         return StepResult(Blocks(schema=blocks.schema), Blocks(), {}), {"kmeans_clusters": 0}
 
     # 1. embeddings, one actor per CPU (at most one per block), each loading the model once
-    root = str(cache_dir() / "embeddings")
+    # $STUDIO_CACHE set for the driver applies to the actors too; otherwise each node uses its own default cache
+    root = str(cache_dir() / "embeddings") if os.environ.get("STUDIO_CACHE") else None
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
     embedder = ray.remote(_Embedder).options(num_cpus=1)
     actors = [embedder.remote(cfg, root) for _ in range(max(1, min(cpus, nb, math.ceil(n / EMBED_ROWS_PER_ACTOR))))]

@@ -180,7 +180,7 @@ SEMANTIC_BEFORE = ["normalize", "exact_dedupe", "near_dedupe"]
 @pytest.fixture(scope="session")
 def semantic_runs(tmp_path_factory, ray_cluster, sample_data):
     """The sample pipeline ending in semantic_dedupe, on Ray then locally, at the default cluster size (one
-    k-means cluster) and at cluster_size 50 (several clusters, rows on their boundaries). The Ray run starts
+    k-means cluster) and at cluster_size 50 (several clusters, rows on their boundaries). The first Ray run starts
     with an empty embedding cache, so its actors encode every row; the local runs then read the vectors the
     actors cached, so both engines cluster the same vectors (two cold caches also gave identical outputs when
     this was written, for 15 s more of encoding)."""
@@ -197,6 +197,7 @@ def semantic_runs(tmp_path_factory, ray_cluster, sample_data):
             ray_run = run_pipeline(cfg, out_dir=out / f"ray{size}", engine="ray")
             local = run_pipeline(cfg, out_dir=out / f"local{size}")
             runs[size] = (local, ray_run)
+    runs["cache"] = out / "cache"
     return runs
 
 
@@ -242,3 +243,46 @@ def test_semantic_dedupe_on_ray_with_several_clusters_and_boundary_rows_matches_
     # the driver received the pairs above the threshold, not the vectors (384 float32 per row)
     assert step["pairs"] >= gone.height
     assert 0 < step["driver_bytes"] < step["rows_in"] * 384 * 4 / 10
+
+
+def test_semantic_dedupe_on_ray_keeps_the_highest_quality_row_as_the_local_step(semantic_runs, sample_data,
+                                                                                monkeypatch):
+    # The ranking with a `quality` column (highest first, nulls last, input order between equals), checked on the
+    # Ray function itself: `score` would add the column but costs 20-40 s here, so the test sets coarse scores
+    # (many ties, some nulls) on the rows that reach semantic_dedupe, cuts them into blocks in the object store
+    # and compares with the local step's `apply`. The vectors come from the fixture's cache.
+    import ray
+
+    from curate import ray_engine
+    from curate.pipeline import _with_drop_columns, run_steps
+    from curate.registry import build_step
+    from studio.demo import sample_inputs
+    from studio.readers import read_inputs
+
+    monkeypatch.setenv("STUDIO_CACHE", str(semantic_runs["cache"]))
+    files = [p for p in sample_inputs(sample_data) if "malformed" not in p.parts]
+    base, _ = run_steps(read_inputs(files).frame(), [build_step(s) for s in SEMANTIC_BEFORE])
+    base = base.with_columns(
+        pl.when(pl.int_range(pl.len()) % 11 == 3).then(None)
+        .otherwise((pl.col("id").hash(seed=1) % 5).cast(pl.Float64) / 4).alias("quality"))
+    local = build_step("semantic_dedupe", {"cluster_size": 50}).apply(_with_drop_columns(base))
+
+    numbered = _with_drop_columns(base.with_row_index(ray_engine.ROW).with_columns(pl.col(ray_engine.ROW).cast(pl.Int64)))
+    cuts = [0, 100, 230, numbered.height]
+    blocks = ray_engine.Blocks(
+        refs=[ray.put(numbered[a:b].to_arrow()) for a, b in zip(cuts[:-1], cuts[1:], strict=True)],
+        first=cuts[:-1], sizes=[b - a for a, b in zip(cuts[:-1], cuts[1:], strict=True)],
+        schema=numbered.to_arrow().schema)
+    step = build_step("semantic_dedupe", {"cluster_size": 50})
+    result, stats = ray_engine.semantic_dedupe(blocks, step, numbered.columns)
+    tables = ray.get([*result.kept.refs, *result.dropped.refs])
+    out = pl.concat([pl.from_arrow(t).drop("step", strict=False) for t in tables], how="diagonal_relaxed")
+    assert_frame_equal(out.sort(ray_engine.ROW).drop(ray_engine.ROW), local, check_dtypes=False)
+    assert stats["encoded"] == 0 and stats["kmeans_clusters"] > 1
+    gone = local.filter(pl.col("drop_reason") == "semantic_duplicate")
+    joined = gone.join(local.select("id", pl.col("quality").alias("rep_q")), left_on="dup_of", right_on="id")
+    assert gone.height == joined.height > 0
+    assert (joined["rep_q"].fill_null(-1.0) >= joined["quality"].fill_null(-1.0)).all()
+    # the scores changed some representatives: not every kept row is the earlier of its pair in input order
+    ids = base["id"].to_list()
+    assert any(ids.index(rep) > ids.index(dup) for dup, rep in zip(gone["id"], gone["dup_of"], strict=True))
