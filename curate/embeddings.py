@@ -81,7 +81,7 @@ class EmbeddingCache:
     """Embeds texts with one model, reusing vectors cached on disk for ids seen before."""
 
     def __init__(self, model: str = "default", view: str = "", max_seq_length: int = 128, batch_size: int = 64,
-                 threads: int = 1, root: Path | None = None) -> None:
+                 threads: int = 1, root: Path | None = None, compact: bool = True) -> None:
         self.model_path = resolve_model(model)
         self.max_seq_length = max_seq_length
         self.batch_size = batch_size
@@ -89,6 +89,10 @@ class EmbeddingCache:
         key_src = json.dumps([model_fingerprint(self.model_path), view, max_seq_length])
         self.key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
         self.dir = (root or cache_dir() / "embeddings") / self.key
+        self.compact_shards = compact
+        """Merge shards past MAX_SHARDS after a store. The Ray engine's embedding actors share one folder and pass
+        False: writers only add uniquely named shards (atomic renames), so concurrent readers and writers are
+        safe; merging deletes shards another process may be reading, so it runs once, after them (`compact`)."""
         self.encoded = 0
         self.cache_hits = 0
         self.encode_seconds = 0.0
@@ -107,6 +111,11 @@ class EmbeddingCache:
         frame = pl.DataFrame({"id": ids, "emb": emb.astype(np.float32)},
                              schema={"id": pl.String, "emb": pl.Array(pl.Float32, emb.shape[1])})
         write_parquet_atomic(frame, self.dir / f"part-{uuid.uuid4().hex}.parquet")
+        if self.compact_shards:
+            self.compact()
+
+    def compact(self) -> None:
+        """Merge the shards into one when there are more than MAX_SHARDS (not safe while others read them)."""
         parts = sorted(self.dir.glob("part-*.parquet"))
         if len(parts) > MAX_SHARDS:
             merged = pl.scan_parquet(parts).unique("id", keep="first").collect()

@@ -49,9 +49,20 @@ actor start-up on a small cluster: see bench/README.md `## ray_scale`).
   live only in the band-key and pair partitions, one partition per task (a task holds O(pairs / P)).
   Workers reading sketches for verification hold the signatures and shingle hashes of the blocks their
   pairs touch.
-- semantic_dedupe is not available on Ray yet: the local step's boundary margin and global greedy pass have no
-  distributed form here, and a plain per-cluster SemDeDup would not give the local engine's output. A
-  pipeline naming it is refused with one sentence before anything runs.
+- semantic_dedupe (SemDeDup by distributed clustering, the local step's functions at every stage): per block,
+  embeddings in a pool of Ray actors (`_Embedder`: the step's `EmbeddingCache`, model loaded once per actor,
+  one actor per `EMBED_ROWS_PER_ACTOR` rows up to one per CPU; actors add cache shards but never merge them,
+  one task merges after them) → the driver draws the local step's centroid sample (`centroid_sample`: same
+  seed, same rng calls), fetches only those rows' vectors (≤ 128 per centroid) and fits the same centroids
+  (`fit_centroids`) → per block, each row's nearest centroid and the second nearest within the boundary margin
+  (`assign_clusters`), the (row, label, quality, vector) entries split by label → per label partition, each
+  cluster's rows in the local rank order (highest quality, then input order) and its pairs with cosine ≥
+  threshold (`cluster_pairs`) → the driver resolves the pairs greedily best-first (`resolve_pairs`, the local
+  step's own pass) → per block, `semantic_duplicate`, `dup_of`, `similarity` and `semantic_cluster`.
+  **Driver memory:** the centroid sample and centroids (O(k × 128) vectors), then every pair at or above the
+  threshold (about 40 bytes each) and the representatives' ids — never all vectors. The pairs are bounded by
+  the duplicate pairs, not by the rows: few at the default 0.95, many at a loose threshold on data full of
+  near-copies (a row with m duplicates in its cluster brings up to m pairs).
 
 Outputs (in the run folder): `kept/` and `dropped/` — directories of Parquet part files, one per block, rows in
 input order (`dropped/` by step, then input order), written by tasks on the driver's node (like the read
@@ -102,6 +113,10 @@ MODEL_STEPS = {"redact_pii", "score"}
 RAY_DATA_STEPS = set(MODEL_STEPS)
 #: Runs with at most this many input rows also get the local engine's single-file outputs and report.
 LOCAL_FILES_MAX_ROWS = 500_000
+#: semantic_dedupe starts one embedding actor per this many rows (at most one per CPU and per block): each actor
+#: loads the model (a fresh worker imports torch and sentence-transformers: ~10-17 s of CPU measured here on a
+#: busy 2-core machine, against ~30 rows/s of encoding), so a small input gets one actor, not one per CPU.
+EMBED_ROWS_PER_ACTOR = 2048
 #: Most rows per block when the input is cut into blocks (at least `_partitions()` blocks are made).
 BLOCK_ROWS = 100_000
 ROW = "_row"
@@ -604,8 +619,243 @@ def near_dedupe(blocks: Blocks, step, columns: list[str]) -> tuple[StepResult, d
     return result, stats
 
 
-GLOBAL_STEPS = {"exact_dedupe": exact_dedupe, "near_dedupe": near_dedupe}
-RAY_UNSUPPORTED = ("semantic_dedupe",)
+# ------------------------------------------------------------------------------------ semantic dedupe
+
+
+class _Embedder:
+    """Ray actor: the semantic_dedupe step's `EmbeddingCache` (its model loaded once per actor, on the first
+    block with rows the cache lacks) embedding whole blocks. Actors share the cache folder: they read it and add
+    uniquely named shards (atomic renames) but never merge shards (`compact=False`), so they cannot delete a
+    file another actor is reading; the merge runs once after them (`_compact_cache_task`)."""
+
+    def __init__(self, cfg: dict[str, Any], root: str | None) -> None:
+        from curate.embeddings import EmbeddingCache
+
+        self.view = cfg["text"]
+        self.cache = EmbeddingCache(cfg["model"], view=cfg["text"], max_seq_length=cfg["max_seq_length"],
+                                    batch_size=cfg["batch_size"], threads=cfg["threads"],
+                                    root=Path(root) if root else None, compact=False)
+
+    def embed(self, table):
+        """(unit vectors of the block's rows in order, counters)."""
+        from curate.views import view_text
+
+        df = _to_polars(table)
+        texts = df.select(view_text(self.view)).to_series().to_list()
+        cache = self.cache
+        cache.encoded, cache.encode_seconds, cache.load_seconds = 0, 0.0, 0.0
+        emb = cache.embed(df.get_column("id").to_list(), texts)
+        return emb, {"encoded": cache.encoded, "cache_hits": cache.cache_hits,
+                     "encode_seconds": cache.encode_seconds, "model_load_seconds": cache.load_seconds}
+
+
+def _compact_cache_task(cfg: dict[str, Any], root: str | None) -> None:
+    from curate.embeddings import EmbeddingCache
+
+    EmbeddingCache(cfg["model"], view=cfg["text"], max_seq_length=cfg["max_seq_length"],
+                   root=Path(root) if root else None).compact()
+
+
+def _take_rows_task(emb: np.ndarray, local: np.ndarray) -> np.ndarray:
+    return emb[local]
+
+
+def _sem_assign_task(table, emb: np.ndarray, offset: int, centroids: np.ndarray | None, margin: float, parts: int):
+    """Per block: (row, cluster label) entries — nearest centroid, and the second nearest within `margin`
+    (`assign_clusters`, the local step's function) — with each entry's quality and vector, split into `parts`
+    by label, then the number of entries. Rows are numbered by position among the step's input rows (`offset` =
+    this block's first)."""
+    from curate.steps.semantic_dedupe import assign_clusters, quality_of
+
+    q = quality_of(_to_polars(table))
+    n = emb.shape[0]
+    if centroids is None:  # k ≤ 1: one cluster of every row
+        rows, labels = np.arange(offset, offset + n), np.zeros(n, np.int64)
+    else:
+        rows, labels = assign_clusters(emb, centroids, margin, offset)
+    part = labels % parts
+    local = rows - offset
+    return (*({"row": rows[part == p], "label": labels[part == p], "vec": emb[local[part == p]],
+               "q": q[local[part == p]] if q is not None else None} for p in range(parts)), int(rows.size))
+
+
+def _sem_pairs_task(threshold: float, *entries):
+    """Per label partition: each cluster's members in rank order (highest quality, then input order — the
+    local rank restricted to the cluster), then `cluster_pairs` (the local step's function). Returns the pairs
+    (worse row, better row, cosine, cluster label, worse row's quality) and the number of clusters."""
+    from curate.steps.semantic_dedupe import cluster_pairs, group_clusters
+
+    rows = np.concatenate([e["row"] for e in entries])
+    labels = np.concatenate([e["label"] for e in entries])
+    vecs = np.concatenate([e["vec"] for e in entries]) if rows.size else None
+    has_q = entries[0]["q"] is not None
+    q = np.concatenate([e["q"] for e in entries]) if has_q else np.zeros(rows.size)
+    found = []
+    if rows.size:
+        names, groups = group_clusters(np.arange(rows.size), labels)
+    else:
+        names, groups = np.zeros(0, np.int64), []
+    for label, ent in zip(names.tolist(), groups, strict=True):
+        if ent.size < 2:
+            continue
+        ent = ent[np.lexsort((rows[ent], -q[ent]))]
+        pj, pi, ps = cluster_pairs(rows[ent], vecs[ent], threshold)
+        found.append((pj, pi, ps, np.full(pj.size, label, np.int64)))
+    if found:
+        pj, pi, ps, lab = (np.concatenate(x) for x in zip(*found, strict=True))
+    else:
+        pj, pi, ps, lab = (np.zeros(0, np.int64),) * 2 + (np.zeros(0, np.float32), np.zeros(0, np.int64))
+    by_row = np.unique(rows, return_index=True)
+    qj = q[by_row[1][np.searchsorted(by_row[0], pj)]] if pj.size else np.zeros(0)
+    return {"j": pj, "i": pi, "s": ps, "label": lab, "qj": qj}, len(names)
+
+
+def _ids_task(table, local: np.ndarray):
+    import pyarrow as pa
+
+    return table["id"].take(pa.array(local))
+
+
+def _sem_mark_task(table, step: str, columns: list[str], drop_at: np.ndarray, drop_rep, drop_sim: np.ndarray,
+                   rep_at: np.ndarray):
+    """Per block: dropped rows get `semantic_duplicate`, `dup_of` and `similarity`; every member of a duplicate
+    group gets `semantic_cluster` = its kept representative's id (the local step's columns)."""
+    from curate.steps.semantic_dedupe import REASON
+
+    df = _to_polars(table)
+    n = df.height
+    dup_of = pl.Series("_dup_of", [None] * n, dtype=pl.String)
+    cluster = pl.Series("semantic_cluster", [None] * n, dtype=pl.String)
+    if len(drop_at):
+        rep_ids = pl.Series(drop_rep).cast(pl.String)
+        dup_of = dup_of.scatter(drop_at, rep_ids)
+        cluster = cluster.scatter(drop_at, rep_ids)
+    if len(rep_at):
+        cluster = cluster.scatter(rep_at, df.get_column("id").gather(rep_at).cast(pl.String))
+    sim = np.full(n, np.nan)
+    sim[drop_at] = drop_sim
+    is_dup = np.zeros(n, dtype=bool)
+    is_dup[drop_at] = True
+    old_sim = pl.col("similarity") if "similarity" in df.columns else pl.lit(None, dtype=pl.Float64)
+    dup = pl.col("_is_dup")
+    df = df.with_columns(dup_of, cluster, pl.Series("_is_dup", is_dup),
+                         pl.Series("_sim", sim, dtype=pl.Float64).fill_nan(None)).with_columns(
+        pl.when(dup).then(pl.lit(REASON)).otherwise(pl.col("drop_reason")).alias("drop_reason"),
+        pl.when(dup).then(pl.col("_dup_of")).otherwise(pl.col("dup_of")).alias("dup_of"),
+        pl.when(dup).then(pl.col("_sim")).otherwise(old_sim).alias("similarity"),
+    )
+    cols = [c for c in columns if c in df.columns]
+    cols += [c for c in ("semantic_cluster", "similarity") if c not in cols]
+    return _split_table(df.select(cols).to_arrow(), step)
+
+
+def semantic_dedupe(blocks: Blocks, step, columns: list[str]) -> tuple[StepResult, dict]:
+    """semantic_dedupe on Ray: embed per block in an actor pool → centroid sample fetched and fitted on the driver
+    → per block, (row, label) entries hash-partitioned by label → per partition, the within-cluster pairs ≥
+    threshold → greedy best-first resolution on the driver → per block, the marks.
+
+    **Driver memory:** never the vectors of all rows: the centroid sample (≤ 128 × k rows × dim floats, as the
+    local step fits on) and the k centroids, then every pair at or above the threshold (5 numbers each) and the
+    ids of the kept representatives. The pairs are O(duplicate pairs): small at a strict threshold (0.95) but not
+    bounded by the input size alone; a loose threshold over a data set of many near-copies makes it large."""
+    import ray
+
+    from curate.steps.semantic_dedupe import centroid_sample, cluster_count, fit_centroids, resolve_pairs
+    from studio.models import cache_dir
+
+    t0 = time.perf_counter()
+    cfg = step.config.model_dump(mode="json")
+    parts = _partitions()
+    nb = len(blocks.refs)
+    sizes = np.asarray(blocks.sizes, dtype=np.int64)
+    offsets = np.r_[0, np.cumsum(sizes)[:-1]].astype(np.int64)
+    n = int(sizes.sum())
+    if nb == 0:
+        return StepResult(Blocks(schema=blocks.schema), Blocks(), {}), {"kmeans_clusters": 0}
+
+    # 1. embeddings, one actor per CPU (at most one per block), each loading the model once
+    # $STUDIO_CACHE set for the driver applies to the actors too; otherwise each node uses its own default cache
+    root = str(cache_dir() / "embeddings") if os.environ.get("STUDIO_CACHE") else None
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    embedder = ray.remote(_Embedder).options(num_cpus=1)
+    actors = [embedder.remote(cfg, root) for _ in range(max(1, min(cpus, nb, math.ceil(n / EMBED_ROWS_PER_ACTOR))))]
+    embedded = [actors[b % len(actors)].embed.options(num_returns=2).remote(ref) for b, ref in enumerate(blocks.refs)]
+    emb_refs = [e[0] for e in embedded]
+    counters = ray.get([e[1] for e in embedded])
+    embed_wall = time.perf_counter() - t0
+    for actor in actors:  # their results stay in the object store; their CPUs go back to the next stages
+        ray.kill(actor)
+    ray.get(_remote(_compact_cache_task, **_on_driver_node()).remote(cfg, root))
+
+    # 2. centroids from the local step's sample, fetched row by row from the blocks holding it
+    k = cluster_count(n, cfg["cluster_size"])
+    centroids = None
+    if k > 1:
+        sample, rng = centroid_sample(n, k, cfg["seed"])
+        block = _block_of(offsets, sample)
+        cut = np.searchsorted(block, np.arange(nb + 1))
+        take = _remote(_take_rows_task)
+        train = np.concatenate(ray.get([take.remote(emb_refs[b], sample[cut[b]:cut[b + 1]] - offsets[b])
+                                        for b in range(nb) if cut[b + 1] > cut[b]]))
+        centroids = fit_centroids(train, rng, k)
+        del train
+
+    # 3. (row, label) entries with vectors, hash-partitioned by label; 4. pairs per partition
+    assign = _remote(_sem_assign_task, num_returns=parts + 1)
+    assigned = [assign.remote(ref, emb_refs[b], int(offsets[b]), centroids, cfg["boundary_margin"], parts)
+                for b, ref in enumerate(blocks.refs)]
+    pairs_of = _remote(_sem_pairs_task, num_returns=2)
+    paired = [pairs_of.remote(cfg["threshold"], *[assigned[b][p] for b in range(nb)]) for p in range(parts)]
+    n_clusters = sum(ray.get([p[1] for p in paired]))
+    entries = sum(ray.get([a[parts] for a in assigned]))
+    found = ray.get([p[0] for p in paired])
+
+    # 5. greedy resolution on the driver, over the pairs (cluster by cluster, as the local step collects them)
+    pj, pi, ps, lab, qj = (np.concatenate([f[key] for f in found]) for key in ("j", "i", "s", "label", "qj"))
+    del found
+    order = np.argsort(lab, kind="stable")
+    pj, pi, ps, qj = pj[order], pi[order], ps[order], qj[order]
+    driver_bytes = int(pj.nbytes + pi.nbytes + ps.nbytes + lab.nbytes + qj.nbytes)
+    worse, inv = np.unique(pj, return_inverse=True)
+    q_worse = np.zeros(worse.size)
+    q_worse[inv] = qj
+    dense = np.empty(worse.size, np.int64)
+    dense[np.lexsort((worse, -q_worse))] = np.arange(worse.size)
+    rows, partners, sims = resolve_pairs(pj, pi, ps, dense[inv.ravel()])
+    reps = np.unique(partners)
+
+    # ids of the representatives, then the marks per block
+    rep_block = _block_of(offsets, reps)
+    rep_cut = np.searchsorted(rep_block, np.arange(nb + 1))
+    ids_of = _remote(_ids_task)
+    rep_ids = {b: ids_of.remote(blocks.refs[b], reps[rep_cut[b]:rep_cut[b + 1]] - offsets[b])
+               for b in range(nb) if rep_cut[b + 1] > rep_cut[b]}
+    rep_ids = {b: ray.get(r) for b, r in rep_ids.items()}
+    rep_id_of = pl.concat([pl.Series(rep_ids[b]).cast(pl.String) for b in sorted(rep_ids)]) if rep_ids else None
+    order = np.argsort(rows, kind="stable")
+    rows, partners, sims = rows[order], partners[order], sims[order]
+    drop_block = _block_of(offsets, rows)
+    drop_cut = np.searchsorted(drop_block, np.arange(nb + 1))
+    mark = _remote(_sem_mark_task, num_returns=3)
+    triples = []
+    for b, ref in enumerate(blocks.refs):
+        a, z = drop_cut[b], drop_cut[b + 1]
+        drop_rep = (rep_id_of.gather(np.searchsorted(reps, partners[a:z])).to_arrow() if z > a
+                    else pl.Series([], dtype=pl.String).to_arrow())
+        triples.append(mark.remote(ref, step.name, columns, rows[a:z] - offsets[b], drop_rep,
+                                   sims[a:z].astype(np.float64), reps[rep_cut[b]:rep_cut[b + 1]] - offsets[b]))
+    result = _collect(triples, step.name)
+    encode = sum(c["encode_seconds"] for c in counters)
+    load = sum(c["model_load_seconds"] for c in counters)
+    stats = {"encoded": sum(c["encoded"] for c in counters), "cache_hits": sum(c["cache_hits"] for c in counters),
+             "kmeans_clusters": int(n_clusters), "duplicate_groups": int(reps.size),
+             "encode_seconds": round(encode, 3), "model_load_seconds": round(load, 3),
+             "other_seconds": round(time.perf_counter() - t0 - embed_wall, 3),
+             "boundary_entries": int(entries - n), "embed_actors": len(actors), "embed_wall_seconds": round(embed_wall, 3), "pairs": int(pj.size), "driver_bytes": driver_bytes}
+    return result, stats
+
+
+GLOBAL_STEPS = {"exact_dedupe": exact_dedupe, "near_dedupe": near_dedupe, "semantic_dedupe": semantic_dedupe}
 
 
 # ------------------------------------------------------------------------------------- pipeline
@@ -916,7 +1166,7 @@ def run_pipeline_ray(config: PipelineConfig, steps: list, out_dir: str | Path | 
     """`run_pipeline(engine="ray")`: same inputs, same steps, same outputs as the local engine, on Ray."""
     import ray
 
-    unsupported = [s.name for s in steps if s.name in RAY_UNSUPPORTED]
+    unsupported = [s.name for s in steps if s.is_global and s.name not in GLOBAL_STEPS]
     if unsupported:
         raise StudioError(f"step {unsupported[0]} cannot run on the Ray engine yet (its output would differ from the "
                           "local engine's); run this pipeline with --engine local, or drop the step.")

@@ -172,3 +172,25 @@ def test_every_planted_paraphrase_is_dropped_by_semantic_dedupe_at_the_default_t
         lost, partner = (ids[a], ids[b]) if ids[a] in dup_of else (ids[b], ids[a])
         assert dup_of[lost] == partner
     assert len(gone) == len(pairs), "no row outside the planted pairs is a semantic duplicate at 0.95"
+
+
+def test_embedding_cache_without_compaction_only_adds_shards_and_compact_merges_them(tmp_path):
+    # The Ray engine's embedding actors share one cache folder with compact=False: a writer must never delete a
+    # shard (another actor may be reading it), and the one compaction after them must keep every vector.
+    from curate.embeddings import MAX_SHARDS, EmbeddingCache
+
+    cache = EmbeddingCache(root=tmp_path, compact=False)
+    rng = np.random.default_rng(0)
+    stored = {}
+    for shard in range(MAX_SHARDS + 3):
+        ids = [f"id-{shard}-{i}" for i in range(4)]
+        vecs = rng.standard_normal((4, 8)).astype(np.float32)
+        cache.store(ids, vecs)
+        stored.update(zip(ids, vecs, strict=True))
+        assert len(list(cache.dir.glob("part-*.parquet"))) == shard + 1
+    cache.compact()
+    assert len(list(cache.dir.glob("part-*.parquet"))) == 1
+    ids = sorted(stored)
+    back = cache.embed(ids, ["unused"] * len(ids))  # every id is a cache hit: no model is loaded
+    assert cache.cache_hits == len(ids) and cache.encoded == 0
+    np.testing.assert_array_equal(back, np.stack([stored[i] for i in ids]))

@@ -77,6 +77,49 @@ def fit_centroids(train: np.ndarray, rng: np.random.Generator, k: int, iteration
     return centroids
 
 
+def cluster_count(n: int, cluster_size: int) -> int:
+    """k = ceil(n / cluster_size): the number of k-means centroids for `n` rows (≤ 1 means one cluster)."""
+    return int(np.ceil(n / max(cluster_size, 1)))
+
+
+def centroid_sample(n: int, k: int, seed: int, sample_per_centroid: int = 128
+                    ) -> tuple[np.ndarray, np.random.Generator]:
+    """The sorted row indices the centroids are fitted on (`sample_per_centroid` per centroid), and the
+    generator in the state `fit_centroids` must continue from. Both engines draw the sample through here."""
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n, size=min(n, k * sample_per_centroid), replace=False)), rng
+
+
+def assign_clusters(emb: np.ndarray, centroids: np.ndarray, margin: float, offset: int = 0
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(row index, cluster label) entries: every row of `emb` (numbered from `offset`) under its nearest
+    centroid, and again under the second nearest when that one is within `margin` cosine of the nearest."""
+    rows, labels = [], []
+    for start in range(0, emb.shape[0], 65536):
+        sims = emb[start:start + 65536] @ centroids.T
+        top2 = np.argpartition(-sims, 1, axis=1)[:, :2]
+        s2 = np.take_along_axis(sims, top2, axis=1)
+        swap = s2[:, 1] > s2[:, 0]
+        top2[swap] = top2[swap][:, ::-1]
+        s2[swap] = s2[swap][:, ::-1]
+        idx = np.arange(offset + start, offset + start + sims.shape[0])
+        rows.append(idx)
+        labels.append(top2[:, 0])
+        second = s2[:, 1] >= s2[:, 0] - margin
+        rows.append(idx[second])
+        labels.append(top2[second, 1])
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(rows), np.concatenate(labels)
+
+
+def group_clusters(rows: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(sorted distinct labels, row indices of each) from (row, label) entries; rows keep their entry order."""
+    order = np.argsort(labels, kind="stable")
+    bounds = np.flatnonzero(np.diff(labels[order])) + 1
+    return np.unique(labels), [rows[part] for part in np.split(order, bounds)]
+
+
 def kmeans_clusters(emb: np.ndarray, cluster_size: int, seed: int, margin: float = 0.0, iterations: int = 10,
                     sample_per_centroid: int = 128) -> list[np.ndarray]:
     """Spherical k-means (cosine, as SemDeDup clusters) in NumPy, k = ceil(n / cluster_size).
@@ -85,82 +128,111 @@ def kmeans_clusters(emb: np.ndarray, cluster_size: int, seed: int, margin: float
     most 256 per centroid the same way), then every row joins its nearest centroid's cluster, and also the
     second nearest when that one is within `margin` cosine (a row on a boundary is compared on both sides).
     Returns the row indices of each non-empty cluster. Deterministic for a seed; scikit-learn is not used
-    (its import alone took 3 s here).
+    (its import alone took 3 s here). The Ray engine runs the same functions (`cluster_count`,
+    `centroid_sample`, `fit_centroids`, `assign_clusters`) with the rows spread over blocks.
     """
     n = emb.shape[0]
-    k = int(np.ceil(n / max(cluster_size, 1)))
+    k = cluster_count(n, cluster_size)
     if k <= 1:
         return [np.arange(n)]
-    rng = np.random.default_rng(seed)
-    train = emb[np.sort(rng.choice(n, size=min(n, k * sample_per_centroid), replace=False))]
-    centroids = fit_centroids(train, rng, k, iterations)
-    rows, labels = [], []
-    for start in range(0, n, 65536):
-        sims = emb[start:start + 65536] @ centroids.T
-        top2 = np.argpartition(-sims, 1, axis=1)[:, :2]
-        s2 = np.take_along_axis(sims, top2, axis=1)
-        swap = s2[:, 1] > s2[:, 0]
-        top2[swap] = top2[swap][:, ::-1]
-        s2[swap] = s2[swap][:, ::-1]
-        idx = np.arange(start, start + sims.shape[0])
-        rows.append(idx)
-        labels.append(top2[:, 0])
-        second = s2[:, 1] >= s2[:, 0] - margin
-        rows.append(idx[second])
-        labels.append(top2[second, 1])
-    rows_all, labels_all = np.concatenate(rows), np.concatenate(labels)
-    order = np.argsort(labels_all, kind="stable")
-    bounds = np.flatnonzero(np.diff(labels_all[order])) + 1
-    return [rows_all[part] for part in np.split(order, bounds)]
+    sample, rng = centroid_sample(n, k, seed, sample_per_centroid)
+    centroids = fit_centroids(emb[sample], rng, k, iterations)
+    return group_clusters(*assign_clusters(emb, centroids, margin))[1]
+
+
+def cluster_pairs(members: np.ndarray, vecs: np.ndarray, threshold: float
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs of one cluster with cosine ≥ threshold: (later row j, earlier row i, cosine), as row indices.
+
+    `members` are the cluster's row indices in rank order (best first) and `vecs` their unit vectors in that
+    order; the similarity matrix is computed `BLOCK_ROWS` rows at a time. Only an earlier (better-ranked) row
+    can be the kept partner of a later one, so each pair appears once, as (worse, better).
+    """
+    found_j, found_i, found_s = [], [], []
+    for start in range(0, members.size, BLOCK_ROWS):
+        block = vecs[start:start + BLOCK_ROWS] @ vecs[: start + BLOCK_ROWS].T
+        jj, ii = np.nonzero(np.tril(block >= threshold, k=start - 1))
+        found_j.append(members[jj + start])
+        found_i.append(members[ii])
+        found_s.append(block[jj, ii])
+    if not found_j:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    return np.concatenate(found_j), np.concatenate(found_i), np.concatenate(found_s)
+
+
+def resolve_pairs(pj: np.ndarray, pi: np.ndarray, ps: np.ndarray, rank_j: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Greedy best-first resolution of duplicate pairs: (dropped rows, their `dup_of` rows, similarity).
+
+    `pj`/`pi`/`ps` are (worse row, better row, cosine) pairs from `cluster_pairs`, concatenated cluster by
+    cluster; a pair found in two clusters (a boundary row) is kept at its first occurrence. `rank_j` orders
+    the worse rows (lower = preferred; equal for equal rows). Rows are visited in rank order and a row is
+    dropped when one of its better-ranked partners is still kept; its most similar such partner becomes
+    `dup_of`. Works on the pairs alone: memory O(pairs), never O(rows) or vectors.
+    """
+    empty = np.zeros(0, np.int64)
+    if pj.size == 0:
+        return empty, empty, np.zeros(0, np.float32)
+    width = int(max(pj.max(), pi.max())) + 1
+    _, first = np.unique(pj.astype(np.int64) * width + pi, return_index=True)
+    pj, pi, ps, rank_j = pj[first], pi[first], ps[first], rank_j[first]
+    order = np.lexsort((-ps, rank_j))
+    pj, pi, ps = pj[order], pi[order], ps[order]
+    nodes = np.unique(np.concatenate([pj, pi]))
+    at_i = np.searchsorted(nodes, pi)
+    dropped = np.zeros(nodes.size, dtype=bool)
+    starts = np.flatnonzero(np.r_[True, pj[1:] != pj[:-1]])
+    ends = np.r_[starts[1:], pj.size]
+    rows, partners, sims = [], [], []
+    for s, e in zip(starts, ends, strict=True):
+        alive = np.flatnonzero(~dropped[at_i[s:e]])
+        if alive.size:
+            j = pj[s]
+            dropped[np.searchsorted(nodes, j)] = True
+            rows.append(j)
+            partners.append(pi[s + alive[0]])
+            sims.append(ps[s + alive[0]])
+    return (np.asarray(rows, dtype=np.int64), np.asarray(partners, dtype=np.int64),
+            np.asarray(sims, dtype=np.float32))
+
+
+def quality_rank(q: np.ndarray | None, n: int) -> np.ndarray:
+    """Rank of each row (0 = preferred representative): highest quality first (null last), then input order."""
+    if q is None:
+        return np.arange(n)
+    return np.lexsort((np.arange(n), -q)).argsort()
 
 
 def find_duplicates(emb: np.ndarray, rank: np.ndarray, clusters: list[np.ndarray], threshold: float
                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Greedy best-first dedupe over pairs found within clusters.
+    """Greedy best-first dedupe over pairs found within clusters (`cluster_pairs`, then `resolve_pairs`).
 
     `emb` unit rows, `rank` (lower = preferred representative), `clusters` row indices (a row may sit in
-    two). Pairs with cosine ≥ threshold are collected cluster by cluster; then rows are visited in rank
-    order and a row is dropped when one of its better-ranked partners is still kept (its most similar
-    such partner becomes `dup_of`). Returns (`dup_of` row index or -1, `similarity` to it or NaN).
+    two). Returns (`dup_of` row index or -1, `similarity` to it or NaN) per row.
     """
     n = emb.shape[0]
     dup_of = np.full(n, -1, dtype=np.int64)
     sim_out = np.full(n, np.nan, dtype=np.float32)
-    found_j, found_i, found_s = [], [], []
+    found = []
     for members in clusters:
         if members.size < 2:
             continue
         members = members[np.argsort(rank[members], kind="stable")]
-        vecs = emb[members]
-        for start in range(0, members.size, BLOCK_ROWS):
-            block = vecs[start:start + BLOCK_ROWS] @ vecs[: start + BLOCK_ROWS].T
-            # Only earlier (better-ranked) rows can be the kept partner of row j.
-            jj, ii = np.nonzero(np.tril(block >= threshold, k=start - 1))
-            found_j.append(members[jj + start])
-            found_i.append(members[ii])
-            found_s.append(block[jj, ii])
-    if not found_j:
+        found.append(cluster_pairs(members, emb[members], threshold))
+    if not found:
         return dup_of, sim_out
-    pj, pi, ps = np.concatenate(found_j), np.concatenate(found_i), np.concatenate(found_s)
-    if pj.size == 0:
-        return dup_of, sim_out
-    # A boundary pair can be found in two clusters; keep it once. Then by row rank, best partner first.
-    _, first = np.unique(pj * n + pi, return_index=True)
-    pj, pi, ps = pj[first], pi[first], ps[first]
-    order = np.lexsort((-ps, rank[pj]))
-    pj, pi, ps = pj[order], pi[order], ps[order]
-    dropped = np.zeros(n, dtype=bool)
-    starts = np.flatnonzero(np.r_[True, pj[1:] != pj[:-1]])
-    ends = np.r_[starts[1:], pj.size]
-    for s, e in zip(starts, ends, strict=True):
-        partners = pi[s:e]
-        alive = np.flatnonzero(~dropped[partners])
-        if alive.size:
-            j = pj[s]
-            dropped[j] = True
-            dup_of[j] = partners[alive[0]]
-            sim_out[j] = ps[s + alive[0]]
+    pj, pi, ps = (np.concatenate(x) for x in zip(*found, strict=True))
+    rows, partners, sims = resolve_pairs(pj, pi, ps, rank[pj])
+    dup_of[rows] = partners
+    sim_out[rows] = sims
     return dup_of, sim_out
+
+
+def quality_of(df: pl.DataFrame) -> np.ndarray | None:
+    """The `quality` column as float64 with nulls as -inf (ranked last), or None without the column."""
+    if "quality" not in df.columns:
+        return None
+    return df["quality"].cast(pl.Float64).fill_null(-np.inf).to_numpy()
 
 
 class SemanticDedupe(Step):
@@ -181,12 +253,8 @@ class SemanticDedupe(Step):
         cache = EmbeddingCache(cfg.model, view=cfg.text, max_seq_length=cfg.max_seq_length,
                                batch_size=cfg.batch_size, threads=cfg.threads)
         emb = cache.embed(live["id"].to_list(), texts, reporter=self.reporter)
-        if "quality" in live.columns:
-            # Highest quality first; rows without a score after scored ones; input order breaks ties.
-            q = live["quality"].cast(pl.Float64).fill_null(-np.inf).to_numpy()
-            rank = np.lexsort((np.arange(live.height), -q)).argsort()
-        else:
-            rank = np.arange(live.height)
+        # Highest quality first; rows without a score after scored ones; input order breaks ties.
+        rank = quality_rank(quality_of(live), live.height)
         clusters = kmeans_clusters(emb, cfg.cluster_size, cfg.seed, cfg.boundary_margin) if live.height else []
         dup_idx, sims = find_duplicates(emb, rank, clusters, cfg.threshold)
 
