@@ -240,12 +240,22 @@ def shingle_sets(offsets, hashes, shift):
 
 
 @njit(cache=True, inline="always")
-def _slot(keys, stamp, v, p, size):
-    """Slot of `v` in the table of pair `p` (linear probing from its low bits), or the free slot it would take."""
+def _add(keys, flags, stamp, v, p, size, side):
+    """Put hash `v` of one side (1 = A, 2 = B) in pair `p`'s table (linear probing from its low bits; a slot
+    belongs to this pair when its stamp is `p`). Returns (1 if `v` is new for this side, 1 if it is also
+    the other side's)."""
     slot = np.int64(v & _U64(size - 1))
     while stamp[slot] == p and keys[slot] != v:
         slot = (slot + 1) & (size - 1)
-    return slot
+    if stamp[slot] != p:
+        stamp[slot] = p
+        keys[slot] = v
+        flags[slot] = side
+        return 1, 0
+    if flags[slot] & side:
+        return 0, 0
+    flags[slot] |= side
+    return 1, 1
 
 
 @njit(cache=True)
@@ -274,27 +284,13 @@ def exact_jaccard(offsets, hashes, a, b):
             size *= 2
         na = 0
         for i in range(sa, ea):
-            v = hashes[i]
-            slot = _slot(keys, stamp, v, p, size)
-            if stamp[slot] != p:
-                stamp[slot] = p
-                keys[slot] = v
-                flags[slot] = 1
-                na += 1
+            na += _add(keys, flags, stamp, hashes[i], p, size, 1)[0]
         nb = 0
         inter = 0
         for i in range(sb, eb):
-            v = hashes[i]
-            slot = _slot(keys, stamp, v, p, size)
-            if stamp[slot] != p:
-                stamp[slot] = p
-                keys[slot] = v
-                flags[slot] = 2
-                nb += 1
-            elif flags[slot] == 1:
-                flags[slot] = 3
-                nb += 1
-                inter += 1
+            new, shared = _add(keys, flags, stamp, hashes[i], p, size, 2)
+            nb += new
+            inter += shared
         union = na + nb - inter
         out[p] = inter / union if union > 0 else 0.0
     return out
