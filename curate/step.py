@@ -47,7 +47,7 @@ class Step:
 
     # Global steps
     def fit(self, df: pl.DataFrame) -> None:
-        raise NotImplementedError
+        """A pass over all rows before `apply`; none by default (the dedupe steps do all their work in apply)."""
 
     def apply(self, df: pl.DataFrame) -> pl.DataFrame:
         raise NotImplementedError

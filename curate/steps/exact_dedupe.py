@@ -24,9 +24,6 @@ class ExactDedupe(Step):
     Config = ExactDedupeConfig
     is_global = True
 
-    def fit(self, df: pl.DataFrame) -> None:
-        pass
-
     def apply(self, df: pl.DataFrame) -> pl.DataFrame:
         if self.config.on == "messages":
             key = pl.col("id")

@@ -130,9 +130,6 @@ class NearDedupe(Step):
     Config = NearDedupeConfig
     is_global = True
 
-    def fit(self, df: pl.DataFrame) -> None:
-        pass
-
     def apply(self, df: pl.DataFrame) -> pl.DataFrame:
         cfg = self.config
         active = df.select(pl.col("drop_reason").is_null()).to_series().to_numpy()

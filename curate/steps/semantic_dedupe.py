@@ -240,9 +240,6 @@ class SemanticDedupe(Step):
     Config = SemanticDedupeConfig
     is_global = True
 
-    def fit(self, df: pl.DataFrame) -> None:
-        pass
-
     def apply(self, df: pl.DataFrame) -> pl.DataFrame:
         from curate.embeddings import EmbeddingCache
 
