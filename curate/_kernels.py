@@ -1,5 +1,5 @@
 """Compiled loops (numba) for the hot inner parts of `curate.minhash`: word hashing, n-gram combination,
-one-permutation signatures with densification, sorted shingle sets and exact set intersection.
+one-permutation signatures with densification, band keys, estimates, exact set intersection and union-find.
 
 Each kernel computes exactly the values of the NumPy formulation documented in `curate.minhash` (the same
 hash functions, the same order of operations, wrapping uint64 arithmetic), one document or one pair at a time
@@ -215,28 +215,6 @@ def estimated_jaccard(sig, a, b):
             same += x[j] == y[j]
         out[p] = same / k
     return out
-
-
-@njit(cache=True)
-def shingle_sets(offsets, hashes, shift):
-    """(offsets, values): each document's hashes >> shift, sorted, without repeats (`curate.minhash.shingle_sets`)."""
-    n = len(offsets) - 1
-    sh = _U64(shift)
-    out = np.empty(len(hashes), dtype=np.uint64)
-    new_off = np.zeros(n + 1, dtype=np.int64)
-    pos = 0
-    for d in range(n):
-        s, e = offsets[d], offsets[d + 1]
-        if e > s:
-            tmp = np.sort(hashes[s:e] >> sh)
-            out[pos] = tmp[0]
-            pos += 1
-            for i in range(1, e - s):
-                if tmp[i] != tmp[i - 1]:
-                    out[pos] = tmp[i]
-                    pos += 1
-        new_off[d + 1] = pos
-    return new_off, out[:pos].copy()
 
 
 @njit(cache=True, inline="always")

@@ -2,7 +2,7 @@
 
 The core of the `near_dedupe` step, kept free of step plumbing so the Ray engine can reuse it (it shuffles
 by the band keys of `band_keys`). Every stage works on a whole batch: the per-byte, per-shingle and per-pair
-loops (word hashing, n-grams, signatures, sorted sets, set intersection) are compiled with numba
+loops (word hashing, n-grams, signatures, set intersection, union-find) are compiled with numba
 (`curate._kernels`), the rest is NumPy and Polars; no Python loop runs per shingle or per document (the
 `python_shingles` / `datasketch_*` functions are the reference path, kept for `impl: datasketch` and tests).
 
@@ -70,14 +70,11 @@ def _seed_word(seed: int, salt: int) -> np.uint64:
 class Shingles:
     """Shingle hashes of a batch in CSR form: document d owns `hashes[offsets[d]:offsets[d + 1]]`.
 
-    Hashes are uint64; a document's slice may repeat a value (sets are taken where it matters). When
-    `is_set` is true (see `shingle_sets`), each slice is instead sorted and free of repeats, and holds the
-    top `SET_BITS` bits of each hash.
+    Hashes are uint64; a document's slice may repeat a value (sets are taken where it matters).
     """
 
     offsets: np.ndarray  # int64, length n + 1
     hashes: np.ndarray  # uint64
-    is_set: bool = False
 
     @property
     def n(self) -> int:
@@ -94,12 +91,12 @@ class Shingles:
     def slice(self, start: int, stop: int) -> Shingles:
         """Documents start..stop-1 (a view of the hashes; offsets rebased to 0)."""
         off = self.offsets[start: stop + 1]
-        return Shingles(off - off[0], self.hashes[off[0]: off[-1]], self.is_set)
+        return Shingles(off - off[0], self.hashes[off[0]: off[-1]])
 
     def take(self, docs: np.ndarray) -> Shingles:
         """The documents `docs` (indices), in that order, as a new Shingles."""
         counts = self.counts[docs]
-        return Shingles(_offsets(counts), self.hashes[_gather_ranges(self.offsets[docs], counts)], self.is_set)
+        return Shingles(_offsets(counts), self.hashes[_gather_ranges(self.offsets[docs], counts)])
 
     @staticmethod
     def concat(parts: list[Shingles]) -> Shingles:
@@ -108,7 +105,7 @@ class Shingles:
         if len(parts) == 1:
             return parts[0]
         counts = np.concatenate([p.counts for p in parts])
-        return Shingles(_offsets(counts), np.concatenate([p.hashes for p in parts]), all(p.is_set for p in parts))
+        return Shingles(_offsets(counts), np.concatenate([p.hashes for p in parts]))
 
 
 def _offsets(lengths: np.ndarray) -> np.ndarray:
@@ -204,19 +201,6 @@ def shingle_hashes(texts: pl.Series, unit: Unit = "word", size: int | None = Non
         return Shingles(*_word_shingles(texts, size, seed))
     units, lengths = _char_units(texts)
     return Shingles(*_kernels.ngrams(units, lengths.astype(np.int64), size, _seed_word(seed, size)))
-
-
-#: Bits of each shingle hash kept in a set (`shingle_sets`): with up to a few thousand shingles per document,
-#: two distinct shingles of a pair share their top 40 bits with probability ~1e-6 per pair at most.
-SET_BITS = 40
-
-
-def shingle_sets(shingles: Shingles) -> Shingles:
-    """Each document's shingle set: its hashes' top `SET_BITS` bits, sorted, without repeats (CSR)."""
-    if shingles.is_set:
-        return shingles
-    offsets, values = _kernels.shingle_sets(shingles.offsets, shingles.hashes, 64 - SET_BITS)
-    return Shingles(offsets, values, True)
 
 
 # ------------------------------------------------------------------------------------------ signatures
@@ -325,7 +309,7 @@ def estimated_jaccard(sig: np.ndarray, pairs: np.ndarray) -> np.ndarray:
 def exact_jaccard(shingles: Shingles, pairs: np.ndarray) -> np.ndarray:
     """Exact Jaccard similarity of the shingle sets of each pair (|A ∩ B| / |A ∪ B|; 0 when both are empty).
 
-    Takes the raw shingle hashes (repeats inside a document count once) or `shingle_sets`; each pair is
+    Takes the raw shingle hashes (repeats inside a document count once); each pair is
     counted in one compiled pass through a small hash table (`curate._kernels.exact_jaccard`), so no sorted sets
     are needed. Exact up to collisions of the 64-bit shingle hashes.
     """
