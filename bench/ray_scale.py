@@ -1,8 +1,9 @@
 """Ray engine vs local engine on ../shared/data/t0: wall time, driver memory, and driver memory vs input size.
 
 Each measurement runs in its own Python process (`--one`), so the driver's peak RSS (ru_maxrss) is that
-run's alone. Ray runs start a local cluster (`ray.init(num_cpus=<cores>)`); the cluster start is timed
-apart from the pipeline. Pipeline: normalize, exact_dedupe, near_dedupe (threshold as given). Fractions of
+run's alone. Ray runs start a local cluster as the engine does (`ray.init(num_cpus=<cores>)`, then Ray
+Data's per-cluster services, `curate.ray_engine.start_data_services`); the cluster start is timed apart from
+the pipeline. Pipeline: normalize, exact_dedupe, near_dedupe (threshold as given). Fractions of
 the input are taken by file (sorted names). A low threshold (0.5) multiplies the candidate and verified
 pairs at the same input size: the driver's memory must not follow them. Besides the peak RSS, each Ray run
 reports what near_dedupe's driver step actually received: the spanning-forest edges and their bytes
@@ -10,10 +11,7 @@ reports what near_dedupe's driver step actually received: the spanning-forest ed
 all of t0 runs `--repeat` times, alternating, since the machine is shared; the load average is printed
 before each run.
 
-    PYTHONPATH=$PWD python bench/ray_scale.py [--fractions 0.25,0.5,1] [--low 0.5] [--repeat 2] [--ray-data]
-
-`--ray-data` adds one Ray run with normalize on Ray Data `map_batches` as well (engine `ray-data`), to show
-what Ray Data's fixed cost is on this machine.
+    PYTHONPATH=$PWD python bench/ray_scale.py [--fractions 0.25,0.5,1] [--low 0.5] [--repeat 2]
 """
 
 from __future__ import annotations
@@ -43,12 +41,10 @@ def one(engine: str, fraction: float, threshold: float) -> dict:
     cfg = PipelineConfig(inputs=[str(f) for f in files], steps=steps, report=False)
     tmp = Path(tempfile.mkdtemp(prefix="rs-", dir="/tmp"))
     init = 0.0
-    if engine == "ray-data":  # the variant with normalize on Ray Data map_batches too (the engine's choice is not to)
-        from curate import ray_engine
-
-        ray_engine.RAY_DATA_STEPS.add("normalize")
-    if engine.startswith("ray"):
+    if engine == "ray":
         import ray
+
+        from curate.ray_engine import start_data_services
 
         # As `curate.ray_engine.connect` starts a local cluster: workers at the driver's priority (Ray's default
         # niceness 15 loses the CPU to the other engineers' processes on this shared machine).
@@ -56,9 +52,10 @@ def one(engine: str, fraction: float, threshold: float) -> dict:
 
         t = time.perf_counter()
         ray.init(num_cpus=os.cpu_count(), _temp_dir=str(tmp / "r"), include_dashboard=False, log_to_driver=False)
+        start_data_services()
         init = time.perf_counter() - t
     t = time.perf_counter()
-    run = run_pipeline(cfg, out_dir=tmp / "out", engine="ray" if engine.startswith("ray") else engine)
+    run = run_pipeline(cfg, out_dir=tmp / "out", engine=engine)
     wall = time.perf_counter() - t
     near = next(s for s in run.steps if s["step"] == "near_dedupe")
     return {"engine": engine, "fraction": fraction, "threshold": threshold, "rows": run.counts.input,
@@ -77,13 +74,11 @@ def main() -> None:
     ap.add_argument("--low", type=float, default=0.5)
     ap.add_argument("--engines", default="local,ray")
     ap.add_argument("--repeat", type=int, default=1)
-    ap.add_argument("--ray-data", action="store_true", help="also run the Ray engine with normalize on Ray Data")
     args = ap.parse_args()
     if args.one:
         print(json.dumps(one(args.one[0], float(args.one[1]), float(args.one[2]))))
         return
     plan = [(e, 1.0, 0.8) for _ in range(args.repeat) for e in args.engines.split(",")]
-    plan += [("ray-data", 1.0, 0.8)] if args.ray_data else []
     plan += [("ray", float(f), 0.8) for f in args.fractions.split(",") if float(f) != 1.0]
     plan += [(e, 1.0, args.low) for e in args.engines.split(",")]
     rows = []

@@ -8,14 +8,14 @@ group's rows form a block — an Arrow table in Ray's object store, sorted by `_
 blocks, as in the local pipeline; nothing uses a Ray Data shuffle (each costs seconds of
 actor start-up on a small cluster: see bench/README.md `## ray_scale`).
 
-- Row-wise steps call the SAME step code, `step.process(polars_df)`, per block (Arrow → Polars is zero-copy
-  for the column buffers). Model steps (`MODEL_STEPS`: redact_pii, score) run as Ray Data `map_batches` in an
-  actor pool (`ActorPoolStrategy`), so each worker builds its analyzer / scorer once and keeps it for every
-  batch; one core task per block then splits the output into kept and dropped rows and reports the counts.
-  Steps without a model (normalize, filter) run as one core task per block that applies the step (built
-  once per worker process) and splits in the same task: Ray Data's fixed cost (`import ray.data` in the
-  driver and in every worker, ~1 s of CPU each, and its executor's start-up) would be most of their time on
-  a small cluster (`RAY_DATA_STEPS` says which steps use Ray Data; Ray Data is not imported when none does).
+- Row-wise steps run as Ray Data `map_batches` over the Arrow blocks and call the SAME step code,
+  `step.process(polars_df)`, per batch (Arrow → Polars is zero-copy for the column buffers). Model steps
+  (`MODEL_STEPS`: redact_pii, score) run in an actor pool (`ActorPoolStrategy`), so each worker builds its
+  analyzer / scorer once and keeps it for every batch; steps without a model (normalize, filter) run as Ray
+  Data tasks, one per block, with the step built once per worker process. One core task per block then
+  splits the output into kept and dropped rows and reports the counts. Ray Data's cluster services (its
+  statistics actor and autoscaling coordinator: detached actors, one per cluster, kept for every later job)
+  are started with a local cluster (`start_data_services`), or while the workers read when joining one.
 - Global steps use hand-written hash partitioning with Ray core tasks, `P` = 2 × the cluster's CPUs
   partitions (`_partitions`): map tasks with `num_returns=P` split their output by a hash of the key, and
   one reduce task per partition receives that partition's part of every block. Each step ends with one task
@@ -105,12 +105,6 @@ log = logging.getLogger("curate.ray")
 
 #: Steps that load a model: they run in an actor pool so each worker loads it once.
 MODEL_STEPS = {"redact_pii", "score"}
-#: Row-wise steps run as Ray Data `map_batches`. The others (normalize, filter: Polars expressions, no model)
-#: run as one core task per block that applies the same step code and splits kept from dropped: the same
-#: per-block map without Ray Data's fixed cost (`import ray.data`, ~1 s of CPU in the driver and in every
-#: worker, and its executor start-up), measured in bench/README.md `## ray_scale`. Set it to every row-wise
-#: step name to run them all on Ray Data.
-RAY_DATA_STEPS = set(MODEL_STEPS)
 #: Runs with at most this many input rows also get the local engine's single-file outputs and report.
 LOCAL_FILES_MAX_ROWS = 500_000
 #: semantic_dedupe starts one embedding actor per this many rows (at most one per CPU and per block): each actor
@@ -158,7 +152,27 @@ def connect(address: str | None, temp_dir: Path) -> bool:
         # to every other process on a shared machine.
         os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(_temp_dir=str(temp_dir), include_dashboard=False, log_to_driver=False)
+        start_data_services()
     return True
+
+
+def start_data_services(wait: bool = True) -> None:
+    """Start Ray Data's per-cluster services now, as part of starting a cluster: its statistics actor and its
+    autoscaling coordinator are detached actors (one per cluster, shared by every later job), each a new
+    Python process that imports Ray Data (~1 s of CPU). Created lazily, they would start inside the first
+    step that uses Ray Data, on every freshly started local cluster. `wait`: return only when both are up
+    (otherwise they start while the caller goes on; on a cluster that has them already this costs nothing)."""
+    import ray
+
+    try:
+        from ray.data._internal.cluster_autoscaler import get_or_create_autoscaling_coordinator
+        from ray.data._internal.stats import get_or_create_stats_actor
+
+        actors = [get_or_create_stats_actor(), get_or_create_autoscaling_coordinator()]
+        if wait:
+            ray.get([a.__ray_ready__.remote() for a in actors])
+    except Exception:  # noqa: BLE001 - private Ray Data APIs: without them the first step is only slower
+        log.debug("could not start Ray Data's cluster services ahead of the first step", exc_info=True)
 
 
 def _context() -> None:
@@ -329,18 +343,12 @@ def _map_blocks(blocks: Blocks, name: str, config: dict[str, Any]) -> list:
     return out.to_arrow_refs()
 
 
-def _step_split_task(table, name: str, config: dict[str, Any]):
-    return _split_table(_run_step_task(table, name, config), name)
-
-
 def row_step(blocks: Blocks, step, columns: list[str]) -> tuple[StepResult, dict]:
     config = step.config.model_dump(mode="json")
-    if step.name not in RAY_DATA_STEPS:
-        fused = _remote(_step_split_task, num_returns=3)
-        return _collect([fused.remote(ref, step.name, config) for ref in blocks.refs], step.name), {}
     refs = _map_blocks(blocks, step.name, config)
     split = _remote(_split_task, num_returns=3)
-    return _collect([split.remote(ref, step.name) for ref in refs], step.name), {}
+    how = "map_batches, actor pool" if step.name in MODEL_STEPS else "map_batches, tasks"
+    return _collect([split.remote(ref, step.name) for ref in refs], step.name), {"ray_data": how}
 
 
 # ------------------------------------------------------------------------------------- exact dedupe
@@ -1112,7 +1120,7 @@ def read_blocks(config: PipelineConfig, ray_data: bool = True) -> ReadOut:
     outs = [read.remote(g, config.format, config.csv_map) for g in groups]
     if ray_data:  # a step will run on Ray Data: import it on the driver while the workers read
         _context()
-        _warm_up()
+        start_data_services(wait=False)
     metas = ray.get([m for _, m in outs])
     kind = None
     formats: dict[str, str] = {}
@@ -1150,17 +1158,6 @@ def read_blocks(config: PipelineConfig, ray_data: bool = True) -> ReadOut:
     return ReadOut(blocks, quarantine, formats, offset + len(quarantine))
 
 
-def _warm_up() -> None:
-    """Create Ray Data's statistics actor while the workers read (its start-up otherwise delays the first
-    step). The workers themselves are not warmed with import tasks: Ray may run those ahead of the reads."""
-    try:
-        from ray.data._internal.stats import get_or_create_stats_actor
-
-        get_or_create_stats_actor()
-    except Exception:  # noqa: BLE001 - a private Ray Data API: without it the first step is only slower
-        log.debug("could not pre-create Ray Data's stats actor", exc_info=True)
-
-
 def run_pipeline_ray(config: PipelineConfig, steps: list, out_dir: str | Path | None, reporter: Reporter,
                      workspace: Workspace | None, address: str | None = None, output_uri: str | None = None) -> Run:
     """`run_pipeline(engine="ray")`: same inputs, same steps, same outputs as the local engine, on Ray."""
@@ -1177,7 +1174,7 @@ def run_pipeline_ray(config: PipelineConfig, steps: list, out_dir: str | Path | 
         started = connect(address, run.dir / ".ray")
         try:
             t0 = time.perf_counter()
-            result = read_blocks(config, ray_data=bool({s.name for s in steps} & RAY_DATA_STEPS))
+            result = read_blocks(config, ray_data=any(not s.is_global for s in steps))
             for path, fmt in result.formats.items():
                 run.add_input(path, format=fmt)
                 reporter.info(f"read {path} as [bold]{fmt}[/]")

@@ -1,7 +1,7 @@
 """The Ray engine on a real local Ray cluster gives the local engine's output, row for row.
 
 One cluster for the whole session (`ray.init(num_cpus=2)` takes ~12 s here); one Ray run over the sample data
-plus a slice of ../shared/data/t0 covers normalize, exact_dedupe and near_dedupe (the model-heavy steps,
+plus a slice of ../shared/data/t0 covers normalize, exact_dedupe, near_dedupe and filter (the model-heavy steps,
 redact_pii and score, are left out of the tests to stay inside the CI budget: their Ray path calls the same step
 code per batch, in actor pools). semantic_dedupe runs on the sample data with one k-means cluster and with
 several (rows on cluster boundaries compared on both sides), its embeddings computed by Ray actors.
@@ -20,6 +20,7 @@ from polars.testing import assert_frame_equal
 
 from curate.pipeline import PipelineConfig, run_pipeline
 from studio.errors import StudioError
+from studio.readers import read_inputs
 
 STEPS = ["normalize", "exact_dedupe", {"near_dedupe": {"threshold": 0.7}}]
 
@@ -43,7 +44,11 @@ def _inputs(sample_data: Path, shared_data: Path) -> list[str]:
 @pytest.fixture(scope="session")
 def both_runs(tmp_path_factory, ray_cluster, sample_data, shared_data):
     out = tmp_path_factory.mktemp("runs")
-    cfg = PipelineConfig(inputs=_inputs(sample_data, shared_data), steps=STEPS, report=False)
+    inputs = _inputs(sample_data, shared_data)
+    # a second model-free row-wise step after the global ones: drops the first five rows of one input file
+    claims = read_inputs([next(p for p in inputs if p.endswith("claims.csv"))]).frame()["id"].head(5)
+    rule = {"filter": {"rules": [{"name": "not_claims", "rule": " and ".join(f'id != "{i}"' for i in claims)}]}}
+    cfg = PipelineConfig(inputs=inputs, steps=[*STEPS, rule], report=False)
     local = run_pipeline(cfg, out_dir=out / "local")
     ray_run = run_pipeline(cfg, out_dir=out / "ray", engine="ray")
     return local, ray_run
@@ -57,7 +62,7 @@ def test_ray_engine_keeps_and_drops_the_same_rows_as_the_local_engine(both_runs)
         assert a.height > 0 or name == "dropped"
         assert_frame_equal(a, b, check_dtypes=False)  # same ids, order, drop reasons, dup_of, similarity
     dropped = pl.read_parquet(ray_run.dir / "dropped.parquet")
-    assert {"exact_duplicate", "near_duplicate"} <= set(dropped["drop_reason"].to_list())
+    assert {"exact_duplicate", "near_duplicate", "filter:not_claims"} <= set(dropped["drop_reason"].to_list())
 
 
 def test_ray_engine_manifest_counts_match_the_local_engine(both_runs):
@@ -65,10 +70,12 @@ def test_ray_engine_manifest_counts_match_the_local_engine(both_runs):
     assert ray_run.counts.to_dict() == local.counts.to_dict()
     c = ray_run.counts.to_dict()
     assert c["input"] == c["kept"] + sum(c["dropped"].values()) + c["quarantined"]
-    assert [s["step"] for s in ray_run.steps] == ["normalize", "exact_dedupe", "near_dedupe"]
+    assert [s["step"] for s in ray_run.steps] == ["normalize", "exact_dedupe", "near_dedupe", "filter"]
+    # the row-wise steps ran as Ray Data map_batches
+    assert [s.get("ray_data") for s in ray_run.steps] == ["map_batches, tasks", None, None, "map_batches, tasks"]
     # the driver received spanning forests only: at most rows - 1 edges per partition, whatever the pair count
-    near = ray_run.steps[-1]
-    local_near = local.steps[-1]
+    near = ray_run.steps[2]
+    local_near = local.steps[2]
     assert near["candidate_pairs"] == local_near["candidate_pairs"]
     assert 0 < near["forest_edges"] <= ray_run.extra["engine"]["partitions"] * (near["rows_in"] - 1)
     assert near["forest_edges"] < near["verified_pairs"]
