@@ -217,60 +217,84 @@ def estimated_jaccard(sig, a, b):
     return out
 
 
-@njit(cache=True, inline="always")
-def _add(keys, flags, stamp, v, p, size, side):
-    """Put hash `v` of one side (1 = A, 2 = B) in pair `p`'s table (linear probing from its low bits; a slot
-    belongs to this pair when its stamp is `p`). Returns (1 if `v` is new for this side, 1 if it is also
-    the other side's)."""
-    slot = np.int64(v & _U64(size - 1))
-    while stamp[slot] == p and keys[slot] != v:
-        slot = (slot + 1) & (size - 1)
-    if stamp[slot] != p:
-        stamp[slot] = p
-        keys[slot] = v
-        flags[slot] = side
-        return 1, 0
-    if flags[slot] & side:
-        return 0, 0
-    flags[slot] |= side
-    return 1, 1
-
-
 @njit(cache=True)
 def exact_jaccard(offsets, hashes, a, b):
-    """|A ∩ B| / |A ∪ B| of the distinct hashes of documents a[p] and b[p] (0 when both are empty).
+    """|A ∩ B| / |A ∪ B| of the distinct hashes of documents a[p] and b[p] (0 when both are empty); the pairs
+    come grouped by `a` (`curate.minhash.exact_jaccard` orders them so), and each run of pairs sharing one `a`
+    puts A's hashes in an open-addressing table once (linear probing; the hashes are already mixed, so their
+    low bits index it), then only probes it with each B's hashes.
 
-    Per pair, one open-addressing table (linear probing; the hashes are already mixed, so their low bits index
-    it) takes A's hashes, then B's: a hash new to the table counts toward |A| or |B|, a hash of A met again by B
-    counts toward |A ∩ B|. Repeats inside a document count once, so these are set sizes. The table is allocated
-    once for the largest pair and stamped with the pair's number instead of being cleared.
+    Slots are stamped instead of cleared: `run_of[s]` = the run whose A hash the slot holds, `pair_of[s]` = the
+    last pair whose B met it or put it there. A slot is live for pair r of run k when it holds A's hash of run
+    k or a hash put there by r; every other slot counts as empty. A's hashes all go in before any B's, so a
+    probe from a hash's home slot to an A hash crosses only live slots, and a B hash put in a stale slot is
+    found the same way for the rest of its pair. A hash of B counts once toward |B| (repeats inside a document
+    count once: set sizes), and toward |A ∩ B| when it is one of A's.
     """
-    out = np.empty(len(a))
+    n = len(a)
+    out = np.empty(n)
     need = 16
-    for p in range(len(a)):
-        m = (offsets[a[p] + 1] - offsets[a[p]]) + (offsets[b[p] + 1] - offsets[b[p]])
-        while need < 2 * m:
+    p = 0
+    while p < n:  # table size: twice the largest A + B of a run
+        q = p
+        most_b = 0
+        while q < n and a[q] == a[p]:
+            most_b = max(most_b, offsets[b[q] + 1] - offsets[b[q]])
+            q += 1
+        while need < 2 * ((offsets[a[p] + 1] - offsets[a[p]]) + most_b):
             need *= 2
+        p = q
     keys = np.empty(need, dtype=np.uint64)
-    flags = np.zeros(need, dtype=np.uint8)
-    stamp = np.full(need, -1, dtype=np.int64)
-    for p in range(len(a)):
+    run_of = np.full(need, -1, dtype=np.int64)
+    pair_of = np.full(need, -1, dtype=np.int64)
+    run = 0
+    p = 0
+    while p < n:
+        q = p
+        most_b = 0
+        while q < n and a[q] == a[p]:
+            most_b = max(most_b, offsets[b[q] + 1] - offsets[b[q]])
+            q += 1
         sa, ea = offsets[a[p]], offsets[a[p] + 1]
-        sb, eb = offsets[b[p]], offsets[b[p] + 1]
         size = 16
-        while size < 2 * ((ea - sa) + (eb - sb)):
+        while size < 2 * ((ea - sa) + most_b):
             size *= 2
+        mask = size - 1
         na = 0
         for i in range(sa, ea):
-            na += _add(keys, flags, stamp, hashes[i], p, size, 1)[0]
-        nb = 0
-        inter = 0
-        for i in range(sb, eb):
-            new, shared = _add(keys, flags, stamp, hashes[i], p, size, 2)
-            nb += new
-            inter += shared
-        union = na + nb - inter
-        out[p] = inter / union if union > 0 else 0.0
+            v = hashes[i]
+            slot = np.int64(v & _U64(mask))
+            while run_of[slot] == run and keys[slot] != v:
+                slot = (slot + 1) & mask
+            if run_of[slot] != run:
+                run_of[slot] = run
+                pair_of[slot] = -1
+                keys[slot] = v
+                na += 1
+        for r in range(p, q):
+            nb = 0
+            inter = 0
+            for i in range(offsets[b[r]], offsets[b[r] + 1]):
+                v = hashes[i]
+                slot = np.int64(v & _U64(mask))
+                while True:
+                    live = run_of[slot] == run or pair_of[slot] == r
+                    if not live or keys[slot] == v:
+                        break
+                    slot = (slot + 1) & mask
+                if not live:  # in neither A nor this B so far
+                    keys[slot] = v
+                    run_of[slot] = -2
+                    pair_of[slot] = r
+                    nb += 1
+                elif pair_of[slot] != r:  # one of A's, first met by this B
+                    pair_of[slot] = r
+                    nb += 1
+                    inter += 1
+            union = na + nb - inter
+            out[r] = inter / union if union > 0 else 0.0
+        run += 1
+        p = q
     return out
 
 

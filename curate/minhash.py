@@ -206,7 +206,7 @@ def shingle_hashes(texts: pl.Series, unit: Unit = "word", size: int | None = Non
 # ------------------------------------------------------------------------------------------ signatures
 
 
-def signatures(shingles: Shingles, num_perm: int = 128, seed: int = 1) -> np.ndarray:
+def signatures(shingles: Shingles, num_perm: int = 128, seed: int = 1, out: np.ndarray | None = None) -> np.ndarray:
     """MinHash signatures, an (n, num_perm) uint32 matrix, by one-permutation hashing + optimal densification.
 
     Each shingle hash x = mix(h ^ salt) goes to bin ((x >> 32) * num_perm) >> 32, which keeps the minimum of
@@ -214,9 +214,10 @@ def signatures(shingles: Shingles, num_perm: int = 128, seed: int = 1) -> np.nda
     hits a bin the document filled itself; the sequence is the same for every document (consistency), and after
     16 * num_perm attempts ((1 - 1/k)^(16k) < 1e-6 per bin) a bin takes the first filled bin.
     Rows of documents without shingles are all zeros: exclude them (see `has_shingles`) before LSH.
+    `out`: an (n, num_perm) uint32 array to fill (e.g. a slice of a larger matrix) instead of a new one.
     """
     n, k = shingles.n, int(num_perm)
-    sig = np.empty((n, k), dtype=np.uint32)
+    sig = np.empty((n, k), dtype=np.uint32) if out is None else out
     _kernels.signatures(shingles.offsets, shingles.hashes, k, _seed_word(seed, 0x51), _donor_table(k, seed), sig)
     return sig
 
@@ -309,14 +310,24 @@ def estimated_jaccard(sig: np.ndarray, pairs: np.ndarray) -> np.ndarray:
 def exact_jaccard(shingles: Shingles, pairs: np.ndarray) -> np.ndarray:
     """Exact Jaccard similarity of the shingle sets of each pair (|A ∩ B| / |A ∪ B|; 0 when both are empty).
 
-    Takes the raw shingle hashes (repeats inside a document count once); each pair is
-    counted in one compiled pass through a small hash table (`curate._kernels.exact_jaccard`), so no sorted sets
-    are needed. Exact up to collisions of the 64-bit shingle hashes.
+    Takes the raw shingle hashes (repeats inside a document count once). Each pair is turned so that its
+    document met in more pairs comes first, and the pairs are grouped by it: one compiled pass
+    (`curate._kernels.exact_jaccard`) then hashes that document once per group and only probes with the
+    others (star candidates and representative–member pairs share their first document), so no sorted sets are
+    needed. Exact up to collisions of the 64-bit shingle hashes.
     """
     if len(pairs) == 0:
         return np.zeros(0)
     pairs = np.asarray(pairs, dtype=np.int64)
-    return _kernels.exact_jaccard(shingles.offsets, shingles.hashes, pairs[:, 0].copy(), pairs[:, 1].copy())
+    seen = np.bincount(pairs.ravel())
+    first, second = seen[pairs[:, 0]], seen[pairs[:, 1]]
+    turn = (second > first) | ((second == first) & (pairs[:, 1] < pairs[:, 0]))
+    a = np.where(turn, pairs[:, 1], pairs[:, 0])
+    b = np.where(turn, pairs[:, 0], pairs[:, 1])
+    order = np.argsort(a, kind="stable")
+    out = np.empty(len(pairs))
+    out[order] = _kernels.exact_jaccard(shingles.offsets, shingles.hashes, a[order], b[order])
+    return out
 
 
 # ------------------------------------------------------------------------------------------- clusters

@@ -201,7 +201,7 @@ class NearDedupe(Step):
             rows = pl.Series(active_rows[start: start + BATCH_ROWS])
             batch = df.select(pl.col("messages").gather(rows))  # gather first: the text of this batch only
             shingles = self._shingles(batch.select(text_expr(cfg.text)).to_series())
-            sig[start: start + shingles.n] = minhash.signatures(shingles, cfg.num_perm, cfg.seed)
+            minhash.signatures(shingles, cfg.num_perm, cfg.seed, out=sig[start: start + shingles.n])
             raw.append(shingles)
         self._raw = minhash.Shingles.concat(raw)
         del raw
