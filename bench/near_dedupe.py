@@ -217,11 +217,12 @@ def main() -> None:
     print(f"\nratio of docs/s over {len(runs)} runs: median {np.median(ratio):.1f}x, min {ratio.min():.1f}x, "
           f"max {ratio.max():.1f}x")
     for key in ("precision", "recall"):
-        o = np.array([p["fast"][key] for p in runs])
-        d = np.array([p["datasketch"][key] for p in runs])
-        print(f"{key} over seeds 1-{len(runs)}: ours {o.mean():.5f} ± {o.std(ddof=1) if len(o) > 1 else 0:.5f}, "
-              f"datasketch {d.mean():.5f} ± {d.std(ddof=1) if len(d) > 1 else 0:.5f} (mean ± sd); "
-              f"ours higher in {(o > d).sum()} of {len(runs)} seeds")
+        ours_v = np.array([p["fast"][key] for p in runs])
+        ds_v = np.array([p["datasketch"][key] for p in runs])
+        sd = (ours_v.std(ddof=1), ds_v.std(ddof=1)) if len(runs) > 1 else (0.0, 0.0)
+        print(f"{key} over seeds 1-{len(runs)}: ours {ours_v.mean():.5f} ± {sd[0]:.5f}, "
+              f"datasketch {ds_v.mean():.5f} ± {sd[1]:.5f} (mean ± sd); "
+              f"ours higher in {(ours_v > ds_v).sum()} of {len(runs)} seeds")
     print(f"\nwith the studio JSONL reader ({read_jsonl:.1f} s) added to both, run 1: "
           f"{(d['seconds'] + read_jsonl) / (f['seconds'] + read_jsonl):.1f}x")
     print(f"fast stats: {json.dumps({k: f[k] for k in ('lsh_bands', 'lsh_rows', 'candidate_pairs', 'exact_checks', 'verified_pairs', 'clusters', 'largest_cluster') if k in f})}")

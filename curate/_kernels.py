@@ -8,7 +8,8 @@ tests/test_near_dedupe.py checks them against the NumPy reference functions on r
 
 Compiled on first use and cached on disk (`cache=True`: next to this file in `__pycache__`, or in
 $NUMBA_CACHE_DIR), so only the first process on a machine pays the compile (a few seconds per kernel); every
-process pays numba's runtime start-up once, at import of this module (see the end of the file).
+process pays numba's runtime start-up (~0.3-0.5 s, the first call of any compiled function) and the loading of
+the kernels from that cache once, at import of `curate.minhash` (`_load_kernels` there).
 """
 
 from __future__ import annotations
@@ -321,8 +322,3 @@ def components(n, a, b):
     for i in range(n):  # parents point to smaller nodes, so one pass in index order resolves every root
         parent[i] = parent[parent[i]]
     return parent
-
-
-# Start numba's runtime now, at import, as a compiled extension would load: the first call of any compiled
-# function in a process costs ~0.3-0.5 s once (runtime and code generator start-up), whatever its size.
-components(1, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))

@@ -402,3 +402,20 @@ def set_jaccard(sets: list[set[str]], pairs: np.ndarray) -> np.ndarray:
         a, b = sets[i], sets[j]
         out[k] = len(a & b) / len(a | b) if a or b else 0.0
     return out
+
+
+def _load_kernels() -> None:
+    """Start numba's runtime and load every compiled kernel of the word path now, at import, as a compiled
+    extension loads its functions: the first call of any compiled function starts the runtime (~0.3-0.5 s), and
+    each kernel's machine code is loaded from its on-disk cache at its first call (with the text buffers'
+    import of pyarrow.compute, ~0.2 s more), which would otherwise land inside the first batch's work."""
+    shingles = shingle_hashes(pl.Series(["a b c d", "a b c e"]), "word", 3, 1)
+    sig = signatures(shingles, 8, 1)
+    pairs = np.array([[0, 1]], dtype=np.int64)
+    band_keys(sig, 2, 4)
+    estimated_jaccard(sig, pairs)
+    exact_jaccard(shingles, pairs)
+    connected_components(2, pairs)
+
+
+_load_kernels()
