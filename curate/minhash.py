@@ -249,24 +249,23 @@ def optimal_param(threshold: float, num_perm: int, false_positive_weight: float 
     """(bands, rows) minimising the weighted false-positive and false-negative probability areas.
 
     The same search as datasketch 2.0 `datasketch.lsh._optimal_param` (which integrates with
-    scipy.integrate.quad); here every (b, r) is evaluated at once on a fine grid (Simpson's rule).
+    scipy.integrate.quad); here every (b, r) with b·r ≤ num_perm is evaluated at once on a fine grid (Simpson's
+    rule), and ties go to the first in datasketch's order (b, then r, ascending).
     """
-    best, best_err = (1, 1), float("inf")
-    lo = np.linspace(0.0, threshold, 1001)
-    hi = np.linspace(threshold, 1.0, 1001)
+    b, r = zip(*[(b, r) for b in range(1, num_perm + 1) for r in range(1, num_perm // b + 1)], strict=True)
+    bands = np.array(b, dtype=np.float64)[:, None]
+    rows = np.array(r, dtype=np.float64)[:, None]
+    lo = np.linspace(0.0, threshold, 1001)[None, :]
+    hi = np.linspace(threshold, 1.0, 1001)[None, :]
 
-    def simpson(y: np.ndarray, x: np.ndarray) -> float:
-        h = x[1] - x[0]
-        return float(h / 3 * (y[0] + y[-1] + 4 * y[1:-1:2].sum() + 2 * y[2:-1:2].sum()))
+    def simpson(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+        h = x[0, 1] - x[0, 0]
+        return h / 3 * (y[:, 0] + y[:, -1] + 4 * y[:, 1:-1:2].sum(axis=1) + 2 * y[:, 2:-1:2].sum(axis=1))
 
-    for b in range(1, num_perm + 1):
-        for r in range(1, num_perm // b + 1):
-            fp = simpson(1 - (1 - lo**r) ** b, lo)
-            fn = simpson((1 - hi**r) ** b, hi)
-            err = fp * false_positive_weight + fn * false_negative_weight
-            if err < best_err:
-                best, best_err = (b, r), err
-    return best
+    fp = simpson(1 - (1 - lo**rows) ** bands, lo)
+    fn = simpson((1 - hi**rows) ** bands, hi)
+    best = int(np.argmin(fp * false_positive_weight + fn * false_negative_weight))
+    return b[best], r[best]
 
 
 def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
