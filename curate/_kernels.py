@@ -9,7 +9,7 @@ tests/test_near_dedupe.py checks them against the NumPy reference functions on r
 Compiled on first use and cached on disk (`cache=True`: next to this file in `__pycache__`, or in
 $NUMBA_CACHE_DIR), so only the first process on a machine pays the compile (a few seconds per kernel); every
 process pays numba's runtime start-up (~0.3-0.5 s, the first call of any compiled function) and the loading of
-the kernels from that cache once, at import of `curate.minhash` (`_load_kernels` there).
+the kernels from that cache once, at its first call (or up front with `curate.minhash.load_kernels`).
 """
 
 from __future__ import annotations

@@ -339,6 +339,24 @@ def connected_components(n: int, pairs: np.ndarray) -> np.ndarray:
     return _kernels.components(n, pairs[:, 0].copy(), pairs[:, 1].copy())
 
 
+def label_components(n: int, pairs: np.ndarray) -> np.ndarray:
+    """`connected_components` without compiled code (no numba start-up, ~0.5 s of CPU in a fresh process), for
+    small shallow graphs such as the Ray driver's union of spanning forests: every node takes the smallest label
+    among its edges' ends, then labels jump to their label's label, until nothing changes."""
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    labels = np.arange(n, dtype=np.int64)
+    a, b = pairs[:, 0], pairs[:, 1]
+    while True:
+        low = np.minimum(labels[a], labels[b])
+        new = labels.copy()
+        np.minimum.at(new, a, low)
+        np.minimum.at(new, b, low)
+        new = new[new]
+        if np.array_equal(new, labels):
+            return labels
+        labels = new
+
+
 def representatives(labels: np.ndarray, quality: np.ndarray | None = None) -> np.ndarray:
     """Index of the row each row's cluster keeps: highest `quality` (missing or NaN counts as lowest), ties and
     no quality → the first row in input order. Deterministic for a given input."""
@@ -403,11 +421,12 @@ def set_jaccard(sets: list[set[str]], pairs: np.ndarray) -> np.ndarray:
     return out
 
 
-def _load_kernels() -> None:
-    """Start numba's runtime and load every compiled kernel of the word path now, at import, as a compiled
-    extension loads its functions: the first call of any compiled function starts the runtime (~0.3-0.5 s), and
+def load_kernels() -> None:
+    """Start numba's runtime and load every compiled kernel of the word path now, as a compiled extension loads
+    its functions at import: the first call of any compiled function starts the runtime (~0.5 s of CPU), and
     each kernel's machine code is loaded from its on-disk cache at its first call (with the text buffers'
-    import of pyarrow.compute, ~0.2 s more), which would otherwise land inside the first batch's work."""
+    import of pyarrow.compute, ~0.1 s more). Otherwise that happens inside the first batch's work. Not done at
+    import: a process that only builds the step (the Ray driver) never pays it."""
     shingles = shingle_hashes(pl.Series(["a b c d", "a b c e"]), "word", 3, 1)
     sig = signatures(shingles, 8, 1)
     pairs = np.array([[0, 1]], dtype=np.int64)
@@ -415,6 +434,3 @@ def _load_kernels() -> None:
     estimated_jaccard(sig, pairs)
     exact_jaccard(shingles, pairs)
     connected_components(2, pairs)
-
-
-_load_kernels()

@@ -34,7 +34,7 @@ actor start-up on a small cluster: see bench/README.md `## ray_scale`).
   when the estimate is within `exact_band` of the threshold, in the step's rounds, `check_unsure`; the task
   fetches only the sketches of the blocks its pairs touch) and the verified edges are reduced to a spanning
   forest (each node → the smallest row of its component: at most V_p - 1 edges for V_p nodes) → the
-  driver unites the forests (`curate.minhash.connected_components`) and picks each cluster's representative with
+  driver unites the forests (`curate.minhash.label_components`: NumPy, so the driver never starts numba) and picks each cluster's representative with
   `curate.minhash.representatives` (highest quality, then first in input order: the local rule) → per
   block, dropped rows get `near_duplicate`, `dup_of` and the exact Jaccard to their representative as
   `similarity`, every member gets `dup_cluster`.
@@ -577,8 +577,8 @@ def _unite_forests(forests: list[dict], has_quality: bool) -> tuple[np.ndarray, 
     root = np.concatenate([f["root"] for f in forests]) if forests else np.zeros(0, np.int64)
     node_rows = np.concatenate([f["node"] for f in forests]) if forests else np.zeros(0, np.int64)
     nodes, first = np.unique(node_rows, return_index=True)
-    labels = minhash.connected_components(len(nodes), np.stack([np.searchsorted(nodes, child),
-                                                                np.searchsorted(nodes, root)], axis=1))
+    labels = minhash.label_components(len(nodes), np.stack([np.searchsorted(nodes, child),
+                                                            np.searchsorted(nodes, root)], axis=1))
     quality = np.concatenate([f["q"] for f in forests])[first] if has_quality and forests else None
     rep = minhash.representatives(labels, quality)
     sizes = np.bincount(labels, minlength=len(nodes))

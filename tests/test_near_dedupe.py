@@ -211,3 +211,14 @@ def test_word_shingles_do_not_run_across_documents_or_empty_texts():
     assert sh.counts.tolist() == [1, 0, 1, 0, 0, 1, 2]
     for i, t in enumerate(texts):
         assert len(np.unique(sh.hashes[sh.offsets[i]: sh.offsets[i + 1]])) == len(minhash.python_shingles(t))
+
+
+def test_label_components_matches_the_compiled_union_find():
+    # the Ray driver unites spanning forests with the NumPy form; it must label exactly as union-find does
+    rng = np.random.default_rng(3)
+    for n, m in ((1, 0), (10, 0), (50, 30), (500, 400), (2000, 3000)):
+        pairs = rng.integers(0, n, (m, 2))
+        expected = minhash.connected_components(n, pairs)
+        assert np.array_equal(minhash.label_components(n, pairs), expected)
+    chain = np.stack([np.arange(1, 300), np.arange(0, 299)], axis=1)[::-1]  # a long path, given backwards
+    assert np.array_equal(minhash.label_components(300, chain), np.zeros(300, dtype=np.int64))
