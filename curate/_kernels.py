@@ -218,6 +218,17 @@ def estimated_jaccard(sig, a, b):
     return out
 
 
+@njit(cache=True, inline="always")
+def _run_of_pairs(offsets, a, b, p):
+    """End (exclusive) of the run of pairs sharing `a[p]`, and the most hashes of any B in it."""
+    q = p
+    most_b = 0
+    while q < len(a) and a[q] == a[p]:
+        most_b = max(most_b, offsets[b[q] + 1] - offsets[b[q]])
+        q += 1
+    return q, most_b
+
+
 @njit(cache=True)
 def exact_jaccard(offsets, hashes, a, b):
     """|A ∩ B| / |A ∪ B| of the distinct hashes of documents a[p] and b[p] (0 when both are empty); the pairs
@@ -237,11 +248,7 @@ def exact_jaccard(offsets, hashes, a, b):
     need = 16
     p = 0
     while p < n:  # table size: twice the largest A + B of a run
-        q = p
-        most_b = 0
-        while q < n and a[q] == a[p]:
-            most_b = max(most_b, offsets[b[q] + 1] - offsets[b[q]])
-            q += 1
+        q, most_b = _run_of_pairs(offsets, a, b, p)
         while need < 2 * ((offsets[a[p] + 1] - offsets[a[p]]) + most_b):
             need *= 2
         p = q
@@ -251,11 +258,7 @@ def exact_jaccard(offsets, hashes, a, b):
     run = 0
     p = 0
     while p < n:
-        q = p
-        most_b = 0
-        while q < n and a[q] == a[p]:
-            most_b = max(most_b, offsets[b[q] + 1] - offsets[b[q]])
-            q += 1
+        q, most_b = _run_of_pairs(offsets, a, b, p)
         sa, ea = offsets[a[p]], offsets[a[p] + 1]
         size = 16
         while size < 2 * ((ea - sa) + most_b):

@@ -34,8 +34,8 @@ actor start-up on a small cluster: see bench/README.md `## ray_scale`).
   when the estimate is within `exact_band` of the threshold, in the step's rounds, `check_unsure`; the task
   fetches only the sketches of the blocks its pairs touch) and the verified edges are reduced to a spanning
   forest (each node → the smallest row of its component: at most V_p - 1 edges for V_p nodes) → the
-  driver unites the forests (`curate.minhash.label_components`: NumPy, so the driver never starts numba) and picks each cluster's representative with
-  `curate.minhash.representatives` (highest quality, then first in input order: the local rule) → per
+  driver unites the forests (`curate.minhash.label_components`: NumPy, so the driver never starts numba)
+  and picks each cluster's representative with `curate.minhash.representatives` (highest quality, then first in input order: the local rule) → per
   block, dropped rows get `near_duplicate`, `dup_of` and the exact Jaccard to their representative as
   `similarity`, every member gets `dup_cluster`.
   `check_unsure` skips the exact check of an unsure pair whose rows are already joined by real edges (it
@@ -257,10 +257,6 @@ def _split_table(table, step: str):
     return kept, dropped, meta
 
 
-def _split_task(table, step: str):
-    return _split_table(table, step)
-
-
 @dataclass
 class StepResult:
     kept: Blocks
@@ -318,7 +314,7 @@ _STEP_CACHE: dict[str, Any] = {}
 
 
 def _run_step_task(table, name: str, config: dict[str, Any]):
-    """Task (not actor) form for cheap steps: the step object is cached per worker process."""
+    """Ray Data task form (not an actor pool) for steps without a model: the step is cached per worker process."""
     import json
 
     key = name + json.dumps(config, sort_keys=True, default=str)
@@ -346,7 +342,7 @@ def _map_blocks(blocks: Blocks, name: str, config: dict[str, Any]) -> list:
 def row_step(blocks: Blocks, step, columns: list[str]) -> tuple[StepResult, dict]:
     config = step.config.model_dump(mode="json")
     refs = _map_blocks(blocks, step.name, config)
-    split = _remote(_split_task, num_returns=3)
+    split = _remote(_split_table, num_returns=3)
     how = "map_batches, actor pool" if step.name in MODEL_STEPS else "map_batches, tasks"
     return _collect([split.remote(ref, step.name) for ref in refs], step.name), {"ray_data": how}
 
