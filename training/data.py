@@ -243,24 +243,32 @@ def collate(examples: list[TokenizedExample], pad_id: int, packing: bool):
 
 
 def split_train_val(path: str | Path, out_dir: str | Path, val_fraction: float = 0.1, min_val: int = 4) -> tuple[Path, Path]:
-    """Hold out a validation set from one chat JSONL, deterministically by example id (content hash).
+    """Hold out a validation set from one chat JSONL with the export's leak-free grouping (`studio.splits`).
 
-    The examples whose ids sort first form the validation file, so the same data always gives the same split
-    whatever its line order. Writes `train.jsonl` and `val.jsonl` (OpenAI chat format) into `out_dir`.
+    Rows linked by a duplicate or semantic cluster, a `dup_of`, a synthetic parent, or the same normalized prompt
+    form one group, and a whole group goes to one side, so a paraphrase or a second answer to the same prompt
+    never straddles train and validation. Deterministic for the data whatever its line order. About
+    `val_fraction` of the rows (at least `min_val`, at most half) are held out. Writes `train.jsonl` and
+    `val.jsonl` (OpenAI chat format) into `out_dir`.
     """
-    from studio.schema import example_id
+    from studio.readers import read_inputs
+    from studio.splits import assign_splits
     from studio.writers import to_openai, write_jsonl
 
-    conversations, _ = read_conversations(path)
-    if len(conversations) < 2:
-        raise StudioError(f"{path} has {len(conversations)} conversation(s); a validation split needs at least 2 "
+    rows = read_inputs([Path(path)]).rows
+    if len(rows) < 2:
+        raise StudioError(f"{path} has {len(rows)} conversation(s); a validation split needs at least 2 "
                           "(or pass --val FILE).")
-    keyed = sorted(conversations, key=example_id)
-    n_val = min(max(min_val, round(len(keyed) * val_fraction)), len(keyed) // 2)
-    ids = {id(c) for c in keyed[:n_val]}
+    fraction = min(0.5, max(val_fraction, min_val / len(rows)))
+    sides = assign_splits(rows, {"train": 1 - fraction, "val": fraction}, seed=0)
+    if "val" not in sides or "train" not in sides:
+        raise StudioError(f"{path}: every conversation is linked to every other (one duplicate group or one prompt), "
+                          "so no validation set can be held out without a leak; pass --val FILE.")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     train_file, val_file = out_dir / "train.jsonl", out_dir / "val.jsonl"
-    write_jsonl((to_openai("", c) for c in conversations if id(c) not in ids), train_file)
-    write_jsonl((to_openai("", c) for c in keyed[:n_val]), val_file)
+    write_jsonl((to_openai("", list(r["messages"])) for r, side in zip(rows, sides, strict=True) if side == "train"),
+                train_file)
+    write_jsonl((to_openai("", list(r["messages"])) for r, side in zip(rows, sides, strict=True) if side == "val"),
+                val_file)
     return train_file, val_file

@@ -1,31 +1,68 @@
 """Next-token loss on supervised (assistant) positions only, shared by the trainer and `studio eval`.
 
-The output head runs only at the positions whose next token is a label (`logits_to_keep` with an index
-tensor), so a batch never materialises vocabulary-sized logits for prompt or padding tokens, and callers
-that stream over batches (perplexity) hold one batch's logits at a time, never all of them.
+The model's backbone runs once; the output head and the cross-entropy then run only at the positions whose
+next token is a label, in chunks of `CHUNK` positions, each chunk under activation checkpointing. So a batch
+never holds vocabulary-sized logits for more than one chunk at a time, in the forward pass or the backward
+pass (the head is recomputed per chunk when gradients flow): the same idea as Liger's fused linear
+cross-entropy, in plain PyTorch so it runs on CPU as on CUDA. With 49,152 vocabulary entries a 4,096-token
+packed row would otherwise hold 0.8 GB of fp32 logits plus as much again for their gradient.
 """
 
 from __future__ import annotations
 
 from training.data import IGNORE
 
+#: Positions per head + cross-entropy chunk: 512 × 49,152 fp32 logits = 100 MB at most live at once.
+CHUNK = 512
 
-def supervised_nll(model, batch: dict):
+
+def _split_model(model):
+    """(backbone, output head) of a causal LM, through a peft wrapper when there is one."""
+    causal = model.get_base_model() if hasattr(model, "get_base_model") else model
+    backbone = getattr(causal, causal.base_model_prefix, None)
+    head = causal.get_output_embeddings()
+    if backbone is None or head is None:
+        return None, None
+    return backbone, head
+
+
+def _chunk_nll(head, hidden, targets):
+    import torch.nn.functional as F
+
+    logits = head(hidden).float()
+    return F.cross_entropy(logits, targets, ignore_index=IGNORE, reduction="sum")
+
+
+def supervised_nll(model, batch: dict, chunk: int = CHUNK):
     """(sum of token NLLs as a 0-dim tensor with grad, number of supervised tokens) for one batch."""
     import torch
-    import torch.nn.functional as F
+    from torch.utils.checkpoint import checkpoint
 
     labels = batch["labels"]
     targets = labels[:, 1:]
     valid = targets != IGNORE
     n_tokens = int(valid.sum())
-    positions = valid.any(dim=0).nonzero().squeeze(1)
     if n_tokens == 0:
         return torch.zeros((), device=labels.device), 0
     inputs = {k: v for k, v in batch.items() if k != "labels"}
-    out = model(**inputs, use_cache=False, logits_to_keep=positions)
-    logits = out.logits
+    backbone, head = _split_model(model)
+    if backbone is None:  # an architecture without the usual backbone/head split: logits at labelled positions
+        return _nll_from_logits(model, inputs, targets, valid), n_tokens
+    hidden = backbone(**inputs, use_cache=False).last_hidden_state[:, :-1][valid]
+    chosen = targets[valid]
+    total = torch.zeros((), device=hidden.device, dtype=torch.float32)
+    grad = torch.is_grad_enabled()
+    for start in range(0, hidden.shape[0], chunk):
+        h, t = hidden[start:start + chunk], chosen[start:start + chunk]
+        total = total + (checkpoint(_chunk_nll, head, h, t, use_reentrant=False) if grad else _chunk_nll(head, h, t))
+    return total, n_tokens
+
+
+def _nll_from_logits(model, inputs: dict, targets, valid):
+    import torch.nn.functional as F
+
+    positions = valid.any(dim=0).nonzero().squeeze(1)
+    logits = model(**inputs, use_cache=False, logits_to_keep=positions).logits
     chosen = targets[:, positions]
-    nll = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), chosen.reshape(-1),
-                          ignore_index=IGNORE, reduction="sum")
-    return nll, n_tokens
+    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), chosen.reshape(-1),
+                           ignore_index=IGNORE, reduction="sum")

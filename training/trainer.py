@@ -64,6 +64,41 @@ class TrainResult:
 # ------------------------------------------------------------------------------------------ model set-up
 
 
+def prepare_process(cuda: bool) -> None:
+    """Process settings for training: offline hub access, quiet bitsandbytes, and (CPU) malloc that returns memory.
+
+    bitsandbytes' CPU backend asks the `kernels` package for a hub kernel when it is imported; with
+    HF_HUB_OFFLINE it only looks in the local cache, so no connection is attempted, and its "failed to load"
+    warning is silenced because the built-in path it falls back to is the intended one here.
+    glibc's default keeps freed activation buffers in the heap and fragments it: peak RSS of a CPU step was
+    measured at 2-3× the live tensors; serving large blocks by mmap returns them to the system at once.
+    """
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("KERNELS_CACHE", str(Path(os.environ.get("STUDIO_CACHE") or Path.home() / ".cache"
+                                                    / "finetune-studio") / "kernels"))
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    logging.getLogger("kernels").setLevel(logging.ERROR)
+    if not cuda:
+        _malloc_returns_large_blocks()
+
+
+def _malloc_returns_large_blocks() -> None:
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name:
+        return
+    try:
+        libc = ctypes.CDLL(name)
+        libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD: blocks of 1 MiB and more come from (and go back to) mmap
+        libc.mallopt(-1, 1 << 20)  # M_TRIM_THRESHOLD: give back free heap top above 1 MiB
+    except (OSError, AttributeError):  # not glibc: keep the allocator's defaults
+        return
+
+
 def set_threads(cfg: TrainConfig, cuda: bool) -> int:
     import torch
 
@@ -83,6 +118,12 @@ def attn_implementation(cfg: TrainConfig, cuda: bool) -> str:
 def bnb_config(cfg: TrainConfig):
     import torch
     from transformers import BitsAndBytesConfig
+
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError as exc:
+        raise StudioError(f"qlora needs bitsandbytes, which did not load ({exc}); run `make install`, or use "
+                          "--method lora.") from None
 
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=cfg.quant_type,
                               bnb_4bit_use_double_quant=cfg.double_quant,
@@ -107,7 +148,7 @@ def load_base_model(base_dir: Path, method: str, cfg: TrainConfig, cuda: bool):
     kwargs: dict[str, Any] = {"attn_implementation": attn_implementation(cfg, cuda)}
     if method == "qlora":
         kwargs |= {"quantization_config": bnb_config(cfg), "dtype": getattr(torch, cfg.compute_dtype),
-                   "device_map": {"": 0}}
+                   "device_map": {"": 0 if cuda else "cpu"}}
     else:
         kwargs |= {"dtype": torch.bfloat16 if cuda else torch.float32}
     model = AutoModelForCausalLM.from_pretrained(base_dir, **kwargs)
@@ -160,7 +201,8 @@ def merge_adapter(base_dir: Path, adapter_dir: Path, out_dir: Path, method: str,
 
     if method == "qlora":
         base = AutoModelForCausalLM.from_pretrained(base_dir, quantization_config=bnb_config(cfg),
-                                                    dtype=getattr(torch, cfg.compute_dtype), device_map={"": 0})
+                                                    dtype=getattr(torch, cfg.compute_dtype),
+                                                    device_map={"": 0 if cuda else "cpu"})
         base = base.dequantize()
     else:
         base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.bfloat16 if cuda else torch.float32)
@@ -204,6 +246,24 @@ def data_fingerprint(train_sha: str, cfg: TrainConfig) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def lr_factor(schedule: str, warmup: int, total: int):
+    """Multiplier of the peak learning rate at 0-based step s: linear warm-up that starts above 0, then the schedule.
+
+    Warm-up step s runs at (s+1)/(warmup+1) of the peak, so even a one-step warm-up trains; transformers'
+    schedules start at 0, which made a 1-step run train at learning rate 0.
+    """
+
+    def factor(s: int) -> float:
+        if s < warmup:
+            return (s + 1) / (warmup + 1)
+        if schedule == "constant":
+            return 1.0
+        progress = (s - warmup) / max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * progress)) if schedule == "cosine" else max(0.0, 1 - progress)
+
+    return factor
+
+
 # ---------------------------------------------------------------------------------------------- loop
 
 
@@ -214,7 +274,6 @@ class Trainer:
                  val_ex: list[TokenizedExample], out_dir: Path, optimizer_name: str, cuda: bool,
                  reporter: Reporter) -> None:
         import torch
-        from transformers import get_scheduler
 
         self.cfg, self.model, self.tokenizer, self.cuda, self.reporter = cfg, model, tokenizer, cuda, reporter
         self.device = torch.device("cuda" if cuda else "cpu")
@@ -227,9 +286,11 @@ class Trainer:
                                      cfg.max_length, cfg.packing)
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(optimizer_name, self.params, cfg)
-        self.scheduler = get_scheduler(cfg.lr_scheduler if cfg.lr_scheduler != "constant" else "constant_with_warmup",
-                                       self.optimizer, num_warmup_steps=math.ceil(cfg.warmup_ratio * self.total_steps),
-                                       num_training_steps=self.total_steps)
+        self.warmup_steps = int(cfg.warmup_ratio * self.total_steps)
+        self.eval_every = cfg.steps_between_evals(self.total_steps)
+        self.save_every = cfg.steps_between_saves(self.total_steps)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_factor(cfg.lr_scheduler, self.warmup_steps, self.total_steps))
         self.step = 0
         self.history: list[dict[str, Any]] = []
         self.evals: list[dict[str, Any]] = []
@@ -349,9 +410,9 @@ class Trainer:
                               "packing, batch size, seed, epochs/steps); restore them or start a new --out folder.")
         weights = load_file(str(where / "adapter_model.safetensors"), device=str(self.device))
         set_peft_model_state_dict(self.model, weights)
-        self.optimizer.load_state_dict(torch.load(where / "optimizer.pt", map_location=self.device, weights_only=False))
-        self.scheduler.load_state_dict(torch.load(where / "scheduler.pt", weights_only=False))
-        rng = torch.load(where / "rng.pt", weights_only=False)
+        self.optimizer.load_state_dict(torch.load(where / "optimizer.pt", map_location=self.device, weights_only=True))
+        self.scheduler.load_state_dict(torch.load(where / "scheduler.pt", weights_only=True))
+        rng = torch.load(where / "rng.pt", weights_only=True)
         random.setstate(rng["python"])
         torch.set_rng_state(rng["torch"])
         if self.cuda and "cuda" in rng:
@@ -372,12 +433,12 @@ class Trainer:
                 record = self.train_step()
                 update(record, self.tokens / max(self.train_seconds, 1e-9))
                 last = self.step == self.total_steps
-                if self.step % self.cfg.eval_steps == 0 or last:
+                if self.step % self.eval_every == 0 or last:
                     self.evaluate_and_track()
                 if stop_after_steps is not None and self.step >= stop_after_steps and not last:
                     self.save_checkpoint(fingerprint)
                     return
-                if self.step % self.cfg.save_steps == 0 and not last and not self.stopped_early:
+                if self.step % self.save_every == 0 and not last and not self.stopped_early:
                     self.save_checkpoint(fingerprint)
         if self.best_step is None:  # validation never improved on the base: keep the last adapter
             self.save_adapter(self.out_dir / "adapter")
@@ -433,7 +494,7 @@ def train(cfg: TrainConfig, train_path: str | Path, val_path: str | Path | None,
           stop_after_steps: int | None = None) -> TrainResult:
     """Fine-tune `cfg.base_model` on `train_path`, validating on `val_path`; everything lands in `out_dir`.
 
-    Without `val_path`, a validation set is held out of `train_path` by example id (`split_train_val`).
+    Without `val_path`, a validation set is held out of `train_path` by duplicate group and prompt (`split_train_val`).
     Without `out_dir`, the run folder is `<workspace>/runs/<run id>` (or `runs/<run id>`).
     """
     import torch
@@ -448,10 +509,14 @@ def train(cfg: TrainConfig, train_path: str | Path, val_path: str | Path | None,
         if not p.is_file():
             raise StudioError(f"data file {p} does not exist; pass the JSONL written by `studio export --format openai`.")
     cuda = torch.cuda.is_available()
+    prepare_process(cuda)
     method = cfg.resolved_method(cuda)
-    optimizer_name = cfg.resolved_optimizer(method)
-    if not cuda and optimizer_name != "adamw":
-        raise StudioError(f"optimizer {optimizer_name} needs CUDA (bitsandbytes); on CPU set optimizer: adamw.")
+    optimizer_name, substituted = cfg.resolved_optimizer(method, cuda)
+    substitutions = [substituted] if substituted else []
+    if method == "qlora" and not cuda:
+        substitutions.append("4-bit NF4 matmuls run on CPU through bitsandbytes' CPU backend (bf16 compute)")
+    if cfg.attn_implementation == "flash_attention_2" and not attn_implementation(cfg, cuda).startswith("flash"):
+        substitutions.append("flash attention needs CUDA; SDPA used")
     if resume and out_dir is None:
         raise StudioError("--resume needs --out: the run folder whose checkpoints to continue from.")
     checkpoint = latest_checkpoint(out_dir) if resume else None
@@ -461,11 +526,16 @@ def train(cfg: TrainConfig, train_path: str | Path, val_path: str | Path | None,
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     base_dir = resolve_base_model(cfg.base_model)
-    run_config = {**cfg.model_dump(), "method": method, "optimizer": optimizer_name, "threads": threads}
+    run_config = {**cfg.model_dump(), "method": method, "optimizer": optimizer_name, "threads": threads,
+                  "device": "cuda" if cuda else "cpu"}
     with Run("train", out_dir=out_dir, workspace=workspace, config=run_config) as run:
         out_dir = run.dir
+        for note in substitutions:
+            reporter.info(f"on this machine: {note}")
+            log.info("substituted: %s", note)
+        run.extra["substitutions"] = substitutions
         if val_path is None:
-            run.add_input(train_path, role="train+validation (split by example id)")
+            run.add_input(train_path, role="train+validation (split by duplicate group and prompt)")
             train_path, val_path = split_train_val(train_path, out_dir / "data")
         else:
             run.add_input(train_path, role="train")
@@ -484,6 +554,7 @@ def train(cfg: TrainConfig, train_path: str | Path, val_path: str | Path | None,
         model = add_lora(model, cfg)
         run.time("load_model", time.perf_counter() - t0)
         trainer = Trainer(cfg, model, tokenizer, train_ex, val_ex, out_dir, optimizer_name, cuda, reporter)
+        _announce_plan(reporter, trainer, cfg)
         fingerprint = data_fingerprint(run.inputs[0]["sha256"], cfg)
         if checkpoint is not None:
             trainer.load_checkpoint(checkpoint, fingerprint)
@@ -507,6 +578,20 @@ def train(cfg: TrainConfig, train_path: str | Path, val_path: str | Path | None,
         if (out_dir / "adapter" / "adapter_model.safetensors").exists():
             run.add_output(out_dir / "adapter" / "adapter_model.safetensors", role="adapter")
     return TrainResult(out_dir, out_dir / "adapter", merged, metrics)
+
+
+def _announce_plan(reporter: Reporter, t: Trainer, cfg: TrainConfig) -> None:
+    """Say before training how many optimizer steps the run takes, and warn when that is too few to learn."""
+    from training.config import MIN_STEPS
+
+    planned = sum(len(t.train_ex[i].input_ids) for batch in t.plan for i in batch)
+    reporter.info(f"plan: {t.total_steps} optimizer steps of {cfg.grad_accum} micro-batch(es), "
+                  f"~{planned / max(1, t.total_steps):,.0f} tokens a step; warm-up {t.warmup_steps} step(s), "
+                  f"validation every {t.eval_every}")
+    if t.total_steps < MIN_STEPS:
+        reporter.warn(f"only {t.total_steps} optimizer step(s): too few for the adapter to learn much. Lower "
+                      f"--grad-accum (now {cfg.grad_accum}) or --batch-size (now {cfg.batch_size}), or raise "
+                      f"--epochs (now {cfg.epochs:g}) or --max-steps.")
 
 
 def _report_data(reporter: Reporter, train: DataStats, val: DataStats, max_length: int) -> None:
