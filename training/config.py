@@ -42,7 +42,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-
 Method = Literal["auto", "qlora", "lora"]
 #: Fewer optimizer steps than this is announced before the run starts.
 MIN_STEPS = 10

@@ -51,21 +51,91 @@ class EvalSettings:
 
 @dataclass
 class ModelScores:
+    """One model's scores on the eval set, with the per-conversation values the bootstrap resamples."""
+
     label: str
-    perplexity: float
-    loss: float
-    rouge_l: float
-    exact_match: float
-    judge: float | None = None
+    nll_sums: list[float]
+    token_counts: list[int]
+    rouge: list[float]
+    exact: list[float]
+    judged: list[float] | None = None
     predictions: list[str] = field(default_factory=list)
-    tokens: int = 0
+    intervals: dict[str, list[float]] = field(default_factory=dict)
+
+    @property
+    def tokens(self) -> int:
+        return sum(self.token_counts)
+
+    @property
+    def loss(self) -> float:
+        return sum(self.nll_sums) / max(self.tokens, 1)
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(self.loss)
+
+    @property
+    def rouge_l(self) -> float:
+        return sum(self.rouge) / max(len(self.rouge), 1)
+
+    @property
+    def exact_match(self) -> float:
+        return sum(self.exact) / max(len(self.exact), 1)
+
+    @property
+    def judge(self) -> float | None:
+        return None if self.judged is None else sum(self.judged) / max(len(self.judged), 1)
 
     def row(self) -> dict[str, Any]:
         out = {"perplexity": round(self.perplexity, 4), "loss": round(self.loss, 6), "rouge_l": round(self.rouge_l, 4),
                "exact_match": round(self.exact_match, 4), "assistant_tokens": self.tokens}
         if self.judge is not None:
             out["judge"] = round(self.judge, 4)
+        for metric, (lo, hi) in self.intervals.items():
+            out[f"{metric}_ci95"] = [round(lo, 4), round(hi, 4)]
         return out
+
+
+#: Bootstrap resamples for the confidence intervals (Efron & Tibshirani 1993: 1,000 for percentile intervals).
+BOOTSTRAP_SAMPLES = 1000
+
+
+def _metric_values(s: ModelScores, idx) -> dict[str, Any]:
+    """Each metric on the resampled conversations idx (an int array of shape [B, n]), as arrays of length B."""
+    import numpy as np
+
+    nll, tok = np.asarray(s.nll_sums)[idx].sum(1), np.asarray(s.token_counts)[idx].sum(1)
+    out = {"perplexity": np.exp(nll / np.maximum(tok, 1)), "rouge_l": np.asarray(s.rouge)[idx].mean(1),
+           "exact_match": np.asarray(s.exact)[idx].mean(1)}
+    if s.judged is not None:
+        out["judge"] = np.asarray(s.judged)[idx].mean(1)
+    return out
+
+
+def bootstrap(scores: list[ModelScores], samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> dict[str, dict[str, Any]]:
+    """95 % percentile intervals of every metric, and (for a before/after pair) of the paired difference.
+
+    Conversations are resampled with replacement; both models are scored on the same resample, so the
+    interval of the difference reflects the pairing. A difference is `real` when its interval excludes 0.
+    Sets each `ModelScores.intervals`; returns {metric: {"delta": d, "ci95": [lo, hi], "real": bool}}.
+    """
+    import numpy as np
+
+    n = len(scores[0].rouge)
+    idx = np.random.default_rng(seed).integers(0, n, size=(samples, n))
+    values = [_metric_values(s, idx) for s in scores]
+    for s, v in zip(scores, values, strict=True):
+        s.intervals = {m: [float(np.percentile(a, 2.5)), float(np.percentile(a, 97.5))] for m, a in v.items()}
+    if len(scores) != 2:
+        return {}
+    before, after = scores[0].row(), scores[1].row()
+    diffs = {}
+    for metric in values[0]:
+        d = values[1][metric] - values[0][metric]
+        lo, hi = float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))
+        diffs[metric] = {"delta": round(after[metric] - before[metric], 4), "ci95": [round(lo, 4), round(hi, 4)],
+                         "real": bool(lo > 0 or hi < 0)}
+    return diffs
 
 
 # -------------------------------------------------------------------------------------------- metrics
@@ -79,22 +149,31 @@ def split_reference(messages: list[dict[str, str]]) -> tuple[list[dict[str, str]
     return None
 
 
-def perplexity(model, examples: Iterable[TokenizedExample], pad_id: int, batch_tokens: int, device) -> tuple[float, float, int]:
-    """(perplexity, mean NLL, supervised tokens) over examples, consumed lazily in packed batches of ≤ batch_tokens."""
+def example_nll(model, examples: Iterable[TokenizedExample], pad_id: int, batch_tokens: int,
+                device) -> tuple[list[float], list[int]]:
+    """(NLL sum, supervised tokens) of each example, consumed lazily in packed batches of ≤ batch_tokens.
+
+    Each batch's logits exist one chunk at a time and are reduced before the next batch runs, so memory does
+    not grow with the data set; per-example sums are what the bootstrap resamples.
+    """
     import torch
 
-    from training.loss import supervised_nll
+    from training.loss import token_nll
 
-    total, count = 0.0, 0
+    sums: list[float] = []
+    counts: list[int] = []
     pending: list[TokenizedExample] = []
     used = 0
 
     def flush() -> None:
-        nonlocal total, count
         batch = {k: v.to(device) for k, v in collate(pending, pad_id, packing=True).items()}
-        nll, n = supervised_nll(model, batch)
-        total += float(nll)
-        count += n
+        per_token = token_nll(model, batch).double().cpu()
+        start = 0
+        for ex in pending:  # supervised tokens come in example order; each example's first label is IGNORE
+            n = ex.n_label_tokens
+            sums.append(float(per_token[start:start + n].sum()))
+            counts.append(n)
+            start += n
 
     was_training = model.training
     model.eval()
@@ -108,10 +187,16 @@ def perplexity(model, examples: Iterable[TokenizedExample], pad_id: int, batch_t
         if pending:
             flush()
     model.train(was_training)
-    if count == 0:
+    if sum(counts) == 0:
         raise StudioError("no assistant tokens to score; the data has no assistant turns.")
-    mean = total / count
-    return math.exp(mean), mean, count
+    return sums, counts
+
+
+def perplexity(model, examples: Iterable[TokenizedExample], pad_id: int, batch_tokens: int, device) -> tuple[float, float, int]:
+    """(perplexity, mean NLL, supervised tokens) over examples (see `example_nll`)."""
+    sums, counts = example_nll(model, examples, pad_id, batch_tokens, device)
+    mean = sum(sums) / sum(counts)
+    return math.exp(mean), mean, sum(counts)
 
 
 def generate(model, tokenizer, prompts: list[list[dict[str, str]]], max_new_tokens: int, batch_size: int,
@@ -139,16 +224,16 @@ def _normalize(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().casefold()
 
 
-def exact_match(predictions: list[str], references: list[str]) -> float:
-    return sum(_normalize(p) == _normalize(r) for p, r in zip(predictions, references, strict=True)) / max(len(references), 1)
+def exact_matches(predictions: list[str], references: list[str]) -> list[float]:
+    return [float(_normalize(p) == _normalize(r)) for p, r in zip(predictions, references, strict=True)]
 
 
-def rouge_l(predictions: list[str], references: list[str]) -> float:
+def rouge_l_scores(predictions: list[str], references: list[str]) -> list[float]:
+    """ROUGE-L F1 of each prediction against its reference (Lin 2004, with stemming)."""
     from rouge_score import rouge_scorer
 
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-    scores = [scorer.score(r, p)["rougeL"].fmeasure for p, r in zip(predictions, references, strict=True)]
-    return sum(scores) / max(len(scores), 1)
+    return [scorer.score(r, p)["rougeL"].fmeasure for p, r in zip(predictions, references, strict=True)]
 
 
 class OpenAIJudge:
@@ -185,15 +270,15 @@ def score_model(label: str, model, tokenizer, conversations: list[list[dict[str,
     eot = end_of_turn_ids(tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     examples = (encode_conversation(tokenizer, c, eot) for c in conversations)
-    ppl, loss, tokens = perplexity(model, examples, pad_id, settings.max_length, device)
+    sums, counts = example_nll(model, examples, pad_id, settings.max_length, device)
     pairs = [split_reference(c) for c in conversations]
     prompts = [p for p, _ in pairs]
     refs = [r for _, r in pairs]
     preds = generate(model, tokenizer, prompts, settings.max_new_tokens, settings.batch_size, device)
     judged = None
     if judge is not None:
-        judged = sum(judge(p, r, o) for p, r, o in zip(prompts, refs, preds, strict=True)) / max(len(refs), 1)
-    return ModelScores(label, ppl, loss, rouge_l(preds, refs), exact_match(preds, refs), judged, preds, tokens)
+        judged = [judge(p, r, o) for p, r, o in zip(prompts, refs, preds, strict=True)]
+    return ModelScores(label, sums, counts, rouge_l_scores(preds, refs), exact_matches(preds, refs), judged, preds)
 
 
 # ---------------------------------------------------------------------------------------------- loading
@@ -213,7 +298,16 @@ def load_for_eval(model_ref: str, cuda: bool, base_override: str | None = None):
 
         base_name = base_override or json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"]
         base_dir = resolve_base_model(base_name)
-        model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype)
+        quantized = _quantization_of_run(path)
+        if quantized is not None:  # a qlora adapter is scored on the 4-bit base it was trained against
+            from training.trainer import bnb_config, prepare_process
+
+            prepare_process(cuda)
+            model = AutoModelForCausalLM.from_pretrained(base_dir, quantization_config=bnb_config(quantized),
+                                                         dtype=getattr(torch, quantized.compute_dtype),
+                                                         device_map={"": 0 if cuda else "cpu"})
+        else:
+            model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype)
         model = PeftModel.from_pretrained(model, path)
         tok_dir = path if (path / "tokenizer_config.json").exists() else base_dir
         tokenizer = AutoTokenizer.from_pretrained(tok_dir)
@@ -223,10 +317,27 @@ def load_for_eval(model_ref: str, cuda: bool, base_override: str | None = None):
         model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype)
         tokenizer = AutoTokenizer.from_pretrained(base_dir)
         is_adapter = False
-    if cuda:
+    if cuda and not getattr(model, "is_loaded_in_4bit", False):
         model.to("cuda")
     model.eval()
     return model, tokenizer, base_dir, is_adapter
+
+
+def _quantization_of_run(adapter_dir: Path):
+    """The TrainConfig of the qlora run that wrote adapter_dir (its run manifest is one folder up), else None."""
+    from training.config import TrainConfig
+
+    manifest = adapter_dir.parent / "manifest.json"
+    if not manifest.is_file():
+        return None
+    try:
+        recorded = json.loads(manifest.read_text(encoding="utf-8")).get("config") or {}
+    except json.JSONDecodeError:
+        return None
+    if recorded.get("method") != "qlora":
+        return None
+    keys = ("quant_type", "double_quant", "compute_dtype")
+    return TrainConfig(**{k: recorded[k] for k in keys if k in recorded})
 
 
 def run_eval(model_ref: str, data_path: str | Path, out_dir: str | Path | None, settings: EvalSettings | None = None, *,
@@ -275,17 +386,23 @@ def run_eval(model_ref: str, data_path: str | Path, out_dir: str | Path | None, 
             reporter.info(f"scoring {model_ref} on {len(usable)} conversations ...")
             scores.append(score_model(model_ref, model, tokenizer, usable, settings, device, judge))
         run.time("score", time.perf_counter() - t0)
+        differences = bootstrap(scores)
         result = {"model": model_ref, "data": str(data_path), "examples": len(usable), "skipped_too_long": too_long,
-                  "scores": {s.label: s.row() for s in scores}}
+                  "scores": {s.label: s.row() for s in scores}, "bootstrap_samples": BOOTSTRAP_SAMPLES}
+        if differences:
+            result["change"] = differences
         with atomic_open(out_dir / "eval.json") as fh:
             json.dump(result, fh, indent=1)
-        write_report(out_dir / "report.html", model_ref, data_path, usable, scores, settings.samples_in_report)
+        write_report(out_dir / "report.html", model_ref, data_path, usable, scores, settings.samples_in_report,
+                     differences)
         run.counts.input = len(conversations) + quarantined
         run.counts.kept = len(usable)
         run.counts.quarantined = quarantined
         run.counts.drop("longer than max_length", too_long)
         run.counts.drop("not evaluated (no answer, or beyond max_examples)", len(conversations) - len(usable) - too_long)
         run.extra["metrics"] = result["scores"]
+        if differences:
+            run.extra["change"] = differences
         run.add_output(out_dir / "eval.json")
         run.add_output(out_dir / "report.html")
     result["report"] = str(out_dir / "report.html")
@@ -305,8 +422,13 @@ pre{white-space:pre-wrap;margin:0;font-family:inherit}.prompt{color:#555;font-si
 _METRICS = {"perplexity": False, "loss": False, "rouge_l": True, "exact_match": True, "judge": True}
 
 
+def _interval(s: ModelScores, metric: str) -> str:
+    found = s.intervals.get(metric)
+    return f"<br><small>[{found[0]:.4f}, {found[1]:.4f}]</small>" if found else ""
+
+
 def write_report(path: Path, model_ref: str, data_path: Path, conversations: list, scores: list[ModelScores],
-                 n_samples: int) -> Path:
+                 n_samples: int, differences: dict[str, dict[str, Any]] | None = None) -> Path:
     """One HTML file with no external assets: metrics table (with change) and side-by-side generations."""
     e = html.escape
     rows = []
@@ -314,13 +436,19 @@ def write_report(path: Path, model_ref: str, data_path: Path, conversations: lis
         values = [s.row().get(metric) for s in scores]
         if all(v is None for v in values):
             continue
-        cells = "".join(f'<td class="num">{v if v is not None else "–"}</td>' for v in values)
-        if len(scores) == 2 and None not in values:
-            delta = values[1] - values[0]
+        cells = "".join(f'<td class="num">{v if v is not None else "–"}{_interval(s, metric)}</td>'
+                        for s, v in zip(scores, values, strict=True))
+        change = (differences or {}).get(metric)
+        if change is not None:
+            delta, (lo, hi) = change["delta"], change["ci95"]
             good = (delta > 0) == higher and delta != 0
-            cells += f'<td class="num {"better" if good else "worse" if delta else ""}">{delta:+.4f}</td>'
+            verdict = ("better" if good else "worse") if change["real"] else "no real change"
+            css = ("better" if good else "worse") if change["real"] else ""
+            cells += (f'<td class="num {css}">{delta:+.4f}<br><small>[{lo:+.4f}, {hi:+.4f}]</small></td>'
+                      f"<td>{verdict}</td>")
         rows.append(f"<tr><th>{e(metric)}</th>{cells}</tr>")
-    head = "".join(f"<th>{e(s.label)}</th>" for s in scores) + ("<th>change</th>" if len(scores) == 2 else "")
+    head = "".join(f"<th>{e(s.label)}</th>" for s in scores) + (
+        "<th>change [95 % CI]</th><th>verdict</th>" if differences else "")
     samples = []
     for i, conv in enumerate(conversations[:n_samples]):
         prompt, reference = split_reference(conv)
@@ -332,7 +460,9 @@ def write_report(path: Path, model_ref: str, data_path: Path, conversations: lis
 <style>{_CSS}</style></head><body>
 <h1>Evaluation of {e(model_ref)}</h1>
 <p>Data: {e(str(data_path))} ({len(conversations)} conversations). Perplexity and loss are on assistant tokens;
-ROUGE-L (F1) and exact match compare greedy generations with the reference last assistant turn.</p>
+ROUGE-L (F1) and exact match compare greedy generations with the reference last assistant turn. Brackets are
+95 % bootstrap intervals ({BOOTSTRAP_SAMPLES} resamples of the conversations, paired for the change); a change
+counts as real only when its interval excludes 0.</p>
 <table><tr><th>metric</th>{head}</tr>{''.join(rows)}</table>
 <h2>Sample generations</h2>
 <table><tr>{sample_head}</tr>{''.join(samples)}</table>

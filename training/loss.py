@@ -26,11 +26,34 @@ def _split_model(model):
     return backbone, head
 
 
-def _chunk_nll(head, hidden, targets):
+def _chunk_nll(head, hidden, targets, reduction: str = "sum"):
     import torch.nn.functional as F
 
     logits = head(hidden).float()
-    return F.cross_entropy(logits, targets, ignore_index=IGNORE, reduction="sum")
+    return F.cross_entropy(logits, targets, ignore_index=IGNORE, reduction=reduction)
+
+
+def token_nll(model, batch: dict, chunk: int = CHUNK):
+    """NLL of every supervised token of a batch (no grad), in order: row by row, position by position."""
+    import torch
+
+    with torch.no_grad():
+        labels = batch["labels"]
+        targets = labels[:, 1:]
+        valid = targets != IGNORE
+        if int(valid.sum()) == 0:
+            return torch.zeros(0)
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        backbone, head = _split_model(model)
+        if backbone is None:
+            import torch.nn.functional as F
+
+            logits = model(**inputs, use_cache=False).logits[:, :-1][valid]
+            return F.cross_entropy(logits.float(), targets[valid], reduction="none")
+        hidden = backbone(**inputs, use_cache=False).last_hidden_state[:, :-1][valid]
+        chosen = targets[valid]
+        return torch.cat([_chunk_nll(head, hidden[s:s + chunk], chosen[s:s + chunk], "none")
+                          for s in range(0, hidden.shape[0], chunk)])
 
 
 def supervised_nll(model, batch: dict, chunk: int = CHUNK):
