@@ -162,6 +162,10 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path | None = None, repo
             run.add_input(path, format=fmt)
             reporter.info(f"read {path} as [bold]{fmt}[/]")
         run.time("read", time.perf_counter() - t0)
+        if result.skipped:
+            run.extra["skipped_files"] = [s.to_dict() for s in result.skipped]
+            for s in result.skipped:
+                reporter.warn(f"skipped {s.path}: {'empty file' if s.reason == 'empty' else s.reason}")
         run.counts.input = result.n_input
         run.counts.quarantined = len(result.quarantine)
         if result.quarantine:
