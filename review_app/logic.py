@@ -96,17 +96,28 @@ def _escape_inline(line: str) -> str:
     return "".join(out)
 
 
+#: characters written as numeric entities in raw HTML besides html.escape's: a newline (a blank line would end
+#: the HTML block and hand the rest to the Markdown parser) and every character that starts Markdown syntax
+_INERT = str.maketrans({c: f"&#{ord(c)};" for c in "\n[]()!`$:.*_~|\\"} | {"\r": ""})
+
+
+def inert_html(text: str) -> str:
+    """Text for a raw-HTML snippet given to `st.markdown(..., unsafe_allow_html=True)`: HTML-escaped, on one
+    source line, with Markdown's punctuation as entities, so neither the browser nor Markdown builds anything."""
+    return html.escape(text, quote=True).translate(_INERT)
+
+
 def response_diff_html(original: str, edited: str) -> str:
     """A word-level diff as HTML: deletions struck through in red, insertions in green."""
     a, b = original.split(" "), edited.split(" ")
     parts = []
     for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
         if op in ("delete", "replace"):
-            parts.append(f'<del style="background:#fdd">{html.escape(" ".join(a[i1:i2]))}</del>')
+            parts.append(f'<del style="background:#fdd">{inert_html(" ".join(a[i1:i2]))}</del>')
         if op in ("insert", "replace"):
-            parts.append(f'<ins style="background:#dfd">{html.escape(" ".join(b[j1:j2]))}</ins>')
+            parts.append(f'<ins style="background:#dfd">{inert_html(" ".join(b[j1:j2]))}</ins>')
         if op == "equal":
-            parts.append(html.escape(" ".join(a[i1:i2])))
+            parts.append(inert_html(" ".join(a[i1:i2])))
     return '<div class="response-diff" style="white-space:pre-wrap">' + " ".join(parts) + "</div>"
 
 

@@ -3,7 +3,6 @@ accept / reject / skip / undo buttons (keys a, r, s, u)."""
 
 from __future__ import annotations
 
-import html
 import time
 
 import streamlit as st
@@ -71,7 +70,7 @@ def render(store, user) -> None:
     if item.tags:
         facts.append("tags " + md(", ".join(item.tags)))
     st.caption(" · ".join(facts))
-    st.markdown(f'<span data-testid="review-item-id" style="display:none">{html.escape(item.id)}</span>', unsafe_allow_html=True)
+    st.markdown(f'<span data-testid="review-item-id" style="display:none">{logic.inert_html(item.id)}</span>', unsafe_allow_html=True)
     for m in item.messages[:-1] if item.messages[-1]["role"] == "assistant" else item.messages:
         with st.chat_message(m["role"]):
             st.markdown(md(m["content"]))
