@@ -154,9 +154,20 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path | None = None, repo
     expand_inputs(config.inputs)  # missing paths and empty folders fail before a run folder exists
     if out_dir is not None:  # a named folder: built beside it, swapped in when complete (studio.runs.staged_output)
         with staged_output(out_dir, overwrite) as staged:
+            _write_inside(steps, Path(out_dir), staged)
             run = _run_engine(config, steps, staged, Path(out_dir), reporter, workspace, engine, ray_address, ray_output)
         return run.published()
     return _run_engine(config, steps, None, None, reporter, workspace, engine, ray_address, ray_output)
+
+
+def _write_inside(steps: list, out: Path, staged: Path) -> None:
+    """A file a step writes into the output folder (redact_pii's mapping_file) goes into the staging folder,
+    so it is published with the run instead of being replaced by it."""
+    for step in steps:
+        target = getattr(step.config, "mapping_file", None)
+        if target and Path(target).resolve().is_relative_to(out.resolve()):
+            moved = staged / Path(target).resolve().relative_to(out.resolve())
+            step.config = step.config.model_copy(update={"mapping_file": str(moved)})
 
 
 def _run_engine(config: PipelineConfig, steps: list, out_dir: Path | None, publish_as: Path | None, reporter: Reporter,
@@ -222,6 +233,10 @@ def write_outputs(run: Run, kept: pl.DataFrame, dropped: list[pl.DataFrame], qua
     run.add_output(out_dir / "dropped.parquet", rows=dropped_df.height)
     write_quarantine(quarantine, out_dir / "quarantine.jsonl")
     run.add_output(out_dir / "quarantine.jsonl", rows=len(quarantine))
+    for entry in run.steps:  # a mapping file written into the run folder is one of its outputs
+        mapping = entry.get("mapping_file")
+        if mapping and Path(mapping).resolve().is_relative_to(out_dir.resolve()) and Path(mapping).is_file():
+            run.add_output(mapping, role="pii mapping (raw personal data)")
 
 
 def _write_report(run: Run, kept: pl.DataFrame, dropped: list[pl.DataFrame], reporter: Reporter) -> None:

@@ -75,7 +75,9 @@ def register(app: typer.Typer) -> None:
         if ws is not None:
             env["STUDIO_WORKSPACE"] = str(ws.root)
         script = Path(__file__).resolve().parent / "app.py"
-        typer.echo(f"review app on http://{host}:{port}  (database {url}; Ctrl+C stops it)")
+        from studio.credentials import mask_url
+
+        typer.echo(f"review app on http://{host}:{port}  (database {mask_url(url)}; Ctrl+C stops it)")
         cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.address", host,
                "--server.port", str(port), *STREAMLIT_FLAGS]
         try:

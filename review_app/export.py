@@ -48,8 +48,6 @@ POLICIES = ("unanimous", "majority", "any")
 IDS_FILE = "ids.jsonl"
 CARD_FILE = "README.md"
 HF_DIR = "hf_dataset"
-#: decision sources that are not a reviewer's own vote (mirrors the store's OFF_QUEUE_SOURCES)
-NOT_A_VOTE = ("rule", "resolution")
 #: what studio.runs.new_run_id makes: <kind>-<UTC time>-<6 hex>
 RUN_ID = re.compile(r"^[a-z_]+-\d{8}T\d{6}Z-[0-9a-f]{6}$")
 
@@ -101,7 +99,9 @@ class Selection:
 
 # ---------------------------------------------------------------------------------------- selecting
 def _people(ds: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [d for d in ds if d["source"] not in NOT_A_VOTE and d["verdict"] in ("accept", "reject")]
+    from review_app.store.analytics import people_votes
+
+    return [d for d in people_votes(ds) if d["verdict"] in ("accept", "reject")]
 
 
 def item_agreement(ds: list[dict[str, Any]]) -> float | None:

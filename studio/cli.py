@@ -248,13 +248,9 @@ def _review_db(ws, db: str | None) -> str:
 
 def _db_label(url: str) -> str:
     """The DB for manifests: a SQLite file path, or the URL without its password."""
-    if url.startswith("sqlite:///"):
-        return url.removeprefix("sqlite:///")
-    if "://" not in url:
-        return url
-    from sqlalchemy.engine import make_url
+    from studio.credentials import mask_url
 
-    return make_url(url).render_as_string(hide_password=True)
+    return mask_url(url.removeprefix("sqlite:///"))
 
 
 @app.command()

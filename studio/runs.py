@@ -24,12 +24,20 @@ from typing import Any
 
 from studio import __version__
 from studio.atomic import atomic_open, sha256_file
+from studio.credentials import mask_url
 from studio.workspace import Workspace
 
 log = logging.getLogger("studio")
 
 _SECRET_FLAG = re.compile(r"(key|token|password|secret)", re.I)
 _SECRET_VALUE = re.compile(r"^(sk-|hf_|Bearer )")
+
+
+class _MaskingFormatter(logging.Formatter):
+    """Run logs never hold a URL's password, whichever library logged it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_url(super().format(record))
 
 
 @dataclass
@@ -78,7 +86,7 @@ def git_commit() -> str | None:
 
 
 def scrub_argv(argv: list[str]) -> list[str]:
-    """Command line with values of secret-looking flags replaced by '***'."""
+    """Command line with values of secret-looking flags, and passwords in URLs, replaced by '***'."""
     out: list[str] = []
     hide_next = False
     for arg in argv:
@@ -93,7 +101,7 @@ def scrub_argv(argv: list[str]) -> list[str]:
                 out.append(arg)
                 hide_next = True
             continue
-        out.append("***" if _SECRET_VALUE.match(arg) else arg)
+        out.append("***" if _SECRET_VALUE.match(arg) else mask_url(arg))
     return out
 
 
@@ -187,6 +195,11 @@ class Run:
     def write_manifest(self) -> Path:
         self.counts.check()
         data = self.manifest()
+        if self.publish_as is not None:  # every path recorded inside the staging folder names the final folder
+            text = json.dumps(data, ensure_ascii=False, default=str)
+            for staged in {str(self.dir.resolve()), str(self.dir)}:
+                text = text.replace(json.dumps(staged)[1:-1], json.dumps(str(self.publish_as))[1:-1])
+            data = json.loads(text)
         with atomic_open(self.manifest_path) as fh:
             json.dump(data, fh, indent=2, ensure_ascii=False, default=str)
             fh.write("\n")
@@ -203,7 +216,7 @@ class Run:
     # -- lifecycle
     def __enter__(self) -> Run:
         self._handler = logging.FileHandler(self.dir / "run.log", encoding="utf-8")
-        self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        self._handler.setFormatter(_MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root = logging.getLogger()
         root.addHandler(self._handler)
         if root.level > logging.INFO or root.level == logging.NOTSET:
