@@ -492,8 +492,18 @@ def _read_parquet(path: Path) -> ReadResult:
     if df.height == 0:
         raise InputError(f"{path} is empty; give a file with at least one record.")
     if {"id", "messages", "origin", "source", "meta"} <= set(df.columns):
-        # Already in the studio schema (e.g. a curate output): keep every column as is.
-        return ReadResult(kind="examples", rows=df.to_dicts(), formats={str(path): "parquet"})
+        # Already in the studio schema (e.g. a curate output): keep every column as is, but an id that is not
+        # a content hash (it could carry markup into the review page) quarantines its row.
+        from studio.schema import is_example_id
+
+        result = ReadResult(kind="examples", formats={str(path): "parquet"})
+        for i, row in enumerate(df.to_dicts(), 1):
+            if is_example_id(row["id"]):
+                result.rows.append(row)
+            else:
+                result.quarantine.append(QuarantineRecord(str(path), i, "id is not a content hash (16-64 lower-case "
+                                                          "hex characters)", _preview(str(row["id"]))))
+        return result
     rows = df.to_dicts()
     fmt = _detect_from_objects(path, rows[:20])
     log.info("%s: Parquet with %s-shaped columns", path, fmt)
@@ -525,8 +535,11 @@ def read_inputs(paths: Iterable[str | Path], fmt: str | None = None, csv_mapping
                 kind: str | None = None) -> ReadResult:
     """Read files and folders into one result. All inputs must be of one kind (examples or documents),
     unless `kind` is given, in which case inputs of the other kind are an error naming the file."""
+    from studio.runs import check_run_output
+
     merged: ReadResult | None = None
     for path in expand_inputs(paths):
+        check_run_output(path)  # a run's output is read only when that run finished
         res = read_file(path, fmt=fmt, csv_mapping=csv_mapping)
         if merged is None:
             merged = ReadResult(kind=kind or res.kind)
