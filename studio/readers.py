@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.errors import InputError
-from studio.schema import PY_WHITESPACE, ROLES, document_ids, example_ids
+from studio.schema import ID_RE, PY_WHITESPACE, ROLES, document_ids, example_ids
 
 log = logging.getLogger("studio.readers")
 
@@ -860,8 +860,14 @@ def _read_parquet(path: Path) -> ReadResult:
     if df.height == 0:
         raise EmptyFileError(f"{path} is empty; give a file with at least one record.")
     if {"id", "messages", "origin", "source", "meta"} <= set(df.columns):
-        # Already in the studio schema (e.g. a curate output): keep every column as is.
-        return ReadResult(kind="examples", table=df, formats={str(path): "parquet"})
+        # Already in the studio schema (e.g. a curate output): keep every column as is, but an id that is not
+        # a content hash (it could carry markup into the review page) quarantines its row.
+        good = df["id"].str.contains(f"^(?:{ID_RE.pattern})$").fill_null(False)
+        result = ReadResult(kind="examples", table=df.filter(good), formats={str(path): "parquet"})
+        for i in (good.not_().arg_true() + 1).to_list():
+            result.quarantine.append(QuarantineRecord(str(path), i, "id is not a content hash (16-64 lower-case "
+                                                      "hex characters)", _preview(str(df["id"][i - 1]))))
+        return result
     rows = df.to_dicts()
     fmt = _detect_from_objects(path, rows[:DETECT_RECORDS])
     log.info("%s: Parquet with %s-shaped columns", path, fmt)
@@ -928,12 +934,15 @@ def read_inputs(paths: Iterable[str | Path], fmt: str | None = None, csv_mapping
     unless `kind` is given, in which case inputs of the other kind are an error naming the file."""
     import polars as pl
 
+    from studio.runs import check_run_output
+
     files, skipped = scan_inputs(paths)
     for s in skipped:
         log.warning("skipped %s: %s", s.path, "empty file" if s.reason == "empty" else s.reason)
     merged = ReadResult(kind=kind or "", skipped=skipped)
     tables = []
     for path in files:
+        check_run_output(path)  # a run's output is read only when that run finished
         res = _read_one(path, fmt, csv_mapping)
         if not merged.kind:
             merged.kind = res.kind

@@ -20,6 +20,9 @@ ORIGINS = ("real", "synthetic", "edited")
 BASE_COLUMNS = ("id", "messages", "origin", "source", "meta")
 
 ID_HEX_CHARS = 20
+#: The one shape an id has (a content hash in lower-case hex); anything else is refused where data enters,
+#: so an id can never carry markup or paths into the review page, file names or SQL.
+ID_RE = re.compile(r"[0-9a-f]{16,64}")
 
 # C0/C1 control characters except tab and newline; DEL too. Zero-width and BOM characters as well.
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b\u200c\u200d\u2060\ufeff]")
@@ -52,6 +55,11 @@ def example_id(messages: list[dict[str, str]]) -> str:
         separators=(",", ":"),
     )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:ID_HEX_CHARS]
+
+
+def is_example_id(value: Any) -> bool:
+    """True when `value` has the shape of an id this studio computes (16-64 lower-case hex characters)."""
+    return isinstance(value, str) and ID_RE.fullmatch(value) is not None
 
 
 def document_id(text: str) -> str:
