@@ -17,6 +17,24 @@ from studio.errors import StudioError
 POLICIES = ("unanimous", "majority", "any")
 
 
+def person_of(reviewer: str) -> str:
+    """Who a reviewer name stands for: the Label Studio annotator `labelstudio:ann@x.org` and the app login
+    `ann@x.org` are one person, so one person deciding in both places is never two votes."""
+    from review_app.labelstudio import SOURCE
+
+    return reviewer.removeprefix(f"{SOURCE}:").casefold()
+
+
+def people_votes(ds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """People's decisions among `ds` (oldest first; rules and resolutions left out), the latest one per person."""
+    latest: dict[str, dict[str, Any]] = {}
+    for d in ds:
+        if d["source"] not in OFF_QUEUE_SOURCES:
+            latest.pop(person_of(d["reviewer"]), None)
+            latest[person_of(d["reviewer"])] = d
+    return list(latest.values())
+
+
 class Analytics:
     """Outcomes of review: approved items, disagreements, agreement, progress."""
 
@@ -53,7 +71,7 @@ class Analytics:
         for item_id, row in items.items():
             ds = by_item[item_id]
             resolutions = [d for d in ds if d["source"] == "resolution"]
-            people = [d for d in ds if d["source"] not in OFF_QUEUE_SOURCES]
+            people = people_votes(ds)
             rules = [d for d in ds if d["source"] == "rule"]
             if resolutions:
                 deciding, how = [resolutions[-1]], "resolution"
@@ -105,7 +123,7 @@ class Analytics:
         by_item = self._active_by_item()
         out = []
         for item_id, ds in by_item.items():
-            people = [d for d in ds if d["source"] not in OFF_QUEUE_SOURCES]
+            people = people_votes(ds)
             if len({d["verdict"] for d in people}) > 1:
                 resolution = [d for d in ds if d["source"] == "resolution"]
                 out.append({"item_id": item_id, "decisions": people,
@@ -119,12 +137,10 @@ class Analytics:
         verdicts: dict[str, dict[str, str]] = defaultdict(dict)
         ratings: dict[str, dict[str, int]] = defaultdict(dict)
         for item_id, ds in self._active_by_item().items():
-            for d in ds:
-                if d["source"] in OFF_QUEUE_SOURCES:
-                    continue
-                verdicts[item_id][d["reviewer"]] = d["verdict"]
+            for d in people_votes(ds):
+                verdicts[item_id][person_of(d["reviewer"])] = d["verdict"]
                 if d["rating"] is not None:
-                    ratings[item_id][d["reviewer"]] = d["rating"]
+                    ratings[item_id][person_of(d["reviewer"])] = d["rating"]
         return agreement_report(verdicts, ratings)
 
     def progress(self, reviewer: str | None = None) -> dict[str, Any]:

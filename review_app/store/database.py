@@ -10,6 +10,7 @@ cut costs nothing.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -94,7 +95,11 @@ class Database:
     def __init__(self, url: str | Path, *, lease_seconds: int = 1800, durable: bool = True) -> None:
         self.url = normalize_url(url)
         if self.url.startswith("sqlite:///") and not self.url.endswith(":memory:"):
-            Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            path = Path(self.url.removeprefix("sqlite:///"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # A new database file is readable by its owner only (it holds password hashes and every decision);
+            # SQLite gives its -wal and -shm files the same permissions.
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         self.engine = make_engine(self.url)
         self.dialect = self.engine.dialect.name
         self.lease = dt.timedelta(seconds=lease_seconds)

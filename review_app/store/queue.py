@@ -263,7 +263,7 @@ class Queue:
         now = utcnow()
         counts = {"input": len(rows) + quarantined, "added": 0, "already_present": 0, "duplicate_in_input": 0,
                   "quarantined": quarantined}
-        from studio.schema import example_id
+        from studio.schema import example_id, is_example_id
 
         with self.db.tx(write=True) as conn:
             base = conn.execute(select(func.count()).select_from(ITEMS)).scalar() or 0
@@ -274,6 +274,9 @@ class Queue:
                 for i, row in enumerate(chunk):
                     messages = clean_messages(row.get("messages"), f"{dataset} row {start + i + 1}")
                     item_id = row.get("id") or example_id(messages)
+                    if not is_example_id(item_id):
+                        raise StudioError(f"{dataset} row {start + i + 1}: id {str(item_id)[:40]!r} is not a content "
+                                          "hash (16-64 lower-case hex characters); recompute it with `studio curate`.")
                     if item_id in seen:
                         counts["duplicate_in_input"] += 1
                         continue
