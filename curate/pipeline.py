@@ -22,12 +22,10 @@ from studio.console import Reporter
 from studio.errors import StudioError
 from studio.readers import CsvMapping, ReadResult, expand_inputs, read_inputs
 from studio.runs import Run, staged_output
+from studio.schema import DROP_COLUMNS
 from studio.workspace import Workspace
 
 log = logging.getLogger("curate")
-
-DROP_COLUMNS = ("drop_reason", "step", "dup_of")
-
 
 class StepSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -88,7 +88,6 @@ import numpy as np
 import polars as pl
 
 from curate.pipeline import (
-    DROP_COLUMNS,
     PipelineConfig,
     _with_drop_columns,
     _write_report,
@@ -99,6 +98,7 @@ from curate.registry import build_step
 from studio.console import Reporter
 from studio.errors import StudioError
 from studio.runs import Run
+from studio.schema import DROP_COLUMNS
 from studio.workspace import Workspace
 
 log = logging.getLogger("curate.ray")

@@ -860,8 +860,10 @@ def _read_parquet(path: Path) -> ReadResult:
     if df.height == 0:
         raise EmptyFileError(f"{path} is empty; give a file with at least one record.")
     if {"id", "messages", "origin", "source", "meta"} <= set(df.columns):
-        # Already in the studio schema (e.g. a curate output): keep every column as is, but an id that is not
-        # a content hash (it could carry markup into the review page) quarantines its row.
+        # Already in the studio schema (e.g. a curate output): keep every column, the step columns in the types of
+        # the column contract, but an id that is not a content hash (it could carry markup into the review page)
+        # quarantines its row.
+        df = _contract_types(df, path)
         good = df["id"].str.contains(f"^(?:{ID_RE.pattern})$").fill_null(False)
         result = ReadResult(kind="examples", table=df.filter(good), formats={str(path): "parquet"})
         for i in (good.not_().arg_true() + 1).to_list():
@@ -875,6 +877,29 @@ def _read_parquet(path: Path) -> ReadResult:
     for i, row in enumerate(rows, start=1):
         out.add(i, row)
     return _result(out)
+
+
+def _contract_types(df, path: Path):
+    """`df` with the flat step columns of `studio.schema.STEP_COLUMNS` in their declared types (numbers of another
+    width are cast); a declared column of another kind is an error naming it. Nested columns are left as read."""
+    import polars as pl
+
+    from studio.schema import STEP_COLUMNS, step_schema
+
+    declared = step_schema()
+    casts = []
+    for name, dtype in df.schema.items():
+        want = declared.get(name)
+        if want is None or dtype == want or dtype == pl.Null or want.is_nested():
+            continue
+        if not (dtype.is_numeric() and want.is_numeric()):
+            raise InputError(f"{path}: column {name!r} is {dtype}, but {name} is {want} in the studio "
+                             f"({STEP_COLUMNS[name][2]}); rename or drop that column.")
+        casts.append(pl.col(name).cast(want))
+    try:
+        return df.with_columns(casts) if casts else df
+    except pl.exceptions.PolarsError as err:
+        raise InputError(f"{path}: a step column does not fit its type in the studio ({str(err).splitlines()[0]}).") from None
 
 
 # ----------------------------------------------------------------------------------------------- inputs
