@@ -1,8 +1,10 @@
 """Readers: every supported input shape → the one example schema, with bad records quarantined.
 
 Formats: OpenAI chat JSONL (`messages`), Alpaca (`instruction`/`input`/`output`, JSON array or JSONL),
-ShareGPT (`conversations` with `from`/`value`), prompt/completion JSONL, CSV with a column mapping,
-Parquet, and plain-text documents (`.txt`/`.md` files, or JSON records with a `text` field).
+self-instruct / Stanford Alpaca seed tasks (`instruction`, `instances: [{input, output}]`, one example per
+instance), ShareGPT (`conversations` with `from`/`value`), prompt/completion JSONL, CSV with a column mapping,
+Parquet, and documents: `.txt`/`.md` files, PDF/DOCX/HTML files (studio.documents), or JSON records with a
+`text` field.
 
 A malformed line or record never crashes a read and never vanishes: it becomes a `QuarantineRecord`
 (file, line, reason, a prefix of the raw text). Missing paths, folders with no inputs and empty files
@@ -20,14 +22,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from studio.documents import DOCUMENT_SUFFIXES, DocumentError, read_document
 from studio.errors import InputError
 from studio.schema import ROLES, document_id, make_example
 
 log = logging.getLogger("studio.readers")
 
-EXAMPLE_FORMATS = ("openai", "alpaca", "sharegpt", "prompt-completion", "csv", "parquet")
+EXAMPLE_FORMATS = ("openai", "alpaca", "seed-tasks", "sharegpt", "prompt-completion", "csv", "parquet")
 FORMATS = (*EXAMPLE_FORMATS, "text")
-INPUT_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".txt", ".md")
+INPUT_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".txt", ".md", *DOCUMENT_SUFFIXES)
 
 SHAREGPT_ROLES = {
     "human": "user", "user": "user", "gpt": "assistant", "chatgpt": "assistant", "bing": "assistant",
@@ -197,6 +200,27 @@ def messages_from_prompt_completion(obj: dict) -> tuple[list[dict[str, str]], di
     )
 
 
+def examples_from_seed_task(obj: dict) -> list[tuple[list[dict[str, str]], dict]]:
+    """A self-instruct / Alpaca seed task: one Alpaca-shaped example per instance, each keeping the task's
+    `name` (as `task`), `id` (as `task_id`), `is_classification` and its instance number in meta."""
+    instruction = _require_str(obj, "instruction")
+    instances = obj.get("instances")
+    if not isinstance(instances, list) or not instances:
+        raise RecordError("field 'instances' must be a non-empty list of {input, output} objects")
+    task = {"task": obj.get("name"), "task_id": obj.get("id"), "is_classification": obj.get("is_classification")}
+    task.update(_meta(obj, ["instruction", "instances", "name", "id", "is_classification"]))
+    examples = []
+    for k, inst in enumerate(instances):
+        if not isinstance(inst, dict):
+            raise RecordError(f"instances[{k}] must be an object, got {type(inst).__name__}")
+        try:
+            messages, extra = messages_from_alpaca({**inst, "instruction": instruction})
+        except RecordError as err:
+            raise RecordError(f"instances[{k}]: {err}") from None
+        examples.append((messages, {**task, "instance": k, **extra}))
+    return examples
+
+
 RECORD_MAPPERS = {
     "openai": messages_from_openai,
     "alpaca": messages_from_alpaca,
@@ -214,6 +238,8 @@ def detect_record_format(obj: Any) -> str | None:
         return "openai"
     if "conversations" in keys:
         return "sharegpt"
+    if "instruction" in keys and "instances" in keys:
+        return "seed-tasks"
     if "instruction" in keys and "output" in keys:
         return "alpaca"
     if "prompt" in keys and "completion" in keys:
@@ -329,8 +355,8 @@ def _detect_from_objects(path: Path, objects: list[Any]) -> str:
         keys = sorted(objects[0].keys()) if objects and isinstance(objects[0], dict) else []
         raise InputError(
             f"cannot tell the format of {path}: its first records have keys {keys or 'none'}, which match none of "
-            "openai (messages), sharegpt (conversations), alpaca (instruction/output), prompt-completion "
-            "(prompt/completion) or text; pass --format to say which it is."
+            "openai (messages), sharegpt (conversations), alpaca (instruction/output), seed-tasks "
+            "(instruction/instances), prompt-completion (prompt/completion) or text; pass --format to say which it is."
         )
     return max(votes.items(), key=lambda kv: kv[1])[0]
 
@@ -349,6 +375,8 @@ def read_file(path: str | Path, fmt: str | None = None, csv_mapping: CsvMapping 
         return _read_parquet(path)
     if fmt == "csv" or (fmt is None and suffix == ".csv"):
         return _read_csv(path, csv_mapping or CsvMapping())
+    if fmt in (None, "text") and suffix in DOCUMENT_SUFFIXES:
+        return _read_rich_document(path)
     data = _read_bytes(path)
     if fmt == "text" and suffix in (".txt", ".md") or (fmt is None and suffix in (".txt", ".md")):
         return _read_text_document(path, data)
@@ -374,6 +402,7 @@ def _read_json_records(path: Path, records: Iterator, fmt: str | None) -> ReadRe
             return result
         fmt = _detect_from_objects(path, objects)
         keys = {"openai": "messages", "sharegpt": "conversations", "alpaca": "instruction/output",
+                "seed-tasks": "instruction/instances",
                 "prompt-completion": "prompt/completion", "text": "text"}[fmt]
         log.info("%s: detected format %s (records have %s)", path, fmt, keys)
 
@@ -401,10 +430,11 @@ def _read_json_records(path: Path, records: Iterator, fmt: str | None) -> ReadRe
                 result.rows.append({"id": document_id(text), "text": text, "source": source,
                                     "meta": json.dumps(_meta(obj, ["text"]), ensure_ascii=False, sort_keys=True)})
             else:
-                messages, meta = RECORD_MAPPERS[fmt](obj)
-                result.rows.append(make_example(messages, source=source, origin=str(obj.get("origin") or "real")
-                                                if obj.get("origin") in ("real", "synthetic", "edited") else "real",
-                                                meta={k: v for k, v in meta.items() if k != "origin"}))
+                origin = obj["origin"] if obj.get("origin") in ("real", "synthetic", "edited") else "real"
+                pairs = examples_from_seed_task(obj) if fmt == "seed-tasks" else [RECORD_MAPPERS[fmt](obj)]
+                result.rows.extend(make_example(messages, source=source, origin=origin,
+                                                meta={k: v for k, v in meta.items() if k != "origin"})
+                                   for messages, meta in pairs)
         except RecordError as err:
             result.quarantine.append(QuarantineRecord(str(path), lineno, str(err), _preview(json.dumps(obj, ensure_ascii=False))))
     return result
@@ -425,6 +455,19 @@ def _read_text_document(path: Path, data: bytes) -> ReadResult:
         return result
     result.rows.append({"id": document_id(text), "text": text, "source": f"{path}:1",
                         "meta": json.dumps({"title": path.stem}, ensure_ascii=False)})
+    return result
+
+
+def _read_rich_document(path: Path) -> ReadResult:
+    _read_bytes(path)  # the same errors as any file for a missing, unreadable or empty one
+    result = ReadResult(kind="documents", formats={str(path): path.suffix.lower().lstrip(".")})
+    try:
+        text, title = read_document(path)
+    except DocumentError as err:
+        result.quarantine.append(QuarantineRecord(str(path), 1, f"{err}; the document was not read"))
+        return result
+    result.rows.append({"id": document_id(text), "text": text, "source": f"{path}:1",
+                        "meta": json.dumps({"title": title}, ensure_ascii=False)})
     return result
 
 

@@ -175,7 +175,7 @@ def test_grounded_qa_cli_on_local_backend_writes_examples_with_lineage(tmp_path,
         meta = json.loads(row["meta"])
         assert (row["origin"], row["source"]) == ("synthetic", manifest["run_id"])
         assert meta["generator"] == "grounded-qa" and meta["template"] == "grounded_qa" and meta["template_version"] == 1
-        assert meta["model"] == "SmolLM2-135M-Instruct.Q4_1" and 1 <= meta["q_judge"] <= 5
+        assert meta["model"] == "SmolLM2-135M-Instruct.Q4_1" and 0 <= meta["q_judge"] <= 1
         assert meta["grounded_overlap"] >= 0.6
         chunks[meta["chunk_id"]] = meta["doc_id"]
     doc_ids = {r["id"] for r in read_inputs([docs_dir]).rows}
@@ -206,9 +206,9 @@ def test_edge_cases_with_judge_keep_only_scores_at_or_above_threshold(tmp_path, 
     kept, dropped, quarantine, manifest = _outputs(run)
     _check_accounting(kept, dropped, quarantine, manifest)
     assert manifest["counts"]["input"] == kept.height + dropped.height + len(quarantine) <= 4
-    assert all(q >= 1.5 for q in kept["q_judge"])
+    assert all(q >= (1.5 - 1) / 4 for q in kept["q_judge"])  # q_judge is the rubric mean on 0-1
     judged_out = dropped.filter(pl.col("drop_reason") == "judge_below_threshold")
-    assert all(q < 1.5 for q in judged_out["q_judge"])
+    assert all(q < (1.5 - 1) / 4 for q in judged_out["q_judge"])
     for row in [*kept.iter_rows(named=True), *judged_out.iter_rows(named=True)]:
         meta = json.loads(row["meta"])
         assert meta["category"] in ("late refund", "damaged parcel") and set(meta["judge"]) >= {"accuracy", "usefulness"}
