@@ -104,24 +104,21 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
 
     base, tuned = load_pairs(args.limit)
-    results = []
+    print(f"judge agreement with text-davinci-003 over davinci, {len(base)} user-oriented instructions")
+    print("| judge | pairs | 003 higher | davinci higher | ties | unscored | agreement (ties ½) | untied | sign-test p | s | note |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
     if not args.no_score:
         q, secs = score_quality(base + tuned)
-        results.append(("score step quality", agreement(q[:len(base)], q[len(base):]), secs, ""))
-    judges = ([None] if not args.no_bundled else []) + list(args.gguf)
-    for gguf in judges:
+        _row("score step quality", agreement(q[:len(base)], q[len(base):]), secs, "")
+    for gguf in ([None] if not args.no_bundled else []) + list(args.gguf):
         q, secs, m = llm_judge(base + tuned, gguf, args.concurrency)
-        name = f"LLM judge rubric, {Path(m['backend']['gguf']).name}"
         note = f"{m['judge']['unjudged']} unjudged; {m['usage']['prompt_tokens']:,}/{m['usage']['completion_tokens']:,} tokens"
-        results.append((name, agreement(q[:len(base)], q[len(base):]), secs, note))
+        _row(f"LLM judge rubric, {Path(m['backend']['gguf']).name}", agreement(q[:len(base)], q[len(base):]), secs, note)
 
-    print(f"\njudge agreement with text-davinci-003 over davinci, {len(base)} user-oriented instructions")
-    print("| judge | pairs | 003 higher | davinci higher | ties | unscored | agreement (ties ½) | untied | sign-test p | s | note |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for name, a, secs, note in results:
-        print(f"| {name} | {a['pairs']} | {a['wins']} | {a['losses']} | {a['ties']} | {a['missing']} | "
-              f"{a['agreement']:.3f} | {a['untied_agreement']:.3f} | {a['sign_p']:.2g} | {secs:.0f} | {note} |")
-    sys.stdout.flush()
+
+def _row(name: str, a: dict, secs: float, note: str) -> None:
+    print(f"| {name} | {a['pairs']} | {a['wins']} | {a['losses']} | {a['ties']} | {a['missing']} | "
+          f"{a['agreement']:.3f} | {a['untied_agreement']:.3f} | {a['sign_p']:.2g} | {secs:.0f} | {note} |", flush=True)
 
 
 if __name__ == "__main__":

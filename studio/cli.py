@@ -82,7 +82,7 @@ def _console_logging(level: int) -> None:
         handler.set_name("studio-console")
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         root.addHandler(handler)
-    handler.setStream(sys.stderr)
+    handler.stream = sys.stderr  # not setStream(): that flushes the old stream, which a test runner may have closed
     handler.setLevel(level)
     if level < root.level or root.level == logging.NOTSET:
         root.setLevel(level)

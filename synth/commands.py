@@ -11,8 +11,10 @@ from typing import Annotated, Any
 
 import typer
 
-#: Curate steps new examples go through before review, when they exist in this installation.
-POST_STEPS = ("exact_dedupe", "near_dedupe", "redact_pii")
+#: Curate steps new examples go through before review, when they exist in this installation, with their settings:
+#: PII the model invents is replaced by consistent fake values (pseudonyms), not by <PERSON> placeholders, so a
+#: synthetic example still reads like a real one.
+POST_STEPS = {"exact_dedupe": {}, "near_dedupe": {}, "redact_pii": {"mode": "pseudonym"}}
 
 
 def register(app: typer.Typer) -> None:
@@ -36,8 +38,9 @@ def synth(
     max_tokens: Annotated[int, typer.Option(help="Most tokens per model reply.")] = 256,
     temperature: Annotated[float, typer.Option(help="Sampling temperature (0 = repeatable).")] = 0.7,
     structured: Annotated[str, typer.Option(help="JSON output mode: schema, object or off (falls back by itself when unsupported).")] = "schema",
-    judge: Annotated[bool, typer.Option("--judge/--no-judge", help="Score each example with the LLM judge rubric (q_judge).")] = True,
+    judge: Annotated[bool | None, typer.Option("--judge/--no-judge", help="Score each example with the LLM judge rubric (q_judge) and drop those below --judge-threshold. Default: on for --backend openai, off for local (the bundled 135M model judges no better than chance; bench/README.md).", show_default=False)] = None,
     judge_threshold: Annotated[float, typer.Option(help="Keep examples whose mean judge score is at least this (1-5).")] = 3.0,
+    min_quality: Annotated[float, typer.Option(help="Keep examples whose `score` step quality (0-1) is at least this; 0 turns the gate off.")] = 0.5,
     category: Annotated[list[str] | None, typer.Option("--category", "-c", help="edge-cases: a category or rejection reason (repeatable).", show_default=False)] = None,
     exemplars: Annotated[Path | None, typer.Option(help="Approved examples (any example file) used as few-shot exemplars.")] = None,
     avoid: Annotated[list[str] | None, typer.Option(help="A rejection reason to steer away from (repeatable).", show_default=False)] = None,
@@ -76,8 +79,9 @@ def synth(
     prompts_dir = prompts or (ws.root / "prompts" if ws and (ws.root / "prompts").is_dir() else None)
     backend_cfg = _backend_config(ws, backend, model, base_url, gguf, concurrency, timeout, max_retries, structured)
     job = SynthJob(generator=generator, n=n, inputs=[str(p) for p in inputs or []], categories=list(category or []),
-                   backend=backend_cfg, max_tokens=max_tokens, temperature=temperature, judge=judge,
-                   judge_threshold=judge_threshold, redact=redact, prompts_dir=str(prompts_dir) if prompts_dir else None)
+                   backend=backend_cfg, max_tokens=max_tokens, temperature=temperature,
+                   judge=backend != "local" if judge is None else judge, judge_threshold=judge_threshold,
+                   min_quality=min_quality if curate_steps else 0.0, redact=redact, prompts_dir=str(prompts_dir) if prompts_dir else None)
     rows, kind = [], None
     if inputs:
         result = read_inputs(inputs)
@@ -93,7 +97,7 @@ def synth(
         rep.info(f"from review: {len(feedback.exemplars)} exemplars, avoiding {', '.join(feedback.avoid) or 'nothing'}")
     gen = build_generator(job, rows, kind, feedback=feedback)
     existing = _existing(against, rows if kind == "examples" else [])
-    post = curated_postprocess(existing, rep) if curate_steps else None
+    post = curated_postprocess(existing, rep, min_quality=job.min_quality) if curate_steps else None
     be = make_backend(backend_cfg)
     redactor = _redactor() if be.is_remote and redact else None
     run = run_synth(job, gen, be, out_dir=out, workspace=ws, reporter=rep, resume=resume, redactor=redactor,
@@ -256,8 +260,13 @@ def _redactor():
     return PiiRedactor().redact_texts
 
 
-def curated_postprocess(existing: list[dict[str, Any]], rep=None):
-    """New rows through the curate steps that exist (dedupe against `existing` and within the batch, PII)."""
+def curated_postprocess(existing: list[dict[str, Any]], rep=None, min_quality: float = 0.0):
+    """New rows through the curate steps that exist (dedupe against `existing` and within the batch, PII), then,
+    with `min_quality` > 0, the `score` step on the rows still kept: below it they are dropped as `low_quality`.
+
+    The score step's signals are the local default gate: on the 252 user-oriented instructions its `quality`
+    prefers text-davinci-003's answer over davinci's far more often than the bundled model's judge does
+    (bench/README.md, judge agreement)."""
     import polars as pl
 
     from curate.pipeline import run_steps
@@ -268,7 +277,8 @@ def curated_postprocess(existing: list[dict[str, Any]], rep=None):
     names = [s for s in POST_STEPS if s in available]
     if not names:
         return None
-    steps = [build_step(s, {}) for s in names]
+    steps = [build_step(s, POST_STEPS[s]) for s in names]
+    scorer = build_step("score", {}) if min_quality > 0 and "score" in available else None
     base = [{k: r[k] for k in BASE_COLUMNS} for r in existing]
 
     def post(new_rows, accepted):
@@ -286,11 +296,27 @@ def curated_postprocess(existing: list[dict[str, Any]], rep=None):
                 row["messages"] = rec["messages"]
                 row["id"] = example_id(rec["messages"])
             verdicts[rec["_pos"]] = (row, None)
+        if scorer is not None:
+            _gate_on_quality(scorer, verdicts, min_quality)
         return verdicts
 
     if rep:
-        rep.info(f"new examples go through curate steps: {', '.join(names)}")
+        gate = f", then score (keep quality >= {min_quality})" if scorer is not None else ""
+        rep.info(f"new examples go through curate steps: {', '.join(names)}{gate}")
     return post
+
+
+def _gate_on_quality(scorer, verdicts: list, min_quality: float) -> None:
+    """Score the rows the other steps kept; attach `quality`; drop those below `min_quality` as low_quality."""
+    from studio.schema import BASE_COLUMNS, examples_frame
+
+    alive = [i for i, (_, reason) in enumerate(verdicts) if reason is None]
+    if not alive:
+        return
+    scored = scorer.process(examples_frame([{k: verdicts[i][0][k] for k in BASE_COLUMNS} for i in alive]))
+    for i, quality in zip(alive, scored["quality"].to_list(), strict=True):
+        row = {**verdicts[i][0], "quality": quality}
+        verdicts[i] = (row, None if quality is not None and quality >= min_quality else "low_quality")
 
 
 def _summary(rep, run) -> None:

@@ -10,7 +10,8 @@ exactly the requested number of unique examples. Identical requests in flight at
 Candidates are made in rounds (the generator, then the judge, then the caller's `postprocess`, e.g. the
 curate steps) until n are kept or `max_candidates` were tried. Accounting, checked before the manifest is
 written: candidates = kept + dropped (by reason) + quarantined (unparseable output or a request that failed
-after all retries, each with its reason and the raw text). Outputs: kept.parquet (studio schema + q_judge),
+after all retries, each with its reason and the raw text). Outputs: kept.parquet (studio schema + q_judge +
+quality, each null when that gate did not run),
 dropped.parquet, quarantine.jsonl, manifest.json.
 """
 
@@ -64,6 +65,7 @@ class SynthJob(BaseModel):
     temperature: float = Field(0.7, ge=0, le=2)
     judge: bool = True
     judge_threshold: float = Field(DEFAULT_THRESHOLD, ge=1, le=5)
+    min_quality: float = Field(0.0, ge=0, le=1, description="the caller's score-step gate (0: none)")
     max_candidate_factor: int = Field(MAX_CANDIDATE_FACTOR, ge=1)
     redact: bool = True
     prompts_dir: str | None = None
@@ -255,6 +257,7 @@ def _row(cand: Candidate, run_id: str, model: str, generator: str, reason: str |
         {"id": f"candidate-{cand.index}", "messages": [], "origin": "synthetic", "source": run_id,
          "meta": json.dumps(meta, ensure_ascii=False, sort_keys=True)}
     row["q_judge"] = cand.meta.get("q_judge")
+    row["quality"] = None  # set by a postprocess that scores (the score step's gate)
     row["drop_reason"] = reason
     return row
 
@@ -386,7 +389,7 @@ def _write_outputs(run: Run, outcome: Outcome) -> None:
 
     from studio.schema import polars_schema
 
-    schema = {**polars_schema(), "q_judge": pl.Float64}
+    schema = {**polars_schema(), "q_judge": pl.Float64, "quality": pl.Float64}
     kept = pl.DataFrame([{k: r[k] for k in schema} for r in outcome.kept], schema=schema)
     write_parquet_atomic(kept, run.dir / "kept.parquet")
     run.add_output(run.dir / "kept.parquet", rows=kept.height)
@@ -417,9 +420,11 @@ def build_generator(job: SynthJob, rows: list[dict[str, Any]], kind: str | None,
             return GroundedQA(rows, **common, **job.options)
         if name in ("self-instruct", "evol-instruct", "paraphrase"):
             _need(kind == "examples", f"{name} reads examples (chat/Alpaca/ShareGPT/CSV files), not documents")
-            from studio.schema import prompt_text
+            from studio.schema import prompt_text, response_text
 
-            tasks = [{"id": r["id"], "instruction": prompt_text(r["messages"])} for r in rows if prompt_text(r["messages"])]
+            tasks = [{"id": r["id"], "instruction": prompt_text(r["messages"]), "response": response_text(r["messages"]),
+                      "task": json.loads(r.get("meta") or "{}").get("task")}
+                     for r in rows if prompt_text(r["messages"])]
             if name == "self-instruct":
                 from synth.generators.self_instruct import SelfInstruct
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -140,16 +141,20 @@ class GroundedQA(Generator):
         if not self.chunks:
             raise ValueError("grounded-qa needs at least one non-empty document")
 
-    def _chunk(self, documents: list[dict[str, str]]) -> list[dict[str, str]]:
-        chunks = []
+    def _chunk(self, documents: list[dict[str, str]]) -> list[dict[str, Any]]:
+        """All chunks, taken round-robin over the documents (first chunk of each, then the second, ...), so the
+        first candidates already cover every document."""
+        per_doc = []
         for doc in documents:
+            chunks = []
             for k, chunk in enumerate(chunk_document(doc["text"], self.chunk_chars)):
                 digest = hashlib.sha256(chunk.text.encode("utf-8")).hexdigest()[:8]
                 where = {"doc_page": chunk.page, "doc_section": chunk.section}
                 chunks.append({"doc_id": doc["id"], "chunk_id": f"{doc['id']}:{k}:{digest}", "text": chunk.text,
                                "source": doc.get("source", ""),
                                "where": {k: v for k, v in where.items() if v is not None}})
-        return chunks
+            per_doc.append(chunks)
+        return [c for group in itertools.zip_longest(*per_doc) for c in group if c is not None]
 
     def redact_inputs(self, redactor) -> None:
         super().redact_inputs(redactor)
