@@ -21,7 +21,7 @@ from studio.atomic import atomic_open, write_parquet_atomic
 from studio.console import Reporter
 from studio.errors import StudioError
 from studio.readers import CsvMapping, ReadResult, expand_inputs, read_inputs
-from studio.runs import Run
+from studio.runs import Run, staged_output
 from studio.workspace import Workspace
 
 log = logging.getLogger("curate")
@@ -137,8 +137,9 @@ def write_quarantine(records, path: Path) -> None:
 
 def run_pipeline(config: PipelineConfig, out_dir: str | Path | None = None, reporter: Reporter | None = None,
                  workspace: Workspace | None = None, engine: str = "local", ray_address: str | None = None,
-                 ray_output: str | None = None) -> Run:
+                 ray_output: str | None = None, overwrite: bool = False) -> Run:
     """Run `config` with outputs in `out_dir` (default: a new run folder); returns the finished Run.
+    A used `out_dir` is refused unless `overwrite` (and then only a folder holding an earlier run's files).
 
     `engine="ray"` runs the same steps on a Ray cluster (`curate.ray_engine`), on the cluster at `ray_address`
     (default: a local one), optionally also writing kept/ and dropped/ to the object-store URI `ray_output`."""
@@ -151,21 +152,47 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path | None = None, repo
         raise StudioError(f"unknown engine {engine!r}; choose local or ray.")
     steps = [build_step(s.name, s.config) for s in config.steps]
     expand_inputs(config.inputs)  # missing paths and empty folders fail before a run folder exists
+    if out_dir is not None:  # a named folder: built beside it, swapped in when complete (studio.runs.staged_output)
+        with staged_output(out_dir, overwrite) as staged:
+            _write_inside(steps, Path(out_dir), staged)
+            run = _run_engine(config, steps, staged, Path(out_dir), reporter, workspace, engine, ray_address, ray_output)
+        return run.published()
+    return _run_engine(config, steps, None, None, reporter, workspace, engine, ray_address, ray_output)
+
+
+def _write_inside(steps: list, out: Path, staged: Path) -> None:
+    """A file a step writes into the output folder (redact_pii's mapping_file) goes into the staging folder,
+    so it is published with the run instead of being replaced by it."""
+    for step in steps:
+        target = getattr(step.config, "mapping_file", None)
+        if target and Path(target).resolve().is_relative_to(out.resolve()):
+            moved = staged / Path(target).resolve().relative_to(out.resolve())
+            step.config = step.config.model_copy(update={"mapping_file": str(moved)})
+
+
+def _run_engine(config: PipelineConfig, steps: list, out_dir: Path | None, publish_as: Path | None, reporter: Reporter,
+                workspace: Workspace | None, engine: str, ray_address: str | None, ray_output: str | None) -> Run:
     if engine == "ray":
         from curate.ray_engine import run_pipeline_ray
 
-        return run_pipeline_ray(config, steps, out_dir, reporter, workspace, address=ray_address, output_uri=ray_output)
-    with Run("curate", out_dir=out_dir, workspace=workspace, config=config.model_dump(mode="json")) as run:
+        return run_pipeline_ray(config, steps, out_dir, reporter, workspace, address=ray_address, output_uri=ray_output,
+                                publish_as=publish_as)
+    with Run("curate", out_dir=out_dir, workspace=workspace, config=config.model_dump(mode="json"),
+             publish_as=publish_as) as run:
         t0 = time.perf_counter()
         result = read_examples(config)
         for path, fmt in result.formats.items():
             run.add_input(path, format=fmt)
             reporter.info(f"read {path} as [bold]{fmt}[/]")
         run.time("read", time.perf_counter() - t0)
+        if result.skipped:
+            run.extra["skipped_files"] = [s.to_dict() for s in result.skipped]
+            for s in result.skipped:
+                reporter.warn(f"skipped {s.path}: {'empty file' if s.reason == 'empty' else s.reason}")
         run.counts.input = result.n_input
         run.counts.quarantined = len(result.quarantine)
         if result.quarantine:
-            reporter.warn(f"{len(result.quarantine)} malformed records quarantined (see {run.dir / 'quarantine.jsonl'})")
+            reporter.warn(f"{len(result.quarantine)} malformed records quarantined (see {run.final_dir / 'quarantine.jsonl'})")
         kept, dropped = run_steps(result.frame(), steps, run=run, reporter=reporter)
         run.counts.kept = kept.height
         dropped, quarantine = redact_what_left_early(steps, dropped, result.quarantine)
@@ -210,6 +237,10 @@ def write_outputs(run: Run, kept: pl.DataFrame, dropped: list[pl.DataFrame], qua
     run.add_output(out_dir / "dropped.parquet", rows=dropped_df.height)
     write_quarantine(quarantine, out_dir / "quarantine.jsonl")
     run.add_output(out_dir / "quarantine.jsonl", rows=len(quarantine))
+    for entry in run.steps:  # a mapping file written into the run folder is one of its outputs
+        mapping = entry.get("mapping_file")
+        if mapping and Path(mapping).resolve().is_relative_to(out_dir.resolve()) and Path(mapping).is_file():
+            run.add_output(mapping, role="pii mapping (raw personal data)")
 
 
 def _write_report(run: Run, kept: pl.DataFrame, dropped: list[pl.DataFrame], reporter: Reporter) -> None:
@@ -220,4 +251,4 @@ def _write_report(run: Run, kept: pl.DataFrame, dropped: list[pl.DataFrame], rep
         return
     path = write_report(run, kept, dropped)
     run.add_output(path)
-    reporter.info(f"report: {path}")
+    reporter.info(f"report: {run.final_dir / path.name}")

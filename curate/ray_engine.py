@@ -1155,7 +1155,8 @@ def read_blocks(config: PipelineConfig, ray_data: bool = True) -> ReadOut:
 
 
 def run_pipeline_ray(config: PipelineConfig, steps: list, out_dir: str | Path | None, reporter: Reporter,
-                     workspace: Workspace | None, address: str | None = None, output_uri: str | None = None) -> Run:
+                     workspace: Workspace | None, address: str | None = None, output_uri: str | None = None,
+                     publish_as: Path | None = None) -> Run:
     """`run_pipeline(engine="ray")`: same inputs, same steps, same outputs as the local engine, on Ray."""
     import ray
 
@@ -1165,7 +1166,7 @@ def run_pipeline_ray(config: PipelineConfig, steps: list, out_dir: str | Path | 
                           "local engine's); run this pipeline with --engine local, or drop the step.")
     if address:
         _check_reachable(address)  # one sentence, before a run folder exists
-    with Run("curate", out_dir=out_dir, workspace=workspace,
+    with Run("curate", out_dir=out_dir, workspace=workspace, publish_as=publish_as,
              config={**config.model_dump(mode="json"), "engine": "ray"}) as run:
         started = connect(address, run.dir / ".ray")
         try:
@@ -1180,7 +1181,7 @@ def run_pipeline_ray(config: PipelineConfig, steps: list, out_dir: str | Path | 
             run.counts.quarantined = len(quarantine_in)
             if quarantine_in:
                 reporter.warn(f"{len(quarantine_in)} malformed records quarantined "
-                              f"(see {run.dir / 'quarantine.jsonl'})")
+                              f"(see {run.final_dir / 'quarantine.jsonl'})")
             kept, dropped = run_steps_ray(blocks, steps, run, reporter)
             run.counts.kept = kept.rows
             dropped = _redact_early_drops(steps, dropped)

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import streamlit as st  # noqa: E402
 
-from review_app import page_lead, page_login, page_review  # noqa: E402
+from review_app import logic, page_lead, page_login, page_review  # noqa: E402
 
 
 @st.cache_resource
@@ -55,7 +55,7 @@ def main() -> None:
         page_login.render(store)
         st.stop()
     with st.sidebar:
-        st.markdown(f"**{user['name']}** ({user['role']})")
+        st.markdown(f"**{logic.safe_markdown(user['name'])}** ({user['role']})")
         if st.button("Log out", key="logout"):
             st.session_state.clear()
             st.rerun()

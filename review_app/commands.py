@@ -12,6 +12,10 @@ from typing import Annotated
 
 import typer
 
+#: how `studio review` runs Streamlit: no usage statistics, no tracebacks or exception text in the browser
+#: (they stay in the server's console), and a toolbar without the developer menu (Deploy, rerun settings)
+STREAMLIT_FLAGS = ("--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.showErrorDetails",
+                   "none", "--client.showErrorLinks", "false", "--client.toolbarMode", "minimal")
 DB_HELP = "Review database URL (default: the workspace's review.db), e.g. postgresql://me@host/review."
 
 
@@ -71,9 +75,11 @@ def register(app: typer.Typer) -> None:
         if ws is not None:
             env["STUDIO_WORKSPACE"] = str(ws.root)
         script = Path(__file__).resolve().parent / "app.py"
-        typer.echo(f"review app on http://{host}:{port}  (database {url}; Ctrl+C stops it)")
+        from studio.credentials import mask_url
+
+        typer.echo(f"review app on http://{host}:{port}  (database {mask_url(url)}; Ctrl+C stops it)")
         cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.address", host,
-               "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+               "--server.port", str(port), *STREAMLIT_FLAGS]
         try:
             raise typer.Exit(subprocess.call(cmd, env=env))
         except KeyboardInterrupt:

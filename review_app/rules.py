@@ -28,6 +28,11 @@ _COMPARE = {
 }
 
 
+#: limits that keep parsing and evaluating a rule far from Python's recursion limit
+MAX_RULE_CHARS = 2000
+MAX_DEPTH = 50
+
+
 class RuleError(StudioError):
     """A rule that cannot be parsed; the message says what to write instead."""
 
@@ -60,28 +65,35 @@ def parse_rule(text: str) -> Rule:
     """Parse a rule such as `quality >= 0.9 and pii_count == 0`; raises RuleError naming the bad part."""
     if not text or not text.strip():
         raise RuleError("the rule is empty; write e.g. \"quality >= 0.9 and pii_count == 0\".")
+    if len(text) > MAX_RULE_CHARS:
+        raise RuleError(f"the rule is {len(text)} characters long; a rule has at most {MAX_RULE_CHARS}.")
     try:
         tree = ast.parse(text.strip(), mode="eval").body
     except SyntaxError as err:
         raise RuleError(f"cannot parse the rule {text!r} ({err.msg} at column {err.offset}); "
                         "write comparisons joined by and/or, e.g. \"quality >= 0.9 and pii_count == 0\".") from None
+    except (RecursionError, MemoryError, ValueError):  # nested too deeply for the parser, or a NUL character
+        raise RuleError(f"cannot parse the rule {text[:60]!r}...: it is nested too deeply or holds a NUL character; "
+                        f"nest at most {MAX_DEPTH} levels.") from None
     names: set[str] = set()
     _check(tree, text, names)
     return Rule(text=text.strip(), tree=tree, names=names)
 
 
-def _check(node: ast.AST, text: str, names: set[str]) -> None:
+def _check(node: ast.AST, text: str, names: set[str], depth: int = 0) -> None:
+    if depth > MAX_DEPTH:
+        raise RuleError(f"the rule {text[:60]!r}... nests more than {MAX_DEPTH} levels; write it flatter.")
     if isinstance(node, ast.BoolOp):
         for v in node.values:
-            _check(v, text, names)
+            _check(v, text, names, depth + 1)
     elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not | ast.USub):
-        _check(node.operand, text, names)
+        _check(node.operand, text, names, depth + 1)
     elif isinstance(node, ast.Compare):
         for op in node.ops:
             if type(op) not in _COMPARE and not isinstance(op, ast.In | ast.NotIn):
                 raise RuleError(f"the rule {text!r} uses an unsupported comparison; use < <= > >= == != in.")
         for part in (node.left, *node.comparators):
-            _check(part, text, names)
+            _check(part, text, names, depth + 1)
     elif isinstance(node, ast.Name):
         names.add(node.id)
     elif isinstance(node, ast.Constant) and isinstance(node.value, int | float | str | bool):
@@ -115,7 +127,9 @@ def _eval(node: ast.expr, values: Mapping[str, Any]) -> Any:
         inner = _value(node.operand, values)
         if isinstance(node.op, ast.Not):
             return not inner if inner is not MISSING else False
-        return -inner if inner is not MISSING else MISSING
+        if inner is MISSING or isinstance(inner, str | list):  # minus a string or a list: not a number, no match
+            return MISSING
+        return -inner
     if isinstance(node, ast.Compare):
         left = _value(node.left, values)
         for op, right_node in zip(node.ops, node.comparators, strict=True):

@@ -115,6 +115,7 @@ def curate(
     ray_address: Annotated[str | None, typer.Option("--ray-address", help="Ray cluster HOST:6379 for --engine ray (default: start a local one).")] = None,
     ray_output: Annotated[str | None, typer.Option("--ray-output", help="Also write kept/ and dropped/ Parquet parts here, e.g. s3://bucket/prefix (--engine ray).")] = None,
     report: Annotated[bool, typer.Option("--report/--no-report", help="Write report.html in the output folder.")] = True,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier run in --out DIR (only files that run wrote; the new run replaces it when complete).")] = False,
 ) -> None:
     """Clean a data set: read inputs, run steps, write what was kept and what was dropped, and why.
 
@@ -148,7 +149,7 @@ def curate(
     rep = reporter()
     ws = current_workspace()
     run = run_pipeline(cfg, out_dir=out, reporter=rep, workspace=ws, engine=engine, ray_address=ray_address,
-                       ray_output=ray_output)
+                       ray_output=ray_output, overwrite=overwrite)
     _print_counts(rep, run)
 
 
@@ -263,13 +264,9 @@ def _review_db(ws, db: str | None) -> str:
 
 def _db_label(url: str) -> str:
     """The DB for manifests: a SQLite file path, or the URL without its password."""
-    if url.startswith("sqlite:///"):
-        return url.removeprefix("sqlite:///")
-    if "://" not in url:
-        return url
-    from sqlalchemy.engine import make_url
+    from studio.credentials import mask_url
 
-    return make_url(url).render_as_string(hide_password=True)
+    return mask_url(url.removeprefix("sqlite:///"))
 
 
 @app.command()

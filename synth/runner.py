@@ -21,6 +21,7 @@ import asyncio
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -84,7 +85,8 @@ class SynthJob(BaseModel):
 
 class RequestLog:
     """Append-only shards of answered requests. Older shards are read, never rewritten; a torn last line
-    (the process died mid-write) is ignored, and that request is simply sent again."""
+    (the process died mid-write, even inside a multi-byte character) is ignored, and that request is simply
+    sent again. Each answer is fsynced before it counts as answered, so a power cut loses none that was paid."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -92,13 +94,14 @@ class RequestLog:
         self.answered: dict[str, dict[str, Any]] = {}
         shards = sorted(folder.glob("shard-*.jsonl"))
         for shard in shards:
-            with open(shard, encoding="utf-8") as fh:
+            with open(shard, "rb") as fh:
                 for line in fh:
                     try:
                         rec = json.loads(line)
-                    except json.JSONDecodeError:
+                    except ValueError:  # JSON or UTF-8 cut short
                         continue
-                    self.answered.setdefault(rec["key"], rec)
+                    if isinstance(rec, dict) and isinstance(rec.get("key"), str):
+                        self.answered.setdefault(rec["key"], rec)
         self.loaded = len(self.answered)
         self.path = folder / f"shard-{len(shards):04d}.jsonl"
         self._fh = None
@@ -108,6 +111,7 @@ class RequestLog:
             self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held open for the run
         self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._fh.flush()
+        os.fsync(self._fh.fileno())
         self.answered[record["key"]] = record
 
     def close(self) -> None:

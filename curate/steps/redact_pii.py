@@ -27,6 +27,14 @@ class RedactPii(Step):
     name = "redact_pii"
     Config = PiiConfig
 
+    def __init__(self, *args, **kwargs) -> None:
+        from curate.pii.anonymize import resolve_salt
+
+        super().__init__(*args, **kwargs)
+        # Before any data is read and any worker starts: a missing salt is one sentence now, and a workspace's
+        # salt goes into the environment the workers of a local Ray cluster inherit.
+        resolve_salt(self.config)
+
     def process(self, df: pl.DataFrame) -> pl.DataFrame:
         from curate.pii import PiiRedactor
 
