@@ -122,12 +122,14 @@ def _docx(path: Path) -> tuple[str, str]:
     import zipfile
 
     import docx
+    import lxml.etree
+    from docx.opc.exceptions import PackageNotFoundError
     from docx.table import Table
     from docx.text.paragraph import Paragraph
 
     try:
         document = docx.Document(str(path))
-    except (zipfile.BadZipFile, KeyError, ValueError) as err:
+    except (PackageNotFoundError, zipfile.BadZipFile, lxml.etree.XMLSyntaxError, KeyError, ValueError) as err:
         raise DocumentError(f"not a readable DOCX file ({type(err).__name__}: {err})") from None
     blocks: list[str] = []
     for child in document.element.body.iterchildren():

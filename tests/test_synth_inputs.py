@@ -143,3 +143,11 @@ def test_sample_documents_are_what_their_generator_writes(tmp_path, monkeypatch,
     monkeypatch.setattr(module, "DOCS", tmp_path)
     module.main()
     assert (tmp_path / name).read_bytes() == (DOCS / name).read_bytes()
+
+
+def test_broken_docx_is_quarantined_with_a_reason(tmp_path):
+    bad = tmp_path / "notes.docx"
+    bad.write_bytes(b"PK\x03\x04 not a whole zip")
+    result = read_file(bad)
+    assert result.rows == [] and [q.line for q in result.quarantine] == [1]
+    assert result.quarantine[0].reason.startswith("not a readable DOCX file")
