@@ -66,7 +66,7 @@ def synth(
 
         studio synth paraphrase kept.parquet --n 50 --out runs/para   # then, after a crash: ... --resume
     """
-    from studio.cli import current_workspace, reporter
+    from studio.context import current_workspace, reporter
     from studio.errors import StudioError
     from studio.readers import read_inputs
     from synth.backends import make_backend
@@ -138,7 +138,7 @@ def judge(
 
         studio judge data.jsonl --model gpt-4o-mini --out runs/judged   # then, after a crash: ... --resume
     """
-    from studio.cli import current_workspace, reporter
+    from studio.context import current_workspace, reporter
     from studio.readers import read_inputs
     from synth.backends import make_backend
     from synth.judge_run import JudgeJob, judge_dataset

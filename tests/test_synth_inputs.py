@@ -115,7 +115,7 @@ def test_demo_documents_all_read_and_chunk_with_lineage():
 
 
 def test_console_shows_no_per_request_info_lines_unless_verbose(capsys):
-    from studio.cli import _console_logging
+    from studio_app.cli import _console_logging
 
     root = logging.getLogger()
     level = root.level
