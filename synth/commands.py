@@ -11,10 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
-#: Curate steps new examples go through before review, when they exist in this installation, with their settings:
-#: PII the model invents is replaced by consistent fake values (pseudonyms), not by <PERSON> placeholders, so a
-#: synthetic example still reads like a real one.
-POST_STEPS = {"exact_dedupe": {}, "near_dedupe": {}, "redact_pii": {"mode": "pseudonym"}}
+#: Curate steps new examples go through before review, when they exist in this installation.
+POST_STEPS = ("exact_dedupe", "near_dedupe", "redact_pii")
 
 
 def register(app: typer.Typer) -> None:
@@ -277,7 +275,7 @@ def curated_postprocess(existing: list[dict[str, Any]], rep=None, min_quality: f
     names = [s for s in POST_STEPS if s in available]
     if not names:
         return None
-    steps = [build_step(s, POST_STEPS[s]) for s in names]
+    steps = [build_step(s, {}) for s in names]
     scorer = build_step("score", {}) if min_quality > 0 and "score" in available else None
     base = [{k: r[k] for k in BASE_COLUMNS} for r in existing]
 
