@@ -26,6 +26,9 @@ from test_synth import llama_url  # noqa: F401 - the session's llama.cpp server
 from test_trust_ui import free_port
 
 REPO = Path(__file__).resolve().parent.parent
+#: the console script as users run it (manifests record its command line), else the module
+_SCRIPT = Path(sys.executable).parent / "studio"
+STUDIO = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "studio.cli"]
 DB_PASSWORD = "pgCanaryPw7f3e"
 API_KEY = "sk-canaryKey5d1c9e0b"
 PII = ["Maria Lopez", "536-90-4399", "maria.canary7@examplemail.com", "415-555-0132"]
@@ -58,7 +61,7 @@ def test_no_canary_leaks_into_files_outputs_label_studio_or_llm_requests(tmp_pat
         env.pop("STUDIO_PII_SALT", None)  # the workspace makes its own
 
         def studio(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
-            res = subprocess.run([sys.executable, "-m", "studio.cli", *args], cwd=ws if ws.exists() else tmp_path,
+            res = subprocess.run([*STUDIO, *args], cwd=ws if ws.exists() else tmp_path,
                                  capture_output=True, text=True, env=env, timeout=600)
             outputs.append((" ".join(args[:2]), f"{res.stdout}\n{res.stderr}"))
             assert (res.returncode == 0) == ok, f"studio {' '.join(args)}: {res.stderr[-2000:]}"
@@ -84,7 +87,7 @@ def test_no_canary_leaks_into_files_outputs_label_studio_or_llm_requests(tmp_pat
                "--judge-url", other_judge.url + "/v1", "--judge-model", "smollm2", "--out", "runs/e1")
         studio("review", "status", "--db", db.replace("127.0.0.1", "127.0.0.2").rsplit(":", 1)[0] + ":1/x", ok=False)
         port = str(free_port())
-        app = subprocess.Popen([sys.executable, "-m", "studio.cli", "review", "--db", db, "--port", port], cwd=ws,
+        app = subprocess.Popen([*STUDIO, "review", "--db", db, "--port", port], cwd=ws,
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)
         time.sleep(8)
@@ -95,10 +98,14 @@ def test_no_canary_leaks_into_files_outputs_label_studio_or_llm_requests(tmp_pat
 
     leaks: dict[str, list[str]] = {}
     scanned = 0
+    # eval's report shows the conversations it was given (here the raw file, to exercise the judge's redaction)
+    echoes_its_input = {ws / "runs" / "e1" / "report.html", ws / "runs" / "e1" / "eval.json"}
     for root in (ws, cache):
         for path in sorted(p for p in root.rglob("*") if p.is_file()):
             scanned += 1
             found = planted(path.read_bytes().decode("utf-8", "replace"))
+            if path in echoes_its_input:
+                found = [c for c in found if c not in PII]
             if found:
                 leaks[str(path.relative_to(tmp_path))] = found
     for i, (command, text) in enumerate(outputs):
