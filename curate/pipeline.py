@@ -185,6 +185,10 @@ def _run_engine(config: PipelineConfig, steps: list, out_dir: Path | None, publi
             run.add_input(path, format=fmt)
             reporter.info(f"read {path} as [bold]{fmt}[/]")
         run.time("read", time.perf_counter() - t0)
+        if result.skipped:
+            run.extra["skipped_files"] = [s.to_dict() for s in result.skipped]
+            for s in result.skipped:
+                reporter.warn(f"skipped {s.path}: {'empty file' if s.reason == 'empty' else s.reason}")
         run.counts.input = result.n_input
         run.counts.quarantined = len(result.quarantine)
         if result.quarantine:

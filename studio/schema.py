@@ -67,6 +67,88 @@ def document_id(text: str) -> str:
     return hashlib.sha256(normalize_text(text).encode("utf-8")).hexdigest()[:ID_HEX_CHARS]
 
 
+# Python's str.strip() whitespace: what `normalize_text` trims, spelled out for Polars' strip_chars.
+PY_WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B)))
+                 + "\u2028\u2029\u202f\u205f\u3000")
+_ASCII_CONTROL_RX = r"[\x00-\x08\x0B-\x1F\x7F]"
+_CONTROL_RX = r"[\x00-\x08\x0B-\x1F\x7F-\x9F\x{200B}\x{200C}\x{200D}\x{2060}\x{FEFF}]"  # _CONTROL_RE for Polars
+
+
+def normalize_texts(texts):
+    """`normalize_text` over a Polars String Series in bulk. Strings of printable ASCII, tab and newline only
+    need trimming; the others get Python's NFC (whose quick check makes it several times faster than Polars' on
+    text that is already composed) and the CR and control-character rules as Polars expressions."""
+    import polars as pl
+
+    needs = ((texts.str.len_bytes() != texts.str.len_chars()) | texts.str.contains(_ASCII_CONTROL_RX)).fill_null(False)
+    if needs.any():
+        idx = needs.arg_true()
+        composed = [text if unicodedata.is_normalized("NFC", text) else unicodedata.normalize("NFC", text)
+                    for text in texts.gather(idx).to_list()]
+        fixed = pl.Series(composed, dtype=pl.String).str.replace_all(r"\r\n?", "\n").str.replace_all(_CONTROL_RX, "")
+        texts = texts.clone().scatter(idx, fixed)
+    return texts.str.strip_chars(PY_WHITESPACE)
+
+
+def _json_strings(texts):
+    """Strings escaped as `json.dumps(..., ensure_ascii=False)` escapes them (without the quotes), for text out of
+    `normalize_texts`, whose only control characters left are tab and newline."""
+    return (texts.str.replace_all("\\", "\\\\", literal=True).str.replace_all('"', '\\"', literal=True)
+            .str.replace_all("\n", "\\n", literal=True).str.replace_all("\t", "\\t", literal=True))
+
+
+def _sha256_ids(texts) -> list[str]:
+    """sha256 ids of a String Series, hashing slices of its Arrow buffer (no Python string per row)."""
+    import numpy as np
+    import polars as pl
+
+    arrow = texts.rechunk().to_arrow(compat_level=pl.CompatLevel.oldest())
+    _, offsets, values = arrow.buffers()
+    bounds = np.frombuffer(offsets, np.int64)[arrow.offset:arrow.offset + len(arrow) + 1].tolist()
+    data = memoryview(values) if values is not None else memoryview(b"")
+    sha = hashlib.sha256
+    return [sha(data[a:b]).hexdigest()[:ID_HEX_CHARS] for a, b in zip(bounds, bounds[1:], strict=False)]
+
+
+def example_ids(messages):
+    """`example_id` of every conversation in a Polars `messages` Series, with the text work done in bulk (the same
+    ids: tests compare them with `example_id`). Conversations with a role other than system/user/assistant after
+    trimming and lower-casing are hashed one by one, as `example_id` would escape such a role."""
+    import numpy as np
+    import polars as pl
+    import pyarrow as pa
+
+    n = len(messages)
+    lengths = messages.list.len().fill_null(0).to_numpy()
+    turns = messages.explode(empty_as_null=False, keep_nulls=False).struct.unnest()
+    flat = pl.DataFrame({
+        "row": np.repeat(np.arange(n, dtype=np.uint32), lengths),
+        "role": turns["role"].str.strip_chars(PY_WHITESPACE).str.to_lowercase(),
+        "content": normalize_texts(turns["content"]),
+    }).filter(pl.col("content") != "")
+    plain = flat["role"].is_in(ROLES)
+    pieces = pl.select(pl.concat_str(pl.lit('["'), pl.lit(flat["role"]), pl.lit('","'),
+                                     pl.lit(_json_strings(flat["content"])), pl.lit('"]'))).to_series()
+    kept = np.bincount(flat["row"].to_numpy(), minlength=n)
+    if n and (kept == kept[0]).all() and kept[0]:  # the usual case: every conversation has as many turns
+        joined = pieces.reshape((n, int(kept[0]))).arr.join(",")
+    else:
+        offsets = pa.array(np.concatenate([[0], np.cumsum(kept)]), pa.int64())
+        joined = pl.Series(pa.LargeListArray.from_arrays(
+            offsets, pieces.to_arrow(compat_level=pl.CompatLevel.oldest()))).list.join(",")
+    ids = _sha256_ids(pl.select(pl.concat_str(pl.lit("["), pl.lit(joined), pl.lit("]"))).to_series())
+    for i in np.unique(flat["row"].filter(~plain).to_numpy()).tolist():
+        ids[i] = example_id(messages[i].to_list())
+    return pl.Series("id", ids, dtype=pl.String)
+
+
+def document_ids(texts):
+    """`document_id` of every text in a Polars String Series, normalized in bulk."""
+    import polars as pl
+
+    return pl.Series("id", _sha256_ids(normalize_texts(texts)), dtype=pl.String)
+
+
 def make_example(
     messages: list[dict[str, str]],
     *,
