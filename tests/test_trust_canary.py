@@ -28,7 +28,7 @@ from test_trust_ui import free_port
 REPO = Path(__file__).resolve().parent.parent
 #: the console script as users run it (manifests record its command line), else the module
 _SCRIPT = Path(sys.executable).parent / "studio"
-STUDIO = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "studio.cli"]
+STUDIO = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "studio_app.cli"]
 DB_PASSWORD = "pgCanaryPw7f3e"
 API_KEY = "sk-canaryKey5d1c9e0b"
 PII = ["Maria Lopez", "536-90-4399", "maria.canary7@examplemail.com", "415-555-0132"]
