@@ -78,6 +78,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import secrets
 import socket
 import time
 from dataclasses import dataclass, field
@@ -136,12 +137,12 @@ def _check_reachable(address: str) -> None:
 
 
 def connect(address: str | None, temp_dir: Path) -> bool:
-    """Join the cluster at `address`, or start a local one; returns True when this call started Ray."""
+    """Join the cluster at `address` (its authentication is the cluster's: set RAY_AUTH_MODE / RAY_AUTH_TOKEN as it
+    needs), or start a local one that requires a random token; returns True when this call started Ray."""
     import ray
 
     if ray.is_initialized():
         return False
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     if address:
         _check_reachable(address)
         try:
@@ -153,9 +154,29 @@ def connect(address: str | None, temp_dir: Path) -> bool:
         # Workers at the driver's priority, as the local engine runs: Ray's default (niceness 15) hands the CPU
         # to every other process on a shared machine.
         os.environ.setdefault("RAY_worker_niceness", "0")
+        if "RAY_AUTH_MODE" not in os.environ:
+            _require_token()
         ray.init(_temp_dir=str(temp_dir), include_dashboard=False, log_to_driver=False)
         start_data_services()
     return True
+
+
+def _require_token() -> None:
+    """Make the local cluster about to start accept only clients holding a random token (its own processes inherit
+    it from the environment), so no other user of the machine can submit code to it; nothing goes to ~/.ray.
+    Ray reads these settings when it is imported, so its configuration is reloaded here (Ray's own tests do the
+    same); where that internal call is missing, authentication stays off, with a warning."""
+    os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
+    try:
+        from ray._raylet import AuthenticationTokenLoader, Config
+
+        Config.initialize("")
+        AuthenticationTokenLoader.instance().reset_cache()
+    except (ImportError, AttributeError):
+        os.environ["RAY_AUTH_MODE"] = "disabled"
+        log.warning("this Ray version cannot switch on token authentication after import; the local cluster "
+                    "runs without it (set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN before starting to have it).")
 
 
 def start_data_services(wait: bool = True) -> None:

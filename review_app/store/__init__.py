@@ -6,7 +6,9 @@ alembic migration (`review_app/migrations/`). The store is four parts over one `
 transactions, audit trail), each in its own module:
 
 - `auth.Accounts` — `add_reviewer(name, password, role="reviewer"|"lead")`, `set_password`,
-  `authenticate(name, password) -> {"name", "role"} | None` (bcrypt), `reviewers()`,
+  `authenticate(name, password) -> {"name", "role"} | None` (bcrypt; throttled after repeated failures),
+  `session_user(name)` (re-checked on every page run), `set_active(name, active)`, `set_role(name, role)`,
+  `reviewers()`,
   `ensure_reviewer(name, role="external")` (a named non-login reviewer, e.g. `labelstudio:ann@x.org`).
 - `queue.Queue` — `load_dataset(path_or_df, overlap=1, order="quality"|"uncertainty"|"random",
   dataset=None, run_id=None) -> {input, added, already_present, duplicate_in_input, quarantined}`
@@ -89,6 +91,9 @@ class ReviewStore:
     ensure_reviewer = _Part("accounts")
     authenticate = _Part("accounts")
     reviewers = _Part("accounts")
+    session_user = _Part("accounts")
+    set_active = _Part("accounts")
+    set_role = _Part("accounts")
     load_dataset = _Part("queue")
     next_item = _Part("queue")
     get_item = _Part("queue")
