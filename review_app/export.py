@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from studio.console import Reporter
 from studio.errors import StudioError
 from studio.format_checks import TokenCounter, record_problem
-from studio.runs import Run, list_runs
+from studio.runs import Run, list_runs, staged_output
 from studio.schema import ID_HEX_CHARS, example_id, normalize_text
 from studio.splits import DEFAULT_SPLITS, assign_splits, parse_split_spec, prompt_key
 from studio.workspace import Workspace
@@ -48,8 +48,6 @@ POLICIES = ("unanimous", "majority", "any")
 IDS_FILE = "ids.jsonl"
 CARD_FILE = "README.md"
 HF_DIR = "hf_dataset"
-#: decision sources that are not a reviewer's own vote (mirrors the store's OFF_QUEUE_SOURCES)
-NOT_A_VOTE = ("rule", "resolution")
 #: what studio.runs.new_run_id makes: <kind>-<UTC time>-<6 hex>
 RUN_ID = re.compile(r"^[a-z_]+-\d{8}T\d{6}Z-[0-9a-f]{6}$")
 
@@ -101,7 +99,9 @@ class Selection:
 
 # ---------------------------------------------------------------------------------------- selecting
 def _people(ds: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [d for d in ds if d["source"] not in NOT_A_VOTE and d["verdict"] in ("accept", "reject")]
+    from review_app.store.analytics import people_votes
+
+    return [d for d in people_votes(ds) if d["verdict"] in ("accept", "reject")]
 
 
 def item_agreement(ds: list[dict[str, Any]]) -> float | None:
@@ -272,6 +272,7 @@ def run_export(store: Any, cfg: ExportConfig, workspace: Workspace | None = None
                db_label: str | None = None) -> Run:
     """Export approved items from `store` into `cfg.out`; returns the finished Run (kind "export")."""
     from review_app.dataset_card import render_card
+    from studio.atomic import atomic_open
 
     reporter = reporter or Reporter(quiet=True)
     cfg.check()
@@ -300,78 +301,58 @@ def run_export(store: Any, cfg: ExportConfig, workspace: Workspace | None = None
     select_seconds = time.perf_counter() - t0
 
     out = Path(cfg.out)
-    _clear_previous(out, cfg.overwrite)
-    config = {**cfg.model_dump(mode="json"), "db": db_label}
-    with Run("export", out_dir=out, workspace=workspace, config=config) as run:
-        run.time("select", select_seconds)
-        db_file = (db_label or "").removeprefix("sqlite:///")
-        if db_file and "://" not in db_file and Path(db_file).is_file():
-            run.add_input(db_file, role="review db")
-        run.upstream += [u["run_id"] for u in upstream if u["run_id"] not in run.upstream]
-        files: list[tuple[Path, dict[str, Any]]] = []
-        split_counts: dict[str, int] = {}
-        ids_lines = []
-        for split in cfg.splits:
-            part = [r for r in rows if r["split"] == split]
-            split_counts[split] = len(part)
-            if not part:
-                if cfg.splits[split] > 0:
-                    reporter.warn(f"split {split} is empty ({len(rows)} records in {len(set(splits))} splits); "
-                                  "no file written for it.")
-                continue
-            path = out / f"{split}.jsonl"
-            write_jsonl([r["record"] for r in part], path)
-            files.append((path, {"rows": len(part), "split": split, "format": cfg.format}))
-            for line, r in enumerate(part, 1):
-                entry = {"id": r["id"], "item_id": r["item_id"], "split": split, "file": path.name, "line": line,
-                         "origin": r["origin"]}
-                if cfg.format == "dpo":
-                    entry.update(kind=r["kind"], item_ids=r["item_ids"], chosen_id=r["chosen_id"],
-                                 rejected_item_id=r["rejected_item_id"])
-                ids_lines.append(entry)
-        write_jsonl(ids_lines, out / IDS_FILE)
-        files.append((out / IDS_FILE, {"rows": len(ids_lines)}))
-        if cfg.hf_dataset:
-            files += _write_hf_dataset(out, rows, cfg)
-        card = render_card(cfg=cfg, sel=sel, rows=rows, split_counts=split_counts, skipped=skipped,
-                           upstream=upstream, agreement=store.agreement(), workspace=workspace, token_stats=token_stats)
-        from studio.atomic import atomic_open
-
-        with atomic_open(out / CARD_FILE) as fh:
-            fh.write(card)
-        files.append((out / CARD_FILE, {}))
-        for path, info in files:
-            run.add_output(path, **info)
-        # SFT: approved items in, records out; DPO: candidate pairs in, pairs out (filters are in "export")
-        dropped = skipped if cfg.format == "dpo" else sel.dropped
-        run.counts.input = n_candidates + (0 if cfg.format == "dpo" else sum(sel.dropped.values()))
-        run.counts.kept = len(rows)
-        for reason, n in sorted(dropped.items()):
-            run.counts.drop(reason, n)
-        run.extra["export"] = {"format": cfg.format, "splits": split_counts, "policy": cfg.policy,
-                               "seed": cfg.seed, "approved_items": len(sel.approved) + sum(sel.dropped.values()),
-                               "filtered": dict(sel.dropped), "tokens": token_stats,
-                               "upstream": [{k: u[k] for k in ("run_id", "kind", "found")} for u in upstream]}
-    return run
-
-
-def _clear_previous(out: Path, overwrite: bool) -> None:
-    """Refuse a non-empty folder, unless `overwrite` and it holds an earlier export: then remove its files."""
-    import shutil
-
-    if not out.is_dir() or not any(out.iterdir()):
-        return
-    manifest = out / "manifest.json"
-    if not overwrite or not manifest.is_file():
-        raise StudioError(f"output folder {out} is not empty; choose a new folder"
-                          + (" or pass --overwrite to replace the export in it." if manifest.is_file() else "."))
-    try:
-        outputs = [Path(o["path"]) for o in json.loads(manifest.read_text(encoding="utf-8")).get("outputs", [])]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError):
-        raise StudioError(f"{manifest} is unreadable; remove the folder {out} yourself or choose another.") from None
-    for path in [*outputs, manifest, out / "run.log"]:
-        path.unlink(missing_ok=True)
-    shutil.rmtree(out / HF_DIR, ignore_errors=True)
+    # Written complete beside `out`, then swapped in: a crash leaves the old export or the new one, never a mix.
+    with staged_output(out, cfg.overwrite) as staged:
+        config = {**cfg.model_dump(mode="json"), "db": db_label}
+        with Run("export", out_dir=staged, publish_as=out, workspace=workspace, config=config) as run:
+            run.time("select", select_seconds)
+            db_file = (db_label or "").removeprefix("sqlite:///")
+            if db_file and "://" not in db_file and Path(db_file).is_file():
+                run.add_input(db_file, role="review db")
+            run.upstream += [u["run_id"] for u in upstream if u["run_id"] not in run.upstream]
+            files: list[tuple[Path, dict[str, Any]]] = []
+            split_counts: dict[str, int] = {}
+            ids_lines = []
+            for split in cfg.splits:
+                part = [r for r in rows if r["split"] == split]
+                split_counts[split] = len(part)
+                if not part:
+                    if cfg.splits[split] > 0:
+                        reporter.warn(f"split {split} is empty ({len(rows)} records in {len(set(splits))} splits); "
+                                      "no file written for it.")
+                    continue
+                path = staged / f"{split}.jsonl"
+                write_jsonl([r["record"] for r in part], path)
+                files.append((path, {"rows": len(part), "split": split, "format": cfg.format}))
+                for line, r in enumerate(part, 1):
+                    entry = {"id": r["id"], "item_id": r["item_id"], "split": split, "file": path.name, "line": line,
+                             "origin": r["origin"]}
+                    if cfg.format == "dpo":
+                        entry.update(kind=r["kind"], item_ids=r["item_ids"], chosen_id=r["chosen_id"],
+                                     rejected_item_id=r["rejected_item_id"])
+                    ids_lines.append(entry)
+            write_jsonl(ids_lines, staged / IDS_FILE)
+            files.append((staged / IDS_FILE, {"rows": len(ids_lines)}))
+            if cfg.hf_dataset:
+                files += _write_hf_dataset(staged, rows, cfg)
+            card = render_card(cfg=cfg, sel=sel, rows=rows, split_counts=split_counts, skipped=skipped,
+                               upstream=upstream, agreement=store.agreement(), workspace=workspace, token_stats=token_stats)
+            with atomic_open(staged / CARD_FILE) as fh:
+                fh.write(card)
+            files.append((staged / CARD_FILE, {}))
+            for path, info in files:
+                run.add_output(path, **info)
+            # SFT: approved items in, records out; DPO: candidate pairs in, pairs out (filters are in "export")
+            dropped = skipped if cfg.format == "dpo" else sel.dropped
+            run.counts.input = n_candidates + (0 if cfg.format == "dpo" else sum(sel.dropped.values()))
+            run.counts.kept = len(rows)
+            for reason, n in sorted(dropped.items()):
+                run.counts.drop(reason, n)
+            run.extra["export"] = {"format": cfg.format, "splits": split_counts, "policy": cfg.policy,
+                                   "seed": cfg.seed, "approved_items": len(sel.approved) + sum(sel.dropped.values()),
+                                   "filtered": dict(sel.dropped), "tokens": token_stats,
+                                   "upstream": [{k: u[k] for k in ("run_id", "kind", "found")} for u in upstream]}
+    return run.published()
 
 
 def _write_hf_dataset(out: Path, rows: list[dict[str, Any]], cfg: ExportConfig) -> list[tuple[Path, dict[str, Any]]]:

@@ -7,8 +7,9 @@ Tasks already in the project are found by that id and never imported twice; anno
 
 Pull reads every annotation, validates it against the project's *own* label config (Label Studio accepts a
 choice that is not in the config, or a rating of 9, so we must check), quarantines invalid ones with the
-reason, and records valid ones in the review store as decisions of reviewer = the annotator's e-mail with
-`source="labelstudio"`. The idempotency key is (project, annotation id, updated_at): pulling again changes
+reason, and records valid ones in the review store as decisions of reviewer `labelstudio:<annotator e-mail>`
+with `source="labelstudio"` (never an app login's name); a corrected answer replaces only the stored item's
+last answer, whatever the task's data says. The idempotency key is (project, annotation id, updated_at): pulling again changes
 nothing, and an annotation edited in Label Studio replaces that reviewer's earlier Label Studio decision.
 """
 
@@ -16,10 +17,14 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from studio.errors import StudioError
+
+#: texts in, the same texts with personal data replaced out (curate.pii.PiiRedactor().redact_texts)
+Redact = Callable[[list[str]], list[str]]
 
 REASON_TAGS = ("incorrect", "incomplete", "unsafe", "off_topic", "contains_pii", "bad_tone", "policy_violation")
 SOURCE = "labelstudio"
@@ -178,9 +183,20 @@ def _response(messages: list[dict[str, str]]) -> str:
     return answers[-1] if answers else ""
 
 
-def task_payload(item: dict[str, Any]) -> dict[str, Any]:
-    """One task: the conversation, our id, and a prediction pre-filling the corrected response with our scores."""
+def annotator_name(email: str) -> str:
+    """The review store's name for a Label Studio annotator: `labelstudio:<e-mail>`. App logins cannot hold ':',
+    so an annotator never shares a name (and the decisions) of an app reviewer."""
+    return f"{SOURCE}:{email}"
+
+
+def task_payload(item: dict[str, Any], redact: Redact | None = None) -> dict[str, Any]:
+    """One task: the conversation, our id, and a prediction pre-filling the corrected response with our scores.
+    With `redact`, every turn is PII-redacted before it leaves for the server."""
     messages = item["messages"]
+    if redact is not None:
+        texts = redact([m["content"] for m in messages] + [item.get("source") or ""])
+        messages = [{**m, "content": t} for m, t in zip(messages, texts, strict=False)]
+        item = {**item, "source": texts[-1]}
     score = item.get("quality")
     prediction: dict[str, Any] = {
         "model_version": PREDICTION_VERSION,
@@ -201,11 +217,12 @@ def _tasks(client, project_id: int, fields: str = "all"):
     return client.tasks.list(project=project_id, fields=fields, page_size=500)
 
 
-def push(client, project_name: str, items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Create/update the project and import the items it does not hold yet. Returns counts."""
+def push(client, project_name: str, items: list[dict[str, Any]], redact: Redact | None = None) -> dict[str, Any]:
+    """Create/update the project and import the items it does not hold yet (PII-redacted with `redact`, e.g.
+    `curate.pii.PiiRedactor().redact_texts`, which the CLI passes). Returns counts."""
     project, state = ensure_project(client, project_name)
     present = {t.data.get("example_id") for t in _tasks(client, project.id, fields="task_only")}
-    new = [task_payload(i) for i in items if i["id"] not in present]
+    new = [task_payload(i, redact) for i in items if i["id"] not in present]
     if new:
         for start in range(0, len(new), 500):
             client.projects.import_tasks(id=project.id, request=new[start:start + 500], return_task_ids=True)
@@ -237,7 +254,7 @@ def pull(client, project_name: str, store) -> PullResult:
             ann = ann if isinstance(ann, dict) else ann.dict()
             counts["annotations"] += 1
             where = {"project": project_name, "task": task.id, "annotation": ann["id"], "example_id": example_id,
-                     "annotator": emails.get(ann.get("completed_by"), f"user-{ann.get('completed_by')}")}
+                     "annotator": annotator_name(emails.get(ann.get("completed_by"), f"user-{ann.get('completed_by')}"))}
             try:
                 if ann.get("was_cancelled"):
                     parsed = {"verdict": "skip", "rating": None, "reasons": [], "corrected": None}
@@ -246,7 +263,7 @@ def pull(client, project_name: str, store) -> PullResult:
                 if not example_id:
                     raise InvalidAnnotation("the task has no example_id; it was not pushed by the studio")
                 try:
-                    store.get_item(example_id)
+                    item = store.get_item(example_id)
                 except StudioError:
                     raise InvalidAnnotation(f"example {example_id} is not in the review store; load its data set first") from None
             except InvalidAnnotation as err:
@@ -255,9 +272,14 @@ def pull(client, project_name: str, store) -> PullResult:
                 continue
             edited = None
             if parsed["corrected"] is not None and parsed["corrected"].strip() != _response(messages).strip():
-                edited = [dict(m) for m in messages]
-                last = max(i for i, m in enumerate(edited) if m["role"] == "assistant")
-                edited[last]["content"] = parsed["corrected"]
+                # Only the corrected answer comes from Label Studio; every other turn is the store's own text,
+                # so a Label Studio user cannot change the prompt that gets exported by editing the task data.
+                edited = [dict(m) for m in item.messages]
+                last = max((i for i, m in enumerate(edited) if m["role"] == "assistant"), default=None)
+                if last is None:
+                    edited.append({"role": "assistant", "content": parsed["corrected"]})
+                else:
+                    edited[last]["content"] = parsed["corrected"]
             key = f"{SOURCE}:{project.id}:{ann['id']}:{ann.get('updated_at')}"
             decision = store.record_decision(
                 example_id, where["annotator"], parsed["verdict"], edited_messages=edited, rating=parsed["rating"],

@@ -61,7 +61,7 @@ def register(app: typer.Typer) -> None:
         """
         from review_app.labelstudio_server import STATE_FILE
         from review_app.labelstudio_server import start as start_server
-        from studio.cli import reporter
+        from studio.context import reporter
 
         rep = reporter()
         state = start_server(data_dir=data_dir, port=port, echo=rep.info)
@@ -74,7 +74,7 @@ def register(app: typer.Typer) -> None:
     def stop(data_dir: Annotated[Path | None, typer.Option("--data-dir", help=DATA_DIR_HELP)] = None) -> None:
         """Stop the local Label Studio started with `studio labelstudio start`."""
         from review_app.labelstudio_server import stop as stop_server
-        from studio.cli import reporter
+        from studio.context import reporter
 
         reporter().out.print("Label Studio stopped." if stop_server(data_dir) else "no local Label Studio was running.")
 
@@ -86,8 +86,10 @@ def register(app: typer.Typer) -> None:
         url: Annotated[str | None, typer.Option(help=URL_HELP)] = None,
         data_dir: Annotated[Path | None, typer.Option("--data-dir", help=DATA_DIR_HELP)] = None,
         db: Annotated[str | None, typer.Option("--db", help="Review database URL (default: the workspace's review.db).")] = None,
+        redact: Annotated[bool, typer.Option("--redact/--no-redact", help="PII-redact the text before it is sent (turning it off is recorded in the manifest).")] = True,
     ) -> None:
         """Send examples to a Label Studio project; pushing again never duplicates tasks or touches annotations.
+        The text is PII-redacted first (`curate.pii`), as `studio synth` does before calling a remote model.
 
         Examples:
 
@@ -97,7 +99,7 @@ def register(app: typer.Typer) -> None:
         """
         from review_app.labelstudio import push as push_items
         from review_app.labelstudio_queue import items_from_dataset, open_items
-        from studio.cli import current_workspace, reporter
+        from studio.context import current_workspace, reporter
         from studio.errors import StudioError
         from studio.runs import Run
 
@@ -105,15 +107,21 @@ def register(app: typer.Typer) -> None:
             raise StudioError("give either a DATASET or --from-review-queue (not both, not neither).")
         client = _client(url, data_dir)
         store = _store(db)
+        redactor = None
+        if redact:
+            from curate.pii import PiiRedactor
+
+            redactor = PiiRedactor().redact_texts
         with Run("labelstudio-push", workspace=current_workspace(), config={"project": project, "url": url or "local",
                  "from_review_queue": from_review_queue}) as run:
+            run.extra["privacy"] = {"pii_redacted_before_sending": redact, "redaction_turned_off_by_user": not redact}
             if dataset is not None:
                 run.add_input(dataset)
                 store.load_dataset(dataset)
                 items = items_from_dataset(store, dataset)
             else:
                 items = open_items(store)
-            counts = push_items(client, project, items)
+            counts = push_items(client, project, items, redact=redactor)
             run.counts.input = counts["input"]
             run.counts.kept = counts["imported"]
             run.counts.drop("already_in_project", counts["already_present"])
@@ -139,7 +147,7 @@ def register(app: typer.Typer) -> None:
 
         from review_app.labelstudio import pull as pull_annotations
         from studio.atomic import atomic_open
-        from studio.cli import current_workspace, reporter
+        from studio.context import current_workspace, reporter
         from studio.runs import Run
 
         client = _client(url, data_dir)

@@ -97,6 +97,7 @@ def start(data_dir: Path | None = None, port: int | None = None, timeout: float 
         return state
     exe = ensure_venv(echo)
     data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)  # its database holds every task and annotation, and the admin's credentials
     # The legacy token only takes effect when the data dir is first created: keep the first one.
     previous = state or {}
     user = previous.get("username", DEFAULT_USER)

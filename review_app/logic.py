@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 import html
 import json
+import re
 from typing import Any
 
 #: Reason tags offered when rejecting (a reject needs at least one).
@@ -41,17 +42,82 @@ def edit_of(messages: list[dict[str, str]], response: str) -> list[dict[str, str
     return with_response(messages, response.strip())
 
 
+#: a fenced code block's opening line at the left margin (a fence indented by 1-3 spaces may belong to a list
+#: item that a later line closes, so it is not trusted as code and its lines are escaped like any other)
+_FENCE_OPEN = re.compile(r"(`{3,}|~{3,})")
+_PUNCT = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+
+
+def safe_markdown(text: str) -> str:
+    """Item text, comments and names as Markdown that cannot load anything: outside code, the characters that
+    begin a link or image (`[ ]`), raw HTML or an autolink (`< >`), a bare URL (`://`, `www.`) or KaTeX (`$`)
+    are backslash-escaped, so they show as typed. Fenced code blocks and one-line code spans are left as they
+    are (Markdown builds nothing inside them), so code keeps its brackets."""
+    out: list[str] = []
+    fence: str | None = None
+    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        if fence is not None:
+            out.append(line)
+            if re.fullmatch(rf" {{0,3}}{re.escape(fence[0])}{{{len(fence)},}}[ \t]*", line):
+                fence = None
+            continue
+        opened = _FENCE_OPEN.match(line)
+        if opened and not (opened.group(1)[0] == "`" and "`" in line[opened.end():]):
+            fence = opened.group(1)
+            out.append(line)
+            continue
+        out.append(_escape_inline(line))
+    return "\n".join(out)
+
+
+def _escape_inline(line: str) -> str:
+    out, i = [], 0
+    while i < len(line):
+        c = line[i]
+        if c == "\\" and i + 1 < len(line) and line[i + 1] in _PUNCT:
+            out.append(line[i:i + 2])
+            i += 2
+            continue
+        if c == "`":
+            run = len(line[i:]) - len(line[i:].lstrip("`"))
+            close = re.compile(rf"(?<!`)`{{{run}}}(?!`)").search(line, i + run)
+            # a span holding "|" could be cut into table cells, so only pipe-free spans are left unescaped
+            if close and "|" not in line[i:close.end()]:
+                out.append(line[i:close.end()])
+                i = close.end()
+                continue
+            out.append(line[i:i + run])
+            i += run
+            continue
+        active = (c in "[]<>$" or (c == ":" and line.startswith("//", i + 1) and line[i - 1:i].isalpha())
+                  or (c == "." and line[max(0, i - 3):i].lower() == "www"))
+        out.append("\\" + c if active else c)
+        i += 1
+    return "".join(out)
+
+
+#: characters written as numeric entities in raw HTML besides html.escape's: a newline (a blank line would end
+#: the HTML block and hand the rest to the Markdown parser) and every character that starts Markdown syntax
+_INERT = str.maketrans({c: f"&#{ord(c)};" for c in "\n[]()!`$:.*_~|\\"} | {"\r": ""})
+
+
+def inert_html(text: str) -> str:
+    """Text for a raw-HTML snippet given to `st.markdown(..., unsafe_allow_html=True)`: HTML-escaped, on one
+    source line, with Markdown's punctuation as entities, so neither the browser nor Markdown builds anything."""
+    return html.escape(text, quote=True).translate(_INERT)
+
+
 def response_diff_html(original: str, edited: str) -> str:
     """A word-level diff as HTML: deletions struck through in red, insertions in green."""
     a, b = original.split(" "), edited.split(" ")
     parts = []
     for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
         if op in ("delete", "replace"):
-            parts.append(f'<del style="background:#fdd">{html.escape(" ".join(a[i1:i2]))}</del>')
+            parts.append(f'<del style="background:#fdd">{inert_html(" ".join(a[i1:i2]))}</del>')
         if op in ("insert", "replace"):
-            parts.append(f'<ins style="background:#dfd">{html.escape(" ".join(b[j1:j2]))}</ins>')
+            parts.append(f'<ins style="background:#dfd">{inert_html(" ".join(b[j1:j2]))}</ins>')
         if op == "equal":
-            parts.append(html.escape(" ".join(a[i1:i2])))
+            parts.append(inert_html(" ".join(a[i1:i2])))
     return '<div class="response-diff" style="white-space:pre-wrap">' + " ".join(parts) + "</div>"
 
 
@@ -105,10 +171,6 @@ if (!window.parent.__reviewShortcuts) {
   });
 }
 </script>""".replace("__KEYS__", json.dumps(SHORTCUTS))
-
-
-def role_label(role: str) -> str:
-    return {"user": "🧑 user", "assistant": "🤖 assistant", "system": "⚙️ system"}.get(role, role)
 
 
 def disagreement_rows(disagreements: list[dict[str, Any]]) -> list[dict[str, Any]]:

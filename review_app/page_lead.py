@@ -27,14 +27,15 @@ def render(store, user) -> None:
     st.dataframe(logic.disagreement_rows(disagreements), use_container_width=True, hide_index=True)
     for d in disagreements:
         item = store.get_item(d["item_id"])
-        label = f"{item.id} · " + ("resolved: " + d["resolution"]["verdict"] if d["resolution"] else "open")
+        md = logic.safe_markdown
+        label = f"{md(item.id)} · " + ("resolved: " + d["resolution"]["verdict"] if d["resolution"] else "open")
         with st.expander(label, expanded=d["resolution"] is None):
             for m in item.messages:
                 with st.chat_message(m["role"]):
-                    st.markdown(m["content"])
+                    st.markdown(md(m["content"]))
             for x in d["decisions"]:
-                note = f" — {', '.join(x['reasons'])}" if x["reasons"] else ""
-                st.markdown(f"- **{x['reviewer']}**: {x['verdict']}{note}" + (f" ({x['comment']})" if x["comment"] else ""))
+                note = f" — {md(', '.join(x['reasons']))}" if x["reasons"] else ""
+                st.markdown(f"- **{md(x['reviewer'])}**: {x['verdict']}{note}" + (f" ({md(x['comment'])})" if x["comment"] else ""))
             cols = st.columns(2)
             if cols[0].button("Resolve: accept", key=f"res_acc_{item.id}"):
                 store.resolve(item.id, user["name"], "accept")

@@ -61,18 +61,19 @@ def render(store, user) -> None:
         st.success("Nothing left in your queue with these filters. Thank you!")
         return
     st.session_state.setdefault("shown_at", {}).setdefault(item.id, time.monotonic())
-    facts = [f"origin **{item.origin}**", f"source `{item.source}`"]
+    md = logic.safe_markdown
+    facts = [f"origin **{md(item.origin)}**", f"source {md(item.source)}"]
     if item.quality is not None:
         facts.append(f"quality **{item.quality:.2f}**")
     if item.pii_count:
-        facts.append(f"⚠️ personal data found: **{item.pii_count}** ({', '.join(item.pii_flags) or 'unknown type'})")
+        facts.append(f"⚠️ personal data found: **{item.pii_count}** ({md(', '.join(item.pii_flags)) or 'unknown type'})")
     if item.tags:
-        facts.append("tags " + ", ".join(item.tags))
+        facts.append("tags " + md(", ".join(item.tags)))
     st.caption(" · ".join(facts))
-    st.markdown(f'<span data-testid="review-item-id" style="display:none">{item.id}</span>', unsafe_allow_html=True)
+    st.markdown(f'<span data-testid="review-item-id" style="display:none">{logic.inert_html(item.id)}</span>', unsafe_allow_html=True)
     for m in item.messages[:-1] if item.messages[-1]["role"] == "assistant" else item.messages:
         with st.chat_message(m["role"]):
-            st.markdown(m["content"])
+            st.markdown(md(m["content"]))
     original = logic.last_response(item.messages)
     key = f"{item.id}_{item.attempt}"
     st.markdown("**Response** (edit it if it is nearly right, then accept)")
@@ -83,7 +84,7 @@ def render(store, user) -> None:
         st.markdown(logic.response_diff_html(original, response.strip()), unsafe_allow_html=True)
     else:
         with st.chat_message("assistant"):
-            st.markdown(original)
+            st.markdown(md(original))
     cols = st.columns(3)
     rating = cols[0].radio("Rating (1 poor – 5 excellent)", [1, 2, 3, 4, 5], index=None, horizontal=True, key=f"rating_{key}")
     reasons = cols[1].multiselect("Reasons (for reject)", logic.REJECT_REASONS, key=f"reasons_{key}")

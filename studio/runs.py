@@ -7,26 +7,37 @@ input = kept + sum(dropped) + quarantined, always (checked before writing). Secr
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import re
 import secrets
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from studio import __version__
 from studio.atomic import atomic_open, sha256_file
+from studio.credentials import mask_url
 from studio.workspace import Workspace
 
 log = logging.getLogger("studio")
 
 _SECRET_FLAG = re.compile(r"(key|token|password|secret)", re.I)
 _SECRET_VALUE = re.compile(r"^(sk-|hf_|Bearer )")
+
+
+class _MaskingFormatter(logging.Formatter):
+    """Run logs never hold a URL's password, whichever library logged it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_url(super().format(record))
 
 
 @dataclass
@@ -75,7 +86,7 @@ def git_commit() -> str | None:
 
 
 def scrub_argv(argv: list[str]) -> list[str]:
-    """Command line with values of secret-looking flags replaced by '***'."""
+    """Command line with values of secret-looking flags, and passwords in URLs, replaced by '***'."""
     out: list[str] = []
     hide_next = False
     for arg in argv:
@@ -90,7 +101,7 @@ def scrub_argv(argv: list[str]) -> list[str]:
                 out.append(arg)
                 hide_next = True
             continue
-        out.append("***" if _SECRET_VALUE.match(arg) else arg)
+        out.append("***" if _SECRET_VALUE.match(arg) else mask_url(arg))
     return out
 
 
@@ -102,8 +113,11 @@ class Run:
     """
 
     def __init__(self, kind: str, out_dir: str | Path | None = None, workspace: Workspace | None = None,
-                 config: dict[str, Any] | None = None) -> None:
+                 config: dict[str, Any] | None = None, publish_as: str | Path | None = None) -> None:
+        """`publish_as`: the folder the run's folder will be moved to once complete (`studio.atomic.publish_dir`);
+        the manifest then names its outputs there."""
         self.kind = kind
+        self.publish_as = Path(publish_as) if publish_as is not None else None
         self.run_id = new_run_id(kind)
         self.workspace = workspace
         if out_dir is None:
@@ -135,10 +149,23 @@ class Run:
 
     def add_output(self, path: str | Path, **info: Any) -> None:
         path = Path(path)
-        self.outputs.append({"path": str(path), "sha256": sha256_file(path), "bytes": path.stat().st_size, **info})
+        shown = path
+        if self.publish_as is not None and path.resolve().is_relative_to(self.dir.resolve()):
+            shown = self.publish_as / path.resolve().relative_to(self.dir.resolve())
+        self.outputs.append({"path": str(shown), "sha256": sha256_file(path), "bytes": path.stat().st_size, **info})
 
     def time(self, name: str, seconds: float) -> None:
         self.timings[name] = round(self.timings.get(name, 0.0) + seconds, 4)
+
+    @property
+    def final_dir(self) -> Path:
+        """Where the run's folder ends up: its `publish_as`, else the folder it is written in."""
+        return self.publish_as or self.dir
+
+    def published(self) -> Run:
+        """Point the run at its final folder once `studio.atomic.publish_dir` has moved it there."""
+        self.dir, self.publish_as = self.final_dir, None
+        return self
 
     @property
     def manifest_path(self) -> Path:
@@ -168,22 +195,28 @@ class Run:
     def write_manifest(self) -> Path:
         self.counts.check()
         data = self.manifest()
+        if self.publish_as is not None:  # every path recorded inside the staging folder names the final folder
+            text = json.dumps(data, ensure_ascii=False, default=str)
+            for staged in {str(self.dir.resolve()), str(self.dir)}:
+                text = text.replace(json.dumps(staged)[1:-1], json.dumps(str(self.publish_as))[1:-1])
+            data = json.loads(text)
         with atomic_open(self.manifest_path) as fh:
             json.dump(data, fh, indent=2, ensure_ascii=False, default=str)
             fh.write("\n")
         if self.workspace is not None:
             copy_dir = self.workspace.runs_dir / self.run_id
-            if copy_dir.resolve() != self.dir.resolve():
+            final_dir = (self.publish_as or self.dir).resolve()
+            if copy_dir.resolve() != final_dir:
                 copy_dir.mkdir(parents=True, exist_ok=True)
                 with atomic_open(copy_dir / "manifest.json") as fh:
-                    json.dump({**data, "run_dir": str(self.dir.resolve())}, fh, indent=2, ensure_ascii=False, default=str)
+                    json.dump({**data, "run_dir": str(final_dir)}, fh, indent=2, ensure_ascii=False, default=str)
                     fh.write("\n")
         return self.manifest_path
 
     # -- lifecycle
     def __enter__(self) -> Run:
         self._handler = logging.FileHandler(self.dir / "run.log", encoding="utf-8")
-        self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        self._handler.setFormatter(_MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root = logging.getLogger()
         root.addHandler(self._handler)
         if root.level > logging.INFO or root.level == logging.NOTSET:
@@ -205,6 +238,117 @@ class Run:
             if self._handler is not None:
                 logging.getLogger().removeHandler(self._handler)
                 self._handler.close()
+
+
+#: files every run folder may hold besides its listed outputs, and scratch folders a run leaves (Ray's temp folder)
+RUN_FILES = ("manifest.json", "manifest.failed.json", "run.log")
+RUN_SCRATCH = (".ray",)
+_TEMP_FILE = re.compile(r"\..+\.tmp-\w+")
+
+
+def _files_in(folder: Path) -> list[Path]:
+    """Every file and symbolic link under `folder`, without following links."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        found += [Path(root) / n for n in files]
+        found += [Path(root) / d for d in dirs if (Path(root) / d).is_symlink()]
+    return found
+
+
+def _written_by_run(folder: Path, files: list[Path]) -> list[Path]:
+    """The files under `folder` that its manifest does not account for: a listed output counts only with the
+    sha256 the manifest recorded (a crafted or stale manifest cannot claim a file it does not describe)."""
+    try:
+        outputs = json.loads((folder / "manifest.json").read_text(encoding="utf-8")).get("outputs", [])
+        listed = [(Path(str(o["path"])).parts, o.get("sha256")) for o in outputs]
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        listed = []
+    foreign = []
+    for f in files:
+        rel = f.relative_to(folder).parts
+        if rel[0] in RUN_SCRATCH:
+            continue
+        if f.is_symlink():
+            foreign.append(f)
+        elif (len(rel) == 1 and (rel[0] in RUN_FILES or _TEMP_FILE.fullmatch(rel[0]))) or any(
+                parts[-len(rel):] == rel and sha == sha256_file(f) for parts, sha in listed if len(parts) >= len(rel)):
+            continue
+        else:
+            foreign.append(f)
+    return foreign
+
+
+def claim_output_dir(out: str | Path, overwrite: bool) -> None:
+    """Check that a command may put its run folder at `out`: a new or empty folder always; a used one only with
+    `overwrite`, and only when every file in it is one the run recorded there wrote (its manifest lists it with
+    the same sha256), so replacing it never deletes anything else. Raises StudioError saying why not."""
+    from studio.errors import StudioError
+
+    out = Path(out)
+    if out.is_symlink():
+        raise StudioError(f"output folder {out} is a symbolic link; name a real folder.")
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise StudioError(f"{out} is a file, not a folder; choose another output folder.")
+    files = _files_in(out)
+    if not files:
+        return
+    if not overwrite:
+        hint = " or pass --overwrite to replace the run in it" if (out / "manifest.json").is_file() else ""
+        raise StudioError(f"output folder {out} is not empty; choose a new folder{hint}.")
+    foreign = _written_by_run(out, files)
+    if foreign:
+        names = ", ".join(str(f.relative_to(out)) for f in foreign[:3]) + (" ..." if len(foreign) > 3 else "")
+        raise StudioError(f"output folder {out} holds files its manifest does not account for ({names}); the studio "
+                          "replaces only what it wrote: move them away or choose another folder.")
+
+
+def check_run_output(path: str | Path) -> None:
+    """Refuse to read a file from a run folder (one holding run.log or a manifest) unless that run finished and
+    its manifest lists the file with the same sha256: a kill -9 can leave outputs without a manifest, or a
+    manifest of another run beside them, and neither may pass downstream as a finished result."""
+    from studio.errors import InputError
+
+    path = Path(path)
+    folder = path.parent
+    if path.name in RUN_FILES or not any((folder / name).exists() for name in RUN_FILES):
+        return
+    problem = None
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        entry = next((o for o in manifest.get("outputs", []) if Path(str(o.get("path"))).name == path.name), None)
+        if manifest.get("status") != "ok":
+            problem = f"its run did not finish (status {manifest.get('status')!r})"
+        elif entry is None:
+            problem = "its run's manifest does not list it"
+        elif entry.get("sha256") != sha256_file(path):
+            problem = "it differs from what its run's manifest recorded (sha256)"
+    except FileNotFoundError:
+        problem = "its run folder has no manifest.json (the run that wrote it did not finish)"
+    except (OSError, ValueError, AttributeError) as err:
+        problem = f"its run's manifest is unreadable ({type(err).__name__})"
+    if problem:
+        raise InputError(f"{path} is not a finished run output: {problem}; rerun the command that makes it.")
+
+
+@contextlib.contextmanager
+def staged_output(out: str | Path, overwrite: bool) -> Iterator[Path]:
+    """Build a run's folder beside `out` and put it in place only when complete: yields the folder to write
+    in (give it to `Run(out_dir=..., publish_as=out)`). On success the new folder replaces `out` in one atomic
+    step (`studio.atomic.publish_dir`); on an error or a crash `out` keeps what it held. `out` must pass
+    `claim_output_dir` (new, empty, or with `overwrite` holding only what an earlier run wrote)."""
+    import shutil
+
+    from studio.atomic import publish_dir, staging_dir
+
+    claim_output_dir(out, overwrite)
+    staged = staging_dir(out)
+    try:
+        yield staged
+        publish_dir(staged, out)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
 
 
 def _manifest_id_near(path: Path) -> str | None:

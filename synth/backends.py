@@ -198,7 +198,9 @@ class OpenAIBackend:
         self.model = config.model or os.environ.get("OPENAI_MODEL") or ""
         if not self.model:
             raise StudioError("no model named for the openai backend; pass --model NAME or set OPENAI_MODEL.")
-        key = api_key or os.environ.get("OPENAI_API_KEY")
+        from studio.credentials import api_key_for
+
+        key = api_key or api_key_for(self.base_url)  # $OPENAI_API_KEY goes only to the endpoint it belongs to
         if not key and self.is_remote and "api.openai.com" in self.base_url:
             raise StudioError("OPENAI_API_KEY is not set; export it (it is never written to manifests) or use --backend local.")
         self._client = self._make_client(key or "none")
@@ -222,7 +224,9 @@ class OpenAIBackend:
 
     def describe(self) -> dict[str, Any]:
         """What the manifest records about the backend (no secrets)."""
-        return {"kind": self.config.kind, "model": self.model, "base_url": self.base_url, "remote": self.is_remote,
+        from studio.credentials import mask_url
+
+        return {"kind": self.config.kind, "model": self.model, "base_url": mask_url(self.base_url), "remote": self.is_remote,
                 "concurrency": self.config.concurrency, "timeout_s": self.config.timeout_s,
                 "max_retries": self.config.max_retries, "structured": self.structured}
 

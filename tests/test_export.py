@@ -55,6 +55,11 @@ def reviewed(tmp_path_factory):
     kept = kept.with_columns(pl.when(pl.col("source").str.ends_with(":1") | pl.col("source").str.ends_with(":2"))
                              .then(pl.lit("near-0")).otherwise(None).alias("dup_cluster"))
     kept.write_parquet(curate.dir / "kept.parquet")
+    manifest = json.loads(curate.manifest_path.read_text())  # the planted file stands as the run's output
+    for out in manifest["outputs"]:
+        if out["path"].endswith("kept.parquet"):
+            out["sha256"] = sha256_file(curate.dir / "kept.parquet")
+    curate.manifest_path.write_text(json.dumps(manifest))
 
     with Run("synth", out_dir=ws.runs_dir / "synth-test", workspace=ws,
              config={"generator": "paraphrase", "model": "SmolLM2-135M-Instruct", "template": "paraphrase"}) as synth:
@@ -294,7 +299,7 @@ def test_token_length_check_names_the_overlong_example(reviewed, tmp_path, tiny_
 
 
 def studio(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "studio.cli", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "studio_app.cli", *args], cwd=cwd, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"}, timeout=300)
 
 

@@ -99,7 +99,7 @@ def test_hash_mode_is_salted_and_stable(monkeypatch):
     again = PiiRedactor({"mode": "hash"}).redact_texts(["Maria Lopez called."])
     monkeypatch.setenv("STUDIO_PII_SALT", "other-secret")
     other = PiiRedactor({"mode": "hash"}).redact_texts(["Maria Lopez called."])
-    tag = re.match(r"<PERSON_[0-9a-f]{10}>", a[0]).group()
+    tag = re.match(r"<PERSON_[0-9a-f]{16}>", a[0]).group()
     assert a[1] == again[0] == f"{tag} called."
     assert other[0] != again[0] and other[0].startswith("<PERSON_")
 

@@ -8,9 +8,9 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
-from review_app.rules import RuleError, parse_rule
 from review_app.store import ReviewStore
 from studio.errors import StudioError
+from studio.rules import RuleError, parse_rule
 
 
 def example(i: int, quality: float | None = None, pii: int | None = 0, origin: str = "real", category: str = "billing"):
@@ -60,7 +60,7 @@ def test_loading_the_same_data_twice_changes_nothing(store):
 def test_loading_a_curate_output_records_its_run_and_scores(store, tmp_path):
     run_dir = tmp_path / "runs" / "curate-x"
     run_dir.mkdir(parents=True)
-    (run_dir / "manifest.json").write_text(json.dumps({"run_id": "curate-x"}))
+    from studio.atomic import sha256_file
     from studio.schema import example_id
 
     rows = [example(i, quality=0.5, pii=None) for i in range(3)]
@@ -69,6 +69,8 @@ def test_loading_a_curate_output_records_its_run_and_scores(store, tmp_path):
         r["q_length"] = 0.25
         r["pii_entities"] = [{"entity_type": "PERSON"}, {"entity_type": "EMAIL_ADDRESS"}]
     pl.DataFrame(rows).write_parquet(run_dir / "kept.parquet")
+    (run_dir / "manifest.json").write_text(json.dumps({"run_id": "curate-x", "status": "ok", "outputs": [
+        {"path": str(run_dir / "kept.parquet"), "sha256": sha256_file(run_dir / "kept.parquet")}]}))
     assert store.load_dataset(run_dir / "kept.parquet")["added"] == 3
     item = store.get_item(rows[0]["id"])
     assert item.scores == {"quality": 0.5, "q_length": 0.25}

@@ -52,7 +52,7 @@ def train_command(
 
         studio train --train train.jsonl --out runs/llama-claims --config train.yaml --resume
     """
-    from studio.cli import current_workspace, reporter
+    from studio.context import current_workspace, reporter
     from training.config import TrainConfig
     from training.trainer import train as run_training
 
@@ -86,6 +86,7 @@ def eval_command(
     base_model: Annotated[str | None, typer.Option("--base-model", help="Base for an adapter whose recorded base path moved.", show_default=False)] = None,
     judge_url: Annotated[str | None, typer.Option("--judge-url", help="OpenAI-compatible base URL for an LLM judge (off by default; key from OPENAI_API_KEY).", show_default=False)] = None,
     judge_model: Annotated[str, typer.Option("--judge-model", help="Model name for the judge.")] = "gpt-4o-mini",
+    redact: Annotated[bool, typer.Option("--redact/--no-redact", help="With --judge-url: PII-redact what is sent to the judge (turning it off is recorded).")] = True,
 ) -> None:
     """Score a model on held-out chat data: assistant-token perplexity, ROUGE-L, exact match (and a judge), each
     with a 95 % bootstrap interval.
@@ -100,12 +101,17 @@ def eval_command(
 
         studio eval --model default --data val.jsonl --max-examples 20
     """
-    from studio.cli import current_workspace, reporter
+    from studio.context import current_workspace, reporter
     from training.evaluate import EvalSettings, OpenAIJudge, run_eval
 
     settings = EvalSettings(max_examples=max_examples or None, max_new_tokens=max_new_tokens, batch_size=batch_size,
                             max_length=max_length)
-    judge = OpenAIJudge(judge_url, judge_model) if judge_url else None
+    redactor = None
+    if judge_url and redact:  # the judge sees prompts, references and answers: redact them like synth does
+        from curate.pii import PiiRedactor
+
+        redactor = PiiRedactor().redact_texts
+    judge = OpenAIJudge(judge_url, judge_model, redact=redactor) if judge_url else None
     rep = reporter()
     result = run_eval(model, data, out, settings, judge=judge, base_override=base_model, reporter=rep,
                       workspace=current_workspace())

@@ -239,24 +239,30 @@ def rouge_l_scores(predictions: list[str], references: list[str]) -> list[float]
 class OpenAIJudge:
     """LLM-as-judge over any OpenAI-compatible endpoint: asks for a 1-10 rating, returns it scaled to 0..1.
 
-    The API key comes from the environment (OPENAI_API_KEY), never from a file or the command line.
+    The API key comes from the environment (OPENAI_API_KEY), never from a file or the command line, and only
+    when `base_url` is the endpoint it belongs to (`studio.credentials.api_key_for`).
     """
 
     PROMPT = ("You grade an assistant's answer against a reference answer. Reply with one integer from 1 (wrong or "
               "useless) to 10 (as correct and complete as the reference) and nothing else.\n\n"
               "Conversation:\n{conversation}\n\nReference answer:\n{reference}\n\nAssistant's answer:\n{prediction}")
 
-    def __init__(self, base_url: str, model: str, timeout: float = 60.0) -> None:
-        import os
-
+    def __init__(self, base_url: str, model: str, timeout: float = 60.0,
+                 redact: Callable[[list[str]], list[str]] | None = None) -> None:
+        """`redact` (e.g. `curate.pii.PiiRedactor().redact_texts`) replaces personal data in every text sent."""
         from openai import OpenAI
 
-        self.client = OpenAI(base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY", "none"), timeout=timeout,
+        from studio.credentials import api_key_for
+
+        self.client = OpenAI(base_url=base_url, api_key=api_key_for(base_url) or "none", timeout=timeout,
                              max_retries=2)
         self.model = model
+        self.redact = redact
 
     def __call__(self, prompt: list[dict[str, str]], reference: str, prediction: str) -> float:
         conversation = "\n".join(f"{m['role']}: {m['content']}" for m in prompt)
+        if self.redact is not None:
+            conversation, reference, prediction = self.redact([conversation, reference, prediction])
         reply = self.client.chat.completions.create(
             model=self.model, temperature=0, max_tokens=4,
             messages=[{"role": "user", "content": self.PROMPT.format(conversation=conversation, reference=reference,
@@ -362,7 +368,8 @@ def run_eval(model_ref: str, data_path: str | Path, out_dir: str | Path | None, 
         usable = usable[:settings.max_examples]
     if not usable:
         raise StudioError(f"{data_path}: no conversation with a prompt and an assistant answer to evaluate.")
-    config = {"model": model_ref, "settings": settings.__dict__, "judge": judge is not None}
+    config = {"model": model_ref, "settings": settings.__dict__, "judge": judge is not None,
+              "judge_pii_redacted": getattr(judge, "redact", None) is not None}
     with Run("eval", out_dir=out_dir, workspace=workspace, config=config) as run:
         out_dir = run.dir
         run.add_input(data_path, role="eval")

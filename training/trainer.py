@@ -410,6 +410,7 @@ class Trainer:
                               "packing, batch size, seed, epochs/steps); restore them or start a new --out folder.")
         weights = load_file(str(where / "adapter_model.safetensors"), device=str(self.device))
         set_peft_model_state_dict(self.model, weights)
+        # weights_only: a checkpoint file holds tensors and plain values only, so a planted one cannot run code
         self.optimizer.load_state_dict(torch.load(where / "optimizer.pt", map_location=self.device, weights_only=True))
         self.scheduler.load_state_dict(torch.load(where / "scheduler.pt", weights_only=True))
         rng = torch.load(where / "rng.pt", weights_only=True)

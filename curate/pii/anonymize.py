@@ -7,26 +7,26 @@ titles kept), so "Maria Lopez", "Ms. Lopez" and "maria" stay one person; emails 
 numbers keep their layout (card numbers pass the Luhn check), dates keep their format.
 
 The salt comes from the environment variable named by `PiiConfig.salt_env` (never from a config file, which the
-run manifest records). Without it a fixed salt is used and a warning says that hashes and pseudonyms of common
-values can then be reversed by trying candidates.
+run manifest records), else from the workspace's own random salt file; there is no built-in salt (see
+`resolve_salt`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import logging
 import os
 import random
 import re
+import secrets
 from collections.abc import Callable
 
-from curate.pii.config import PiiConfig
-from curate.pii.engine import PiiEntity
+from curate.pii.config import PiiConfig, PiiEntity
 
 log = logging.getLogger("curate.pii")
 
-DEFAULT_SALT = "finetune-data-studio/pii"
 NAME_KEEP = {"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame", "madam", "jr", "sr", "ii", "iii", "iv",
              "md", "phd", "dds", "esq", "van", "von", "de", "da", "del", "der", "la", "le"}
 NATIONALITIES = ["Canadian", "Irish", "Dutch", "Norwegian", "Chilean", "Kenyan", "Portuguese", "Austrian",
@@ -35,14 +35,42 @@ _DATE_FORMATS = ["%m/%d/%Y", "%d/%m/%Y", "%Y-%m-%d", "%d.%m.%Y", "%m-%d-%Y", "%B
                  "%d %b %Y", "%Y-%m-%d %H:%M:%S", "%m/%d/%y", "%B %d %Y", "%Y"]
 
 
+#: the workspace file holding its secret salt (made on first use, readable only by its owner)
+SALT_FILE = ".pii_salt"
+#: hex characters of the salted hash `hash` mode shows (64 bits: no two values of a type share one in practice)
+HASH_HEX_CHARS = 16
+
+
 def resolve_salt(config: PiiConfig) -> str:
+    """The secret salt of `hash` and `pseudonym` mode: $STUDIO_PII_SALT (the variable `salt_env` names), else the
+    workspace's own random salt in `<workspace>/.pii_salt` (made on first use with mode 0600), else an error:
+    a salt everyone knows would let anyone reverse hashes and pseudonyms by trying candidate values. The salt
+    found is put in the environment, so processes started later (a local Ray cluster's workers) share it."""
     salt = os.environ.get(config.salt_env)
+    if salt or config.mode not in ("hash", "pseudonym"):
+        return salt or ""
+    from studio.errors import StudioError
+    from studio.workspace import Workspace
+
+    ws = Workspace.find()
+    if ws is None:
+        raise StudioError(f"PII {config.mode} mode needs a secret salt: set ${config.salt_env}, or run inside a "
+                          f"workspace (the studio then keeps a random one in its {SALT_FILE}).")
+    path = ws.root / SALT_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        salt = path.read_text(encoding="utf-8").strip()
+    else:
+        salt = secrets.token_hex(32)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(salt + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        log.info("made a random PII salt in %s (keep it: it keeps pseudonyms the same across runs)", path)
     if not salt:
-        if config.mode in ("hash", "pseudonym"):
-            log.warning("PII %s mode without $%s: using the built-in salt, so hashes/pseudonyms of common values "
-                        "can be reversed by trying candidates; set %s to a secret for real data.",
-                        config.mode, config.salt_env, config.salt_env)
-        salt = DEFAULT_SALT
+        raise StudioError(f"{path} is empty; delete it (a new salt is made) or set ${config.salt_env}.")
+    os.environ[config.salt_env] = salt
     return salt
 
 
@@ -90,8 +118,8 @@ class Replacer:
         if mode == "mask":
             return re.sub(r"[^\W_]", self.config.mask_char, value)
         if mode == "hash":
-            digest = hashlib.sha256(f"{self.salt}\x00{kind}\x00{_norm(value)}".encode()).hexdigest()
-            return f"<{kind}_{digest[:10]}>"
+            digest = hmac.new(self.salt.encode(), f"{kind}\x00{_norm(value)}".encode(), hashlib.sha256).hexdigest()
+            return f"<{kind}_{digest[:HASH_HEX_CHARS]}>"
         return self._pseudonym(kind, value)
 
     def _seed(self, kind: str, value: str) -> int:

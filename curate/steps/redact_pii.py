@@ -18,14 +18,22 @@ import polars as pl
 
 from curate.pii.config import PiiConfig
 from curate.step import Step
+from studio.schema import step_schema
 
-ENTITY_DTYPE = pl.List(pl.Struct({"turn": pl.Int32, "type": pl.String, "start": pl.Int32, "end": pl.Int32,
-                                  "score": pl.Float32}))
+ENTITY_DTYPE = step_schema()["pii_entities"]
 
 
 class RedactPii(Step):
     name = "redact_pii"
     Config = PiiConfig
+
+    def __init__(self, *args, **kwargs) -> None:
+        from curate.pii.anonymize import resolve_salt
+
+        super().__init__(*args, **kwargs)
+        # Before any data is read and any worker starts: a missing salt is one sentence now, and a workspace's
+        # salt goes into the environment the workers of a local Ray cluster inherit.
+        resolve_salt(self.config)
 
     def process(self, df: pl.DataFrame) -> pl.DataFrame:
         from curate.pii import PiiRedactor

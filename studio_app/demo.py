@@ -55,7 +55,8 @@ def stage_curate(ctx: DemoContext) -> None:
     from curate.pipeline import PipelineConfig, run_pipeline
 
     cfg = PipelineConfig(inputs=[str(p) for p in sample_inputs(ctx.data_dir)], steps=DEMO_STEPS)
-    run = run_pipeline(cfg, out_dir=ctx.workspace.runs_dir / "demo-curate", reporter=ctx.reporter, workspace=ctx.workspace)
+    run = run_pipeline(cfg, out_dir=ctx.workspace.runs_dir / "demo-curate", reporter=ctx.reporter, workspace=ctx.workspace,
+                       overwrite=True)
     ctx.outputs["curated"] = run.dir / "kept.parquet"
     counts = run.counts.to_dict()
     ctx.add("curate", "rows in", counts["input"], run.dir)
@@ -98,23 +99,24 @@ def stage_review(ctx: DemoContext) -> None:
 DEMO_MIN_APPROVED = 20
 DEMO_FALLBACK_RULE = ("origin in ('real', 'synthetic', 'edited')", "demo-lead-accepts-rest")
 def stage_synth(ctx: DemoContext) -> None:
-    """Grounded QA from the sample policy documents on the bundled model (embedded llama.cpp server)."""
+    """Grounded QA from the sample documents (Markdown, PDF, DOCX) on the bundled model (embedded llama.cpp server)."""
     from studio.readers import read_inputs
     from synth.backends import BackendConfig, make_backend
+    from synth.commands import curated_postprocess
     from synth.runner import SynthJob, build_generator, run_synth
 
     docs = ctx.data_dir / "docs"
     if not docs.is_dir():
         ctx.add("synth", "skipped: no documents in", str(docs))
         return
-    # The 135M demo model cannot judge (it scores almost everything 1): record q_judge, filter on it only with
-    # a stronger model. Sampling uses a fixed seed per candidate, so the demo repeats.
+    # The 135M demo model judges no better than chance (bench/README.md): the gate is the score step's quality,
+    # as in `studio synth` on the local backend. Sampling uses a fixed seed per candidate, so the demo repeats.
     job = SynthJob(generator="grounded-qa", n=8, inputs=[str(docs)], backend=BackendConfig(kind="local", concurrency=4),
-                   temperature=0.7, max_tokens=64, judge=True, judge_threshold=1.0)
+                   temperature=0.7, max_tokens=64, judge=False, min_quality=0.5)
     result = read_inputs([docs])
     run = run_synth(job, build_generator(job, result.rows, result.kind), make_backend(job.backend),
                     out_dir=ctx.workspace.runs_dir / "demo-synth", workspace=ctx.workspace, reporter=ctx.reporter,
-                    inputs=sorted(docs.iterdir()))
+                    postprocess=curated_postprocess([], min_quality=job.min_quality), inputs=sorted(docs.iterdir()))
     ctx.outputs["synthetic"] = run.dir / "kept.parquet"
     counts = run.counts.to_dict()
     ctx.add("synth", "grounded QA requested / produced", f"{job.n} / {counts['kept']}", ctx.outputs["synthetic"])
@@ -191,6 +193,37 @@ def stage_train(ctx: DemoContext) -> None:
     ctx.add("eval", "ROUGE-L before → after", f"{before['rouge_l']:.3f} → {after['rouge_l']:.3f}", report["report"])
 
 
+#: The mark `studio demo` leaves in a workspace it created; it only ever reuses or clears a folder holding it.
+DEMO_MARK = ".studio-demo"
+#: What a demo workspace holds; `--fresh` removes these and nothing else.
+DEMO_ENTRIES = (WORKSPACE_FILE, "data", "runs", "guidelines.md", "review.db", "review.db-wal", "review.db-shm", ".pii_salt",
+                DEMO_MARK)
+
+
+def demo_workspace(directory: Path, fresh: bool) -> Workspace:
+    """The demo's workspace: a new one in a missing or empty folder, or the one an earlier demo made there
+    (cleared first when `fresh`). A folder with anything else in it is refused: the demo never changes or
+    deletes what it did not create."""
+    if directory.is_symlink() or (directory.exists() and not directory.is_dir()):
+        raise StudioError(f"--dir {directory} is not a plain folder; choose a new folder for the demo.")
+    if directory.exists() and any(directory.iterdir()):
+        if not (directory / DEMO_MARK).is_file():
+            raise StudioError(f"--dir {directory} is not empty and was not made by `studio demo`; the demo never "
+                              "changes or deletes a folder it did not create, so choose a new or empty folder.")
+        if not fresh:
+            return Workspace(directory)
+        for name in DEMO_ENTRIES:
+            path = directory / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+    ws = Workspace.init(directory, name="demo")
+    (directory / DEMO_MARK).write_text("made by `studio demo`; `studio demo --fresh` may clear this folder\n",
+                                       encoding="utf-8")
+    return ws
+
+
 #: Demo stages in order.
 STAGES = [stage_curate, stage_synth, stage_review, stage_export, stage_train]
 
@@ -200,10 +233,7 @@ def run_demo(directory: Path, data_dir: Path | None = None, fresh: bool = True, 
     data_dir = Path(data_dir or REPO_ROOT / "sample_data")
     if not data_dir.is_dir():
         raise StudioError(f"sample data folder {data_dir} does not exist; pass --data DIR.")
-    directory = Path(directory)
-    if fresh and (directory / WORKSPACE_FILE).exists():
-        shutil.rmtree(directory)
-    ws = Workspace(directory) if (directory / WORKSPACE_FILE).exists() else Workspace.init(directory, name="demo")
+    ws = demo_workspace(Path(directory), fresh)
     ctx = DemoContext(workspace=ws, data_dir=data_dir, reporter=reporter)
     t0 = time.perf_counter()
     for stage in STAGES:
