@@ -171,9 +171,7 @@ def stage_train(ctx: DemoContext) -> None:
     rows = [json.loads(line) for line in Path(val).read_text(encoding="utf-8").splitlines() if line.strip()][:8]
     small_val = ctx.workspace.data_dir / "demo_val_small.jsonl"
     write_jsonl(rows, small_val)
-    cfg = TrainConfig(base_model="default", method="lora", max_steps=6, batch_size=1, grad_accum=1, max_length=320,
-                      overlong="truncate", learning_rate=1e-3, lora_r=8, lora_alpha=16, eval_steps=3, save_steps=3,
-                      warmup_ratio=0.0)
+    cfg = TrainConfig(base_model="default", method="lora", max_steps=8, max_length=320, overlong="truncate")
     result = train(cfg, export, small_val, ctx.workspace.runs_dir / "demo-train", reporter=ctx.reporter,
                    workspace=ctx.workspace)
     m = result.metrics
@@ -186,11 +184,25 @@ def stage_train(ctx: DemoContext) -> None:
     ctx.add("train", "validation loss before → after", f"{m['val_loss_before']:.3f} → {after_loss:.3f}",
             result.run_dir / "loss_curve.png")
     report = run_eval(str(result.adapter_dir), small_val, ctx.workspace.runs_dir / "demo-eval",
-                      EvalSettings(max_examples=4, max_new_tokens=24, batch_size=4, max_length=320),
+                      EvalSettings(max_examples=8, max_new_tokens=24, batch_size=4, max_length=320),
                       reporter=ctx.reporter, workspace=ctx.workspace)
     before, after = report["scores"]["before (base)"], report["scores"]["after (adapter)"]
-    ctx.add("eval", "perplexity before → after", f"{before['perplexity']:.2f} → {after['perplexity']:.2f}")
-    ctx.add("eval", "ROUGE-L before → after", f"{before['rouge_l']:.3f} → {after['rouge_l']:.3f}", report["report"])
+    change = report.get("change", {})
+    for metric, label, fmt in (("perplexity", "held-out perplexity", ".2f"), ("rouge_l", "ROUGE-L", ".3f"),
+                               ("exact_match", "exact match", ".3f")):
+        ctx.add("eval", f"{label} base → fine-tuned", f"{before[metric]:{fmt}} → {after[metric]:{fmt}} "
+                f"({verdict(metric, change.get(metric))})", report["report"] if metric == "rouge_l" else "")
+
+
+def verdict(metric: str, change: dict | None) -> str:
+    """Plain words for a before/after change and its paired bootstrap interval: better, worse or not real."""
+    if change is None:
+        return "no comparison"
+    lower_is_better = metric == "perplexity"
+    if not change["real"]:
+        return "no real change: the 95 % interval includes 0"
+    improved = (change["delta"] < 0) == lower_is_better
+    return ("better" if improved else "worse") + f", 95 % interval {change['ci95'][0]:+.3f} to {change['ci95'][1]:+.3f}"
 
 
 #: The mark `studio demo` leaves in a workspace it created; it only ever reuses or clears a folder holding it.

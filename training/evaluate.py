@@ -296,7 +296,9 @@ def load_for_eval(model_ref: str, cuda: bool, base_override: str | None = None):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from studio.models import resolve_base_model
+    from training.trainer import import_bitsandbytes_offline
 
+    import_bitsandbytes_offline()  # peft imports it when installed; never with a hub attempt
     dtype = torch.bfloat16 if cuda else torch.float32
     path = Path(model_ref)
     if (path / "adapter_config.json").is_file():
