@@ -764,11 +764,14 @@ def semantic_dedupe(blocks: Blocks, step, columns: list[str]) -> tuple[StepResul
     bounded by the input size alone; a loose threshold over a data set of many near-copies makes it large."""
     import ray
 
+    from curate.embeddings import resolve_model
     from curate.steps.semantic_dedupe import centroid_sample, cluster_count, fit_centroids, resolve_pairs
     from studio.models import cache_dir
 
     t0 = time.perf_counter()
     cfg = step.config.model_dump(mode="json")
+    # The actors load the folder resolved here: `static` is distilled once, on the driver, not once per actor.
+    cfg["model"] = str(resolve_model(cfg["model"]))
     parts = _partitions()
     nb = len(blocks.refs)
     sizes = np.asarray(blocks.sizes, dtype=np.int64)
