@@ -20,7 +20,7 @@ DB_HELP = "Review database URL (default: the workspace's review.db), e.g. postgr
 
 
 def _db_url(db: str | None) -> str:
-    from studio.cli import current_workspace
+    from studio.context import current_workspace
     from studio.errors import StudioError
 
     if db:
@@ -66,7 +66,7 @@ def register(app: typer.Typer) -> None:
         import subprocess
         import sys
 
-        from studio.cli import current_workspace
+        from studio.context import current_workspace
 
         url = _db_url(db)
         _store(url).close()  # create / migrate the database before the app starts
@@ -101,7 +101,7 @@ def register(app: typer.Typer) -> None:
         Example: `studio review load runs/demo-curate/kept.parquet --overlap 2`
         """
         from review_app.recorded import load_recorded
-        from studio.cli import current_workspace, reporter
+        from studio.context import current_workspace, reporter
 
         run, counts = load_recorded(_store(_db(ctx, db)), dataset, current_workspace(), overlap=overlap, order=order)
         reporter().table(f"review load ({run.run_id})", ["", "items"], [[k, v] for k, v in counts.items()])
@@ -122,7 +122,7 @@ def register(app: typer.Typer) -> None:
         Example: `studio review auto --accept "quality >= 0.9 and pii_count == 0" --name high-confidence`
         """
         from review_app.recorded import auto_recorded
-        from studio.cli import current_workspace, reporter
+        from studio.context import current_workspace, reporter
         from studio.errors import StudioError
 
         if (accept is None) == (reject is None):
@@ -171,7 +171,7 @@ def register(app: typer.Typer) -> None:
 
         Example: `studio review status`
         """
-        from studio.cli import reporter
+        from studio.context import reporter
 
         store = _store(_db(ctx, db))
         rep = reporter()

@@ -62,7 +62,7 @@ def synth(
 
         studio synth paraphrase kept.parquet --n 50 --out runs/para   # then, after a crash: ... --resume
     """
-    from studio.cli import current_workspace, reporter
+    from studio.context import current_workspace, reporter
     from studio.errors import StudioError
     from studio.readers import read_inputs
     from synth.backends import BackendConfig, Price, make_backend

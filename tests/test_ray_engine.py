@@ -191,7 +191,7 @@ def semantic_runs(tmp_path_factory, ray_cluster, sample_data):
     with an empty embedding cache, so its actors encode every row; the local runs then read the vectors the
     actors cached, so both engines cluster the same vectors (two cold caches also gave identical outputs when
     this was written, for 15 s more of encoding)."""
-    from studio.demo import sample_inputs
+    from studio_app.demo import sample_inputs
 
     out = tmp_path_factory.mktemp("semantic")
     files = [str(p) for p in sample_inputs(sample_data) if "malformed" not in p.parts]
@@ -263,8 +263,8 @@ def test_semantic_dedupe_on_ray_keeps_the_highest_quality_row_as_the_local_step(
     from curate import ray_engine
     from curate.pipeline import _with_drop_columns, run_steps
     from curate.registry import build_step
-    from studio.demo import sample_inputs
     from studio.readers import read_inputs
+    from studio_app.demo import sample_inputs
 
     monkeypatch.setenv("STUDIO_CACHE", str(semantic_runs["cache"]))
     files = [p for p in sample_inputs(sample_data) if "malformed" not in p.parts]

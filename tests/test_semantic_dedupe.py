@@ -143,8 +143,8 @@ def test_every_planted_paraphrase_is_dropped_by_semantic_dedupe_at_the_default_t
 
     from curate.embeddings import EmbeddingCache
     from curate.registry import build_step
-    from studio.demo import sample_inputs
     from studio.readers import read_inputs
+    from studio_app.demo import sample_inputs
 
     files = [p for p in sample_inputs(sample_data) if "malformed" not in p.parts]
     base, _ = run_steps(read_inputs(files).frame(),

@@ -161,7 +161,7 @@ def test_remote_backend_without_redactor_refuses_to_send(tmp_path, docs_dir):
 def test_grounded_qa_cli_on_local_backend_writes_examples_with_lineage(tmp_path, docs_dir):
     from typer.testing import CliRunner
 
-    from studio.cli import app
+    from studio_app.cli import app
 
     out = tmp_path / "gqa"
     res = CliRunner().invoke(app, ["-q", "synth", "grounded-qa", str(docs_dir), "--n", "3", "--out", str(out),
@@ -255,7 +255,7 @@ def test_requests_failing_after_all_retries_are_quarantined_with_reason(tmp_path
 def test_resume_after_kill_9_finishes_exact_count_without_resending_answered_requests(tmp_path, llama_url, seeds_file):
     out = tmp_path / "killed"
     with FaultProxy(llama_url) as proxy:
-        args = [sys.executable, "-m", "studio.cli", "-q", "synth", "paraphrase", str(seeds_file), "--n", "8",
+        args = [sys.executable, "-m", "studio_app.cli", "-q", "synth", "paraphrase", str(seeds_file), "--n", "8",
                 "--out", str(out), "--backend", "openai", "--base-url", proxy.url + "/v1", "--model", "smollm2",
                 "--no-redact", "--no-judge", "--temperature", "0", "--max-tokens", "32", "--concurrency", "2"]
         env = {**os.environ, "PYTHONPATH": str(REPO)}

@@ -16,8 +16,7 @@ from __future__ import annotations
 import functools
 import re
 
-from curate.pii.config import PiiConfig
-from curate.pii.engine import PiiEntity
+from curate.pii.config import PiiConfig, PiiEntity
 
 NER_TYPES = {"PERSON", "LOCATION", "NRP", "DATE_TIME", "ORGANIZATION"}
 _EDGE_CHARS = " \t\n\r,;:!?\"'“”‘’()[]{}<>*_|/\\-"
