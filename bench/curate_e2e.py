@@ -177,7 +177,7 @@ def t0_texts(folder: Path) -> dict[str, str]:
 
 def run_ours(folder: Path, out: Path) -> tuple[float, float]:
     studio = REPO / ".venv" / "bin" / "studio"
-    cmd = [str(studio)] if studio.exists() else [sys.executable, "-m", "studio.cli"]
+    cmd = [str(studio)] if studio.exists() else [sys.executable, "-m", "studio_app.cli"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return timed([*cmd, "--quiet", "curate", str(folder), "--steps", "near_dedupe", "--no-report", "--out", str(out)],
                  env)
