@@ -1,8 +1,10 @@
 """Readers: every supported input shape → the one example schema, with bad records quarantined.
 
 Formats: OpenAI chat JSONL (`messages`), Alpaca (`instruction`/`input`/`output`, JSON array or JSONL),
-ShareGPT (`conversations` with `from`/`value`), prompt/completion JSONL, CSV with a column mapping,
-Parquet, and plain-text documents (`.txt`/`.md` files, or JSON records with a `text` field).
+self-instruct / Stanford Alpaca seed tasks (`instruction`, `instances: [{input, output}]`, one example per
+instance), ShareGPT (`conversations` with `from`/`value`), prompt/completion JSONL, CSV with a column mapping,
+Parquet, and documents: `.txt`/`.md` files, PDF/DOCX/HTML files (studio.documents), or JSON records with a
+`text` field.
 
 JSONL is parsed in bulk by Polars, a whole file (or a range of lines) at a time; only the lines Polars cannot
 parse, or whose values it would read differently from Python's `json` (a number where text belongs, a
@@ -27,14 +29,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from studio.documents import DOCUMENT_SUFFIXES, DocumentError, read_document
 from studio.errors import InputError
 from studio.schema import ID_RE, PY_WHITESPACE, ROLES, document_ids, example_ids
 
 log = logging.getLogger("studio.readers")
 
-EXAMPLE_FORMATS = ("openai", "alpaca", "sharegpt", "prompt-completion", "csv", "parquet")
+EXAMPLE_FORMATS = ("openai", "alpaca", "seed-tasks", "sharegpt", "prompt-completion", "csv", "parquet")
 FORMATS = (*EXAMPLE_FORMATS, "text")
-INPUT_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".txt", ".md")
+INPUT_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".txt", ".md", *DOCUMENT_SUFFIXES)
 
 SHAREGPT_ROLES = {
     "human": "user", "user": "user", "gpt": "assistant", "chatgpt": "assistant", "bing": "assistant",
@@ -236,6 +239,27 @@ def messages_from_prompt_completion(obj: dict) -> tuple[list[dict[str, str]], di
     )
 
 
+def examples_from_seed_task(obj: dict) -> list[tuple[list[dict[str, str]], dict]]:
+    """A self-instruct / Alpaca seed task: one Alpaca-shaped example per instance, each keeping the task's
+    `name` (as `task`), `id` (as `task_id`), `is_classification` and its instance number in meta."""
+    instruction = _require_str(obj, "instruction")
+    instances = obj.get("instances")
+    if not isinstance(instances, list) or not instances:
+        raise RecordError("field 'instances' must be a non-empty list of {input, output} objects")
+    task = {"task": obj.get("name"), "task_id": obj.get("id"), "is_classification": obj.get("is_classification")}
+    task.update(_meta(obj, ["instruction", "instances", "name", "id", "is_classification"]))
+    examples = []
+    for k, inst in enumerate(instances):
+        if not isinstance(inst, dict):
+            raise RecordError(f"instances[{k}] must be an object, got {type(inst).__name__}")
+        try:
+            messages, extra = messages_from_alpaca({**inst, "instruction": instruction})
+        except RecordError as err:
+            raise RecordError(f"instances[{k}]: {err}") from None
+        examples.append((messages, {**task, "instance": k, **extra}))
+    return examples
+
+
 RECORD_MAPPERS = {
     "openai": messages_from_openai,
     "alpaca": messages_from_alpaca,
@@ -253,6 +277,8 @@ def detect_record_format(obj: Any) -> str | None:
         return "openai"
     if "conversations" in keys:
         return "sharegpt"
+    if "instruction" in keys and "instances" in keys:
+        return "seed-tasks"
     if "instruction" in keys and "output" in keys:
         return "alpaca"
     if "prompt" in keys and "completion" in keys:
@@ -308,16 +334,19 @@ class _Collector:
                 text = _require_str(obj, "text")
                 if not text.strip():
                     raise RecordError("field 'text' is empty")
-                value, origin, meta = text, "", _meta(obj, ["text"])
+                pairs, origin = [(text, _meta(obj, ["text"]))], ""
             else:
-                value, meta = RECORD_MAPPERS[self.fmt](obj)
+                # one record is one example, except a seed task: one example per instance
+                pairs = examples_from_seed_task(obj) if self.fmt == "seed-tasks" else [RECORD_MAPPERS[self.fmt](obj)]
                 origin = obj.get("origin")
                 origin = str(origin) if origin in ("real", "synthetic", "edited") else "real"
-                meta.pop("origin", None)
+                for _value, meta in pairs:
+                    meta.pop("origin", None)
         except RecordError as err:
             self.bad(line, str(err), _dumps_preview(obj))
             return
-        self.keep(line, value, origin, meta)
+        for value, meta in pairs:
+            self.keep(line, value, origin, meta)
 
     def keep(self, line: int, value: str | list[dict[str, str]], origin: str, meta: dict[str, Any]) -> None:
         self.lines.append(line)
@@ -433,7 +462,9 @@ def _map_frame(fmt: str, df, chunk: bytes):
             pl.col(outer).list.eval(pl.struct(role.alias("role"), el.struct.field(what).alias("content")))
             .alias("messages"), ok.fill_null(False).alias("_ok"))
         return mapped.drop("_ok"), ~mapped["_ok"]
-    fields = _FIELDS[fmt]
+    fields = _FIELDS.get(fmt)
+    if fields is None:  # seed tasks: one record is several examples, mapped line by line
+        return None
     if not set(df.columns) <= set(fields) or any(df.schema[c] not in (pl.String, pl.Null) for c in df.columns):
         return None
     cols = {c: (df[c] if c in df.columns else pl.Series(c, [None] * df.height, dtype=pl.String)).cast(pl.String)
@@ -675,13 +706,14 @@ def _detect_from_objects(path: Path, objects: list[Any]) -> str:
         keys = sorted(objects[0].keys()) if objects and isinstance(objects[0], dict) else []
         raise InputError(
             f"cannot tell the format of {path}: its first records have keys {keys or 'none'}, which match none of "
-            "openai (messages), sharegpt (conversations), alpaca (instruction/output), prompt-completion "
-            "(prompt/completion) or text; pass --format to say which it is."
+            "openai (messages), sharegpt (conversations), alpaca (instruction/output), seed-tasks "
+            "(instruction/instances), prompt-completion (prompt/completion) or text; pass --format to say which it is."
         )
     return max(votes.items(), key=lambda kv: kv[1])[0]
 
 
 _FORMAT_KEYS = {"openai": "messages", "sharegpt": "conversations", "alpaca": "instruction/output",
+                "seed-tasks": "instruction/instances",
                 "prompt-completion": "prompt/completion", "text": "text"}
 
 
@@ -740,6 +772,8 @@ def _read_one(path: Path, fmt: str | None, csv_mapping: CsvMapping | None) -> Re
         return _read_parquet(path)
     if fmt == "csv" or (fmt is None and suffix == ".csv"):
         return _result(_read_csv(path, csv_mapping or CsvMapping()))
+    if (fmt is None or fmt == "text") and suffix in DOCUMENT_SUFFIXES:
+        return _read_rich_document(path)
     data = _read_bytes(path)
     if data.startswith(_BOM):
         data = data[len(_BOM):]
@@ -794,6 +828,21 @@ def _read_text_document(path: Path, data: bytes) -> ReadResult:
         return result
     out = _Collector(path, "text")
     out.keep(1, text, "", {"title": path.stem})
+    result.table = out.table()
+    return result
+
+
+def _read_rich_document(path: Path) -> ReadResult:
+    """A PDF, DOCX or HTML file as one document (studio.documents); an unreadable one is quarantined."""
+    _read_bytes(path)  # the same errors as any file for a missing, unreadable or empty one
+    result = ReadResult(kind="documents", formats={str(path): path.suffix.lower().lstrip(".")})
+    try:
+        text, title = read_document(path)
+    except DocumentError as err:
+        result.quarantine.append(QuarantineRecord(str(path), 1, f"{err}; the document was not read"))
+        return result
+    out = _Collector(path, "text")
+    out.keep(1, text, "", {"title": title})
     result.table = out.table()
     return result
 
@@ -862,8 +911,10 @@ def _read_parquet(path: Path) -> ReadResult:
     if df.height == 0:
         raise EmptyFileError(f"{path} is empty; give a file with at least one record.")
     if {"id", "messages", "origin", "source", "meta"} <= set(df.columns):
-        # Already in the studio schema (e.g. a curate output): keep every column as is, but an id that is not
-        # a content hash (it could carry markup into the review page) quarantines its row.
+        # Already in the studio schema (e.g. a curate output): keep every column, the step columns in the types of
+        # the column contract, but an id that is not a content hash (it could carry markup into the review page)
+        # quarantines its row.
+        df = _contract_types(df, path)
         good = df["id"].str.contains(f"^(?:{ID_RE.pattern})$").fill_null(False)
         result = ReadResult(kind="examples", table=df.filter(good), formats={str(path): "parquet"})
         for i in (good.not_().arg_true() + 1).to_list():
@@ -877,6 +928,29 @@ def _read_parquet(path: Path) -> ReadResult:
     for i, row in enumerate(rows, start=1):
         out.add(i, row)
     return _result(out)
+
+
+def _contract_types(df, path: Path):
+    """`df` with the flat step columns of `studio.schema.STEP_COLUMNS` in their declared types (numbers of another
+    width are cast); a declared column of another kind is an error naming it. Nested columns are left as read."""
+    import polars as pl
+
+    from studio.schema import STEP_COLUMNS, step_schema
+
+    declared = step_schema()
+    casts = []
+    for name, dtype in df.schema.items():
+        want = declared.get(name)
+        if want is None or dtype == want or dtype == pl.Null or want.is_nested():
+            continue
+        if not (dtype.is_numeric() and want.is_numeric()):
+            raise InputError(f"{path}: column {name!r} is {dtype}, but {name} is {want} in the studio "
+                             f"({STEP_COLUMNS[name][2]}); rename or drop that column.")
+        casts.append(pl.col(name).cast(want))
+    try:
+        return df.with_columns(casts) if casts else df
+    except pl.exceptions.PolarsError as err:
+        raise InputError(f"{path}: a step column does not fit its type in the studio ({str(err).splitlines()[0]}).") from None
 
 
 # ----------------------------------------------------------------------------------------------- inputs

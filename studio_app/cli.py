@@ -48,11 +48,27 @@ def _main(
     ctx: typer.Context,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or info messages (errors and result tables still show).")] = False,
     workspace: Annotated[str | None, typer.Option("--workspace", "-w", help="Workspace folder (default: $STUDIO_WORKSPACE, or the nearest folder upwards with studio.yaml).", show_default=False)] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also print the run log to the terminal.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also print the run log to the terminal (including one line per LLM request).")] = False,
 ) -> None:
     ctx.obj = CommandContext(quiet=quiet, workspace=workspace)
-    if verbose:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    _console_logging(logging.INFO if verbose else logging.WARNING)
+
+
+def _console_logging(level: int) -> None:
+    """One terminal log handler of ours at `level`. Without it, a library's fallback `logging.basicConfig()`
+    (absl, via rouge-score, adds one on its first message) prints every INFO record to the console, such as
+    httpx's line per LLM request."""
+    root = logging.getLogger()
+    handler = next((h for h in root.handlers if h.get_name() == "studio-console"), None)
+    if handler is None:
+        handler = logging.StreamHandler()
+        handler.set_name("studio-console")
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+    handler.stream = sys.stderr  # not setStream(): that flushes the old stream, which a test runner may have closed
+    handler.setLevel(level)
+    if level < root.level or root.level == logging.NOTSET:
+        root.setLevel(level)
 
 
 @app.command()

@@ -233,13 +233,13 @@ def test_folder_skips_empty_and_foreign_files_and_says_which(tmp_path, caplog):
     _write(folder / "a.jsonl", _pc(1) + "\n" + _pc(2) + "\n")
     _write(folder / "empty.jsonl", b"")
     _write(folder / "blank.json", "\n  \r\n")
-    _write(folder / "notes.docx", b"PK\x03\x04")
+    _write(folder / "notes.xlsx", b"PK\x03\x04")
     _write(folder / ".hidden.jsonl", b"not read")
     with caplog.at_level("WARNING", logger="studio.readers"):
         result = read_inputs([folder])
     assert result.n_rows == 2 and not result.quarantine
     assert [(Path(s.path).name, s.reason) for s in result.skipped] == [
-        ("blank.json", "empty"), ("empty.jsonl", "empty"), ("notes.docx", "unsupported type '.docx'")]
+        ("blank.json", "empty"), ("empty.jsonl", "empty"), ("notes.xlsx", "unsupported type '.xlsx'")]
     assert caplog.text.count("skipped ") == 3
     with pytest.raises(InputError, match="empty.jsonl is empty"):
         read_inputs([folder / "empty.jsonl"])
