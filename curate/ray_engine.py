@@ -78,6 +78,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import secrets
 import socket
 import time
 from dataclasses import dataclass, field
@@ -87,18 +88,20 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from curate.pipeline import (
-    DROP_COLUMNS,
-    PipelineConfig,
-    _with_drop_columns,
-    _write_report,
-    redact_what_left_early,
-    write_quarantine,
+from curate.bookkeeping import (
+    early_redaction,
+    record_step,
+    redact_quarantine,
+    with_drop_columns,
+    write_quarantine_and_mappings,
+    write_report,
 )
+from curate.config import PipelineConfig
 from curate.registry import build_step
 from studio.console import Reporter
 from studio.errors import StudioError
 from studio.runs import Run
+from studio.schema import DROP_COLUMNS
 from studio.workspace import Workspace
 
 log = logging.getLogger("curate.ray")
@@ -134,12 +137,12 @@ def _check_reachable(address: str) -> None:
 
 
 def connect(address: str | None, temp_dir: Path) -> bool:
-    """Join the cluster at `address`, or start a local one; returns True when this call started Ray."""
+    """Join the cluster at `address` (its authentication is the cluster's: set RAY_AUTH_MODE / RAY_AUTH_TOKEN as it
+    needs), or start a local one that requires a random token; returns True when this call started Ray."""
     import ray
 
     if ray.is_initialized():
         return False
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     if address:
         _check_reachable(address)
         try:
@@ -151,9 +154,29 @@ def connect(address: str | None, temp_dir: Path) -> bool:
         # Workers at the driver's priority, as the local engine runs: Ray's default (niceness 15) hands the CPU
         # to every other process on a shared machine.
         os.environ.setdefault("RAY_worker_niceness", "0")
+        if "RAY_AUTH_MODE" not in os.environ:
+            _require_token()
         ray.init(_temp_dir=str(temp_dir), include_dashboard=False, log_to_driver=False)
         start_data_services()
     return True
+
+
+def _require_token() -> None:
+    """Make the local cluster about to start accept only clients holding a random token (its own processes inherit
+    it from the environment), so no other user of the machine can submit code to it; nothing goes to ~/.ray.
+    Ray reads these settings when it is imported, so its configuration is reloaded here (Ray's own tests do the
+    same); where that internal call is missing, authentication stays off, with a warning."""
+    os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
+    try:
+        from ray._raylet import AuthenticationTokenLoader, Config
+
+        Config.initialize("")
+        AuthenticationTokenLoader.instance().reset_cache()
+    except (ImportError, AttributeError):
+        os.environ["RAY_AUTH_MODE"] = "disabled"
+        log.warning("this Ray version cannot switch on token authentication after import; the local cluster "
+                    "runs without it (set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN before starting to have it).")
 
 
 def start_data_services(wait: bool = True) -> None:
@@ -303,8 +326,8 @@ class _StepRunner:
         self.step = build_step(name, config)
 
     def __call__(self, table):
-        df = _with_drop_columns(_to_polars(table))
-        out = _with_drop_columns(self.step.process(df))
+        df = with_drop_columns(_to_polars(table))
+        out = with_drop_columns(self.step.process(df))
         if out.height != df.height:
             raise AssertionError(f"step {self.step.name} returned {out.height} rows for {df.height}")
         return out.to_arrow()
@@ -887,19 +910,8 @@ def run_steps_ray(blocks: Blocks, steps: list, run: Run | None, reporter: Report
         blocks = result.kept
         if result.dropped.rows:
             dropped.append((step.name, result.dropped))
-        seconds = time.perf_counter() - t0
-        log.info("step %s (ray): %d in, %d kept, dropped %s in %.2fs", step.name, rows_in, blocks.rows,
-                 result.reasons, seconds)
-        dropped_note = ", ".join(f"{r} {n:,}" for r, n in result.reasons.items()) or "none"
-        reporter.info(f"  {step.name}: {rows_in:,} rows in {seconds:.2f} s; kept {blocks.rows:,}, "
-                      f"dropped {dropped_note}")
-        if run is not None:
-            run.steps.append({"step": step.name, "config": step.config.model_dump(mode="json"), "rows_in": rows_in,
-                              "kept": blocks.rows, "dropped": result.reasons, "seconds": round(seconds, 3),
-                              "engine": "ray", **stats})
-            run.time(step.name, seconds)
-            for reason, n in result.reasons.items():
-                run.counts.drop(reason, n)
+        record_step(run, reporter, step, rows_in, blocks.rows, result.reasons, time.perf_counter() - t0, stats,
+                    engine="ray")
     return blocks, dropped
 
 
@@ -980,7 +992,7 @@ def write_outputs_ray(run: Run, kept: Blocks, dropped: list[tuple[str, Blocks]],
         dropped_schema = _output_schema(pa.unify_schemas([d.schema for _, d in dropped], promote_options="permissive"),
                                         (ROW,))
     else:  # the local engine's empty dropped.parquet: the kept columns with the drop columns and `step`
-        empty = _with_drop_columns(pl.from_arrow(_output_schema(kept.schema, (ROW,)).empty_table()))
+        empty = with_drop_columns(pl.from_arrow(_output_schema(kept.schema, (ROW,)).empty_table()))
         dropped_schema = empty.with_columns(pl.lit(None, dtype=pl.String).alias("step")).to_arrow().schema
     writes = []
     targets = [(str(run.dir), here)] + ([(output_uri.rstrip("/"), None)] if output_uri else [])
@@ -1004,21 +1016,20 @@ def write_outputs_ray(run: Run, kept: Blocks, dropped: list[tuple[str, Blocks]],
     if small:
         run.add_output(run.dir / "kept.parquet", rows=kept.rows)
         run.add_output(run.dir / "dropped.parquet", rows=n_dropped)
-    write_quarantine(quarantine, run.dir / "quarantine.jsonl")
-    run.add_output(run.dir / "quarantine.jsonl", rows=len(quarantine))
+    write_quarantine_and_mappings(run, quarantine)
     return small
 
 
 def _redact_early_drops(steps: list, dropped: list[tuple[str, Blocks]]) -> list[tuple[str, Blocks]]:
-    """As the local engine (`curate.pipeline.redact_what_left_early`): rows dropped before `redact_pii` ran are
-    redacted with the same step, so no output holds PII the user asked to remove."""
+    """As the local engine (`curate.pipeline.redact_what_left_early`, the same plan: `early_redaction`): rows
+    dropped before `redact_pii` ran are redacted with the same step, so no output holds PII the user asked to remove."""
     import ray
 
-    names = [s.name for s in steps]
-    if "redact_pii" not in names or steps[names.index("redact_pii")].config.audit_only:
+    plan = early_redaction(steps)
+    if plan is None:
         return dropped
-    early = set(names[:names.index("redact_pii")])
-    config = steps[names.index("redact_pii")].config.model_dump(mode="json")
+    early = plan[1]
+    config = plan[0].config.model_dump(mode="json")
     out = []
     for name, blocks in dropped:
         if name in early:
@@ -1149,7 +1160,7 @@ def read_blocks(config: PipelineConfig, ray_data: bool = True) -> ReadOut:
     else:
         from studio.schema import examples_frame
 
-        empty = _with_drop_columns(examples_frame([]).with_row_index(ROW).with_columns(pl.col(ROW).cast(pl.Int64)))
+        empty = with_drop_columns(examples_frame([]).with_row_index(ROW).with_columns(pl.col(ROW).cast(pl.Int64)))
         blocks.schema = empty.to_arrow().schema
     return ReadOut(blocks, quarantine, formats, offset + len(quarantine))
 
@@ -1185,7 +1196,7 @@ def run_pipeline_ray(config: PipelineConfig, steps: list, out_dir: str | Path | 
             kept, dropped = run_steps_ray(blocks, steps, run, reporter)
             run.counts.kept = kept.rows
             dropped = _redact_early_drops(steps, dropped)
-            _, quarantine = redact_what_left_early(steps, [], quarantine_in)
+            quarantine = redact_quarantine(steps, quarantine_in)
             t1 = time.perf_counter()
             small = write_outputs_ray(run, kept, dropped, quarantine, n_input, output_uri)
             run.time("write", time.perf_counter() - t1)
@@ -1194,7 +1205,7 @@ def run_pipeline_ray(config: PipelineConfig, steps: list, out_dir: str | Path | 
             if config.report and small:
                 kept_df = pl.read_parquet(run.dir / "kept.parquet")
                 dropped_df = pl.read_parquet(run.dir / "dropped.parquet")
-                _write_report(run, kept_df, [dropped_df] if dropped_df.height else [], reporter)
+                write_report(run, kept_df, [dropped_df] if dropped_df.height else [], reporter)
         finally:
             if started:
                 ray.shutdown()

@@ -1,7 +1,7 @@
 """The step framework: a step is a small object with a name, a pydantic config and a function on a batch.
 
-Row-wise steps implement `process(df) -> df`; global steps (dedupe) see all rows through `fit(df)` then
-`apply(df)`. Either way a step returns the same rows it was given, in the same order, with columns added;
+Row-wise steps implement `process(df) -> df`; global steps (dedupe) see all rows at once in `apply(df)`.
+Either way a step returns the same rows it was given, in the same order, with columns added;
 rows to drop get a non-null `drop_reason` (and `dup_of` for duplicates). The pipeline, not the step, moves
 dropped rows out, so no row can vanish.
 """
@@ -23,7 +23,7 @@ class StepConfig(BaseModel):
 
 
 class Step:
-    """Base class. Subclasses set `name`, `Config`, and implement `process` (row-wise) or `fit`+`apply`."""
+    """Base class. Subclasses set `name`, `Config`, and implement `process` (row-wise) or `apply` (global)."""
 
     name: ClassVar[str] = ""
     Config: ClassVar[type[StepConfig]] = StepConfig
@@ -41,19 +41,12 @@ class Step:
     # Row-wise steps
     def process(self, df: pl.DataFrame) -> pl.DataFrame:
         if self.is_global:
-            self.fit(df)
             return self.apply(df)
         raise NotImplementedError
 
     # Global steps
-    def fit(self, df: pl.DataFrame) -> None:
-        """A pass over all rows before `apply`; none by default (the dedupe steps do all their work in apply)."""
-
     def apply(self, df: pl.DataFrame) -> pl.DataFrame:
         raise NotImplementedError
-
-    def describe(self) -> dict[str, Any]:
-        return {"step": self.name, **self.config.model_dump(mode="json")}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config!r})"

@@ -128,7 +128,7 @@ def register(app: typer.Typer) -> None:
         if (accept is None) == (reject is None):
             raise StudioError("give exactly one of --accept RULE or --reject RULE.")
         verdict, rule = ("accept", accept) if accept is not None else ("reject", reject)
-        from review_app.rules import parse_rule
+        from studio.rules import parse_rule
 
         parse_rule(rule)  # a bad rule is one sentence before any run starts
         rep = reporter()
@@ -161,6 +161,34 @@ def register(app: typer.Typer) -> None:
         else:
             store.add_reviewer(name, password, role=role)
             typer.echo(f"added {role} {name}")
+
+    @review.command("deactivate-user")
+    def deactivate_user(
+        ctx: typer.Context,
+        name: Annotated[str, typer.Argument(help="Login name.")],
+        activate: Annotated[bool, typer.Option("--activate", help="Reactivate the user instead.")] = False,
+        db: Annotated[str | None, typer.Option("--db", help=DB_HELP)] = None,
+    ) -> None:
+        """Stop a user from logging in; an open session ends at its next click. Their decisions stay.
+
+        Example: `studio review deactivate-user nurse.kim` (and `--activate` to undo it)
+        """
+        _store(_db(ctx, db)).set_active(name, activate)
+        typer.echo(f"{name} {'reactivated' if activate else 'deactivated'}")
+
+    @review.command("set-role")
+    def set_role(
+        ctx: typer.Context,
+        name: Annotated[str, typer.Argument(help="Login name.")],
+        role: Annotated[str, typer.Option(help="reviewer or lead.")],
+        db: Annotated[str | None, typer.Option("--db", help=DB_HELP)] = None,
+    ) -> None:
+        """Change a user's role; an open session sees it at its next click.
+
+        Example: `studio review set-role nurse.kim --role lead`
+        """
+        _store(_db(ctx, db)).set_role(name, role)
+        typer.echo(f"{name} is now a {role}")
 
     @review.command("status")
     def status(

@@ -196,7 +196,8 @@ def stage_train(ctx: DemoContext) -> None:
 #: The mark `studio demo` leaves in a workspace it created; it only ever reuses or clears a folder holding it.
 DEMO_MARK = ".studio-demo"
 #: What a demo workspace holds; `--fresh` removes these and nothing else.
-DEMO_ENTRIES = (WORKSPACE_FILE, "data", "runs", "guidelines.md", "review.db", "review.db-wal", "review.db-shm", DEMO_MARK)
+DEMO_ENTRIES = (WORKSPACE_FILE, "data", "runs", "guidelines.md", "review.db", "review.db-wal", "review.db-shm", ".pii_salt",
+                DEMO_MARK)
 
 
 def demo_workspace(directory: Path, fresh: bool) -> Workspace:

@@ -184,8 +184,13 @@ def test_hostile_ids_text_tags_comments_and_names_render_inert_in_chromium(hosti
         expect(page.locator(".response-diff")).to_be_visible(timeout=30_000)
         check_page(page, sink, "edit diff")
 
-        page.get_by_text("Lead view").click()
-        expect(page.get_by_text("Disagreements")).to_be_visible(timeout=30_000)
+        for _ in range(3):  # a click landing during the edit's rerun can be undone by it: click again
+            page.get_by_text("Lead view").click()
+            try:
+                expect(page.get_by_text("@x.org").first).to_be_visible(timeout=20_000)
+                break
+            except AssertionError:
+                continue
         text = check_page(page, sink, "lead view")
         assert "@x.org" in text and "Question 1" in text
         browser.close()
