@@ -128,7 +128,7 @@ def register(app: typer.Typer) -> None:
         if (accept is None) == (reject is None):
             raise StudioError("give exactly one of --accept RULE or --reject RULE.")
         verdict, rule = ("accept", accept) if accept is not None else ("reject", reject)
-        from review_app.rules import parse_rule
+        from studio.rules import parse_rule
 
         parse_rule(rule)  # a bad rule is one sentence before any run starts
         rep = reporter()

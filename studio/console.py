@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from rich.console import Console
@@ -60,14 +60,6 @@ class Reporter:
                     bar.update(task, rate=f"{speed:,.0f} {unit}/s")
 
             yield advance
-
-    def track(self, items: Iterable, description: str, total: int | None = None, unit: str = "rows") -> Iterator:
-        if total is None and hasattr(items, "__len__"):
-            total = len(items)  # type: ignore[arg-type]
-        with self.progress(description, total=total, unit=unit) as advance:
-            for item in items:
-                yield item
-                advance(1)
 
     def table(self, title: str, columns: list[str], rows: list[list[Any]]) -> None:
         """A result table on stdout (shown even with --quiet: it is the command's answer)."""

@@ -422,7 +422,7 @@ def _two_turns(user, assistant):
     order = np.empty(2 * n, np.int64)
     order[0::2], order[1::2] = np.arange(n), np.arange(n, 2 * n)
     turns = pl.DataFrame({"role": pl.Series(["user", "assistant"]).gather(np.tile([0, 1], n)),
-                          "content": pl.concat([user, assistant]).gather(order)}).to_struct("turn")
+                          "content": pl.concat([user, assistant], rechunk=False).gather(order)}).to_struct("turn")
     messages = turns.reshape((n, 2)) if n else turns
     return pl.DataFrame({"messages": messages.cast(pl.List(turns.dtype)) if n else pl.Series(
         "messages", [], dtype=pl.List(turns.dtype))})
@@ -503,7 +503,9 @@ def _line_bounds(data: bytes):
     import numpy as np
 
     arr = np.frombuffer(data, np.uint8)
-    newlines = np.flatnonzero(arr == 10)
+    step = 1 << 24  # in windows: a byte mask of the whole file would be as large as the file
+    newlines = np.concatenate([np.flatnonzero(arr[at:at + step] == 10) + at for at in range(0, len(arr), step)]
+                              or [np.zeros(0, np.int64)])
     starts = np.concatenate([[0], newlines + 1])
     ends = np.concatenate([newlines, [len(data)]])
     numbers = np.arange(1, len(starts) + 1)
@@ -909,8 +911,10 @@ def _read_parquet(path: Path) -> ReadResult:
     if df.height == 0:
         raise EmptyFileError(f"{path} is empty; give a file with at least one record.")
     if {"id", "messages", "origin", "source", "meta"} <= set(df.columns):
-        # Already in the studio schema (e.g. a curate output): keep every column as is, but an id that is not
-        # a content hash (it could carry markup into the review page) quarantines its row.
+        # Already in the studio schema (e.g. a curate output): keep every column, the step columns in the types of
+        # the column contract, but an id that is not a content hash (it could carry markup into the review page)
+        # quarantines its row.
+        df = _contract_types(df, path)
         good = df["id"].str.contains(f"^(?:{ID_RE.pattern})$").fill_null(False)
         result = ReadResult(kind="examples", table=df.filter(good), formats={str(path): "parquet"})
         for i in (good.not_().arg_true() + 1).to_list():
@@ -924,6 +928,29 @@ def _read_parquet(path: Path) -> ReadResult:
     for i, row in enumerate(rows, start=1):
         out.add(i, row)
     return _result(out)
+
+
+def _contract_types(df, path: Path):
+    """`df` with the flat step columns of `studio.schema.STEP_COLUMNS` in their declared types (numbers of another
+    width are cast); a declared column of another kind is an error naming it. Nested columns are left as read."""
+    import polars as pl
+
+    from studio.schema import STEP_COLUMNS, step_schema
+
+    declared = step_schema()
+    casts = []
+    for name, dtype in df.schema.items():
+        want = declared.get(name)
+        if want is None or dtype == want or dtype == pl.Null or want.is_nested():
+            continue
+        if not (dtype.is_numeric() and want.is_numeric()):
+            raise InputError(f"{path}: column {name!r} is {dtype}, but {name} is {want} in the studio "
+                             f"({STEP_COLUMNS[name][2]}); rename or drop that column.")
+        casts.append(pl.col(name).cast(want))
+    try:
+        return df.with_columns(casts) if casts else df
+    except pl.exceptions.PolarsError as err:
+        raise InputError(f"{path}: a step column does not fit its type in the studio ({str(err).splitlines()[0]}).") from None
 
 
 # ----------------------------------------------------------------------------------------------- inputs

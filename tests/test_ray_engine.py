@@ -261,7 +261,8 @@ def test_semantic_dedupe_on_ray_keeps_the_highest_quality_row_as_the_local_step(
     import ray
 
     from curate import ray_engine
-    from curate.pipeline import _with_drop_columns, run_steps
+    from curate.bookkeeping import with_drop_columns
+    from curate.pipeline import run_steps
     from curate.registry import build_step
     from studio.readers import read_inputs
     from studio_app.demo import sample_inputs
@@ -272,9 +273,9 @@ def test_semantic_dedupe_on_ray_keeps_the_highest_quality_row_as_the_local_step(
     base = base.with_columns(
         pl.when(pl.int_range(pl.len()) % 11 == 3).then(None)
         .otherwise((pl.col("id").hash(seed=1) % 5).cast(pl.Float64) / 4).alias("quality"))
-    local = build_step("semantic_dedupe", {"cluster_size": 50}).apply(_with_drop_columns(base))
+    local = build_step("semantic_dedupe", {"cluster_size": 50}).apply(with_drop_columns(base))
 
-    numbered = _with_drop_columns(base.with_row_index(ray_engine.ROW).with_columns(pl.col(ray_engine.ROW).cast(pl.Int64)))
+    numbered = with_drop_columns(base.with_row_index(ray_engine.ROW).with_columns(pl.col(ray_engine.ROW).cast(pl.Int64)))
     cuts = [0, 100, 230, numbered.height]
     blocks = ray_engine.Blocks(
         refs=[ray.put(numbered[a:b].to_arrow()) for a, b in zip(cuts[:-1], cuts[1:], strict=True)],
