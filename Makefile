@@ -35,12 +35,14 @@ system-deps:
 labelstudio-venv: install
 	$(PY) -c "from review_app.labelstudio_server import ensure_venv; ensure_venv()"
 
-## The test suite (what CI runs).
+## The test suite (what CI runs): the import contracts of pyproject.toml (layers, independence, no cycles), then pytest.
 test: install system-deps labelstudio-venv
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) demo_workspace .pytest_cache

@@ -1,4 +1,4 @@
-"""CLI commands of the curate package (registered into `studio` by studio/cli.py): `studio pii-eval`.
+"""CLI commands of the curate package (registered into `studio` by studio_app/cli.py): `studio pii-eval`.
 
 Only typer is imported at module level so `studio --help` stays fast; presidio loads inside the command.
 """
@@ -38,7 +38,7 @@ def pii_eval(
     from curate.pii import PiiConfig, PiiRedactor
     from curate.pii.evaluate import evaluate, load_labelled
     from studio.atomic import atomic_open
-    from studio.cli import current_workspace, reporter
+    from studio.context import current_workspace, reporter
     from studio.errors import StudioError
     from studio.runs import Run
 

@@ -84,10 +84,6 @@ class Shingles:
     def counts(self) -> np.ndarray:
         return np.diff(self.offsets)
 
-    def doc_index(self) -> np.ndarray:
-        """The document of each hash."""
-        return np.repeat(np.arange(self.n, dtype=np.int64), self.counts)
-
     def slice(self, start: int, stop: int) -> Shingles:
         """Documents start..stop-1 (a view of the hashes; offsets rebased to 0)."""
         off = self.offsets[start: stop + 1]

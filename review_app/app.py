@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 # `streamlit run review_app/app.py` puts only this folder on sys.path; the package's own tree goes first.
@@ -47,10 +48,32 @@ def guidelines_text() -> str:
     return "No guidelines file (guidelines.md in the workspace)."
 
 
+#: minutes without a page run after which a session logs out ($STUDIO_REVIEW_IDLE_MINUTES, default 30)
+IDLE_MINUTES = float(os.environ.get("STUDIO_REVIEW_IDLE_MINUTES") or 30)
+
+
+def current_user(store) -> dict | None:
+    """The logged-in account as it is now: re-read on every page run, so deactivating or demoting a user
+    takes effect at their next click; a session idle for IDLE_MINUTES is logged out."""
+    user = st.session_state.get("user")
+    if user is None:
+        return None
+    now = time.monotonic()
+    idle = now - st.session_state.get("last_seen", now)
+    fresh = store.session_user(user["name"]) if idle <= IDLE_MINUTES * 60 else None
+    if fresh is None:
+        st.session_state.clear()
+        st.session_state["login_note"] = ("You were logged out after being idle." if idle > IDLE_MINUTES * 60
+                                          else "Your account was changed; log in again.")
+        return None
+    st.session_state["user"], st.session_state["last_seen"] = fresh, now
+    return fresh
+
+
 def main() -> None:
     st.set_page_config(page_title="Review · Fine-Tuning Data Studio", page_icon="✅", layout="wide")
     store = get_store(db_url())
-    user = st.session_state.get("user")
+    user = current_user(store)
     if user is None:
         page_login.render(store)
         st.stop()

@@ -20,7 +20,7 @@ DB_HELP = "Review database URL (default: the workspace's review.db), e.g. postgr
 
 
 def _db_url(db: str | None) -> str:
-    from studio.cli import current_workspace
+    from studio.context import current_workspace
     from studio.errors import StudioError
 
     if db:
@@ -66,7 +66,7 @@ def register(app: typer.Typer) -> None:
         import subprocess
         import sys
 
-        from studio.cli import current_workspace
+        from studio.context import current_workspace
 
         url = _db_url(db)
         _store(url).close()  # create / migrate the database before the app starts
@@ -101,7 +101,7 @@ def register(app: typer.Typer) -> None:
         Example: `studio review load runs/demo-curate/kept.parquet --overlap 2`
         """
         from review_app.recorded import load_recorded
-        from studio.cli import current_workspace, reporter
+        from studio.context import current_workspace, reporter
 
         run, counts = load_recorded(_store(_db(ctx, db)), dataset, current_workspace(), overlap=overlap, order=order)
         reporter().table(f"review load ({run.run_id})", ["", "items"], [[k, v] for k, v in counts.items()])
@@ -122,13 +122,13 @@ def register(app: typer.Typer) -> None:
         Example: `studio review auto --accept "quality >= 0.9 and pii_count == 0" --name high-confidence`
         """
         from review_app.recorded import auto_recorded
-        from studio.cli import current_workspace, reporter
+        from studio.context import current_workspace, reporter
         from studio.errors import StudioError
 
         if (accept is None) == (reject is None):
             raise StudioError("give exactly one of --accept RULE or --reject RULE.")
         verdict, rule = ("accept", accept) if accept is not None else ("reject", reject)
-        from review_app.rules import parse_rule
+        from studio.rules import parse_rule
 
         parse_rule(rule)  # a bad rule is one sentence before any run starts
         rep = reporter()
@@ -162,6 +162,34 @@ def register(app: typer.Typer) -> None:
             store.add_reviewer(name, password, role=role)
             typer.echo(f"added {role} {name}")
 
+    @review.command("deactivate-user")
+    def deactivate_user(
+        ctx: typer.Context,
+        name: Annotated[str, typer.Argument(help="Login name.")],
+        activate: Annotated[bool, typer.Option("--activate", help="Reactivate the user instead.")] = False,
+        db: Annotated[str | None, typer.Option("--db", help=DB_HELP)] = None,
+    ) -> None:
+        """Stop a user from logging in; an open session ends at its next click. Their decisions stay.
+
+        Example: `studio review deactivate-user nurse.kim` (and `--activate` to undo it)
+        """
+        _store(_db(ctx, db)).set_active(name, activate)
+        typer.echo(f"{name} {'reactivated' if activate else 'deactivated'}")
+
+    @review.command("set-role")
+    def set_role(
+        ctx: typer.Context,
+        name: Annotated[str, typer.Argument(help="Login name.")],
+        role: Annotated[str, typer.Option(help="reviewer or lead.")],
+        db: Annotated[str | None, typer.Option("--db", help=DB_HELP)] = None,
+    ) -> None:
+        """Change a user's role; an open session sees it at its next click.
+
+        Example: `studio review set-role nurse.kim --role lead`
+        """
+        _store(_db(ctx, db)).set_role(name, role)
+        typer.echo(f"{name} is now a {role}")
+
     @review.command("status")
     def status(
         ctx: typer.Context,
@@ -171,7 +199,7 @@ def register(app: typer.Typer) -> None:
 
         Example: `studio review status`
         """
-        from studio.cli import reporter
+        from studio.context import reporter
 
         store = _store(_db(ctx, db))
         rep = reporter()

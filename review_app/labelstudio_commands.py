@@ -61,7 +61,7 @@ def register(app: typer.Typer) -> None:
         """
         from review_app.labelstudio_server import STATE_FILE
         from review_app.labelstudio_server import start as start_server
-        from studio.cli import reporter
+        from studio.context import reporter
 
         rep = reporter()
         state = start_server(data_dir=data_dir, port=port, echo=rep.info)
@@ -74,7 +74,7 @@ def register(app: typer.Typer) -> None:
     def stop(data_dir: Annotated[Path | None, typer.Option("--data-dir", help=DATA_DIR_HELP)] = None) -> None:
         """Stop the local Label Studio started with `studio labelstudio start`."""
         from review_app.labelstudio_server import stop as stop_server
-        from studio.cli import reporter
+        from studio.context import reporter
 
         reporter().out.print("Label Studio stopped." if stop_server(data_dir) else "no local Label Studio was running.")
 
@@ -99,7 +99,7 @@ def register(app: typer.Typer) -> None:
         """
         from review_app.labelstudio import push as push_items
         from review_app.labelstudio_queue import items_from_dataset, open_items
-        from studio.cli import current_workspace, reporter
+        from studio.context import current_workspace, reporter
         from studio.errors import StudioError
         from studio.runs import Run
 
@@ -147,7 +147,7 @@ def register(app: typer.Typer) -> None:
 
         from review_app.labelstudio import pull as pull_annotations
         from studio.atomic import atomic_open
-        from studio.cli import current_workspace, reporter
+        from studio.context import current_workspace, reporter
         from studio.runs import Run
 
         client = _client(url, data_dir)

@@ -173,10 +173,6 @@ if (!window.parent.__reviewShortcuts) {
 </script>""".replace("__KEYS__", json.dumps(SHORTCUTS))
 
 
-def role_label(role: str) -> str:
-    return {"user": "🧑 user", "assistant": "🤖 assistant", "system": "⚙️ system"}.get(role, role)
-
-
 def disagreement_rows(disagreements: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One table row per disagreeing item: who said what, and the resolution if any."""
     rows = []

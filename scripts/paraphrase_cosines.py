@@ -21,8 +21,8 @@ from curate.embeddings import EmbeddingCache
 from curate.pipeline import run_steps
 from curate.registry import build_step
 from curate.views import view_text
-from studio.demo import sample_inputs
 from studio.readers import read_inputs
+from studio_app.demo import sample_inputs
 
 
 def main() -> None:

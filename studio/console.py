@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from rich.console import Console
@@ -41,30 +41,25 @@ class Reporter:
 
     @contextlib.contextmanager
     def progress(self, description: str, total: int | None = None, unit: str = "rows") -> Iterator[Any]:
-        """A progress bar; yields `advance(n=1)`. Shows done/total, rate and ETA."""
+        """A progress bar; yields `advance(n=1, status=None)`. Shows done/total, rate and ETA; `status`, when
+        given, replaces the rate with a short line of the caller's counts (e.g. candidates and tokens)."""
         if self.quiet or not self.console.is_terminal and not _force_progress():
-            yield lambda n=1: None
+            yield lambda n=1, status=None: None
             return
         columns = [SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TaskProgressColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn()]
         with Progress(*columns, console=self.console, transient=False) as bar:
             task = bar.add_task(description, total=total, rate="")
 
-            def advance(n: int = 1) -> None:
+            def advance(n: int = 1, status: str | None = None) -> None:
                 bar.advance(task, n)
                 speed = bar.tasks[0].speed
-                if speed:
+                if status is not None:
+                    bar.update(task, rate=status)
+                elif speed:
                     bar.update(task, rate=f"{speed:,.0f} {unit}/s")
 
             yield advance
-
-    def track(self, items: Iterable, description: str, total: int | None = None, unit: str = "rows") -> Iterator:
-        if total is None and hasattr(items, "__len__"):
-            total = len(items)  # type: ignore[arg-type]
-        with self.progress(description, total=total, unit=unit) as advance:
-            for item in items:
-                yield item
-                advance(1)
 
     def table(self, title: str, columns: list[str], rows: list[list[Any]]) -> None:
         """A result table on stdout (shown even with --quiet: it is the command's answer)."""

@@ -1,7 +1,7 @@
 """User-facing errors: one clear sentence, a non-zero exit code, never a traceback.
 
 Commands raise `StudioError` for anything the user can fix (a missing path, an empty file, a bad flag);
-`studio.cli.main` prints its message and exits with its code.
+`studio_app.cli.main` prints its message and exits with its code.
 """
 
 

@@ -1,12 +1,20 @@
 """Readers: every supported input shape → the one example schema, with bad records quarantined.
 
 Formats: OpenAI chat JSONL (`messages`), Alpaca (`instruction`/`input`/`output`, JSON array or JSONL),
-ShareGPT (`conversations` with `from`/`value`), prompt/completion JSONL, CSV with a column mapping,
-Parquet, and plain-text documents (`.txt`/`.md` files, or JSON records with a `text` field).
+self-instruct / Stanford Alpaca seed tasks (`instruction`, `instances: [{input, output}]`, one example per
+instance), ShareGPT (`conversations` with `from`/`value`), prompt/completion JSONL, CSV with a column mapping,
+Parquet, and documents: `.txt`/`.md` files, PDF/DOCX/HTML files (studio.documents), or JSON records with a
+`text` field.
+
+JSONL is parsed in bulk by Polars, a whole file (or a range of lines) at a time; only the lines Polars cannot
+parse, or whose values it would read differently from Python's `json` (a number where text belongs, a
+repeated key), go through `json.loads` one by one, so what is kept and what is quarantined is the same as a
+line-by-line read. Mapping records onto the schema and hashing ids are column operations whatever the format.
 
 A malformed line or record never crashes a read and never vanishes: it becomes a `QuarantineRecord`
-(file, line, reason, a prefix of the raw text). Missing paths, folders with no inputs and empty files
-are `InputError`s (one sentence, exit code 2).
+(file, line, reason, a prefix of the raw text). Missing paths, folders with no inputs and empty files named
+on the command line are `InputError`s (one sentence, exit code 2); inside a folder, empty files and files of
+no supported type are skipped with a warning each and listed in `ReadResult.skipped`.
 """
 
 from __future__ import annotations
@@ -15,19 +23,21 @@ import csv
 import io
 import json
 import logging
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from studio.documents import DOCUMENT_SUFFIXES, DocumentError, read_document
 from studio.errors import InputError
-from studio.schema import ROLES, document_id, make_example
+from studio.schema import ID_RE, PY_WHITESPACE, ROLES, document_ids, example_ids
 
 log = logging.getLogger("studio.readers")
 
-EXAMPLE_FORMATS = ("openai", "alpaca", "sharegpt", "prompt-completion", "csv", "parquet")
+EXAMPLE_FORMATS = ("openai", "alpaca", "seed-tasks", "sharegpt", "prompt-completion", "csv", "parquet")
 FORMATS = (*EXAMPLE_FORMATS, "text")
-INPUT_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".txt", ".md")
+INPUT_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".txt", ".md", *DOCUMENT_SUFFIXES)
 
 SHAREGPT_ROLES = {
     "human": "user", "user": "user", "gpt": "assistant", "chatgpt": "assistant", "bing": "assistant",
@@ -35,6 +45,10 @@ SHAREGPT_ROLES = {
 }
 RAW_PREVIEW_CHARS = 2000
 _BOM = b"\xef\xbb\xbf"
+#: Records looked at to detect a file's format.
+DETECT_RECORDS = 20
+#: A range of JSONL lines that Polars cannot parse is halved until it is this small, then read line by line.
+LINE_BY_LINE_BELOW = 64
 
 
 @dataclass
@@ -52,23 +66,51 @@ class RecordError(ValueError):
     """A record that cannot become an example; its message is the quarantine reason."""
 
 
+class EmptyFileError(InputError):
+    """An input file with nothing but whitespace in it."""
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file inside a named folder that was not read, and why ("empty", or "unsupported type '.xyz'")."""
+
+    path: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
 @dataclass
 class ReadResult:
-    """What reading one or more inputs produced. `kind` is "examples" or "documents"."""
+    """What reading one or more inputs produced. `kind` is "examples" or "documents"; `table` is a Polars
+    DataFrame in the studio schema of that kind."""
 
     kind: str
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    table: Any = None
     quarantine: list[QuarantineRecord] = field(default_factory=list)
     formats: dict[str, str] = field(default_factory=dict)  # file -> detected format
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+    def frame(self):
+        if self.table is None:
+            from studio.schema import documents_frame, examples_frame
+
+            self.table = examples_frame([]) if self.kind == "examples" else documents_frame([])
+        return self.table
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """The records as dicts (for small inputs; use `frame()` for anything large)."""
+        return self.frame().to_dicts()
+
+    @property
+    def n_rows(self) -> int:
+        return self.frame().height
 
     @property
     def n_input(self) -> int:
-        return len(self.rows) + len(self.quarantine)
-
-    def frame(self):
-        from studio.schema import documents_frame, examples_frame
-
-        return examples_frame(self.rows) if self.kind == "examples" else documents_frame(self.rows)
+        return self.n_rows + len(self.quarantine)
 
 
 @dataclass(frozen=True)
@@ -197,6 +239,27 @@ def messages_from_prompt_completion(obj: dict) -> tuple[list[dict[str, str]], di
     )
 
 
+def examples_from_seed_task(obj: dict) -> list[tuple[list[dict[str, str]], dict]]:
+    """A self-instruct / Alpaca seed task: one Alpaca-shaped example per instance, each keeping the task's
+    `name` (as `task`), `id` (as `task_id`), `is_classification` and its instance number in meta."""
+    instruction = _require_str(obj, "instruction")
+    instances = obj.get("instances")
+    if not isinstance(instances, list) or not instances:
+        raise RecordError("field 'instances' must be a non-empty list of {input, output} objects")
+    task = {"task": obj.get("name"), "task_id": obj.get("id"), "is_classification": obj.get("is_classification")}
+    task.update(_meta(obj, ["instruction", "instances", "name", "id", "is_classification"]))
+    examples = []
+    for k, inst in enumerate(instances):
+        if not isinstance(inst, dict):
+            raise RecordError(f"instances[{k}] must be an object, got {type(inst).__name__}")
+        try:
+            messages, extra = messages_from_alpaca({**inst, "instruction": instruction})
+        except RecordError as err:
+            raise RecordError(f"instances[{k}]: {err}") from None
+        examples.append((messages, {**task, "instance": k, **extra}))
+    return examples
+
+
 RECORD_MAPPERS = {
     "openai": messages_from_openai,
     "alpaca": messages_from_alpaca,
@@ -214,6 +277,8 @@ def detect_record_format(obj: Any) -> str | None:
         return "openai"
     if "conversations" in keys:
         return "sharegpt"
+    if "instruction" in keys and "instances" in keys:
+        return "seed-tasks"
     if "instruction" in keys and "output" in keys:
         return "alpaca"
     if "prompt" in keys and "completion" in keys:
@@ -223,7 +288,7 @@ def detect_record_format(obj: Any) -> str | None:
     return None
 
 
-# ------------------------------------------------------------------------------------------ raw records
+# ---------------------------------------------------------------------------------------- record mapping
 
 
 def _preview(raw: bytes | str) -> str:
@@ -232,46 +297,306 @@ def _preview(raw: bytes | str) -> str:
     return raw[:RAW_PREVIEW_CHARS]
 
 
-def _iter_jsonl(path: Path, data: bytes) -> Iterator[tuple[int, Any, QuarantineRecord | None]]:
-    """(line number, parsed object, None) or (line number, None, quarantine) per non-blank line."""
-    if data.startswith(_BOM):
-        data = data[len(_BOM):]
-    for lineno, raw in enumerate(data.split(b"\n"), start=1):
-        raw = raw.rstrip(b"\r")
-        if not raw.strip():
-            continue
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as err:
-            yield lineno, None, QuarantineRecord(
-                str(path), lineno, f"bytes are not valid UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1})",
-                _preview(raw),
-            )
-            continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as err:
-            yield lineno, None, QuarantineRecord(str(path), lineno, f"invalid JSON: {err.msg} at column {err.colno}", _preview(text))
-            continue
-        yield lineno, obj, None
-
-
-def _iter_json_array(path: Path, data: bytes) -> Iterator[tuple[int, Any, QuarantineRecord | None]]:
-    """Elements of a top-level JSON array with the line each starts on; a syntax error quarantines the rest."""
-    if data.startswith(_BOM):
-        data = data[len(_BOM):]
+def _dumps_preview(obj: Any) -> str:
     try:
-        text = data.decode("utf-8")
+        return _preview(json.dumps(obj, ensure_ascii=False))
+    except (RecursionError, ValueError):
+        return ""
+
+
+class _Collector:
+    """Records of one file on their way to the schema: the ones mapped in Python (`rows`, as column lists),
+    the ones mapped as columns (`frames`), and the quarantined ones. `table()` merges them in line order and
+    adds ids and sources."""
+
+    def __init__(self, path: Path, fmt: str) -> None:
+        self.path, self.fmt = path, fmt
+        self.kind = "documents" if fmt == "text" else "examples"
+        self.lines: list[int] = []
+        self.texts: list[str] = []  # documents: one per record; examples: the turns' contents, in order
+        self.roles: list[str] = []
+        self.turns: list[int] = []  # examples: turns per record
+        self.origins: list[str] = []
+        self.metas: list[str] = []
+        self.frames: list = []
+        self.quarantine: list[QuarantineRecord] = []
+
+    def bad(self, line: int, reason: str, raw: str) -> None:
+        self.quarantine.append(QuarantineRecord(str(self.path), line, reason, raw))
+
+    def add(self, line: int, obj: Any) -> None:
+        """Map one parsed record (the line-by-line path), or quarantine it with the reason."""
+        if not isinstance(obj, dict):
+            self.bad(line, f"record is not a JSON object (got {type(obj).__name__})", _dumps_preview(obj))
+            return
+        try:
+            if self.kind == "documents":
+                text = _require_str(obj, "text")
+                if not text.strip():
+                    raise RecordError("field 'text' is empty")
+                pairs, origin = [(text, _meta(obj, ["text"]))], ""
+            else:
+                # one record is one example, except a seed task: one example per instance
+                pairs = examples_from_seed_task(obj) if self.fmt == "seed-tasks" else [RECORD_MAPPERS[self.fmt](obj)]
+                origin = obj.get("origin")
+                origin = str(origin) if origin in ("real", "synthetic", "edited") else "real"
+                for _value, meta in pairs:
+                    meta.pop("origin", None)
+        except RecordError as err:
+            self.bad(line, str(err), _dumps_preview(obj))
+            return
+        for value, meta in pairs:
+            self.keep(line, value, origin, meta)
+
+    def keep(self, line: int, value: str | list[dict[str, str]], origin: str, meta: dict[str, Any]) -> None:
+        self.lines.append(line)
+        if isinstance(value, str):
+            self.texts.append(value)
+        else:
+            self.turns.append(len(value))
+            self.roles.extend(m["role"] for m in value)
+            self.texts.extend(m["content"] for m in value)
+        self.origins.append(origin)
+        self.metas.append(json.dumps(meta, ensure_ascii=False, sort_keys=True) if meta else "{}")
+
+    def _python_part(self):
+        """The records mapped in Python as one frame (messages assembled from flat turn columns)."""
+        import numpy as np
+        import polars as pl
+        import pyarrow as pa
+
+        if self.kind == "documents":
+            return pl.DataFrame({"line": self.lines, "text": self.texts, "meta": self.metas},
+                                schema={"line": pl.Int64, "text": pl.String, "meta": pl.String})
+        turns = pa.StructArray.from_arrays([pa.array(self.roles, pa.large_string()),
+                                            pa.array(self.texts, pa.large_string())], names=["role", "content"])
+        offsets = pa.array(np.concatenate([[0], np.cumsum(self.turns, dtype=np.int64)]), pa.int64())
+        return pl.DataFrame({"line": pl.Series(self.lines, dtype=pl.Int64),
+                             "messages": pl.Series(pa.LargeListArray.from_arrays(offsets, turns)),
+                             "origin": pl.Series(self.origins, dtype=pl.String),
+                             "meta": pl.Series(self.metas, dtype=pl.String)})
+
+    def table(self):
+        import polars as pl
+
+        parts = [*self.frames, self._python_part()] if self.lines else [*self.frames]
+        self.quarantine.sort(key=lambda q: q.line)
+        if not parts:
+            return None
+        df = pl.concat(parts, how="vertical") if len(parts) > 1 else parts[0]
+        if len(parts) > 1:
+            df = df.sort("line")
+        source = pl.concat_str(pl.lit(f"{self.path}:"), pl.col("line").cast(pl.String)).alias("source")
+        if self.kind == "documents":
+            return df.select(pl.lit(None, pl.String).alias("id"), "text", source, "meta")
+        return df.select(pl.lit(None, pl.String).alias("id"), "messages", "origin", source, "meta")
+
+
+# ------------------------------------------------------------------------------------ bulk JSONL mapping
+
+# A String value that Polars may have made out of a number, a boolean, an array or an object (it turns
+# `"prompt": 5` into "5" where json.loads keeps the int), or out of a lone surrogate escape (into NUL): such
+# rows are read again line by line.
+_COERCED_RX = r"^(?:-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?$|-?inf$|NaN$|true$|false$|[\[{])"
+_FIELDS = {
+    "prompt-completion": ("prompt", "completion"),
+    "alpaca": ("instruction", "input", "output", "system"),
+    "text": ("text",),
+}
+_TURN_FIELDS = {"openai": ("messages", "role", "content"), "sharegpt": ("conversations", "from", "value")}
+
+
+def _plain(expr):
+    """True where a String value is surely what json.loads would give: present and not possibly coerced."""
+    return (expr.is_not_null() & ~expr.str.contains(_COERCED_RX) & ~expr.str.contains("\x00", literal=True)
+            ).fill_null(False)
+
+
+def _two_turns(user, assistant):
+    """A one-column frame of user/assistant conversations from two String Series (interleaved, then reshaped:
+    several times faster than building lists of structs)."""
+    import numpy as np
+    import polars as pl
+
+    n = len(user)
+    order = np.empty(2 * n, np.int64)
+    order[0::2], order[1::2] = np.arange(n), np.arange(n, 2 * n)
+    turns = pl.DataFrame({"role": pl.Series(["user", "assistant"]).gather(np.tile([0, 1], n)),
+                          "content": pl.concat([user, assistant], rechunk=False).gather(order)}).to_struct("turn")
+    messages = turns.reshape((n, 2)) if n else turns
+    return pl.DataFrame({"messages": messages.cast(pl.List(turns.dtype)) if n else pl.Series(
+        "messages", [], dtype=pl.List(turns.dtype))})
+
+
+def _map_frame(fmt: str, df, chunk: bytes):
+    """Map a chunk Polars parsed onto (line-less) schema columns: (mapped frame or None, rows to redo).
+
+    Returns None when the chunk's columns are not exactly the format's (meta fields, another shape, a key
+    written twice in a record): then every line of the chunk is read one by one. Otherwise `redo` marks the
+    rows that need json.loads and the Python mapper (a missing or non-text field, an unknown role...), which
+    give them their exact quarantine reason."""
+    import polars as pl
+
+    if fmt in _TURN_FIELDS:
+        outer, who, what = _TURN_FIELDS[fmt]
+        dtype = df.schema.get(outer)
+        if set(df.columns) != {outer} or not isinstance(dtype, pl.List) or not isinstance(dtype.inner, pl.Struct):
+            return None
+        inner = {f.name: f.dtype for f in dtype.inner.fields}
+        if inner.get(who) != pl.String or inner.get(what) != pl.String:
+            return None
+        turns = df[outer].explode(empty_as_null=False, keep_nulls=False)
+        if chunk.count(b'"%s"' % outer.encode()) != df[outer].is_not_null().sum() or \
+                chunk.count(b'"%s"' % who.encode()) != len(turns) or chunk.count(b'"%s"' % what.encode()) != len(turns):
+            return None
+        el = pl.element()
+        if fmt == "openai":
+            role = el.struct.field(who)
+            good_role = role.is_in(ROLES)
+        else:
+            role = el.struct.field(who).str.to_lowercase().replace_strict(SHAREGPT_ROLES, default=None)
+            good_role = role.is_not_null()
+        turn_ok = el.is_not_null() & good_role.fill_null(False) & _plain(el.struct.field(what))
+        ok = (pl.col(outer).list.len() > 0) & pl.col(outer).list.eval(turn_ok).list.all()
+        mapped = df.select(
+            pl.col(outer).list.eval(pl.struct(role.alias("role"), el.struct.field(what).alias("content")))
+            .alias("messages"), ok.fill_null(False).alias("_ok"))
+        return mapped.drop("_ok"), ~mapped["_ok"]
+    fields = _FIELDS.get(fmt)
+    if fields is None:  # seed tasks: one record is several examples, mapped line by line
+        return None
+    if not set(df.columns) <= set(fields) or any(df.schema[c] not in (pl.String, pl.Null) for c in df.columns):
+        return None
+    cols = {c: (df[c] if c in df.columns else pl.Series(c, [None] * df.height, dtype=pl.String)).cast(pl.String)
+            for c in fields}
+    if any(chunk.count(b'"%s"' % c.encode()) != cols[c].is_not_null().sum() for c in fields):
+        return None
+    frame = pl.DataFrame(cols)
+    if fmt == "prompt-completion":
+        ok = frame.select(_plain(pl.col("prompt")) & _plain(pl.col("completion"))).to_series()
+        return _two_turns(frame["prompt"], frame["completion"]), ~ok
+    if fmt == "text":
+        ok = _plain(pl.col("text")) & (pl.col("text").str.strip_chars(PY_WHITESPACE) != "")
+        out = frame.select(pl.col("text"), ok.alias("_ok"))
+        return out.select("text"), ~out["_ok"]
+    else:  # alpaca
+        ok = (_plain(pl.col("instruction")) & _plain(pl.col("output"))
+              & (pl.col("input").is_null() | _plain(pl.col("input")))
+              & (pl.col("system").is_null() | _plain(pl.col("system"))))
+        extra = pl.col("input").fill_null("")
+        user = pl.when(extra.str.strip_chars(PY_WHITESPACE) != "").then(
+            pl.concat_str("instruction", pl.lit("\n\n"), extra)).otherwise(pl.col("instruction"))
+        system = pl.col("system").fill_null("")
+        messages = pl.concat_list(
+            pl.when(system.str.strip_chars(PY_WHITESPACE) != "").then(pl.struct(role=pl.lit("system"), content=system)),
+            pl.struct(role=pl.lit("user"), content=user), pl.struct(role=pl.lit("assistant"), content="output"),
+        ).list.drop_nulls()
+    out = frame.select(messages.alias("messages"), ok.alias("_ok"))
+    return out.select("messages"), ~out["_ok"]
+
+
+# ------------------------------------------------------------------------------------------------ JSONL
+
+
+def _line_bounds(data: bytes):
+    """(start, end, line number) of every non-blank line, as NumPy arrays."""
+    import numpy as np
+
+    arr = np.frombuffer(data, np.uint8)
+    step = 1 << 24  # in windows: a byte mask of the whole file would be as large as the file
+    newlines = np.concatenate([np.flatnonzero(arr[at:at + step] == 10) + at for at in range(0, len(arr), step)]
+                              or [np.zeros(0, np.int64)])
+    starts = np.concatenate([[0], newlines + 1])
+    ends = np.concatenate([newlines, [len(data)]])
+    numbers = np.arange(1, len(starts) + 1)
+    # A line is blank only if it is empty or starts with whitespace: check just those in Python.
+    first = arr[np.minimum(starts, max(len(data) - 1, 0))] if len(data) else np.zeros(len(starts), np.uint8)
+    maybe = np.flatnonzero((starts >= ends) | np.isin(first, (9, 11, 12, 13, 32)))
+    keep = np.ones(len(starts), bool)
+    keep[[i for i in maybe.tolist() if not data[starts[i]:ends[i]].strip()]] = False
+    return starts[keep], ends[keep], numbers[keep]
+
+
+def _read_line(out: _Collector, lineno: int, raw: bytes) -> None:
+    """One JSONL line, exactly as a line-by-line reader sees it."""
+    raw = raw.rstrip(b"\r")
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        raise InputError(
-            f"{path}: byte 0x{data[err.start]:02x} on line {line} is not valid UTF-8; a JSON array file must be "
-            "UTF-8 throughout (re-encode it, or convert it to JSONL so bad lines can be quarantined one by one)."
-        ) from None
+        out.bad(lineno, f"bytes are not valid UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1})", _preview(raw))
+        return
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as err:
+        out.bad(lineno, f"invalid JSON: {err.msg} at column {err.colno}", _preview(text))
+        return
+    except RecursionError:
+        out.bad(lineno, "invalid JSON: nested too deeply to read (more levels of arrays and objects than Python allows)",
+                _preview(text))
+        return
+    out.add(lineno, obj)
+
+
+def _read_jsonl(path: Path, data: bytes, fmt: str) -> _Collector:
+    import polars as pl
+
+    out = _Collector(path, fmt)
+    starts, ends, numbers = _line_bounds(data)
+
+    def by_line(lo: int, hi: int) -> None:
+        for i in range(lo, hi):
+            _read_line(out, int(numbers[i]), data[starts[i]:ends[i]])
+
+    pending = [(0, len(starts))]
+    while pending:
+        lo, hi = pending.pop()
+        if lo >= hi:
+            continue
+        chunk = data if (lo, hi) == (0, len(starts)) else data[starts[lo]:ends[hi - 1]]
+        try:
+            df = pl.read_ndjson(chunk)
+            parsed = df.height == hi - lo
+        except Exception:  # noqa: BLE001 - Polars raises several error types for bad JSON; the lines say which
+            parsed = False
+        if not parsed:
+            if hi - lo <= LINE_BY_LINE_BELOW:
+                by_line(lo, hi)
+            else:
+                mid = (lo + hi) // 2
+                pending += [(mid, hi), (lo, mid)]
+            continue
+        mapped = _map_frame(fmt, df, chunk)
+        if mapped is None:
+            by_line(lo, hi)
+            continue
+        frame, redo = mapped
+        lines = pl.Series("line", numbers[lo:hi])
+        good = ~redo
+        value_col = "text" if fmt == "text" else "messages"
+        frame = frame.filter(good).select(pl.lit(lines.filter(good)).alias("line"), value_col)
+        if fmt != "text":
+            frame = frame.with_columns(pl.lit("real").alias("origin"))
+        out.frames.append(frame.with_columns(pl.lit("{}").alias("meta")).select(
+            "line", value_col, *(["origin"] if fmt != "text" else []), "meta"))
+        for i in (redo.arg_true() + lo).to_list():
+            _read_line(out, int(numbers[i]), data[starts[i]:ends[i]])
+    return out
+
+
+# ------------------------------------------------------------------------------------------- JSON arrays
+
+
+def _json_array_elements(path: Path, text: str) -> Iterator[tuple[int, Any, QuarantineRecord | None]]:
+    """Elements of a top-level JSON array with the line each starts on.
+
+    After a syntax error the reader looks for the next element that starts a line at the indentation of the
+    array's elements and parses from there; the lines in between become one quarantine record that names
+    them, so what was lost is exact. With no such element left, the rest of the array is reported lost."""
     decoder = json.JSONDecoder()
     pos = text.index("[") + 1
     line = text.count("\n", 0, pos) + 1
     n = len(text)
+    indent: str | None = None
     while True:
         while pos < n and text[pos] in " \t\r\n,":
             if text[pos] == "\n":
@@ -282,41 +607,93 @@ def _iter_json_array(path: Path, data: bytes) -> Iterator[tuple[int, Any, Quaran
             return
         if text[pos] == "]":
             return
+        if indent is None:
+            indent = text[text.rfind("\n", 0, pos) + 1:pos]
         try:
             obj, end = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError as err:
+        except (json.JSONDecodeError, RecursionError) as err:
+            why = (f"{err.msg} (line {err.lineno} column {err.colno})" if isinstance(err, json.JSONDecodeError)
+                   else "nested too deeply to read (more levels of arrays and objects than Python allows)")
+            resume = _next_element(decoder, text, pos, indent)
+            if resume is None:
+                last = text.count("\n", 0, n) + 1
+                yield line, None, QuarantineRecord(
+                    str(path), line, f"invalid JSON: {why}; {_span(line, last)}, the rest of the array, could not "
+                    "be read", _preview(text[pos:pos + RAW_PREVIEW_CHARS]))
+                return
+            next_line = line + text.count("\n", pos, resume)
             yield line, None, QuarantineRecord(
-                str(path), line,
-                f"invalid JSON: {err.msg} (line {err.lineno} column {err.colno}); the rest of the array from this "
-                "line on could not be read",
-                _preview(text[pos:pos + RAW_PREVIEW_CHARS]),
-            )
-            return
+                str(path), line, f"invalid JSON: {why}; {_span(line, next_line - 1)} could not be read, reading "
+                f"resumed at the record on line {next_line}", _preview(text[pos:min(resume, pos + RAW_PREVIEW_CHARS)]))
+            pos, line = resume, next_line
+            continue
         yield line, obj, None
         line += text.count("\n", pos, end)
         pos = end
 
 
-def _sniff_json_kind(data: bytes) -> str:
-    """'array' when the first non-space character is '[', else 'lines'."""
-    head = data[len(_BOM):] if data.startswith(_BOM) else data
-    stripped = head.lstrip()
-    return "array" if stripped.startswith(b"[") else "lines"
+def _span(first: int, last: int) -> str:
+    return f"line {first}" if first >= last else f"lines {first}-{last}"
 
 
-# ---------------------------------------------------------------------------------------------- readers
+def _next_element(decoder: json.JSONDecoder, text: str, pos: int, indent: str) -> int | None:
+    """Where the next whole element after a broken one starts: a line holding `indent` then `{` or `[` whose
+    value parses and is followed by `,` or `]`."""
+    marker = "\n" + indent
+    at = text.find(marker, pos)
+    while at != -1:
+        start = at + len(marker)
+        if start < len(text) and text[start] in "{[":
+            try:
+                _, end = decoder.raw_decode(text, start)
+            except (json.JSONDecodeError, RecursionError):
+                pass
+            else:
+                rest = text[end:end + 64].lstrip()
+                if rest[:1] in (",", "]"):
+                    return start
+        at = text.find(marker, at + 1)
+    return None
 
 
-def _read_bytes(path: Path) -> bytes:
+def _decode_whole(path: Path, data: bytes, what: str) -> str:
     try:
-        data = path.read_bytes()
-    except PermissionError:
-        raise InputError(f"{path} cannot be read (permission denied); check its permissions.") from None
-    except OSError as err:
-        raise InputError(f"{path} cannot be read ({err.strerror}).") from None
-    if not data.strip(b" \t\r\n" + _BOM):
-        raise InputError(f"{path} is empty; give a file with at least one record.")
-    return data
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise InputError(
+            f"{path}: byte 0x{data[err.start]:02x} on line {line} is not valid UTF-8; {what} must be "
+            "UTF-8 throughout (re-encode it, or convert it to JSONL so bad lines can be quarantined one by one)."
+        ) from None
+
+
+# ------------------------------------------------------------------------------------------ detection
+
+
+def _head_records(path: Path, data: bytes, text: str | None) -> list[Any]:
+    """Up to DETECT_RECORDS parsed records from the start of a file (JSONL bytes, or a JSON array's text),
+    parsing no further than they reach."""
+    found: list[Any] = []
+    if text is not None:
+        for _line, obj, _q in _json_array_elements(path, text):
+            if _q is None:
+                found.append(obj)
+                if len(found) == DETECT_RECORDS:
+                    break
+        return found
+    start = 0
+    while len(found) < DETECT_RECORDS and start < len(data):
+        end = data.find(b"\n", start)
+        end = len(data) if end == -1 else end
+        raw = data[start:end].strip()
+        start = end + 1
+        if not raw:
+            continue
+        try:
+            found.append(json.loads(raw))
+        except (ValueError, RecursionError):
+            continue
+    return found
 
 
 def _detect_from_objects(path: Path, objects: list[Any]) -> str:
@@ -329,15 +706,61 @@ def _detect_from_objects(path: Path, objects: list[Any]) -> str:
         keys = sorted(objects[0].keys()) if objects and isinstance(objects[0], dict) else []
         raise InputError(
             f"cannot tell the format of {path}: its first records have keys {keys or 'none'}, which match none of "
-            "openai (messages), sharegpt (conversations), alpaca (instruction/output), prompt-completion "
-            "(prompt/completion) or text; pass --format to say which it is."
+            "openai (messages), sharegpt (conversations), alpaca (instruction/output), seed-tasks "
+            "(instruction/instances), prompt-completion (prompt/completion) or text; pass --format to say which it is."
         )
     return max(votes.items(), key=lambda kv: kv[1])[0]
 
 
+_FORMAT_KEYS = {"openai": "messages", "sharegpt": "conversations", "alpaca": "instruction/output",
+                "seed-tasks": "instruction/instances",
+                "prompt-completion": "prompt/completion", "text": "text"}
+
+
+# ---------------------------------------------------------------------------------------------- readers
+
+
+_SOMETHING = re.compile(rb"[^ \t\r\n]")
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except PermissionError:
+        raise InputError(f"{path} cannot be read (permission denied); check its permissions.") from None
+    except OSError as err:
+        raise InputError(f"{path} cannot be read ({err.strerror}).") from None
+    if not _SOMETHING.search(data, len(_BOM) if data.startswith(_BOM) else 0):
+        raise EmptyFileError(f"{path} is empty; give a file with at least one record.")
+    return data
+
+
 def read_file(path: str | Path, fmt: str | None = None, csv_mapping: CsvMapping | None = None) -> ReadResult:
     """Read one input file. `fmt=None` auto-detects (and logs what it chose)."""
-    path = Path(path)
+    return _with_ids(_read_one(Path(path), fmt, csv_mapping))
+
+
+def _with_ids(result: ReadResult) -> ReadResult:
+    """Fill the `id` column of the rows the readers left without one (all but studio-schema Parquet), hashing
+    the whole table at once: reading a folder hashes once, not once per file."""
+
+    table = result.table
+    if table is None or table.height == 0:
+        return result
+    missing = table["id"].is_null()
+    if not missing.any():
+        return result
+    texts = table.filter(missing)
+    ids = document_ids(texts["text"]) if result.kind == "documents" else example_ids(texts["messages"])
+    if missing.all():
+        result.table = table.with_columns(ids)
+    else:
+        result.table = table.with_columns(table["id"].scatter(missing.arg_true(), ids))
+    return result
+
+
+def _read_one(path: Path, fmt: str | None, csv_mapping: CsvMapping | None) -> ReadResult:
+    """One file read into the schema, with ids still to compute (see `_with_ids`)."""
     if not path.exists():
         raise InputError(f"{path} does not exist; check the path.")
     if path.is_dir():
@@ -348,71 +771,51 @@ def read_file(path: str | Path, fmt: str | None = None, csv_mapping: CsvMapping 
     if fmt == "parquet" or (fmt is None and suffix == ".parquet"):
         return _read_parquet(path)
     if fmt == "csv" or (fmt is None and suffix == ".csv"):
-        return _read_csv(path, csv_mapping or CsvMapping())
+        return _result(_read_csv(path, csv_mapping or CsvMapping()))
+    if (fmt is None or fmt == "text") and suffix in DOCUMENT_SUFFIXES:
+        return _read_rich_document(path)
     data = _read_bytes(path)
-    if fmt == "text" and suffix in (".txt", ".md") or (fmt is None and suffix in (".txt", ".md")):
+    if data.startswith(_BOM):
+        data = data[len(_BOM):]
+    if (fmt is None or fmt == "text") and suffix in (".txt", ".md"):
         return _read_text_document(path, data)
-    records = _iter_json_array(path, data) if _sniff_json_kind(data) == "array" else _iter_jsonl(path, data)
-    return _read_json_records(path, records, fmt)
-
-
-def _read_json_records(path: Path, records: Iterator, fmt: str | None) -> ReadResult:
-    buffered: list[tuple[int, Any, QuarantineRecord | None]] = []
+    text = _decode_whole(path, data, "a JSON array file") if data.lstrip().startswith(b"[") else None
     if fmt is None:
-        # Look at the first 20 parseable objects, then replay them.
-        for item in records:
-            buffered.append(item)
-            if sum(1 for _, obj, _q in buffered if obj is not None) >= 20:
-                break
-        objects = [obj for _, obj, _q in buffered if obj is not None]
+        objects = _head_records(path, data, text)
         if not objects:
-            result = ReadResult(kind="examples", formats={str(path): "unknown"})
-            result.quarantine = [q for _, _o, q in buffered if q is not None]
-            for _, _o, q in records:
-                result.quarantine.append(q)
-            log.warning("%s: no record could be parsed; all %d went to quarantine", path, len(result.quarantine))
-            return result
-        fmt = _detect_from_objects(path, objects)
-        keys = {"openai": "messages", "sharegpt": "conversations", "alpaca": "instruction/output",
-                "prompt-completion": "prompt/completion", "text": "text"}[fmt]
-        log.info("%s: detected format %s (records have %s)", path, fmt, keys)
-
-    def all_records():
-        yield from buffered
-        yield from records
-
-    kind = "documents" if fmt == "text" else "examples"
-    result = ReadResult(kind=kind, formats={str(path): fmt})
-    for lineno, obj, quarantined in all_records():
-        if quarantined is not None:
-            result.quarantine.append(quarantined)
-            continue
-        source = f"{path}:{lineno}"
-        if not isinstance(obj, dict):
-            result.quarantine.append(
-                QuarantineRecord(str(path), lineno, f"record is not a JSON object (got {type(obj).__name__})", _preview(json.dumps(obj)))
-            )
-            continue
-        try:
-            if kind == "documents":
-                text = _require_str(obj, "text")
-                if not text.strip():
-                    raise RecordError("field 'text' is empty")
-                result.rows.append({"id": document_id(text), "text": text, "source": source,
-                                    "meta": json.dumps(_meta(obj, ["text"]), ensure_ascii=False, sort_keys=True)})
+            fmt = "unknown"
+        else:
+            fmt = _detect_from_objects(path, objects)
+            log.info("%s: detected format %s (records have %s)", path, fmt, _FORMAT_KEYS[fmt])
+    if fmt == "unknown":
+        out = _Collector(path, "prompt-completion")
+        if text is not None:
+            for lineno, _obj, quarantined in _json_array_elements(path, text):
+                out.quarantine.append(quarantined or QuarantineRecord(
+                    str(path), lineno, "no record of this file could be parsed, so its format is unknown", ""))
+        else:
+            starts, ends, numbers = _line_bounds(data)
+            for a, b, lineno in zip(starts.tolist(), ends.tolist(), numbers.tolist(), strict=True):
+                _read_line(out, lineno, data[a:b])
+        log.warning("%s: no record could be parsed; all %d went to quarantine", path, len(out.quarantine))
+        return ReadResult(kind="examples", quarantine=out.quarantine, formats={str(path): "unknown"})
+    if text is not None:
+        out = _Collector(path, fmt)
+        for lineno, obj, quarantined in _json_array_elements(path, text):
+            if quarantined is not None:
+                out.quarantine.append(quarantined)
             else:
-                messages, meta = RECORD_MAPPERS[fmt](obj)
-                result.rows.append(make_example(messages, source=source, origin=str(obj.get("origin") or "real")
-                                                if obj.get("origin") in ("real", "synthetic", "edited") else "real",
-                                                meta={k: v for k, v in meta.items() if k != "origin"}))
-        except RecordError as err:
-            result.quarantine.append(QuarantineRecord(str(path), lineno, str(err), _preview(json.dumps(obj, ensure_ascii=False))))
-    return result
+                out.add(lineno, obj)
+    else:
+        out = _read_jsonl(path, data, fmt)
+    return _result(out)
+
+
+def _result(out: _Collector) -> ReadResult:
+    return ReadResult(kind=out.kind, table=out.table(), quarantine=out.quarantine, formats={str(out.path): out.fmt})
 
 
 def _read_text_document(path: Path, data: bytes) -> ReadResult:
-    if data.startswith(_BOM):
-        data = data[len(_BOM):]
     result = ReadResult(kind="documents", formats={str(path): "text"})
     try:
         text = data.decode("utf-8").replace("\r\n", "\n")
@@ -423,29 +826,43 @@ def _read_text_document(path: Path, data: bytes) -> ReadResult:
             _preview(data[:RAW_PREVIEW_CHARS]),
         ))
         return result
-    result.rows.append({"id": document_id(text), "text": text, "source": f"{path}:1",
-                        "meta": json.dumps({"title": path.stem}, ensure_ascii=False)})
+    out = _Collector(path, "text")
+    out.keep(1, text, "", {"title": path.stem})
+    result.table = out.table()
     return result
 
 
-def _read_csv(path: Path, mapping: CsvMapping) -> ReadResult:
+def _read_rich_document(path: Path) -> ReadResult:
+    """A PDF, DOCX or HTML file as one document (studio.documents); an unreadable one is quarantined."""
+    _read_bytes(path)  # the same errors as any file for a missing, unreadable or empty one
+    result = ReadResult(kind="documents", formats={str(path): path.suffix.lower().lstrip(".")})
+    try:
+        text, title = read_document(path)
+    except DocumentError as err:
+        result.quarantine.append(QuarantineRecord(str(path), 1, f"{err}; the document was not read"))
+        return result
+    out = _Collector(path, "text")
+    out.keep(1, text, "", {"title": title})
+    result.table = out.table()
+    return result
+
+
+def _read_csv(path: Path, mapping: CsvMapping) -> _Collector:
     data = _read_bytes(path)
     if data.startswith(_BOM):
         data = data[len(_BOM):]
+    out = _Collector(path, "csv")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         # Decode line by line so only the bad lines are quarantined.
-        text = None
-    result = ReadResult(kind="examples", formats={str(path): "csv"})
-    if text is None:
         good_lines = []
         for lineno, raw in enumerate(data.split(b"\n"), start=1):
             try:
                 good_lines.append(raw.decode("utf-8"))
             except UnicodeDecodeError as err:
-                result.quarantine.append(QuarantineRecord(
-                    str(path), lineno, f"bytes are not valid UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1})", _preview(raw)))
+                out.bad(lineno, f"bytes are not valid UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1})",
+                        _preview(raw))
                 good_lines.append("")  # keep physical line numbers
         text = "\n".join(good_lines)
     reader = csv.DictReader(io.StringIO(text, newline=""))
@@ -471,15 +888,17 @@ def _read_csv(path: Path, mapping: CsvMapping) -> ReadResult:
         if row is None or all(not (v or "").strip() for k, v in row.items() if k is not None):
             continue
         if None in row:
-            result.quarantine.append(QuarantineRecord(str(path), lineno, f"row has {len(header) + len(row[None])} fields, the header has {len(header)}", _preview(json.dumps(row, ensure_ascii=False))))
+            out.bad(lineno, f"row has {len(header) + len(row[None])} fields, the header has {len(header)}",
+                    _dumps_preview(row))
             continue
         if any(row.get(c) is None for c in (prompt_col, response_col)):
-            result.quarantine.append(QuarantineRecord(str(path), lineno, f"row has fewer fields than the header ({len(header)})", _preview(json.dumps(row, ensure_ascii=False))))
+            out.bad(lineno, f"row has fewer fields than the header ({len(header)})", _dumps_preview(row))
             continue
-        messages = ([{"role": "system", "content": row[mapping.system]}] if mapping.system and row.get(mapping.system) else []) + [
-            {"role": "user", "content": row[prompt_col]}, {"role": "assistant", "content": row[response_col]}]
-        result.rows.append(make_example(messages, source=f"{path}:{lineno}", meta={k: v for k, v in row.items() if k not in used}))
-    return result
+        system = row[mapping.system] if mapping.system and row.get(mapping.system) else None
+        out.keep(lineno, ([{"role": "system", "content": system}] if system else [])
+                 + [{"role": "user", "content": row[prompt_col]}, {"role": "assistant", "content": row[response_col]}],
+                 "real", {k: v for k, v in row.items() if k not in used})
+    return out
 
 
 def _read_parquet(path: Path) -> ReadResult:
@@ -490,65 +909,127 @@ def _read_parquet(path: Path) -> ReadResult:
     except Exception as err:  # polars raises several error types for corrupt files
         raise InputError(f"{path} is not a readable Parquet file ({type(err).__name__}: {str(err).splitlines()[0]}).") from None
     if df.height == 0:
-        raise InputError(f"{path} is empty; give a file with at least one record.")
+        raise EmptyFileError(f"{path} is empty; give a file with at least one record.")
     if {"id", "messages", "origin", "source", "meta"} <= set(df.columns):
-        # Already in the studio schema (e.g. a curate output): keep every column as is, but an id that is not
-        # a content hash (it could carry markup into the review page) quarantines its row.
-        from studio.schema import is_example_id
-
-        result = ReadResult(kind="examples", formats={str(path): "parquet"})
-        for i, row in enumerate(df.to_dicts(), 1):
-            if is_example_id(row["id"]):
-                result.rows.append(row)
-            else:
-                result.quarantine.append(QuarantineRecord(str(path), i, "id is not a content hash (16-64 lower-case "
-                                                          "hex characters)", _preview(str(row["id"]))))
+        # Already in the studio schema (e.g. a curate output): keep every column, the step columns in the types of
+        # the column contract, but an id that is not a content hash (it could carry markup into the review page)
+        # quarantines its row.
+        df = _contract_types(df, path)
+        good = df["id"].str.contains(f"^(?:{ID_RE.pattern})$").fill_null(False)
+        result = ReadResult(kind="examples", table=df.filter(good), formats={str(path): "parquet"})
+        for i in (good.not_().arg_true() + 1).to_list():
+            result.quarantine.append(QuarantineRecord(str(path), i, "id is not a content hash (16-64 lower-case "
+                                                      "hex characters)", _preview(str(df["id"][i - 1]))))
         return result
     rows = df.to_dicts()
-    fmt = _detect_from_objects(path, rows[:20])
+    fmt = _detect_from_objects(path, rows[:DETECT_RECORDS])
     log.info("%s: Parquet with %s-shaped columns", path, fmt)
-    return _read_json_records(path, ((i + 1, r, None) for i, r in enumerate(rows)), fmt)
+    out = _Collector(path, fmt)
+    for i, row in enumerate(rows, start=1):
+        out.add(i, row)
+    return _result(out)
 
 
-def expand_inputs(paths: Iterable[str | Path]) -> list[Path]:
-    """Files named directly, plus the supported files inside named folders (sorted, recursive)."""
+def _contract_types(df, path: Path):
+    """`df` with the flat step columns of `studio.schema.STEP_COLUMNS` in their declared types (numbers of another
+    width are cast); a declared column of another kind is an error naming it. Nested columns are left as read."""
+    import polars as pl
+
+    from studio.schema import STEP_COLUMNS, step_schema
+
+    declared = step_schema()
+    casts = []
+    for name, dtype in df.schema.items():
+        want = declared.get(name)
+        if want is None or dtype == want or dtype == pl.Null or want.is_nested():
+            continue
+        if not (dtype.is_numeric() and want.is_numeric()):
+            raise InputError(f"{path}: column {name!r} is {dtype}, but {name} is {want} in the studio "
+                             f"({STEP_COLUMNS[name][2]}); rename or drop that column.")
+        casts.append(pl.col(name).cast(want))
+    try:
+        return df.with_columns(casts) if casts else df
+    except pl.exceptions.PolarsError as err:
+        raise InputError(f"{path}: a step column does not fit its type in the studio ({str(err).splitlines()[0]}).") from None
+
+
+# ----------------------------------------------------------------------------------------------- inputs
+
+
+def _is_blank(path: Path) -> bool:
+    """True for a file holding only whitespace (read in small pieces: a file with data stops at once)."""
+    with path.open("rb") as fh:
+        while piece := fh.read(1 << 16):
+            if piece.strip(b" \t\r\n" + _BOM):
+                return False
+    return True
+
+
+def scan_inputs(paths: Iterable[str | Path]) -> tuple[list[Path], list[SkippedFile]]:
+    """The files to read and the files skipped: files named directly, plus the files inside named folders
+    (sorted, recursive; hidden ones ignored). In a folder an empty file or one of no supported type is skipped
+    with a warning; a file named directly must exist and hold data."""
     files: list[Path] = []
+    skipped: list[SkippedFile] = []
     for p in map(Path, paths):
         if not p.exists():
             raise InputError(f"{p} does not exist; check the path.")
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in INPUT_SUFFIXES
-                           and not any(part.startswith(".") for part in f.relative_to(p).parts))
+            found: list[Path] = []
+            for f in sorted(p.rglob("*")):
+                if not f.is_file() or any(part.startswith(".") for part in f.relative_to(p).parts):
+                    continue
+                if f.suffix.lower() not in INPUT_SUFFIXES:
+                    skipped.append(SkippedFile(str(f), f"unsupported type '{f.suffix or f.name}'"))
+                elif f.suffix.lower() != ".parquet" and _is_blank(f):
+                    skipped.append(SkippedFile(str(f), "empty"))
+                else:
+                    found.append(f)
             if not found:
-                raise InputError(f"{p} holds no input files ({', '.join(INPUT_SUFFIXES)}); point at a file or a folder with data.")
+                raise InputError(f"{p} holds no input files ({', '.join(INPUT_SUFFIXES)})"
+                                 + (f"; {len(skipped)} empty or unsupported files were skipped" if skipped else "")
+                                 + "; point at a file or a folder with data.")
             files.extend(found)
         else:
             if p.stat().st_size == 0:
-                raise InputError(f"{p} is empty; give a file with at least one record.")
+                raise EmptyFileError(f"{p} is empty; give a file with at least one record.")
             files.append(p)
     if not files:
         raise InputError("no input given; name at least one file or folder.")
-    return files
+    return files, skipped
+
+
+def expand_inputs(paths: Iterable[str | Path]) -> list[Path]:
+    """The files `read_inputs` would read (see `scan_inputs`)."""
+    return scan_inputs(paths)[0]
 
 
 def read_inputs(paths: Iterable[str | Path], fmt: str | None = None, csv_mapping: CsvMapping | None = None,
                 kind: str | None = None) -> ReadResult:
     """Read files and folders into one result. All inputs must be of one kind (examples or documents),
     unless `kind` is given, in which case inputs of the other kind are an error naming the file."""
+    import polars as pl
+
     from studio.runs import check_run_output
 
-    merged: ReadResult | None = None
-    for path in expand_inputs(paths):
+    files, skipped = scan_inputs(paths)
+    for s in skipped:
+        log.warning("skipped %s: %s", s.path, "empty file" if s.reason == "empty" else s.reason)
+    merged = ReadResult(kind=kind or "", skipped=skipped)
+    tables = []
+    for path in files:
         check_run_output(path)  # a run's output is read only when that run finished
-        res = read_file(path, fmt=fmt, csv_mapping=csv_mapping)
-        if merged is None:
-            merged = ReadResult(kind=kind or res.kind)
-        if res.kind != merged.kind and res.rows:
+        res = _read_one(path, fmt, csv_mapping)
+        if not merged.kind:
+            merged.kind = res.kind
+        if res.kind != merged.kind and res.n_rows:
             raise InputError(
                 f"{path} holds {res.kind} but the other inputs hold {merged.kind}; read documents and examples separately."
             )
-        merged.rows.extend(res.rows)
+        if res.n_rows:
+            tables.append(res.frame())
         merged.quarantine.extend(res.quarantine)
         merged.formats.update(res.formats)
-    assert merged is not None
-    return merged
+    if tables:
+        merged.table = pl.concat(tables, how="diagonal_relaxed") if len(tables) > 1 else tables[0]
+    return _with_ids(merged)

@@ -67,6 +67,105 @@ def document_id(text: str) -> str:
     return hashlib.sha256(normalize_text(text).encode("utf-8")).hexdigest()[:ID_HEX_CHARS]
 
 
+# Python's str.strip() whitespace: what `normalize_text` trims, spelled out for Polars' strip_chars.
+PY_WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B)))
+                 + "\u2028\u2029\u202f\u205f\u3000")
+_ASCII_CONTROL_RX = r"[\x00-\x08\x0B-\x1F\x7F]"
+_CONTROL_RX = r"[\x00-\x08\x0B-\x1F\x7F-\x9F\x{200B}\x{200C}\x{200D}\x{2060}\x{FEFF}]"  # _CONTROL_RE for Polars
+
+
+def normalize_texts(texts):
+    """`normalize_text` over a Polars String Series in bulk. Strings of printable ASCII, tab and newline only
+    need trimming; the others get Python's NFC (whose quick check makes it several times faster than Polars' on
+    text that is already composed) and the CR and control-character rules as Polars expressions."""
+    import polars as pl
+
+    needs = ((texts.str.len_bytes() != texts.str.len_chars()) | texts.str.contains(_ASCII_CONTROL_RX)).fill_null(False)
+    if needs.any():
+        idx = needs.arg_true()
+        composed = [text if unicodedata.is_normalized("NFC", text) else unicodedata.normalize("NFC", text)
+                    for text in texts.gather(idx).to_list()]
+        fixed = pl.Series(composed, dtype=pl.String).str.replace_all(r"\r\n?", "\n").str.replace_all(_CONTROL_RX, "")
+        texts = texts.clone().scatter(idx, fixed)
+    return texts.str.strip_chars(PY_WHITESPACE)
+
+
+def _json_strings(texts):
+    """Strings escaped as `json.dumps(..., ensure_ascii=False)` escapes them (without the quotes), for text out of
+    `normalize_texts`, whose only control characters left are tab and newline."""
+    return (texts.str.replace_all("\\", "\\\\", literal=True).str.replace_all('"', '\\"', literal=True)
+            .str.replace_all("\n", "\\n", literal=True).str.replace_all("\t", "\\t", literal=True))
+
+
+def _sha256_ids(texts) -> list[str]:
+    """sha256 ids of a String Series, hashing slices of its Arrow buffer (no Python string per row)."""
+    import numpy as np
+    import polars as pl
+
+    arrow = texts.rechunk().to_arrow(compat_level=pl.CompatLevel.oldest())
+    _, offsets, values = arrow.buffers()
+    bounds = np.frombuffer(offsets, np.int64)[arrow.offset:arrow.offset + len(arrow) + 1].tolist()
+    data = memoryview(values) if values is not None else memoryview(b"")
+    sha = hashlib.sha256
+    return [sha(data[a:b]).hexdigest()[:ID_HEX_CHARS] for a, b in zip(bounds, bounds[1:], strict=False)]
+
+
+#: Rows hashed at a time by `example_ids`: bounds the copies of the text its column operations make.
+ID_BATCH_ROWS = 8192
+
+
+def example_ids(messages):
+    """`example_id` of every conversation in a Polars `messages` Series, with the text work done in bulk, a batch
+    of rows at a time (the same ids: tests compare them with `example_id`)."""
+    import polars as pl
+
+    ids: list[str] = []
+    for start in range(0, len(messages), ID_BATCH_ROWS):
+        ids.extend(_example_ids_batch(messages.slice(start, ID_BATCH_ROWS)))
+    return pl.Series("id", ids, dtype=pl.String)
+
+
+def _example_ids_batch(messages) -> list[str]:
+    """Conversations with a role other than system/user/assistant after trimming and lower-casing are hashed one by
+    one, as `example_id` would escape such a role."""
+    import numpy as np
+    import polars as pl
+    import pyarrow as pa
+
+    n = len(messages)
+    lengths = messages.list.len().fill_null(0).to_numpy()
+    turns = messages.explode(empty_as_null=False, keep_nulls=False).struct.unnest()
+    flat = pl.DataFrame({
+        "row": np.repeat(np.arange(n, dtype=np.uint32), lengths),
+        "role": turns["role"].str.strip_chars(PY_WHITESPACE).str.to_lowercase(),
+        "content": normalize_texts(turns["content"]),
+    }).filter(pl.col("content") != "")
+    plain = flat["role"].is_in(ROLES)
+    pieces = pl.select(pl.concat_str(pl.lit('["'), pl.lit(flat["role"]), pl.lit('","'),
+                                     pl.lit(_json_strings(flat["content"])), pl.lit('"]'))).to_series()
+    kept = np.bincount(flat["row"].to_numpy(), minlength=n)
+    if n and (kept == kept[0]).all() and kept[0]:  # the usual case: every conversation has as many turns
+        joined = pieces.reshape((n, int(kept[0]))).arr.join(",")
+    else:
+        offsets = pa.array(np.concatenate([[0], np.cumsum(kept)]), pa.int64())
+        joined = pl.Series(pa.LargeListArray.from_arrays(
+            offsets, pieces.to_arrow(compat_level=pl.CompatLevel.oldest()))).list.join(",")
+    ids = _sha256_ids(pl.select(pl.concat_str(pl.lit("["), pl.lit(joined), pl.lit("]"))).to_series())
+    for i in np.unique(flat["row"].filter(~plain).to_numpy()).tolist():
+        ids[i] = example_id(messages[i].to_list())
+    return ids
+
+
+def document_ids(texts):
+    """`document_id` of every text in a Polars String Series, normalized in bulk."""
+    import polars as pl
+
+    ids: list[str] = []
+    for start in range(0, len(texts), ID_BATCH_ROWS):
+        ids.extend(_sha256_ids(normalize_texts(texts.slice(start, ID_BATCH_ROWS))))
+    return pl.Series("id", ids, dtype=pl.String)
+
+
 def make_example(
     messages: list[dict[str, str]],
     *,
@@ -92,10 +191,6 @@ def prompt_text(messages: list[dict[str, str]]) -> str:
 def response_text(messages: list[dict[str, str]]) -> str:
     """All assistant turns joined."""
     return "\n".join(m["content"] for m in messages if m["role"] == "assistant")
-
-
-def all_text(messages: list[dict[str, str]]) -> str:
-    return "\n".join(m["content"] for m in messages)
 
 
 def polars_schema() -> dict:
@@ -127,3 +222,82 @@ def documents_frame(rows: list[dict[str, Any]]):
     return pl.DataFrame(
         rows, schema={"id": pl.String, "text": pl.String, "source": pl.String, "meta": pl.String}
     )
+
+
+# ------------------------------------------------------------------------------------------- column contract
+#: The columns steps add to an example table: name → (Polars type, the step that writes it, meaning). Readers
+#: check these types when they read a curate output, the review store loads them onto its items (scores, PII,
+#: dedupe links), and export reads the dedupe links back to keep a cluster in one split.
+STEP_COLUMNS: dict[str, tuple[str, str, str]] = {
+    "drop_reason": ("String", "any", "why the row was dropped (null while kept)"),
+    "step": ("String", "any", "the step that dropped the row (dropped.parquet only)"),
+    "dup_of": ("String", "exact/near/semantic_dedupe", "id of the row kept in this one's place"),
+    "dup_cluster": ("String", "near_dedupe", "id of the kept row of this row's near-duplicate cluster"),
+    "similarity": ("Float64", "near/semantic_dedupe", "Jaccard or cosine similarity to dup_of"),
+    "semantic_cluster": ("String", "semantic_dedupe", "id of the kept row of this row's paraphrase group"),
+    "pii_entities": ("PiiEntities", "redact_pii", "spans found: turn (index into messages), type, start, end, score"),
+    "pii_count": ("Int32", "redact_pii", "number of spans found"),
+    "quality": ("Float64", "score", "combined quality in [0, 1]"),
+    "q_prompt_tokens": ("Int64", "score", "prompt length in tokens"),
+    "q_response_tokens": ("Int64", "score", "response length in tokens"),
+    "q_tokens": ("Int64", "score", "conversation length in tokens"),
+    "q_words": ("Int64", "score", "response length in words"),
+    "q_dup_line_frac": ("Float64", "score", "share of duplicated lines"),
+    "q_dup_para_frac": ("Float64", "score", "share of duplicated paragraphs"),
+    "q_dup_line_char_frac": ("Float64", "score", "share of characters in duplicated lines"),
+    "q_dup_para_char_frac": ("Float64", "score", "share of characters in duplicated paragraphs"),
+    "q_top2gram_frac": ("Float64", "score", "share of the most frequent word 2-gram"),
+    "q_top3gram_frac": ("Float64", "score", "share of the most frequent word 3-gram"),
+    "q_top4gram_frac": ("Float64", "score", "share of the most frequent word 4-gram"),
+    "q_dup5gram_frac": ("Float64", "score", "share of characters in duplicated word 5-grams"),
+    "q_alpha_words_frac": ("Float64", "score", "share of words with a letter"),
+    "q_non_alpha_frac": ("Float64", "score", "share of non-letter characters"),
+    "q_echo": ("Float64", "score", "how much the response restates the prompt"),
+    "q_refusal": ("Boolean", "score", "the response refuses"),
+    "q_boilerplate": ("UInt32", "score", "boilerplate phrases in the response"),
+    "q_lang": ("String", "score", "detected language"),
+    "q_lang_conf": ("Float64", "score", "confidence of q_lang"),
+    "q_ppl": ("Float64", "score (model)", "response perplexity given the prompt"),
+    "q_ifd": ("Float64", "score (model)", "instruction-following difficulty"),
+    "q_judge": ("Float64", "score (judge)", "LLM judge score"),
+}
+#: what a dropped row carries besides its own columns
+DROP_COLUMNS = ("drop_reason", "step", "dup_of")
+#: columns that tie a row to the rows it stands for; the review store keeps them in meta[DEDUPE_META_KEY]
+DEDUPE_COLUMNS = ("dup_cluster", "semantic_cluster", "dup_of")
+DEDUPE_META_KEY = "dedupe"
+#: the spelling presidio uses for an entity's type, accepted where `pii_entities` come from outside the studio
+PII_TYPE_ALIASES = ("type", "entity_type")
+
+
+def step_schema() -> dict:
+    """The Polars type of every column in STEP_COLUMNS."""
+    import polars as pl
+
+    entities = pl.List(pl.Struct({"turn": pl.Int32, "type": pl.String, "start": pl.Int32, "end": pl.Int32,
+                                  "score": pl.Float32}))
+    return {name: entities if kind == "PiiEntities" else getattr(pl, kind) for name, (kind, _, _) in STEP_COLUMNS.items()}
+
+
+def is_score_column(name: str) -> bool:
+    """`quality` and the `q_*` signals of the score step (and any `q_*` a user adds)."""
+    return name == "quality" or name.startswith("q_")
+
+
+def pii_types(entities: Any) -> list[str]:
+    """The entity types in a row's `pii_entities`, in order of first appearance."""
+    found: list[str] = []
+    for e in entities if isinstance(entities, list) else []:
+        kind = next((e[k] for k in PII_TYPE_ALIASES if isinstance(e, dict) and e.get(k)), None)
+        if kind and str(kind) not in found:
+            found.append(str(kind))
+    return found
+
+
+def dedupe_links(row: dict[str, Any], meta: dict[str, Any] | None = None) -> dict[str, str]:
+    """A row's dedupe links (DEDUPE_COLUMNS): from its columns (a curate output) or, for a review item, from
+    meta[DEDUPE_META_KEY]; empty values left out."""
+    stored = (meta or {}).get(DEDUPE_META_KEY)
+    links = {k: str(v) for k, v in stored.items() if v not in (None, "")} if isinstance(stored, dict) else {}
+    links.update({k: str(row[k]) for k in DEDUPE_COLUMNS if row.get(k) not in (None, "")})
+    return links

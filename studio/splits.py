@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from studio.errors import StudioError
-from studio.schema import normalize_text
+from studio.schema import dedupe_links, normalize_text
 
 DEFAULT_SPLITS = "train=0.9,val=0.05,test=0.05"
 _SPLIT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
@@ -103,14 +103,13 @@ def link_keys(row: dict[str, Any]) -> list[str]:
     meta = _meta_dict(row.get("meta"))
     keys = [f"id:{row['id']}"]
     keys += [f"id:{i}" for i in row.get("item_ids") or ([row["item_id"]] if row.get("item_id") else [])]
-    dedupe = meta.get("dedupe") if isinstance(meta.get("dedupe"), dict) else {}
-    for source in (dedupe, row):  # the store keeps them in meta["dedupe"]; a curate frame has columns
-        if source.get("dup_cluster") not in (None, ""):
-            keys.append(f"near:{source['dup_cluster']}")
-        if source.get("semantic_cluster") not in (None, ""):
-            keys.append(f"semantic:{source['semantic_cluster']}")
-        if source.get("dup_of") not in (None, ""):
-            keys.append(f"id:{source['dup_of']}")
+    links = dedupe_links(row, meta)  # a review item keeps them in its meta, a curate frame has columns
+    if "dup_cluster" in links:
+        keys.append(f"near:{links['dup_cluster']}")
+    if "semantic_cluster" in links:
+        keys.append(f"semantic:{links['semantic_cluster']}")
+    if "dup_of" in links:
+        keys.append(f"id:{links['dup_of']}")
     seeds = meta.get("seed_ids")
     keys += [f"id:{s}" for s in seeds if isinstance(s, str)] if isinstance(seeds, list) else []
     evolution = meta.get("evolution")

@@ -17,6 +17,7 @@ POST_STEPS = ("exact_dedupe", "near_dedupe", "redact_pii")
 
 def register(app: typer.Typer) -> None:
     app.command("synth")(synth)
+    app.command("judge")(judge)
 
 
 def synth(
@@ -35,8 +36,9 @@ def synth(
     max_tokens: Annotated[int, typer.Option(help="Most tokens per model reply.")] = 256,
     temperature: Annotated[float, typer.Option(help="Sampling temperature (0 = repeatable).")] = 0.7,
     structured: Annotated[str, typer.Option(help="JSON output mode: schema, object or off (falls back by itself when unsupported).")] = "schema",
-    judge: Annotated[bool, typer.Option("--judge/--no-judge", help="Score each example with the LLM judge rubric (q_judge).")] = True,
+    judge: Annotated[bool | None, typer.Option("--judge/--no-judge", help="Score each example with the LLM judge rubric (q_judge) and drop those below --judge-threshold. Default: on for --backend openai, off for local (the bundled 135M model judges no better than chance; bench/README.md).", show_default=False)] = None,
     judge_threshold: Annotated[float, typer.Option(help="Keep examples whose mean judge score is at least this (1-5).")] = 3.0,
+    min_quality: Annotated[float, typer.Option(help="Keep examples whose `score` step quality (0-1) is at least this; 0 turns the gate off.")] = 0.5,
     category: Annotated[list[str] | None, typer.Option("--category", "-c", help="edge-cases: a category or rejection reason (repeatable).", show_default=False)] = None,
     exemplars: Annotated[Path | None, typer.Option(help="Approved examples (any example file) used as few-shot exemplars.")] = None,
     avoid: Annotated[list[str] | None, typer.Option(help="A rejection reason to steer away from (repeatable).", show_default=False)] = None,
@@ -48,7 +50,9 @@ def synth(
 ) -> None:
     """Generate synthetic examples with an LLM; resumable, fault-tolerant, with lineage on every example.
 
-    Writes kept.parquet (studio schema + q_judge, ready for `studio curate` and review), dropped.parquet,
+    New examples pass dedupe and PII redaction, then the score step's quality gate (--min-quality); the LLM
+    judge also gates them when on (by default only with --backend openai). Writes kept.parquet (studio schema +
+    quality + q_judge, ready for `studio curate` and review), dropped.parquet,
     quarantine.jsonl (unreadable outputs with the raw text), responses/ (every answered request) and
     manifest.json (counts, tokens, cost, acceptance per template) to the run folder.
 
@@ -56,16 +60,18 @@ def synth(
 
         studio synth grounded-qa sample_data/docs/ --n 20
 
+        studio synth self-instruct self_instruct_seed_tasks.jsonl --n 20
+
         studio synth self-instruct seeds.jsonl --n 100 --backend openai --model gpt-4o-mini
 
         studio synth edge-cases -c "refund after 90 days" -c "wrong policy cited" --n 12
 
         studio synth paraphrase kept.parquet --n 50 --out runs/para   # then, after a crash: ... --resume
     """
-    from studio.cli import current_workspace, reporter
+    from studio.context import current_workspace, reporter
     from studio.errors import StudioError
     from studio.readers import read_inputs
-    from synth.backends import BackendConfig, Price, make_backend
+    from synth.backends import make_backend
     from synth.runner import GENERATORS, SynthJob, build_generator, run_synth
 
     if generator not in GENERATORS:
@@ -73,15 +79,11 @@ def synth(
     rep = reporter()
     ws = current_workspace()
     prompts_dir = prompts or (ws.root / "prompts" if ws and (ws.root / "prompts").is_dir() else None)
-    prices = (ws.config.get("synth", {}) or {}).get("prices") if ws else None
-    backend_cfg = BackendConfig(kind=backend, model=model, base_url=base_url, gguf=str(gguf) if gguf else None,
-                                concurrency=concurrency, timeout_s=timeout, max_retries=max_retries,
-                                structured=structured)
-    if prices:
-        backend_cfg.prices.update({k: Price(**v) for k, v in prices.items()})
+    backend_cfg = _backend_config(ws, backend, model, base_url, gguf, concurrency, timeout, max_retries, structured)
     job = SynthJob(generator=generator, n=n, inputs=[str(p) for p in inputs or []], categories=list(category or []),
-                   backend=backend_cfg, max_tokens=max_tokens, temperature=temperature, judge=judge,
-                   judge_threshold=judge_threshold, redact=redact, prompts_dir=str(prompts_dir) if prompts_dir else None)
+                   backend=backend_cfg, max_tokens=max_tokens, temperature=temperature,
+                   judge=backend != "local" if judge is None else judge, judge_threshold=judge_threshold,
+                   min_quality=min_quality if curate_steps else 0.0, redact=redact, prompts_dir=str(prompts_dir) if prompts_dir else None)
     rows, kind = [], None
     if inputs:
         result = read_inputs(inputs)
@@ -97,7 +99,7 @@ def synth(
         rep.info(f"from review: {len(feedback.exemplars)} exemplars, avoiding {', '.join(feedback.avoid) or 'nothing'}")
     gen = build_generator(job, rows, kind, feedback=feedback)
     existing = _existing(against, rows if kind == "examples" else [])
-    post = curated_postprocess(existing, rep) if curate_steps else None
+    post = curated_postprocess(existing, rep, min_quality=job.min_quality) if curate_steps else None
     be = make_backend(backend_cfg)
     redactor = _redactor() if be.is_remote and redact else None
     run = run_synth(job, gen, be, out_dir=out, workspace=ws, reporter=rep, resume=resume, redactor=redactor,
@@ -107,6 +109,76 @@ def synth(
         rep.table("review acceptance of earlier synthetic examples", ["generator / template", "accepted", "decided", "rate"],
                   [[k, v["accepted"], v["decided"], f"{v['rate']:.0%}"] for k, v in review_stats["acceptance"].items()])
     _summary(rep, run)
+
+
+def judge(
+    inputs: Annotated[list[Path], typer.Argument(help="The data set to judge: any example file or folder (chat/Alpaca/ShareGPT/CSV/Parquet, e.g. a curate or synth output).")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default: a new folder under the workspace's runs/).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Finish the killed run in --out: answered requests are not sent again.")] = False,
+    backend: Annotated[str, typer.Option(help="openai (any OpenAI-compatible endpoint: a capable judge) or local (the embedded llama.cpp server).")] = "openai",
+    model: Annotated[str | None, typer.Option(help="Model name for the endpoint (default $OPENAI_MODEL; local: the GGUF name).")] = None,
+    base_url: Annotated[str | None, typer.Option(help="Endpoint URL, e.g. http://localhost:8000/v1 (default $OPENAI_BASE_URL).")] = None,
+    gguf: Annotated[Path | None, typer.Option(help="local: a GGUF model file (default: the bundled SmolLM2-135M-Instruct).")] = None,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight at once.")] = 4,
+    timeout: Annotated[float, typer.Option(help="Per-request timeout in seconds.")] = 60.0,
+    max_retries: Annotated[int, typer.Option(help="Retries per request on 429/5xx/timeouts (exponential backoff with jitter).")] = 6,
+    structured: Annotated[str, typer.Option(help="JSON output mode: schema, object or off (falls back by itself when unsupported).")] = "schema",
+    redact: Annotated[bool, typer.Option("--redact/--no-redact", help="Remote backends: PII-redact examples before sending (turning it off is recorded).")] = True,
+    prompts: Annotated[Path | None, typer.Option(help="Folder of prompt templates (judge.v<N>.txt) that override the bundled rubric.")] = None,
+) -> None:
+    """Score any data set with the LLM judge rubric: q_judge (0-1) and judge_accuracy/relevance/clarity/usefulness (1-5).
+
+    Resumable like `studio synth`; with a remote endpoint, examples are PII-redacted before sending. Writes
+    judged.parquet (every row and column of the input plus the judge's columns), unjudged.jsonl and manifest.json.
+    Then `studio curate judged.parquet` with `score: {judge: true}` folds q_judge into quality.
+    The bundled 135M model agrees with human preference no better than chance (bench/README.md): point
+    --base-url at a capable model for judgements worth keeping.
+
+    Examples:
+
+        studio judge runs/curate-x/kept.parquet --base-url http://localhost:8000/v1 --model qwen2.5-7b-instruct
+
+        studio judge data.jsonl --model gpt-4o-mini --out runs/judged   # then, after a crash: ... --resume
+    """
+    from studio.context import current_workspace, reporter
+    from studio.readers import read_inputs
+    from synth.backends import make_backend
+    from synth.judge_run import JudgeJob, judge_dataset
+
+    rep = reporter()
+    ws = current_workspace()
+    prompts_dir = prompts or (ws.root / "prompts" if ws and (ws.root / "prompts").is_dir() else None)
+    backend_cfg = _backend_config(ws, backend, model, base_url, gguf, concurrency, timeout, max_retries, structured)
+    result = read_inputs(inputs, kind="examples")
+    if result.quarantine:
+        rep.warn(f"{len(result.quarantine)} malformed input records were skipped.")
+    job = JudgeJob(inputs=[str(p) for p in inputs], backend=backend_cfg, redact=redact,
+                   prompts_dir=str(prompts_dir) if prompts_dir else None)
+    be = make_backend(backend_cfg)
+    redactor = _redactor() if be.is_remote and redact else None
+    run = judge_dataset(job, result.rows, be, out_dir=out, workspace=ws, reporter=rep, resume=resume,
+                        redactor=redactor, inputs=list(inputs))
+    m = run.manifest()
+    judged = m["judge"]["judged"]
+    rows = [["examples", m["counts"]["input"]], ["judged", judged], ["unjudged (see unjudged.jsonl)", m["judge"]["unjudged"]],
+            ["requests sent", m["requests"]["sent"]], ["answered from the log (resume)", m["requests"]["answered_from_log"]],
+            ["tokens in / out", f"{m['usage']['prompt_tokens']:,} / {m['usage']['completion_tokens']:,}"],
+            ["cost (USD)", f"{m['usage']['cost_usd']:.4f}"]]
+    rep.table(f"judge run {run.run_id}", ["", "value"], rows)
+    rep.out.print(f"outputs in [bold]{run.dir}[/] (judged.parquet, unjudged.jsonl, manifest.json)")
+
+
+def _backend_config(ws, backend: str, model: str | None, base_url: str | None, gguf: Path | None, concurrency: int,
+                    timeout: float, max_retries: int, structured: str):
+    """The backend settings from the command line, with the workspace's price table (synth.prices)."""
+    from synth.backends import BackendConfig, Price
+
+    cfg = BackendConfig(kind=backend, model=model, base_url=base_url, gguf=str(gguf) if gguf else None,
+                        concurrency=concurrency, timeout_s=timeout, max_retries=max_retries, structured=structured)
+    prices = (ws.config.get("synth", {}) or {}).get("prices") if ws else None
+    if prices:
+        cfg.prices.update({k: Price(**v) for k, v in prices.items()})
+    return cfg
 
 
 def _review_feedback(db: str, feedback, max_exemplars: int = 32, max_reasons: int = 5) -> dict:
@@ -190,8 +262,13 @@ def _redactor():
     return PiiRedactor().redact_texts
 
 
-def curated_postprocess(existing: list[dict[str, Any]], rep=None):
-    """New rows through the curate steps that exist (dedupe against `existing` and within the batch, PII)."""
+def curated_postprocess(existing: list[dict[str, Any]], rep=None, min_quality: float = 0.0):
+    """New rows through the curate steps that exist (dedupe against `existing` and within the batch, PII), then,
+    with `min_quality` > 0, the `score` step on the rows still kept: below it they are dropped as `low_quality`.
+
+    The score step's signals are the local default gate: on the 252 user-oriented instructions its `quality`
+    prefers text-davinci-003's answer over davinci's far more often than the bundled model's judge does
+    (bench/README.md, judge agreement)."""
     import polars as pl
 
     from curate.pipeline import run_steps
@@ -203,6 +280,7 @@ def curated_postprocess(existing: list[dict[str, Any]], rep=None):
     if not names:
         return None
     steps = [build_step(s, {}) for s in names]
+    scorer = build_step("score", {}) if min_quality > 0 and "score" in available else None
     base = [{k: r[k] for k in BASE_COLUMNS} for r in existing]
 
     def post(new_rows, accepted):
@@ -220,11 +298,27 @@ def curated_postprocess(existing: list[dict[str, Any]], rep=None):
                 row["messages"] = rec["messages"]
                 row["id"] = example_id(rec["messages"])
             verdicts[rec["_pos"]] = (row, None)
+        if scorer is not None:
+            _gate_on_quality(scorer, verdicts, min_quality)
         return verdicts
 
     if rep:
-        rep.info(f"new examples go through curate steps: {', '.join(names)}")
+        gate = f", then score (keep quality >= {min_quality})" if scorer is not None else ""
+        rep.info(f"new examples go through curate steps: {', '.join(names)}{gate}")
     return post
+
+
+def _gate_on_quality(scorer, verdicts: list, min_quality: float) -> None:
+    """Score the rows the other steps kept; attach `quality`; drop those below `min_quality` as low_quality."""
+    from studio.schema import BASE_COLUMNS, examples_frame
+
+    alive = [i for i, (_, reason) in enumerate(verdicts) if reason is None]
+    if not alive:
+        return
+    scored = scorer.process(examples_frame([{k: verdicts[i][0][k] for k in BASE_COLUMNS} for i in alive]))
+    for i, quality in zip(alive, scored["quality"].to_list(), strict=True):
+        row = {**verdicts[i][0], "quality": quality}
+        verdicts[i] = (row, None if quality is not None and quality >= min_quality else "low_quality")
 
 
 def _summary(rep, run) -> None:

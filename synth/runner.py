@@ -10,7 +10,8 @@ exactly the requested number of unique examples. Identical requests in flight at
 Candidates are made in rounds (the generator, then the judge, then the caller's `postprocess`, e.g. the
 curate steps) until n are kept or `max_candidates` were tried. Accounting, checked before the manifest is
 written: candidates = kept + dropped (by reason) + quarantined (unparseable output or a request that failed
-after all retries, each with its reason and the raw text). Outputs: kept.parquet (studio schema + q_judge),
+after all retries, each with its reason and the raw text). Outputs: kept.parquet (studio schema + q_judge +
+quality, each null when that gate did not run),
 dropped.parquet, quarantine.jsonl, manifest.json.
 """
 
@@ -65,6 +66,7 @@ class SynthJob(BaseModel):
     temperature: float = Field(0.7, ge=0, le=2)
     judge: bool = True
     judge_threshold: float = Field(DEFAULT_THRESHOLD, ge=1, le=5)
+    min_quality: float = Field(0.0, ge=0, le=1, description="the caller's score-step gate (0: none)")
     max_candidate_factor: int = Field(MAX_CANDIDATE_FACTOR, ge=1)
     redact: bool = True
     prompts_dir: str | None = None
@@ -139,6 +141,7 @@ class CachedChat:
         self.log = log_
         self.stats = CallStats()
         self._in_flight: dict[str, asyncio.Future] = {}
+        self.on_reply: Callable[[], None] | None = None  # e.g. refresh a progress bar's token count
 
     async def __call__(self, request: ChatRequest, stage: str) -> ChatReply:
         key = request.key(self.backend.model)
@@ -160,6 +163,8 @@ class CachedChat:
                 self.stats.note(stage, "sent")
             else:
                 self.stats.note(stage, "failed")
+            if self.on_reply is not None:
+                self.on_reply()
             future.set_result(reply)
             return reply
         except BaseException as err:
@@ -194,9 +199,11 @@ class Outcome:
 
 async def generate_examples(generator: Generator, chat: CachedChat, n: int, run_id: str, model: str,
                             judge: Judge | None = None, postprocess: PostProcess | None = None,
-                            max_candidates: int | None = None, progress: Callable[[int], None] | None = None
+                            max_candidates: int | None = None, progress: Callable[[int, int], None] | None = None
                             ) -> Outcome:
-    """Rounds of candidates until n examples are kept (or max_candidates tried). Deterministic given the log."""
+    """Rounds of candidates until n examples are kept (or max_candidates tried). Deterministic given the log.
+
+    `progress(newly kept, candidates tried so far)` is called as a round starts and as each example is kept."""
     out = Outcome()
     max_candidates = max_candidates or n * MAX_CANDIDATE_FACTOR
     seen: set[str] = set()
@@ -206,6 +213,8 @@ async def generate_examples(generator: Generator, chat: CachedChat, n: int, run_
         size = min(max_candidates - out.candidates, max(need, math.ceil(need / max(rate, 0.25))))
         indices = list(range(out.candidates, out.candidates + size))
         out.candidates += size
+        if progress:
+            progress(0, out.candidates)
         cands = await generator.generate(chat, indices)
         if judge is not None:
             await judge.score(chat, cands)
@@ -241,7 +250,7 @@ async def generate_examples(generator: Generator, chat: CachedChat, n: int, run_
                 out.kept.append(row)
                 out.tally(cand.template, True)
                 if progress:
-                    progress(1)
+                    progress(1, out.candidates)
     return out
 
 
@@ -252,6 +261,7 @@ def _row(cand: Candidate, run_id: str, model: str, generator: str, reason: str |
         {"id": f"candidate-{cand.index}", "messages": [], "origin": "synthetic", "source": run_id,
          "meta": json.dumps(meta, ensure_ascii=False, sort_keys=True)}
     row["q_judge"] = cand.meta.get("q_judge")
+    row["quality"] = None  # set by a postprocess that scores (the score step's gate)
     row["drop_reason"] = reason
     return row
 
@@ -262,21 +272,9 @@ def run_synth(job: SynthJob, generator: Generator, backend: OpenAIBackend, out_d
               inputs: list[Path] | None = None) -> Run:
     """Run `job` with `generator` on `backend`; write outputs and the manifest; return the finished Run."""
     reporter = reporter or Reporter(quiet=True)
-    run = Run("synth", out_dir=_run_folder(out_dir, workspace, resume), workspace=workspace,
+    run = Run("synth", out_dir=run_folder(out_dir, workspace, resume), workspace=workspace,
               config=job.model_dump(mode="json"))
-    job_file = run.dir / JOB_FILE
-    if resume:
-        saved = _load_job(job_file)
-        if saved["job"] != job.request_shaping():
-            changed = sorted(k for k in saved["job"] if saved["job"].get(k) != job.request_shaping().get(k))
-            raise StudioError(f"--resume: {run.dir} was started with different settings ({', '.join(changed)}); "
-                              "rerun with the same arguments, or drop --resume to start a new run.")
-        run.run_id = saved["run_id"]
-    elif (job_file).exists():
-        raise StudioError(f"{run.dir} already holds a synth run; pass --resume to finish it or choose another --out.")
-    else:
-        with atomic_open(job_file) as fh:
-            json.dump({"run_id": run.run_id, "job": job.request_shaping()}, fh, indent=2)
+    bind_job(run, job.request_shaping(), resume)
 
     remote = backend.is_remote
     if remote and job.redact:
@@ -301,7 +299,9 @@ def run_synth(job: SynthJob, generator: Generator, backend: OpenAIBackend, out_d
             reporter.info(f"resuming: {request_log.loaded} answered requests found in {request_log.folder}")
         t0 = time.perf_counter()
         try:
-            with reporter.progress(f"synth {generator.name}", total=job.n, unit="examples") as advance:
+            with reporter.progress(f"synth {generator.name}: kept", total=job.n, unit="examples") as bar:
+                advance = _progress_line(bar, backend)
+                chat.on_reply = lambda: advance(0)
                 outcome = asyncio.run(_generate(generator, chat, job, run.run_id, backend, judge, postprocess, advance))
         finally:
             request_log.close()
@@ -332,6 +332,20 @@ def run_synth(job: SynthJob, generator: Generator, backend: OpenAIBackend, out_d
     return run
 
 
+def _progress_line(bar: Callable[..., None], backend: OpenAIBackend) -> Callable[..., None]:
+    """`advance(kept, candidates=None)` for the run's one progress bar: kept of n (with its ETA), plus the
+    candidates tried and the tokens spent so far."""
+    tried = [0]
+
+    def advance(kept: int, candidates: int | None = None) -> None:
+        if candidates is not None:
+            tried[0] = candidates
+        tokens = backend.usage.prompt_tokens + backend.usage.completion_tokens
+        bar(kept, status=f"{tried[0]} candidates · {tokens:,} tokens")
+
+    return advance
+
+
 async def _generate(generator, chat, job, run_id, backend, judge, postprocess, advance) -> Outcome:
     try:
         return await generate_examples(generator, chat, job.n, run_id, backend.model, judge=judge,
@@ -341,11 +355,29 @@ async def _generate(generator, chat, job, run_id, backend, judge, postprocess, a
         await backend.aclose()
 
 
-def _run_folder(out_dir: Path | None, workspace: Workspace | None, resume: bool) -> Path | None:
+def bind_job(run: Run, shaping: dict[str, Any], resume: bool, what: str = "synth") -> None:
+    """Tie a run folder to the settings that decide its requests: saved on the first run; on --resume the
+    saved settings must match (else replaying the request log would answer different questions)."""
+    job_file = run.dir / JOB_FILE
+    if resume:
+        saved = _load_job(job_file)
+        if saved["job"] != shaping:
+            changed = sorted(k for k in {**saved["job"], **shaping} if saved["job"].get(k) != shaping.get(k))
+            raise StudioError(f"--resume: {run.dir} was started with different settings ({', '.join(changed)}); "
+                              "rerun with the same arguments, or drop --resume to start a new run.")
+        run.run_id = saved["run_id"]
+    elif job_file.exists():
+        raise StudioError(f"{run.dir} already holds a {what} run; pass --resume to finish it or choose another --out.")
+    else:
+        with atomic_open(job_file) as fh:
+            json.dump({"run_id": run.run_id, "job": shaping}, fh, indent=2)
+
+
+def run_folder(out_dir: Path | None, workspace: Workspace | None, resume: bool) -> Path | None:
     if resume and out_dir is None:
         raise StudioError("--resume needs --out DIR: the folder of the run to finish.")
     if resume and not (Path(out_dir) / JOB_FILE).is_file():
-        raise StudioError(f"--resume: {out_dir} holds no synth run ({JOB_FILE} is missing); check --out.")
+        raise StudioError(f"--resume: {out_dir} holds no run to resume ({JOB_FILE} is missing); check --out.")
     return out_dir
 
 
@@ -361,7 +393,7 @@ def _write_outputs(run: Run, outcome: Outcome) -> None:
 
     from studio.schema import polars_schema
 
-    schema = {**polars_schema(), "q_judge": pl.Float64}
+    schema = {**polars_schema(), "q_judge": pl.Float64, "quality": pl.Float64}
     kept = pl.DataFrame([{k: r[k] for k in schema} for r in outcome.kept], schema=schema)
     write_parquet_atomic(kept, run.dir / "kept.parquet")
     run.add_output(run.dir / "kept.parquet", rows=kept.height)
@@ -392,9 +424,11 @@ def build_generator(job: SynthJob, rows: list[dict[str, Any]], kind: str | None,
             return GroundedQA(rows, **common, **job.options)
         if name in ("self-instruct", "evol-instruct", "paraphrase"):
             _need(kind == "examples", f"{name} reads examples (chat/Alpaca/ShareGPT/CSV files), not documents")
-            from studio.schema import prompt_text
+            from studio.schema import prompt_text, response_text
 
-            tasks = [{"id": r["id"], "instruction": prompt_text(r["messages"])} for r in rows if prompt_text(r["messages"])]
+            tasks = [{"id": r["id"], "instruction": prompt_text(r["messages"]), "response": response_text(r["messages"]),
+                      "task": json.loads(r.get("meta") or "{}").get("task")}
+                     for r in rows if prompt_text(r["messages"])]
             if name == "self-instruct":
                 from synth.generators.self_instruct import SelfInstruct
 

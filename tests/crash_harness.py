@@ -45,9 +45,9 @@ import curate.pipeline  # noqa: E402,F401
 import review_app.export  # noqa: E402,F401
 import review_app.recorded  # noqa: E402,F401
 import studio.atomic  # noqa: E402
-from studio.cli import app  # noqa: E402
 from studio.errors import InputError, StudioError  # noqa: E402
 from studio.runs import check_run_output, claim_output_dir  # noqa: E402
+from studio_app.cli import app  # noqa: E402
 
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 

@@ -29,6 +29,7 @@ class Seen:
     body: str
     fault: str | None
     answered: bool = False
+    auth: str | None = None  # the Authorization header, to check where an API key went
 
 
 class FaultProxy:
@@ -59,7 +60,8 @@ class FaultProxy:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 fault = proxy._pick()
-                seen = Seen(self.headers.get("Idempotency-Key"), body.decode("utf-8", "replace"), fault)
+                seen = Seen(self.headers.get("Idempotency-Key"), body.decode("utf-8", "replace"), fault,
+                            auth=self.headers.get("Authorization"))
                 with proxy._lock:
                     proxy.seen.append(seen)
                 if fault == "429":

@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def studio(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "studio.cli", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "studio_app.cli", *args], cwd=cwd, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200", **(env or {})}, timeout=300)
 
 
@@ -31,7 +31,7 @@ def test_empty_file_is_one_sentence_and_exit_2(tmp_path):
 
 
 def test_help_does_not_import_heavy_libraries():
-    code = ("import sys; from typer.testing import CliRunner; from studio.cli import app; "
+    code = ("import sys; from typer.testing import CliRunner; from studio_app.cli import app; "
             "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0, r.output; "
             "heavy = [m for m in ('polars', 'torch', 'presidio_analyzer', 'ray', 'streamlit', 'transformers', 'spacy', 'sqlalchemy') if m in sys.modules]; "
             "print(','.join(heavy))")
@@ -43,7 +43,7 @@ def test_help_does_not_import_heavy_libraries():
 def test_every_command_has_help_with_an_example():
     from typer.main import get_command
 
-    from studio.cli import app
+    from studio_app.cli import app
 
     group = get_command(app)
     for name, cmd in group.commands.items():

@@ -66,7 +66,7 @@ def test_normalized_messages_hash_to_the_id_the_reader_gave(sample_data, tmp_pat
 
 
 def test_sample_data_exact_duplicates_are_all_found(sample_data, planted, tmp_path):
-    from studio.demo import sample_inputs
+    from studio_app.demo import sample_inputs
 
     cfg = PipelineConfig(inputs=[str(p) for p in sample_inputs(sample_data)], steps=["normalize", "exact_dedupe"],
                          csv_map="prompt=customer_message,response=agent_reply", report=False)

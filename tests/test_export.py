@@ -299,7 +299,7 @@ def test_token_length_check_names_the_overlong_example(reviewed, tmp_path, tiny_
 
 
 def studio(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "studio.cli", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "studio_app.cli", *args], cwd=cwd, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"}, timeout=300)
 
 

@@ -104,8 +104,8 @@ def test_stratified_splits_keep_each_category_mix():
 def test_planted_duplicates_of_the_sample_data_stay_in_one_split(sample_data, planted):
     """Every planted duplicate set of sample_data (by id or source file:line) lands in one split, once the
     rows carry the cluster label a dedupe step gives them (here the planted truth, as `dup_cluster`)."""
-    from studio.demo import sample_inputs
     from studio.readers import read_inputs
+    from studio_app.demo import sample_inputs
 
     rows = read_inputs(sample_inputs(sample_data)).rows
     groups = _planted_duplicate_groups(planted, rows)

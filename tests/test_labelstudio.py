@@ -175,7 +175,7 @@ def test_connection_errors_are_one_clear_sentence(ls):
 def test_cli_pull_of_an_unknown_project_exits_2_with_one_sentence(ls, tmp_path):
     state, _client = ls
     env = {**os.environ, "PYTHONPATH": str(REPO), "LABEL_STUDIO_API_KEY": state["token"], "COLUMNS": "200"}
-    res = subprocess.run([sys.executable, "-m", "studio.cli", "labelstudio", "pull", "--project", "nope",
+    res = subprocess.run([sys.executable, "-m", "studio_app.cli", "labelstudio", "pull", "--project", "nope",
                           "--url", state["url"], "--db", f"sqlite:///{tmp_path / 'r.db'}"],
                          capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
     assert res.returncode == 2

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def studio(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "studio.cli", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "studio_app.cli", *args], cwd=cwd, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"}, timeout=300)
 
 

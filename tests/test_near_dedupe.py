@@ -160,7 +160,7 @@ def test_optimal_param_matches_datasketch():
 
 
 def test_planted_near_duplicates_found_and_paraphrases_not(sample_data, planted):
-    from studio.demo import sample_inputs
+    from studio_app.demo import sample_inputs
 
     cfg = PipelineConfig(inputs=[str(p) for p in sample_inputs(sample_data)],
                          steps=["normalize", "exact_dedupe", "near_dedupe"], report=False)

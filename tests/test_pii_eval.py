@@ -51,7 +51,7 @@ def test_malformed_sample_is_one_sentence_naming_it(tmp_path):
 
 
 def test_pii_eval_command_prints_metrics_and_writes_no_text(tmp_path, workspace):
-    from studio.cli import app
+    from studio_app.cli import app
 
     samples = [
         {"full_text": TEXT, "spans": GOLD},

@@ -51,7 +51,7 @@ def test_audit_only_adds_columns_but_leaves_messages_unchanged():
 
 
 def run_curate(tmp_path: Path, inputs: list[Path], steps: list, out: Path):
-    from studio.cli import app
+    from studio_app.cli import app
 
     config = tmp_path / "pipeline.yaml"
     config.write_text(json.dumps({"inputs": [str(p) for p in inputs], "steps": steps}))
@@ -99,7 +99,7 @@ def planted_pii_values(planted: dict) -> list[str]:
 
 
 def test_planted_pii_of_sample_data_is_gone_after_normalize_and_redact_pii(tmp_path, workspace, sample_data, planted):
-    from studio.demo import sample_inputs
+    from studio_app.demo import sample_inputs
 
     values = planted_pii_values(planted)
     assert values, "planted.json lists no PII values"

@@ -191,7 +191,7 @@ def semantic_runs(tmp_path_factory, ray_cluster, sample_data):
     with an empty embedding cache, so its actors encode every row; the local runs then read the vectors the
     actors cached, so both engines cluster the same vectors (two cold caches also gave identical outputs when
     this was written, for 15 s more of encoding)."""
-    from studio.demo import sample_inputs
+    from studio_app.demo import sample_inputs
 
     out = tmp_path_factory.mktemp("semantic")
     files = [str(p) for p in sample_inputs(sample_data) if "malformed" not in p.parts]
@@ -284,10 +284,11 @@ def test_semantic_dedupe_on_ray_keeps_the_highest_quality_row_as_the_local_step(
     import ray
 
     from curate import ray_engine
-    from curate.pipeline import _with_drop_columns, run_steps
+    from curate.bookkeeping import with_drop_columns
+    from curate.pipeline import run_steps
     from curate.registry import build_step
-    from studio.demo import sample_inputs
     from studio.readers import read_inputs
+    from studio_app.demo import sample_inputs
 
     monkeypatch.setenv("STUDIO_CACHE", str(semantic_runs["cache"]))
     files = [p for p in sample_inputs(sample_data) if "malformed" not in p.parts]
@@ -295,9 +296,9 @@ def test_semantic_dedupe_on_ray_keeps_the_highest_quality_row_as_the_local_step(
     base = base.with_columns(
         pl.when(pl.int_range(pl.len()) % 11 == 3).then(None)
         .otherwise((pl.col("id").hash(seed=1) % 5).cast(pl.Float64) / 4).alias("quality"))
-    local = build_step("semantic_dedupe", {"cluster_size": 50}).apply(_with_drop_columns(base))
+    local = build_step("semantic_dedupe", {"cluster_size": 50}).apply(with_drop_columns(base))
 
-    numbered = _with_drop_columns(base.with_row_index(ray_engine.ROW).with_columns(pl.col(ray_engine.ROW).cast(pl.Int64)))
+    numbered = with_drop_columns(base.with_row_index(ray_engine.ROW).with_columns(pl.col(ray_engine.ROW).cast(pl.Int64)))
     cuts = [0, 100, 230, numbered.height]
     blocks = ray_engine.Blocks(
         refs=[ray.put(numbered[a:b].to_arrow()) for a, b in zip(cuts[:-1], cuts[1:], strict=True)],

@@ -173,3 +173,120 @@ def test_missing_path_empty_file_and_empty_folder_are_input_errors(tmp_path):
     (tmp_path / "sub").mkdir()
     with pytest.raises(InputError, match="holds no input files"):
         read_inputs([tmp_path / "sub"])
+
+
+# --------------------------------------------------------------------------- bulk reading, folders, robustness
+
+def _pc(i: int) -> str:
+    return json.dumps({"prompt": f"question {i}", "completion": f"answer {i}"})
+
+
+def test_bulk_jsonl_quarantines_bad_lines_at_start_middle_and_end_line_for_line(tmp_path):
+    lines = [_pc(i).encode() for i in range(1, 401)]  # long enough for the bulk parser to split around bad lines
+    lines[0] = b"{bad json"
+    lines[99] = b'{"prompt": 5, "completion": "x"}'              # Polars would read 5 as "5"
+    lines[149] = b'{"prompt": "\xff", "completion": "c"}'
+    lines[199] = b'{"prompt": "p", "prompt": "dup", "completion": "c"}'  # json.loads keeps the last
+    lines[249] = b'{"prompt": "1999", "completion": "42"}'       # text that looks like numbers is text
+    lines[299] = b'{"completion": "no prompt"}'
+    lines[349] = b"   "
+    lines[399] = b'{"prompt": "x", "completion": '
+    path = _write(tmp_path / "bulk.jsonl", b"\n".join(lines))
+    result = read_file(path)
+    assert [(q.line, q.reason) for q in result.quarantine] == [
+        (1, "invalid JSON: Expecting property name enclosed in double quotes at column 2"),
+        (100, "field 'prompt' must be a string, got int"),
+        (150, "bytes are not valid UTF-8 (byte 0xff at column 13)"),
+        (300, "missing field 'prompt'"),
+        (400, "invalid JSON: Expecting value at column 31"),
+    ]
+    rows = {int(r["source"].rsplit(":", 1)[1]): r for r in result.rows}
+    assert sorted(rows) == [n for n in range(2, 400) if n not in (100, 150, 300, 350)]
+    assert rows[200]["messages"][0]["content"] == "dup"
+    assert [m["content"] for m in rows[250]["messages"]] == ["1999", "42"]
+    assert all(r["id"] == example_id(r["messages"]) for r in rows.values())
+
+
+def test_bulk_ids_and_normalize_match_the_python_rules_on_awkward_text():
+    from curate.steps.normalize import Normalize
+    from studio.schema import example_ids, normalize_text
+
+    texts = ["Cafe\u0301 \r\n x\r", " \u00a0a\u2003 ", "\x1c\x1dq\x1f", 'tab\there "q" \\ back', "\ufeffzero\u200bwidth",
+             "\x85\x9fC1", "", "   ", "\u3000wide\u3000", "\U0001F600\u2028x", "\x7fdel", "\u0130stanbul", "plain"]
+    rows = [[{"role": " User ", "content": t}, {"role": "assistant", "content": u}] for t in texts for u in ("ok", t)]
+    rows += [[{"role": "tool", "content": "x"}], [{"role": "system", "content": " "}, {"role": "user", "content": "q"},
+                                                   {"role": "assistant", "content": "a"}]]
+    messages = pl.Series("messages", rows)
+    assert example_ids(messages).to_list() == [example_id(r) for r in rows]
+    frame = pl.DataFrame({"messages": messages, "drop_reason": pl.Series([None] * len(rows), dtype=pl.String)})
+    normalized = Normalize().process(frame)
+    expected = [[{"role": m["role"].strip().lower(), "content": normalize_text(m["content"])} for m in r
+                 if m["role"] != "system" or normalize_text(m["content"])] for r in rows]
+    assert normalized["messages"].to_list() == expected
+    assert (normalized["drop_reason"] == "empty").fill_null(False).to_list() == [
+        not turns or not all(m["content"] for m in turns) for turns in expected]
+
+
+def test_folder_skips_empty_and_foreign_files_and_says_which(tmp_path, caplog):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    _write(folder / "a.jsonl", _pc(1) + "\n" + _pc(2) + "\n")
+    _write(folder / "empty.jsonl", b"")
+    _write(folder / "blank.json", "\n  \r\n")
+    _write(folder / "notes.xlsx", b"PK\x03\x04")
+    _write(folder / ".hidden.jsonl", b"not read")
+    with caplog.at_level("WARNING", logger="studio.readers"):
+        result = read_inputs([folder])
+    assert result.n_rows == 2 and not result.quarantine
+    assert [(Path(s.path).name, s.reason) for s in result.skipped] == [
+        ("blank.json", "empty"), ("empty.jsonl", "empty"), ("notes.xlsx", "unsupported type '.xlsx'")]
+    assert caplog.text.count("skipped ") == 3
+    with pytest.raises(InputError, match="empty.jsonl is empty"):
+        read_inputs([folder / "empty.jsonl"])
+    only_empty = tmp_path / "nothing"
+    only_empty.mkdir()
+    _write(only_empty / "e.jsonl", b"")
+    with pytest.raises(InputError, match="holds no input files .*1 empty or unsupported files were skipped"):
+        read_inputs([only_empty])
+
+
+def test_curate_of_a_folder_counts_skipped_files_in_the_manifest(tmp_path):
+    from curate.pipeline import PipelineConfig, run_pipeline
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    _write(folder / "a.jsonl", _pc(1) + "\n")
+    _write(folder / "z.jsonl", b"")
+    run = run_pipeline(PipelineConfig(inputs=[str(folder)], steps=["normalize"], report=False), out_dir=tmp_path / "run")
+    manifest = json.loads(run.manifest_path.read_text())
+    assert manifest["skipped_files"] == [{"path": str(folder / "z.jsonl"), "reason": "empty"}]
+    assert manifest["counts"]["input"] == manifest["counts"]["kept"] == 1
+
+
+def test_a_deeply_nested_record_is_quarantined_not_a_crash(tmp_path):
+    deep = "[" * 100_000 + "]" * 100_000
+    path = _write(tmp_path / "deep.jsonl", f'{_pc(1)}\n{{"prompt": {deep}, "completion": "c"}}\n{_pc(3)}\n')
+    result = read_file(path)
+    assert [(q.line, q.reason) for q in result.quarantine] == [
+        (2, "invalid JSON: nested too deeply to read (more levels of arrays and objects than Python allows)")]
+    assert [r["source"] for r in result.rows] == [f"{path}:1", f"{path}:3"]
+    array = _write(tmp_path / "deep.json", f'[\n  {_pc(1)},\n  {{"prompt": {deep}}},\n  {_pc(3)}\n]\n')
+    result = read_file(array)
+    assert [q.line for q in result.quarantine] == [3]
+    assert "nested too deeply" in result.quarantine[0].reason
+    assert [r["source"] for r in result.rows] == [f"{array}:2", f"{array}:4"]
+
+
+def test_json_array_syntax_error_keeps_the_records_after_it_and_names_the_lost_lines(tmp_path):
+    records = [{"instruction": f"i{k}", "input": "", "output": f"o{k}"} for k in range(5)]
+    path = _write(tmp_path / "a.json", json.dumps(records, indent=2).replace('"o1"', '"o1" oops', 1))
+    result = read_file(path)
+    assert [(q.line, q.reason) for q in result.quarantine] == [
+        (7, "invalid JSON: Expecting ',' delimiter (line 10 column 20); lines 7-11 could not be read, reading resumed "
+            "at the record on line 12")]
+    assert [r["messages"][1]["content"] for r in result.rows] == ["o0", "o2", "o3", "o4"]
+    one_line = _write(tmp_path / "b.json", json.dumps(records).replace('"o1"', '"o1" oops', 1))
+    result = read_file(one_line)
+    assert [q.reason for q in result.quarantine] == [
+        "invalid JSON: Expecting ',' delimiter (line 1 column 104); line 1, the rest of the array, could not be read"]
+    assert [r["messages"][1]["content"] for r in result.rows] == ["o0"]

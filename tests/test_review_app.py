@@ -108,7 +108,7 @@ def test_pure_page_helpers():
 
 
 def test_cli_load_auto_add_user_and_status_record_runs(workspace, tmp_path, monkeypatch):
-    from studio.cli import app
+    from studio_app.cli import app
 
     data = tmp_path / "kept.parquet"
     table = rows(4)
@@ -146,8 +146,8 @@ def test_cli_load_auto_add_user_and_status_record_runs(workspace, tmp_path, monk
 
 def test_demo_review_stage_queues_curated_data_and_falls_back_when_scores_are_missing(workspace, tmp_path):
     from studio.console import Reporter
-    from studio.demo import DEMO_REVIEWER, DemoContext, stage_review
     from studio.schema import example_id
+    from studio_app.demo import DEMO_REVIEWER, DemoContext, stage_review
 
     curated = tmp_path / "kept.parquet"
     table = rows(3)

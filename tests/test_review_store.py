@@ -8,9 +8,9 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
-from review_app.rules import RuleError, parse_rule
 from review_app.store import ReviewStore
 from studio.errors import StudioError
+from studio.rules import RuleError, parse_rule
 
 
 def example(i: int, quality: float | None = None, pii: int | None = 0, origin: str = "real", category: str = "billing"):

@@ -136,8 +136,8 @@ def test_kmeans_clusters_find_the_same_duplicates_as_all_pairs(shared_data):
 def planted_base(sample_data: Path, planted: dict) -> tuple[pl.DataFrame, list[tuple[int, int]]]:
     """The sample rows after normalize, exact and near dedupe, and the row numbers of the 15 planted pairs."""
     from curate.registry import build_step
-    from studio.demo import sample_inputs
     from studio.readers import read_inputs
+    from studio_app.demo import sample_inputs
 
     files = [p for p in sample_inputs(sample_data) if "malformed" not in p.parts]
     base, _ = run_steps(read_inputs(files).frame(),

@@ -161,11 +161,11 @@ def test_remote_backend_without_redactor_refuses_to_send(tmp_path, docs_dir):
 def test_grounded_qa_cli_on_local_backend_writes_examples_with_lineage(tmp_path, docs_dir):
     from typer.testing import CliRunner
 
-    from studio.cli import app
+    from studio_app.cli import app
 
     out = tmp_path / "gqa"
     res = CliRunner().invoke(app, ["-q", "synth", "grounded-qa", str(docs_dir), "--n", "3", "--out", str(out),
-                                   "--temperature", "0", "--max-tokens", "48", "--judge-threshold", "1"])
+                                   "--temperature", "0", "--max-tokens", "48"])
     assert res.exit_code == 0, res.output
     kept = pl.read_parquet(out / "kept.parquet")
     manifest = json.loads((out / "manifest.json").read_text())
@@ -175,7 +175,8 @@ def test_grounded_qa_cli_on_local_backend_writes_examples_with_lineage(tmp_path,
         meta = json.loads(row["meta"])
         assert (row["origin"], row["source"]) == ("synthetic", manifest["run_id"])
         assert meta["generator"] == "grounded-qa" and meta["template"] == "grounded_qa" and meta["template_version"] == 1
-        assert meta["model"] == "SmolLM2-135M-Instruct.Q4_1" and 1 <= meta["q_judge"] <= 5
+        # local default: no LLM judge (no better than chance at 135M); the score step's quality is the gate
+        assert meta["model"] == "SmolLM2-135M-Instruct.Q4_1" and "q_judge" not in meta and row["quality"] >= 0.5
         assert meta["grounded_overlap"] >= 0.6
         chunks[meta["chunk_id"]] = meta["doc_id"]
     doc_ids = {r["id"] for r in read_inputs([docs_dir]).rows}
@@ -206,9 +207,9 @@ def test_edge_cases_with_judge_keep_only_scores_at_or_above_threshold(tmp_path, 
     kept, dropped, quarantine, manifest = _outputs(run)
     _check_accounting(kept, dropped, quarantine, manifest)
     assert manifest["counts"]["input"] == kept.height + dropped.height + len(quarantine) <= 4
-    assert all(q >= 1.5 for q in kept["q_judge"])
+    assert all(q >= (1.5 - 1) / 4 for q in kept["q_judge"])  # q_judge is the rubric mean on 0-1
     judged_out = dropped.filter(pl.col("drop_reason") == "judge_below_threshold")
-    assert all(q < 1.5 for q in judged_out["q_judge"])
+    assert all(q < (1.5 - 1) / 4 for q in judged_out["q_judge"])
     for row in [*kept.iter_rows(named=True), *judged_out.iter_rows(named=True)]:
         meta = json.loads(row["meta"])
         assert meta["category"] in ("late refund", "damaged parcel") and set(meta["judge"]) >= {"accuracy", "usefulness"}
@@ -255,7 +256,7 @@ def test_requests_failing_after_all_retries_are_quarantined_with_reason(tmp_path
 def test_resume_after_kill_9_finishes_exact_count_without_resending_answered_requests(tmp_path, llama_url, seeds_file):
     out = tmp_path / "killed"
     with FaultProxy(llama_url) as proxy:
-        args = [sys.executable, "-m", "studio.cli", "-q", "synth", "paraphrase", str(seeds_file), "--n", "8",
+        args = [sys.executable, "-m", "studio_app.cli", "-q", "synth", "paraphrase", str(seeds_file), "--n", "8",
                 "--out", str(out), "--backend", "openai", "--base-url", proxy.url + "/v1", "--model", "smollm2",
                 "--no-redact", "--no-judge", "--temperature", "0", "--max-tokens", "32", "--concurrency", "2"]
         env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -315,3 +316,99 @@ def test_remote_backend_redacts_planted_pii_before_it_reaches_the_wire(tmp_path,
     assert manifest["privacy"] == {"backend_remote": True, "pii_redacted_before_sending": True,
                                    "redaction_turned_off_by_user": False}
     assert all(v not in run.manifest_path.read_text() for v in PLANTED.values())
+
+
+@pytest.mark.slow
+def test_self_instruct_from_the_raw_seed_task_file_keeps_scored_examples_with_seed_lineage(tmp_path, llama_url,
+                                                                                         shared_data):
+    from synth.commands import curated_postprocess
+
+    seeds = shared_data / "instructions" / "self_instruct_seed_tasks.jsonl"
+    tasks = {json.loads(line)["name"] for line in seeds.read_text().splitlines()}
+    cfg = BackendConfig(kind="openai", base_url=llama_url + "/v1", model="smollm2")
+    job = SynthJob(generator="self-instruct", n=2, inputs=[str(seeds)], backend=cfg, judge=False, redact=False,
+                   min_quality=0.5, temperature=0.7, max_tokens=96)
+    result = read_inputs([seeds])
+    run = run_synth(job, build_generator(job, result.rows, result.kind), OpenAIBackend(cfg), out_dir=tmp_path / "si",
+                    postprocess=curated_postprocess([], min_quality=0.5))
+    kept, dropped, quarantine, manifest = _outputs(run)
+    _check_accounting(kept, dropped, quarantine, manifest)
+    assert kept.height == 2 and all(q >= 0.5 for q in kept["quality"])
+    assert all(q < 0.5 for q in dropped.filter(pl.col("drop_reason") == "low_quality")["quality"])
+    for row in kept.iter_rows(named=True):
+        meta = json.loads(row["meta"])
+        assert len(meta["seed_tasks"]) == 4 and set(meta["seed_tasks"]) <= tasks
+        assert meta["template"] == "self_instruct" and meta["template_version"] == 2
+
+
+@pytest.mark.slow
+def test_grounded_qa_from_pdf_and_docx_records_page_and_section(tmp_path, llama_url):
+    docs = [REPO / "sample_data" / "docs" / "repair_service_guide.pdf", REPO / "sample_data" / "docs" / "gear_rental_terms.docx"]
+    run = _run(tmp_path, llama_url, "grounded-qa", docs, n=2, max_candidate_factor=2)
+    kept, dropped, quarantine, manifest = _outputs(run)
+    _check_accounting(kept, dropped, quarantine, manifest)
+    metas = [json.loads(r["meta"]) for r in [*kept.iter_rows(named=True), *dropped.iter_rows(named=True)]]
+    metas += [q["meta"] for q in quarantine]
+    # chunks are taken round-robin over the documents: candidate 0 asks about the PDF, candidate 1 the DOCX
+    from_pdf = [m for m in metas if m["doc_source"].endswith(".pdf:1")]
+    from_docx = [m for m in metas if m["doc_source"].endswith(".docx:1")]
+    assert from_pdf and all(m["doc_page"] == 1 for m in from_pdf)
+    assert from_docx and all(m["doc_section"] and "doc_page" not in m for m in from_docx)
+    assert min(from_docx, key=lambda m: m["chunk_id"])["doc_section"] == "Gear Rental Terms"
+
+
+@pytest.mark.slow
+def test_judge_command_redacts_before_sending_writes_rubric_columns_and_resumes(tmp_path, llama_url):
+    from typer.testing import CliRunner
+
+    from studio_app.cli import app
+
+    data = tmp_path / "answers.jsonl"
+    rows = [{"messages": [{"role": "user", "content": f"My email is {PLANTED['email']}. How long do refunds take?"},
+                          {"role": "assistant", "content": "Refunds reach your card within 5 business days."}]},
+            {"instruction": "Name a primary colour.", "input": "", "output": "Blue is a primary colour."},
+            {"instruction": "Say something.", "input": "", "output": "   "}]
+    data.write_text("\n".join(json.dumps(r) for r in rows[:1]) + "\n", encoding="utf-8")
+    alpaca = tmp_path / "more.json"
+    alpaca.write_text(json.dumps(rows[1:]), encoding="utf-8")
+    out = tmp_path / "judged"
+    with FaultProxy(llama_url) as proxy:
+        args = ["-q", "judge", str(data), "--base-url", proxy.url + "/v1", "--model", "smollm2", "--out", str(out)]
+        first = CliRunner().invoke(app, args)
+        assert first.exit_code == 0, first.output
+        bodies = [s.body for s in proxy.seen]
+        again = CliRunner().invoke(app, [*args[:2], str(alpaca), *args[3:], "--resume"])
+    assert bodies and all(PLANTED["email"] not in b for b in bodies) and any("EMAIL" in b for b in bodies)
+    assert isinstance(again.exception, StudioError) and "different settings (inputs)" in str(again.exception)
+    with FaultProxy(llama_url) as proxy:
+        resumed = CliRunner().invoke(app, [*args, "--resume"])
+        assert resumed.exit_code == 0, resumed.output
+        assert proxy.seen == []  # every answer came from the request log
+    judged = pl.read_parquet(out / "judged.parquet")
+    assert judged.columns[:5] == ["id", "messages", "origin", "source", "meta"]
+    assert {"q_judge", "judge_accuracy", "judge_relevance", "judge_clarity", "judge_usefulness"} <= set(judged.columns)
+    (row,) = judged.iter_rows(named=True)
+    assert PLANTED["email"] in row["messages"][0]["content"]  # the output keeps the original text
+    assert 0 <= row["q_judge"] <= 1 and 1 <= row["judge_accuracy"] <= 5
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["privacy"]["pii_redacted_before_sending"] and manifest["requests"]["answered_from_log"] == 1
+
+
+@pytest.mark.slow
+def test_judge_leaves_rows_without_an_answer_unjudged_with_a_reason(tmp_path, llama_url):
+    from synth.judge_run import JudgeJob, judge_dataset
+
+    rows = read_inputs([_alpaca(tmp_path, [("Name a primary colour.", "Blue."), ("Say something.", "  ")])]).rows
+    cfg = BackendConfig(kind="openai", base_url=llama_url + "/v1", model="smollm2")
+    run = judge_dataset(JudgeJob(backend=cfg, redact=False), rows, OpenAIBackend(cfg), out_dir=tmp_path / "j")
+    judged = pl.read_parquet(run.dir / "judged.parquet")
+    assert judged.height == 2 and judged["q_judge"][0] is not None and judged["q_judge"][1] is None
+    unjudged = [json.loads(line) for line in (run.dir / "unjudged.jsonl").read_text().splitlines()]
+    assert [u["reason"] for u in unjudged] == ["no assistant answer to judge"]
+    assert run.manifest()["judge"] == {"template": "judge.v1", "judged": 1, "unjudged": 1}
+
+
+def _alpaca(tmp_path: Path, pairs: list[tuple[str, str]]) -> Path:
+    path = tmp_path / "pairs.json"
+    path.write_text(json.dumps([{"instruction": q, "input": "", "output": a} for q, a in pairs]), encoding="utf-8")
+    return path

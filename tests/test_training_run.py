@@ -87,7 +87,7 @@ def test_run_folder_records_model_method_data_hashes_upstream_export_and_metrics
 def test_studio_runs_kind_train_shows_base_model_method_data_hash_and_metrics(trained, data_dir):
     from typer.testing import CliRunner
 
-    from studio.cli import app
+    from studio_app.cli import app
 
     result = CliRunner().invoke(app, ["runs", "--kind", "train", "--root", str(trained.run_dir.parent)],
                                 env={"COLUMNS": "400"})
@@ -189,7 +189,7 @@ def test_eval_compares_base_and_adapter_in_a_self_contained_html_report(trained,
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown on machines without CUDA")
 def test_qlora_without_cuda_is_one_clear_sentence_and_exit_code_2(data_dir, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "studio.cli", "train", "--train", str(data_dir / "train.jsonl"),
+    proc = subprocess.run([sys.executable, "-m", "studio_app.cli", "train", "--train", str(data_dir / "train.jsonl"),
                            "--method", "qlora", "--out", str(tmp_path / "q")], capture_output=True, text=True,
                           cwd=tmp_path, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 2

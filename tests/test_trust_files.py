@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from studio.demo import DEMO_MARK, demo_workspace, run_demo
 from studio.errors import StudioError
 from studio.runs import check_run_output, claim_output_dir
+from studio_app.demo import DEMO_MARK, demo_workspace, run_demo
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def studio(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "studio.cli", "-q", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "studio_app.cli", "-q", *args], cwd=cwd, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"}, timeout=300)
 
 

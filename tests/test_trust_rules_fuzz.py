@@ -1,4 +1,4 @@
-"""Property-based fuzzing of the review rule parser (`review_app.rules`): whatever text a lead types and whatever
+"""Property-based fuzzing of the review rule parser (`studio.rules`, shared with the filter step): whatever text a lead types and whatever
 values an item holds, parsing either gives a rule or raises one RuleError sentence, and matching gives True or
 False, never another exception (type errors, deep nesting and NUL characters included)."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from review_app.rules import RuleError, parse_rule
+from studio.rules import RuleError, parse_rule
 
 TOKENS = ["quality", "pii_count", "origin", "source", "tags", "q_x", "not", "and", "or", "in", "not in", "-", "(",
           ")", "[", "]", ",", "<", "<=", ">", ">=", "==", "!=", "0.9", "1", "1e999", "'real'", '"a"', "True", "None",

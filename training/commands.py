@@ -51,7 +51,7 @@ def train_command(
 
         studio train --train train.jsonl --out runs/llama-claims --config train.yaml --resume
     """
-    from studio.cli import current_workspace, reporter
+    from studio.context import current_workspace, reporter
     from training.config import TrainConfig
     from training.trainer import train as run_training
 
@@ -98,7 +98,7 @@ def eval_command(
 
         studio eval --model default --data val.jsonl --max-examples 20
     """
-    from studio.cli import current_workspace, reporter
+    from studio.context import current_workspace, reporter
     from training.evaluate import EvalSettings, OpenAIJudge, run_eval
 
     settings = EvalSettings(max_examples=max_examples or None, max_new_tokens=max_new_tokens, batch_size=batch_size,

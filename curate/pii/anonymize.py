@@ -23,8 +23,7 @@ import re
 import secrets
 from collections.abc import Callable
 
-from curate.pii.config import PiiConfig
-from curate.pii.engine import PiiEntity
+from curate.pii.config import PiiConfig, PiiEntity
 
 log = logging.getLogger("curate.pii")
 

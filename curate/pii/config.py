@@ -11,12 +11,21 @@ Defaults and their sources:
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from curate.step import StepConfig
 from studio.models import SPACY_MODEL
+
+
+class PiiEntity(NamedTuple):
+    """One detected span: `start`/`end` are character offsets into the analysed text."""
+
+    type: str
+    start: int
+    end: int
+    score: float
 
 #: Entity types detected unless `entities` says otherwise (ORGANIZATION is opt-in: company names are rarely
 #: personal data and spaCy's small model tags many ordinary capitalised words as ORG).

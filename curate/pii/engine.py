@@ -27,9 +27,8 @@ import multiprocessing
 import os
 import re
 from concurrent.futures import ProcessPoolExecutor
-from typing import NamedTuple
 
-from curate.pii.config import PiiConfig
+from curate.pii.config import PiiConfig, PiiEntity
 
 log = logging.getLogger("curate.pii")
 
@@ -47,15 +46,6 @@ _WARM_UP_TEXT = ("Maria Lopez (maria@example.com, 415-555-0100) lives at 12 Main
                  "card 4111 1111 1111 1111, born 3 March 1961 in Lisbon, order number AB-1234, IP 10.0.0.1.")
 _HAS_WORD = re.compile(r"[^\W_]")
 _HAS_DIGIT = re.compile(r"\d")
-
-
-class PiiEntity(NamedTuple):
-    """One detected span: `start`/`end` are character offsets into the analysed text."""
-
-    type: str
-    start: int
-    end: int
-    score: float
 
 
 _ENGINES: dict[str, Analyzer] = {}
@@ -166,6 +156,7 @@ class Analyzer:
             UrlRecognizer(), DateRecognizer(),
             ours.AddressRecognizer(), ours.PhoneRecognizer(), ours.CardNumberRecognizer(),
             ours.date_of_birth_recognizer(), ours.zip_code_recognizer(), ours.NameAfterKeywordRecognizer(stop_words),
+            ours.KnownNameRecognizer(),
             *ours.id_recognizers(config.id_patterns),
         ]
         for entity, values in config.deny_list.items():

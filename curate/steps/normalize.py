@@ -1,19 +1,19 @@
 """normalize: Unicode NFC, CR/CRLF → LF, control and zero-width characters removed, whitespace trimmed.
 
 Runs first in every pipeline, so later steps compare canonical text. The text rules are those of
-`studio.schema.normalize_text` (which ids are computed on), expressed as Polars string expressions over
-the whole batch. Empty system turns are removed; a conversation whose user or assistant turn is empty
-after normalization is dropped with reason `empty` (an empty answer teaches a model to say nothing).
+`studio.schema.normalize_text` (which ids are computed on), applied in bulk by `studio.schema.normalize_texts`
+to every turn of the batch at once. Empty system turns are removed; a conversation whose user or assistant
+turn is empty after normalization is dropped with reason `empty` (an empty answer teaches a model to say nothing).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from curate.step import Step, StepConfig
-
-# Same character class as studio.schema._CONTROL_RE, in Rust regex syntax.
-CONTROL_CHARS = r"[\x00-\x08\x0B-\x1F\x7F-\x9F\x{200B}\x{200C}\x{200D}\x{2060}\x{FEFF}]"
+from studio.schema import normalize_texts
 
 
 class NormalizeConfig(StepConfig):
@@ -21,13 +21,16 @@ class NormalizeConfig(StepConfig):
     """Drop conversations with an empty user or assistant turn (reason `empty`)."""
 
 
-def normalize_content(expr: pl.Expr) -> pl.Expr:
-    return (
-        expr.str.normalize("NFC")
-        .str.replace_all(r"\r\n?", "\n")
-        .str.replace_all(CONTROL_CHARS, "")
-        .str.strip_chars()
-    )
+def regroup(turns: pl.DataFrame, rows: np.ndarray, n: int) -> pl.Series:
+    """The turns (a frame of role, content, in row order) as a `messages` list column of `n` rows, `rows` giving
+    each turn's row."""
+    counts = np.bincount(rows, minlength=n)
+    structs = turns.to_struct("turn")
+    if n and counts[0] and (counts == counts[0]).all():  # every row has as many turns: no offsets needed
+        return structs.reshape((n, int(counts[0]))).cast(pl.List(structs.dtype)).alias("messages")
+    offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]), pa.int64())
+    values = structs.to_arrow(compat_level=pl.CompatLevel.oldest())
+    return pl.Series("messages", pa.LargeListArray.from_arrays(offsets, values)).cast(pl.List(structs.dtype))
 
 
 class Normalize(Step):
@@ -35,27 +38,22 @@ class Normalize(Step):
     Config = NormalizeConfig
 
     def process(self, df: pl.DataFrame) -> pl.DataFrame:
-        turn = pl.element()
-        cleaned = pl.col("messages").list.eval(
-            turn.struct.with_fields(
-                pl.field("role").str.strip_chars().str.to_lowercase(),
-                normalize_content(pl.field("content")),
-            )
-        )
-        df = df.with_columns(cleaned.alias("messages"))
-        df = df.with_columns(
-            pl.col("messages").list.eval(
-                turn.filter(~((turn.struct.field("role") == "system") & (turn.struct.field("content") == "")))
-            )
-        )
+        n = df.height
+        lengths = df["messages"].list.len().fill_null(0).to_numpy()
+        flat = df["messages"].explode(empty_as_null=False, keep_nulls=False).struct.unnest()
+        turns = pl.DataFrame({"role": flat["role"].str.strip_chars().str.to_lowercase(),
+                              "content": normalize_texts(flat["content"])})
+        rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
+        keep = ~((turns["role"] == "system") & (turns["content"] == "")).to_numpy()
+        turns, rows = turns.filter(keep), rows[keep]
+        df = df.with_columns(regroup(turns, rows, n))
         if self.config.drop_empty:
-            has_empty = pl.col("messages").list.eval(turn.struct.field("content") == "").list.any()
-            no_turns = pl.col("messages").list.len() == 0
+            empty_rows = np.zeros(n, bool)
+            empty_rows[rows[(turns["content"] == "").to_numpy()]] = True
+            empty = pl.Series(empty_rows) | (df["messages"].list.len() == 0)
             df = df.with_columns(
-                pl.when(pl.col("drop_reason").is_null() & (has_empty | no_turns))
-                .then(pl.lit("empty"))
-                .otherwise(pl.col("drop_reason"))
-                .alias("drop_reason")
+                pl.when(pl.col("drop_reason").is_null() & empty).then(pl.lit("empty"))
+                .otherwise(pl.col("drop_reason")).alias("drop_reason")
             )
         return df
 

@@ -18,9 +18,9 @@ import polars as pl
 
 from curate.pii.config import PiiConfig
 from curate.step import Step
+from studio.schema import step_schema
 
-ENTITY_DTYPE = pl.List(pl.Struct({"turn": pl.Int32, "type": pl.String, "start": pl.Int32, "end": pl.Int32,
-                                  "score": pl.Float32}))
+ENTITY_DTYPE = step_schema()["pii_entities"]
 
 
 class RedactPii(Step):

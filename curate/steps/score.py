@@ -62,7 +62,7 @@ class Score(Step):
         cfg = self.config
         if cfg.judge and "q_judge" not in df.columns:
             raise StudioError("score: `judge: true` needs a q_judge column; run the LLM judge "
-                              "(`studio synth judge`) on these examples first, or set judge: false.")
+                              "(`studio judge DATASET`) on these examples first, or set judge: false.")
         texts = df.select(view_text("prompt").alias("_p"), view_text("response").alias("_r"), view_text("all").alias("_a"))
         prompt, response = pl.col("_p"), pl.col("_r")
 

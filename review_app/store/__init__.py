@@ -6,7 +6,9 @@ alembic migration (`review_app/migrations/`). The store is four parts over one `
 transactions, audit trail), each in its own module:
 
 - `auth.Accounts` — `add_reviewer(name, password, role="reviewer"|"lead")`, `set_password`,
-  `authenticate(name, password) -> {"name", "role"} | None` (bcrypt), `reviewers()`,
+  `authenticate(name, password) -> {"name", "role"} | None` (bcrypt; throttled after repeated failures),
+  `session_user(name)` (re-checked on every page run), `set_active(name, active)`, `set_role(name, role)`,
+  `reviewers()`,
   `ensure_reviewer(name, role="external")` (a named non-login reviewer, e.g. `labelstudio:ann@x.org`).
 - `queue.Queue` — `load_dataset(path_or_df, overlap=1, order="quality"|"uncertainty"|"random",
   dataset=None, run_id=None) -> {input, added, already_present, duplicate_in_input, quarantined}`
@@ -16,7 +18,7 @@ transactions, audit trail), each in its own module:
   reasons=(), comment=None, seconds=None, source="app", idempotency_key=None)` ("created": False when the
   key was already stored; verdicts accept, reject, skip), `undo_last(reviewer)`, `resolve(item_id, lead,
   verdict)` (a lead's final word), `auto_decide(rule_expr, name, verdict="accept")` (as reviewer
-  `rule:<name>`, see `review_app.rules`), `decisions(...)`, `item_decisions`, `audit_log(...)`.
+  `rule:<name>`, in the rule language of `studio.rules`), `decisions(...)`, `item_decisions`, `audit_log(...)`.
 - `analytics.Analytics` — `approved_items(policy="unanimous"|"majority"|"any")` (edits applied, a lead
   resolution beating everything, people beating rules), `approved_frame`, `disagreements()`,
   `agreement()` (Cohen's / Fleiss' kappa, Krippendorff's alpha), `progress(reviewer=None)`.
@@ -89,6 +91,9 @@ class ReviewStore:
     ensure_reviewer = _Part("accounts")
     authenticate = _Part("accounts")
     reviewers = _Part("accounts")
+    session_user = _Part("accounts")
+    set_active = _Part("accounts")
+    set_role = _Part("accounts")
     load_dataset = _Part("queue")
     next_item = _Part("queue")
     get_item = _Part("queue")

@@ -147,6 +147,10 @@ class Database:
     def rid(self, conn: Connection, name: str, create_role: str | None = None) -> int:
         return self.reviewer(conn, name, create_role)[0]
 
+    def forget(self, name: str) -> None:
+        """Drop the cached id and role of a reviewer whose account changed (role, active)."""
+        self._ids.pop(name, None)
+
     def reviewer(self, conn: Connection, name: str, create_role: str | None = None) -> tuple[int, str]:
         """(id, role) of a reviewer, cached per store (reviewers are never deleted or renamed); created with
         `create_role` when absent, else a missing name is an error."""

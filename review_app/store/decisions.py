@@ -7,7 +7,6 @@ undone: nothing a reviewer did is ever deleted.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -200,7 +199,9 @@ class Decisions:
 
     def auto_decide(self, rule_expr: str, name: str, verdict: str = "accept") -> dict[str, Any]:
         """Decide, as reviewer `rule:<name>`, every open item no person has touched that the rule matches."""
-        from review_app.rules import parse_rule
+        import polars as pl
+
+        from studio.rules import parse_rule
 
         if verdict not in ("accept", "reject"):
             raise StudioError(f"a rule decides accept or reject (got {verdict!r}).")
@@ -209,21 +210,17 @@ class Decisions:
         rule = parse_rule(rule_expr)
         actor = f"rule:{name}"
         now = utcnow()
-        missing: dict[str, int] = defaultdict(int)
-        matched: list[str] = []
         with self.db.tx(write=True) as conn:
             rid = self.db.rid(conn, actor, create_role="rule")
             candidates = conn.execute(select(ITEMS.c.id, ITEMS.c.quality, ITEMS.c.pii_count, ITEMS.c.scores, ITEMS.c.origin,
                                              ITEMS.c.source, ITEMS.c.tags)
                                       .where(ITEMS.c.status == "open", ITEMS.c.n_claimed == 0)).all()
-            for row in candidates:
-                values = {**row.scores, "quality": row.quality, "pii_count": row.pii_count, "origin": row.origin,
-                          "source": row.source, "tags": tags_list(row.tags)}
-                lacking = rule.missing_names(values)
-                for n in lacking:
-                    missing[n] += 1
-                if not lacking and rule.matches(values):
-                    matched.append(row.id)
+            fields = {"quality": lambda r: r.quality, "pii_count": lambda r: r.pii_count, "origin": lambda r: r.origin,
+                      "source": lambda r: r.source, "tags": lambda r: tags_list(r.tags)}
+            columns = {n: [fields[n](r) if n in fields else r.scores.get(n) for r in candidates] for n in sorted(rule.names)}
+            missing = {n: sum(v is None for v in values) for n, values in columns.items() if any(v is None for v in values)}
+            frame = pl.DataFrame({"id": [r.id for r in candidates], **columns}, strict=False)
+            matched = frame.filter(rule.mask(frame)).get_column("id").to_list()
             for start in range(0, len(matched), 1000):
                 chunk = matched[start:start + 1000]
                 conn.execute(update(ITEMS).where(ITEMS.c.id.in_(chunk)).values(status="auto"))

@@ -21,12 +21,11 @@ from sqlalchemy import Connection, and_, bindparam, case, exists, func, or_, sel
 from review_app.models import utcnow
 from review_app.store.database import ASSIGNMENTS, ITEMS, Database, upsert_for
 from studio.errors import StudioError
+from studio.schema import DEDUPE_META_KEY, dedupe_links, is_score_column, pii_types
 
 ORDERS = ("quality", "uncertainty", "random")
 #: queue position of items without a quality score: after every scored one, in load order
 UNSCORED_PRIORITY = 10.0
-#: dedupe columns from curate kept on the item as meta["dedupe"], so export keeps a cluster in one split
-DEDUPE_COLUMNS = ("dup_cluster", "semantic_cluster", "dup_of")
 
 
 @dataclass(frozen=True)
@@ -128,21 +127,16 @@ def clean_messages(messages: Any, where: str) -> list[dict[str, str]]:
 
 
 def item_fields(row: dict[str, Any]) -> dict[str, Any]:
-    """Item columns from one example row: scores (quality, q_*), PII count and types, tags from meta;
-    dedupe cluster columns (dup_cluster, semantic_cluster, dup_of) go into meta["dedupe"]."""
+    """Item columns from one example row, read by the column contract of `studio.schema`: scores (quality,
+    q_*), PII count and types, tags from meta; the dedupe links go into meta[DEDUPE_META_KEY], so export keeps
+    a cluster in one split."""
     meta = _json_obj(row.get("meta"))
-    links = {k: str(row[k]) for k in DEDUPE_COLUMNS if row.get(k) is not None and str(row[k]) != ""}
+    links = dedupe_links(row)
     if links:
-        meta = {**meta, "dedupe": links}
-    scores = {k: v for k, v in ((k, _number(v)) for k, v in row.items() if k == "quality" or k.startswith("q_"))
-              if v is not None}
-    pii_flags: list[str] = []
+        meta = {**meta, DEDUPE_META_KEY: links}
+    scores = {k: v for k, v in ((k, _number(v)) for k, v in row.items() if is_score_column(k)) if v is not None}
     entities = row.get("pii_entities")
-    if isinstance(entities, list):
-        for e in entities:
-            kind = e if isinstance(e, str) else (e or {}).get("entity_type") or (e or {}).get("type") or (e or {}).get("label")
-            if kind and str(kind) not in pii_flags:
-                pii_flags.append(str(kind))
+    pii_flags = pii_types(entities)
     pii_count = row.get("pii_count")
     if not isinstance(pii_count, int) or isinstance(pii_count, bool):
         pii_count = len(entities) if isinstance(entities, list) else None

@@ -81,8 +81,13 @@ class GenSettings:
     temperature: float = 0.7
 
     def request(self, prompt: str, index: int, schema: dict | None = None, max_tokens: int | None = None,
-                system: str | None = None) -> ChatRequest:
-        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+                system: str | None = None, shots: list[tuple[str, str]] | tuple = ()) -> ChatRequest:
+        """One chat request; `shots` are (user, assistant) turns put before the prompt as few-shot examples,
+        which small models follow far better than examples described inside one long prompt."""
+        messages = [{"role": "system", "content": system}] if system else []
+        for user, assistant in shots:
+            messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+        messages.append({"role": "user", "content": prompt})
         # A per-candidate seed makes sampled outputs differ between candidates yet repeat on a rerun.
         return ChatRequest(messages=messages, max_tokens=max_tokens or self.max_tokens,
                            temperature=self.temperature, seed=index if self.temperature > 0 else None, schema=schema)
@@ -118,11 +123,14 @@ class Generator:
     def lineage(template: PromptTemplate, **extra: Any) -> dict[str, Any]:
         return {"template": template.name, "template_version": template.version, **extra}
 
-    async def respond(self, chat: ChatFn, cand: Candidate, instruction: str) -> Candidate:
-        """Fill the assistant turn for a finished user prompt with the `respond` template."""
+    async def respond(self, chat: ChatFn, cand: Candidate, instruction: str,
+                      shots: list[tuple[str, str]] | tuple = ()) -> Candidate:
+        """Fill the assistant turn for a finished user prompt with the `respond` template; `shots` are
+        (request, answer) pairs shown first, each request rendered through the same template."""
         prompt = self.respond_template.render(instruction=instruction,
                                               guidance=self.feedback.guidance(cand.index))
-        reply = await chat(self.settings.request(prompt, cand.index), stage=f"{self.name}:respond")
+        turns = [(self.respond_template.render(instruction=q, guidance=""), a) for q, a in shots]
+        reply = await chat(self.settings.request(prompt, cand.index, shots=turns), stage=f"{self.name}:respond")
         if reply.error:
             return cand.quarantine(reply.error, None)
         answer = clean_text(reply.text)

@@ -1,8 +1,10 @@
-"""The `studio` command: one Typer app that wires the packages together.
+"""The `studio` command: one Typer app that wires the packages together (the application layer).
 
 Foundation commands live here; each package adds its own commands through a `register(app)` function
-in its `commands` module (listed in COMMAND_MODULES). Heavy imports stay inside command bodies so
-`studio --help` answers in well under a second.
+in its `commands` module (listed in COMMAND_MODULES). The global options become a
+`studio.context.CommandContext` on the click context, which every command reads (`reporter()`,
+`current_workspace()`). Heavy imports stay inside command bodies so `studio --help` answers in well
+under a second.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Annotated
 
 import typer
 
+from studio.context import CommandContext, current_workspace, reporter
 from studio.errors import StudioError
 
 app = typer.Typer(
@@ -40,36 +43,32 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
-class State:
-    quiet: bool = False
-    workspace: str | None = None
-
-
-state = State()
-
-
-def reporter():
-    from studio.console import Reporter
-
-    return Reporter(quiet=state.quiet)
-
-
-def current_workspace():
-    from studio.workspace import Workspace
-
-    return Workspace.find(state.workspace)
-
-
 @app.callback()
 def _main(
+    ctx: typer.Context,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or info messages (errors and result tables still show).")] = False,
     workspace: Annotated[str | None, typer.Option("--workspace", "-w", help="Workspace folder (default: $STUDIO_WORKSPACE, or the nearest folder upwards with studio.yaml).", show_default=False)] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also print the run log to the terminal.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also print the run log to the terminal (including one line per LLM request).")] = False,
 ) -> None:
-    state.quiet = quiet
-    state.workspace = workspace
-    if verbose:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = CommandContext(quiet=quiet, workspace=workspace)
+    _console_logging(logging.INFO if verbose else logging.WARNING)
+
+
+def _console_logging(level: int) -> None:
+    """One terminal log handler of ours at `level`. Without it, a library's fallback `logging.basicConfig()`
+    (absl, via rouge-score, adds one on its first message) prints every INFO record to the console, such as
+    httpx's line per LLM request."""
+    root = logging.getLogger()
+    handler = next((h for h in root.handlers if h.get_name() == "studio-console"), None)
+    if handler is None:
+        handler = logging.StreamHandler()
+        handler.set_name("studio-console")
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+    handler.stream = sys.stderr  # not setStream(): that flushes the old stream, which a test runner may have closed
+    handler.setLevel(level)
+    if level < root.level or root.level == logging.NOTSET:
+        root.setLevel(level)
 
 
 @app.command()
@@ -337,7 +336,7 @@ def demo(
 
     Example: `studio demo --dir /tmp/demo`
     """
-    from studio.demo import run_demo
+    from studio_app.demo import run_demo
 
     run_demo(directory, data_dir=data, fresh=fresh, reporter=reporter())
 

@@ -99,23 +99,24 @@ def stage_review(ctx: DemoContext) -> None:
 DEMO_MIN_APPROVED = 20
 DEMO_FALLBACK_RULE = ("origin in ('real', 'synthetic', 'edited')", "demo-lead-accepts-rest")
 def stage_synth(ctx: DemoContext) -> None:
-    """Grounded QA from the sample policy documents on the bundled model (embedded llama.cpp server)."""
+    """Grounded QA from the sample documents (Markdown, PDF, DOCX) on the bundled model (embedded llama.cpp server)."""
     from studio.readers import read_inputs
     from synth.backends import BackendConfig, make_backend
+    from synth.commands import curated_postprocess
     from synth.runner import SynthJob, build_generator, run_synth
 
     docs = ctx.data_dir / "docs"
     if not docs.is_dir():
         ctx.add("synth", "skipped: no documents in", str(docs))
         return
-    # The 135M demo model cannot judge (it scores almost everything 1): record q_judge, filter on it only with
-    # a stronger model. Sampling uses a fixed seed per candidate, so the demo repeats.
+    # The 135M demo model judges no better than chance (bench/README.md): the gate is the score step's quality,
+    # as in `studio synth` on the local backend. Sampling uses a fixed seed per candidate, so the demo repeats.
     job = SynthJob(generator="grounded-qa", n=8, inputs=[str(docs)], backend=BackendConfig(kind="local", concurrency=4),
-                   temperature=0.7, max_tokens=64, judge=True, judge_threshold=1.0)
+                   temperature=0.7, max_tokens=64, judge=False, min_quality=0.5)
     result = read_inputs([docs])
     run = run_synth(job, build_generator(job, result.rows, result.kind), make_backend(job.backend),
                     out_dir=ctx.workspace.runs_dir / "demo-synth", workspace=ctx.workspace, reporter=ctx.reporter,
-                    inputs=sorted(docs.iterdir()))
+                    postprocess=curated_postprocess([], min_quality=job.min_quality), inputs=sorted(docs.iterdir()))
     ctx.outputs["synthetic"] = run.dir / "kept.parquet"
     counts = run.counts.to_dict()
     ctx.add("synth", "grounded QA requested / produced", f"{job.n} / {counts['kept']}", ctx.outputs["synthetic"])
@@ -195,7 +196,8 @@ def stage_train(ctx: DemoContext) -> None:
 #: The mark `studio demo` leaves in a workspace it created; it only ever reuses or clears a folder holding it.
 DEMO_MARK = ".studio-demo"
 #: What a demo workspace holds; `--fresh` removes these and nothing else.
-DEMO_ENTRIES = (WORKSPACE_FILE, "data", "runs", "guidelines.md", "review.db", "review.db-wal", "review.db-shm", DEMO_MARK)
+DEMO_ENTRIES = (WORKSPACE_FILE, "data", "runs", "guidelines.md", "review.db", "review.db-wal", "review.db-shm", ".pii_salt",
+                DEMO_MARK)
 
 
 def demo_workspace(directory: Path, fresh: bool) -> Workspace:
