@@ -126,8 +126,8 @@ def speed(sizes: list[int], models: list[str], max_default: int, anchor_max: int
 def planted_rows() -> tuple[pl.DataFrame, list[tuple[int, int]]]:
     from curate.pipeline import run_steps
     from curate.registry import build_step
-    from studio.demo import sample_inputs
     from studio.readers import read_inputs
+    from studio_app.demo import sample_inputs
 
     sample = REPO / "sample_data"
     planted = json.loads((sample / "planted.json").read_text(encoding="utf-8"))

@@ -257,7 +257,7 @@ def test_semantic_dedupe_on_ray_with_static_embeddings_matches_the_local_engine(
                                                                                sample_data, static_models):
     # The fast path on Ray: the driver resolves `static` to the distilled folder and the actors encode with it
     # through the same EmbeddingCache; several k-means clusters, outputs equal to the local engine's.
-    from studio.demo import sample_inputs
+    from studio_app.demo import sample_inputs
 
     (tmp_path / "cache").mkdir()
     (tmp_path / "cache" / "models").symlink_to(static_models)
