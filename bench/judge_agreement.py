@@ -8,7 +8,7 @@ higher; ties count half. The sign test over untied pairs says whether a judge is
 Judges: the `score` step's `quality` (heuristics + SmolLM2 IFD, no LLM call), and the synth LLM judge
 rubric on each GGUF named (served by the embedded llama.cpp server, as `studio judge --backend local` does).
 
-    PYTHONPATH=. python bench/judge_agreement.py [--gguf PATH ...] [--limit N] [--no-score] [--no-bundled]
+    PYTHONPATH=. python bench/judge_agreement.py [--gguf PATH ...] [--limit N] [--no-score] [--no-bundled] [--out DIR]
 """
 
 from __future__ import annotations
@@ -78,17 +78,21 @@ def score_quality(rows: list[dict]) -> tuple[list[float], float]:
     return out["quality"].to_list(), time.perf_counter() - t0
 
 
-def llm_judge(rows: list[dict], gguf: Path | None, concurrency: int) -> tuple[list[float | None], float, dict]:
+def llm_judge(rows: list[dict], gguf: Path | None, concurrency: int, out: Path | None
+              ) -> tuple[list[float | None], float, dict]:
+    """q_judge per row. With `out`, the run folder is kept and a rerun resumes it (answers come from its log)."""
+    import polars as pl
+
     from synth.backends import BackendConfig, make_backend
     from synth.judge_run import JudgeJob, judge_dataset
+    from synth.runner import JOB_FILE
 
     cfg = BackendConfig(kind="local", gguf=str(gguf) if gguf else None, concurrency=concurrency)
     job = JudgeJob(backend=cfg)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        run = judge_dataset(job, rows, make_backend(cfg), out_dir=Path(tmp) / "judge")
-        import polars as pl
-
+        folder = out / Path(cfg.gguf or "bundled").stem if out else Path(tmp) / "judge"
+        run = judge_dataset(job, rows, make_backend(cfg), out_dir=folder, resume=(folder / JOB_FILE).is_file())
         judged = pl.read_parquet(run.dir / "judged.parquet")
         m = run.manifest()
     return judged["q_judge"].to_list(), time.perf_counter() - t0, m
@@ -101,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--no-score", action="store_true", help="skip the score step's quality")
     ap.add_argument("--no-bundled", action="store_true", help="skip the bundled SmolLM2 judge")
+    ap.add_argument("--out", type=Path, default=None, help="keep the LLM judges' run folders here; a rerun resumes")
     args = ap.parse_args(argv)
 
     base, tuned = load_pairs(args.limit)
@@ -110,10 +115,11 @@ def main(argv: list[str] | None = None) -> None:
     if not args.no_score:
         q, secs = score_quality(base + tuned)
         _row("score step quality", agreement(q[:len(base)], q[len(base):]), secs, "")
+    pairs = [row for pair in zip(base, tuned, strict=True) for row in pair]  # interleaved: davinci i, 003 i
     for gguf in ([None] if not args.no_bundled else []) + list(args.gguf):
-        q, secs, m = llm_judge(base + tuned, gguf, args.concurrency)
+        q, secs, m = llm_judge(pairs, gguf, args.concurrency, args.out)
         note = f"{m['judge']['unjudged']} unjudged; {m['usage']['prompt_tokens']:,}/{m['usage']['completion_tokens']:,} tokens"
-        _row(f"LLM judge rubric, {Path(m['backend']['gguf']).name}", agreement(q[:len(base)], q[len(base):]), secs, note)
+        _row(f"LLM judge rubric, {Path(m['backend']['gguf']).name}", agreement(q[0::2], q[1::2]), secs, note)
 
 
 def _row(name: str, a: dict, secs: float, note: str) -> None:

@@ -1,21 +1,32 @@
-"""Benchmark semantic_dedupe on t0 rows: wall time, rows/s, the share spent in model encoding, and the
-SemDeDup organisation (k-means + within-cluster comparison) against the anchor, all-pairs cosine.
+"""Benchmark semantic_dedupe's embedding paths side by side: the default (all-MiniLM-L6-v2 through
+sentence-transformers) and `static` (model2vec static embeddings distilled from it), speed and quality.
 
-    python bench/semantic_dedupe.py                      # 2k and 10k rows encoded, 100k from cached vectors
-    python bench/semantic_dedupe.py --encode 2000 --encode 10000 --scale 100000
+    python bench/semantic_dedupe.py                                  # speed at 10k and 100k, then quality
+    python bench/semantic_dedupe.py --sizes 10000 100000 1000000 --max-default-rows 10000
 
-For each `--encode N`: a cold run on a fresh cache (encoding + everything else), then a warm run (all
-vectors from the cache: everything but encoding). At `--scale N` (100k would take ~1 h to encode on two
-cores) the cache is filled with the largest encoded sample's real vectors, each reused for N / sample rows
-with Gaussian noise (cosine ≈ 0.9 to its source, so copies are not duplicates of each other), and the warm
-run measures everything but encoding at full size; encoding time at that size is extrapolated from the
-measured encode rate (encoding is per row, so linear). The anchor is the same greedy rule over one
-cluster (exact all pairs, n² comparisons): ours vs anchor time and the share of its duplicates we find.
+Speed: for each size, rows drawn (seeded) from ../shared/data/t0 (beyond its 55k unique rows, perturbed copies)
+and each model runs the whole step cold, in a fresh embedding cache: encoding rows/s, model load, the rest of the
+step ("other": text extraction, cache write, k-means, within-cluster comparison, columns), end-to-end wall time,
+and the encode-rate ratio static / default at the same size. `--max-default-rows` skips MiniLM above a size
+(100k rows take ~36 min to encode on two idle cores). At sizes up to `--anchor-max-rows` the all-pairs anchor (the
+same greedy rule over one cluster, n² cosines, on the same vectors) gives the share of its duplicates the
+step's k-means organisation finds.
+
+Quality, each model at its own default threshold and at thresholds matched to a reference:
+- planted: the sample pipeline's rows after normalize/exact/near dedupe; the 15 paraphrase pairs of
+  sample_data/planted.json must lose exactly one row each and nothing else may go (recall 15/15, no extra drops);
+  the margin is the lowest planted-pair cosine minus the highest cosine of any other pair.
+- GPTeacher Toolformer (../shared/data/dedup): the rows removed by its reference cleaning at similarity 0.9 / 0.8 /
+  0.7 / 0.6 against the rows each model removes (greedy, all pairs, input order), at the same nominal threshold and
+  at the threshold where the model removes as many rows as the reference (their scales differ): Jaccard overlap,
+  precision and recall of the removed sets. Quality vectors are cached in `--quality-cache` (default: the studio
+  cache), so a re-run does not re-encode GPTeacher with MiniLM (~16 min).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -28,7 +39,10 @@ import polars as pl
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-T0 = Path(os.environ.get("STUDIO_SHARED_DATA", REPO.parent / "shared" / "data")) / "t0"
+SHARED = Path(os.environ.get("STUDIO_SHARED_DATA", REPO.parent / "shared" / "data"))
+T0 = SHARED / "t0"
+DEDUP = SHARED / "dedup"
+MODELS = ("default", "static")
 
 
 def load_rows(n: int, seed: int = 0) -> pl.DataFrame:
@@ -53,109 +67,182 @@ def run_step(frame: pl.DataFrame, **cfg):
     step = SemanticDedupe(**cfg)
     t0 = time.perf_counter()
     kept, _ = run_steps(frame, [step])
-    return time.perf_counter() - t0, step.stats, kept
+    return time.perf_counter() - t0, step, kept
 
 
-def anchor(frame: pl.DataFrame, cfg: dict) -> tuple[float, set[str]]:
-    """All-pairs greedy dedupe over the same cached vectors: one cluster of n."""
+def embed(model: str, frame: pl.DataFrame, view: str = "prompt_response") -> np.ndarray:
     from curate.embeddings import EmbeddingCache
+    from curate.views import view_text
+
+    cache = EmbeddingCache(model, view=view, threads=int(os.environ.get("BENCH_THREADS", "1")))
+    return cache.embed(frame["id"].to_list(), frame.select(view_text(view)).to_series().to_list())
+
+
+def removed(emb: np.ndarray, threshold: float) -> np.ndarray:
+    """Rows the step's greedy rule drops over all pairs, input order deciding the kept row."""
     from curate.steps.semantic_dedupe import find_duplicates
-    from curate.views import view_text
 
-    cache = EmbeddingCache(view=cfg.get("text", "prompt_response"))
-    texts = frame.select(view_text(cfg.get("text", "prompt_response"))).to_series().to_list()
-    emb = cache.embed(frame["id"].to_list(), texts)
-    assert cache.encoded == 0
-    t0 = time.perf_counter()
-    dup_of, _ = find_duplicates(emb, np.arange(frame.height), [np.arange(frame.height)], cfg.get("threshold", 0.95))
-    return time.perf_counter() - t0, set(frame["id"].to_numpy()[dup_of >= 0])
+    n = emb.shape[0]
+    return find_duplicates(emb, np.arange(n), [np.arange(n)], threshold)[0] >= 0
 
 
-def fill_cache_by_reuse(frame: pl.DataFrame, source: pl.DataFrame, cfg: dict, seed: int = 0) -> None:
-    from curate.embeddings import EmbeddingCache
-    from curate.views import view_text
+# ----------------------------------------------------------------------------------------------------- speed
 
-    view = cfg.get("text", "prompt_response")
-    cache = EmbeddingCache(view=view)
-    src = cache.embed(source["id"].to_list(), source.select(view_text(view)).to_series().to_list())
-    assert cache.encoded == 0, "the source sample must be encoded first"
-    # The made-up vectors go to a cache of their own, never under real ids of the encoded runs' cache.
-    os.environ["STUDIO_CACHE"] = tempfile.mkdtemp(prefix="bench-semdedupe-scale-")
-    cache = EmbeddingCache(view=view)
-    rng = np.random.default_rng(seed)
-    pick = rng.integers(0, src.shape[0], size=frame.height)
-    emb = src[pick] + rng.normal(0, 0.0247, size=(frame.height, src.shape[1])).astype(np.float32)
-    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-    cache.store(frame["id"].to_list(), emb)
+
+def speed(sizes: list[int], models: list[str], max_default: int, anchor_max: int) -> list[list]:
+    rows = []
+    models_dir = Path(tempfile.mkdtemp(prefix="bench-semdedupe-models-"))  # the static model, distilled once
+    for n in sizes:
+        frame = load_rows(n)
+        rate = {}
+        for model in models:
+            if model == "default" and n > max_default:
+                continue
+            cache = Path(tempfile.mkdtemp(prefix=f"bench-semdedupe-{model}-"))
+            (cache / "models").symlink_to(models_dir)
+            os.environ["STUDIO_CACHE"] = str(cache)
+            if model == "static":
+                from curate.embeddings import resolve_model
+
+                resolve_model(model)  # distilled on first use only, outside the step's time
+            wall, step, kept = run_step(frame, model=model, threads=int(os.environ.get("BENCH_THREADS", "1")))
+            s = step.stats
+            rate[model] = s["encoded"] / s["encode_seconds"]
+            recall = None
+            if n <= anchor_max:
+                dropped = ~frame["id"].is_in(kept["id"]).to_numpy()
+                ref = removed(embed(model, frame), step.config.threshold)
+                recall = (dropped & ref).sum() / max(ref.sum(), 1)
+            rows.append([n, model, step.config.threshold, round(wall, 1), s["model_load_seconds"], s["encode_seconds"],
+                         round(rate[model]), s["other_seconds"], s["kmeans_clusters"], n - kept.height, recall,
+                         round(rate[model] / rate["default"], 1) if "default" in rate and model != "default" else None])
+            print(*[_fmt(v) for v in rows[-1]], sep=" | ", flush=True)
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------- quality
+
+
+def planted_rows() -> tuple[pl.DataFrame, list[tuple[int, int]]]:
+    from curate.pipeline import run_steps
+    from curate.registry import build_step
+    from studio.readers import read_inputs
+    from studio_app.demo import sample_inputs
+
+    sample = REPO / "sample_data"
+    planted = json.loads((sample / "planted.json").read_text(encoding="utf-8"))
+    files = [p for p in sample_inputs(sample) if "malformed" not in p.parts]
+    base, _ = run_steps(read_inputs(files).frame(),
+                        [build_step("normalize"), build_step("exact_dedupe"), build_step("near_dedupe")])
+    at = {f"{Path(s.rsplit(':', 1)[0]).name}:{s.rsplit(':', 1)[1]}": i for i, s in enumerate(base["source"])}
+    return base, [(at[f"{p['a']['file']}:{p['a']['line']}"], at[f"{p['b']['file']}:{p['b']['line']}"])
+                  for p in planted["paraphrases"]]
+
+
+def planted_quality(model: str, threshold: float) -> list:
+    from curate.pipeline import run_steps
+    from curate.steps.semantic_dedupe import SemanticDedupe
+
+    base, pairs = planted_rows()
+    emb = embed(model, base)
+    sims = emb @ emb.T
+    planted_sims = np.array([sims[a, b] for a, b in pairs])
+    sims[np.tril_indices(len(sims))] = -1
+    for a, b in pairs:
+        sims[min(a, b), max(a, b)] = -1
+    _, dropped = run_steps(base, [SemanticDedupe(model=model, threshold=threshold)])
+    gone = set(pl.concat(dropped)["id"])
+    ids = base["id"].to_list()
+    found = sum((ids[a] in gone) != (ids[b] in gone) for a, b in pairs)
+    extra = len(gone - {ids[i] for pair in pairs for i in pair})
+    return [model, threshold, f"{found}/{len(pairs)}", extra, planted_sims.min(), sims.max(),
+            planted_sims.min() - sims.max()]
+
+
+def gpteacher() -> tuple[pl.DataFrame, dict[float, np.ndarray]]:
+    """The dedupe_only rows and, per reference threshold, which of them its cleaning removed. The cleaned files
+    re-encode some non-ASCII characters (mojibake), so rows are matched on their ASCII characters."""
+    from studio.readers import read_inputs
+
+    def key(r: dict) -> str:
+        return "\0".join(r[k] for k in ("instruction", "input", "output")).encode("ascii", "ignore").decode()
+
+    base = json.loads((DEDUP / "gpteacher_toolformer_dedupe_only.json").read_text(encoding="utf-8"))
+    keys = [key(r) for r in base]
+    refs = {}
+    for t in (0.9, 0.8, 0.7, 0.6):
+        kept = {key(r) for r in json.loads((DEDUP / f"gpteacher_toolformer_similarity_{t}.json").read_text("utf-8"))}
+        refs[t] = np.array([k not in kept for k in keys])
+    frame = read_inputs([DEDUP / "gpteacher_toolformer_dedupe_only.json"]).frame()
+    assert frame.height == len(keys)
+    return frame, refs
+
+
+def matched_threshold(emb: np.ndarray, count: int) -> float:
+    """The highest threshold (to 1e-4) at which the greedy rule removes at least `count` rows."""
+    lo, hi = -1.0, 1.0
+    while hi - lo > 1e-4:
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if removed(emb, mid).sum() >= count else (lo, mid)
+    return lo
+
+
+def gpteacher_quality(model: str) -> list[list]:
+    frame, refs = gpteacher()
+    emb = embed(model, frame)
+    rows = []
+    for t_ref, ref in refs.items():
+        for how, t in (("same", t_ref), ("count-matched", matched_threshold(emb, int(ref.sum())))):
+            ours = removed(emb, t)
+            both = (ours & ref).sum()
+            rows.append([model, t_ref, int(ref.sum()), how, round(t, 4), int(ours.sum()), both / (ours | ref).sum(),
+                         both / max(ours.sum(), 1), both / ref.sum()])
+            print(*[_fmt(v) for v in rows[-1]], sep=" | ", flush=True)
+    return rows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--encode", type=int, action="append", help="sizes to encode for real (default 2000, 10000)")
-    ap.add_argument("--scale", type=int, action="append", help="sizes measured from cached vectors (default 100000)")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--no-anchor", action="store_true")
+    ap.add_argument("--sizes", type=int, nargs="*", default=[10000, 100000], help="t0 rows per speed run")
+    ap.add_argument("--models", nargs="+", default=list(MODELS))
+    ap.add_argument("--max-default-rows", type=int, default=100000, help="largest size MiniLM encodes")
+    ap.add_argument("--anchor-max-rows", type=int, default=20000, help="largest size checked against all pairs")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads for MiniLM")
+    ap.add_argument("--quality-cache", type=Path, help="embedding cache for the quality runs")
+    ap.add_argument("--no-quality", action="store_true")
     args = ap.parse_args()
-    encode_sizes = args.encode or [2000, 10000]
-    scale_sizes = args.scale or [100000]
-    os.environ["STUDIO_CACHE"] = tempfile.mkdtemp(prefix="bench-semdedupe-")
-    import torch
-
-    torch.set_num_threads(args.threads)
-    cfg = {"threads": args.threads}
+    os.environ["BENCH_THREADS"] = str(args.threads)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; "
-          f"torch threads {args.threads}; t0 from {T0}")
-    header = ("rows", "mode", "wall s", "rows/s", "model load s", "encode s", "other s", "other %", "kmeans k", "dropped",
-              "anchor s", "anchor/ours", "recall vs anchor")
-    table = []
-    largest = None
-    encode_rate = None
-    for n in encode_sizes:
-        frame = load_rows(n)
-        wall, stats, kept = run_step(frame, **cfg)
-        encode_rate = stats["encoded"] / stats["encode_seconds"]
-        other = wall - stats["encode_seconds"] - stats["model_load_seconds"]
-        table.append([n, "cold (encode)", wall, n / wall, stats["model_load_seconds"], stats["encode_seconds"], other,
-                      100 * other / wall, stats["kmeans_clusters"], n - kept.height, None, None, None])
-        table.append(_warm_row(frame, cfg, n, args.no_anchor, extrapolated_encode=None))
-        largest = frame
-        print(*[_fmt(v) for v in table[-2]], sep=" | ", flush=True)
-        print(*[_fmt(v) for v in table[-1]], sep=" | ", flush=True)
-    for n in scale_sizes:
-        frame = load_rows(n, seed=1)
-        fill_cache_by_reuse(frame, largest, cfg)
-        table.append(_warm_row(frame, cfg, n, args.no_anchor, extrapolated_encode=n / encode_rate))
-        print(*[_fmt(v) for v in table[-1]], sep=" | ", flush=True)
-    print()
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for row in table:
-        print("| " + " | ".join(_fmt(v) for v in row) + " |")
-    print(f"\nencode rate {encode_rate:.1f} rows/s (MiniLM, max_seq_length 128, {args.threads} thread(s))")
+          f"MiniLM torch threads {args.threads}; t0 from {T0}", flush=True)
+    speed_header = ("rows", "model", "threshold", "step wall s", "model load s", "encode s", "encode rows/s",
+                    "other s", "k", "dropped", "recall vs all-pairs", "encode rate / default")
+    speed_rows = speed(args.sizes, args.models, args.max_default_rows, args.anchor_max_rows)
+    tables = [(speed_header, speed_rows)]
+    if not args.no_quality:
+        from curate.steps.semantic_dedupe import THRESHOLDS
 
-
-def _warm_row(frame: pl.DataFrame, cfg: dict, n: int, no_anchor: bool, extrapolated_encode: float | None) -> list:
-    wall, stats, kept = run_step(frame, **cfg)
-    assert stats["encoded"] == 0
-    dropped = set(frame["id"]) - set(kept["id"])
-    a_time = recall = ratio = None
-    if not no_anchor:
-        a_time, a_dropped = anchor(frame, cfg)
-        ratio = a_time / stats["other_seconds"]
-        recall = len(dropped & a_dropped) / len(a_dropped) if a_dropped else 1.0
-    if extrapolated_encode is None:
-        return [n, "warm (cache)", wall, n / wall, 0.0, 0.0, wall, None, stats["kmeans_clusters"], len(dropped), a_time, ratio, recall]
-    total = extrapolated_encode + wall
-    return [n, "cached vectors + encode extrapolated", total, n / total, 0.0, extrapolated_encode, wall, 100 * wall / total,
-            stats["kmeans_clusters"], len(dropped), a_time, ratio, recall]
+        if args.quality_cache:
+            os.environ["STUDIO_CACHE"] = str(args.quality_cache)
+        else:
+            os.environ.pop("STUDIO_CACHE", None)
+        tables.append((("model", "threshold", "planted found", "extra drops", "min planted cos", "max other cos",
+                        "margin"), [planted_quality(m, THRESHOLDS[m]) for m in args.models]))
+        tables.append((("model", "reference t", "reference removed", "our threshold", "t", "we remove", "Jaccard",
+                        "precision", "recall"), [r for m in args.models for r in gpteacher_quality(m)]))
+    print(f"\nload at end {os.getloadavg()[0]:.1f}")
+    for header, rows in tables:
+        print("\n| " + " | ".join(header) + " |")
+        print("|" + "---|" * len(header))
+        for row in rows:
+            print("| " + " | ".join(_fmt(v) for v in row) + " |")
 
 
 def _fmt(v) -> str:
     if v is None:
         return "—"
-    if isinstance(v, float):
-        return f"{v:,.3f}" if v < 1 else f"{v:,.1f}"
-    return f"{v:,}" if isinstance(v, int) else str(v)
+    if isinstance(v, float | np.floating):
+        return f"{v:,.4f}" if abs(v) < 1 else f"{v:,.1f}"
+    return f"{v:,}" if isinstance(v, int | np.integer) else str(v)
 
 
 if __name__ == "__main__":

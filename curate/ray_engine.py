@@ -20,10 +20,11 @@ actor start-up on a small cluster: see bench/README.md `## ray_scale`).
   partitions (`_partitions`): map tasks with `num_returns=P` split their output by a hash of the key, and
   one reduce task per partition receives that partition's part of every block. Each step ends with one task
   per block that marks its rows (`drop_reason`, `dup_of`, ...) and splits kept from dropped.
-- exact_dedupe (3 stages): per block, the key (the id, or the step's hash of the user turns with
-  `on: prompt`) with `_row` and id, split by hash of the key → per partition, the first row of each key in
-  input order wins and every later row gets the winner's id, sent back to the block holding it → per block,
-  the marks are applied.
+- Steps written as stages (`curate.step.StagedStep`, e.g. exact_dedupe) run through one executor,
+  `staged_step`, that knows nothing about the step: per block the step's `map`, the entries split by hash of
+  `_key` → per partition the step's `reduce` over its entries in input order, its marks sent back to the blocks
+  holding their rows → per block the step's `mark`. near_dedupe and semantic_dedupe are not written as stages
+  yet; their Ray forms below are still hand-written here (`GLOBAL_STEPS`).
 - near_dedupe (3 stages and one driver step): per block, the near_dedupe step's own functions
   (`curate.minhash`: shingles, signatures, band keys, with the step's configuration and LSH bands × rows)
   give a sketch (rows, ids, quality, signatures, shingle hashes — kept in the object store) and the (band key, row)
@@ -98,6 +99,7 @@ from curate.bookkeeping import (
 )
 from curate.config import PipelineConfig
 from curate.registry import build_step
+from curate.step import ROW, StagedStep
 from studio.console import Reporter
 from studio.errors import StudioError
 from studio.runs import Run
@@ -116,7 +118,6 @@ LOCAL_FILES_MAX_ROWS = 500_000
 EMBED_ROWS_PER_ACTOR = 2048
 #: Most rows per block when the input is cut into blocks (at least `_partitions()` blocks are made).
 BLOCK_ROWS = 100_000
-ROW = "_row"
 
 
 # ----------------------------------------------------------------------------------------- cluster
@@ -370,69 +371,52 @@ def row_step(blocks: Blocks, step, columns: list[str]) -> tuple[StepResult, dict
     return _collect([split.remote(ref, step.name) for ref in refs], step.name), {"ray_data": how}
 
 
-# ------------------------------------------------------------------------------------- exact dedupe
+# ------------------------------------------------------------------------------------- staged steps
 
 
-def _exact_key_task(table, on: str, parts: int):
-    """Per block: (key, _row, id) of every row, split into `parts` by hash of the key."""
-    df = _to_polars(table)
-    if on == "messages":
-        key = pl.col("id")
-    else:  # the exact_dedupe step's prompt key
-        key = pl.col("messages").list.eval(
-            pl.element().filter(pl.element().struct.field("role") == "user").struct.field("content")
-        ).list.join("\n").hash(seed=0)
-    keyed = df.select(key.alias("_key"), pl.col(ROW), pl.col("id"))
-    part = (keyed.get_column("_key").hash(seed=7) % parts).to_numpy()
-    return tuple(keyed.filter(pl.Series(part == p)).to_arrow() for p in range(parts))
+def _staged_map_task(table, step, parts: int):
+    """Per block: the step's entries, split into `parts` by a hash of `_key`."""
+    entries = step.map(_to_polars(table))
+    part = (entries.get_column("_key").hash(seed=7) % parts).to_numpy()
+    return tuple(entries.filter(pl.Series(part == p)).to_arrow() for p in range(parts))
 
 
-def _exact_reduce_task(starts: np.ndarray, *parts):
-    """Per key partition: each key's first row in input order wins; the later rows get the winner's id, sent to
-    the block that holds them. Returns one (row, winner id) table per block, then the number of duplicate keys."""
-    df = pl.concat([_to_polars(p) for p in parts]).sort(ROW)
-    later = df.with_columns(pl.col("id").first().over("_key").alias("_winner")).filter(
-        ~pl.col("_key").is_first_distinct())
-    groups = int(later.get_column("_key").n_unique())
-    block = _block_of(starts, later.get_column(ROW).to_numpy())
-    later = later.select(ROW, "_winner")
-    return (*(later.filter(pl.Series(block == b)).to_arrow() for b in range(len(starts))), groups)
+def _staged_reduce_task(step, starts: np.ndarray, *parts):
+    """Per key partition: the step's reduce over its entries in input order; the marks go back to the blocks
+    holding their rows. Returns one marks table per block, then the partition's stats."""
+    marks, stats = step.reduce(pl.concat([_to_polars(p) for p in parts]).sort(ROW))
+    block = _block_of(starts, marks.get_column(ROW).to_numpy())
+    return (*(marks.filter(pl.Series(block == b)).to_arrow() for b in range(len(starts))), stats)
 
 
-def _exact_mark_task(table, step: str, *winners):
-    df = _to_polars(table)
-    marks = pl.concat([_to_polars(w) for w in winners]) if winners else None
-    if marks is not None and marks.height:
-        # Rows are sorted by _row in the block; a left join keeps the block's order.
-        df = df.join(marks, on=ROW, how="left", maintain_order="left")
-        dup = pl.col("_winner").is_not_null()
-        df = df.with_columns(
-            pl.when(pl.col("drop_reason").is_null() & dup).then(pl.lit("exact_duplicate"))
-            .otherwise(pl.col("drop_reason")).alias("drop_reason"),
-            pl.when(dup).then(pl.col("_winner")).otherwise(pl.col("dup_of")).alias("dup_of"),
-        ).drop("_winner")
-        table = df.to_arrow()
-    return _split_table(table, step)
+def _staged_mark_task(table, step, *marks):
+    found = pl.concat([_to_polars(m) for m in marks]) if marks else None
+    if found is not None and found.height:
+        table = step.mark(_to_polars(table), found).to_arrow()
+    return _split_table(table, step.name)
 
 
-def exact_dedupe(blocks: Blocks, step, columns: list[str]) -> tuple[StepResult, dict]:
+def staged_step(blocks: Blocks, step: StagedStep, columns: list[str]) -> tuple[StepResult, dict]:
+    """Any `StagedStep` on Ray: map tasks per block, a hash shuffle of the entries by `_key` into P partitions,
+    one reduce task per partition, one mark task per block (the step object travels with the tasks)."""
     import ray
 
     parts = _partitions()
     n = len(blocks.refs)
     if n == 0:
-        return StepResult(Blocks(schema=blocks.schema), Blocks(), {}), {"duplicate_groups": 0}
+        _, stats = step.reduce(step.map(pl.from_arrow(blocks.schema.empty_table())))
+        return StepResult(Blocks(schema=blocks.schema), Blocks(), {}), stats
     starts = blocks.starts()
-    keyed = [_remote(_exact_key_task, num_returns=parts).remote(ref, step.config.on, parts) for ref in blocks.refs]
-    if parts == 1:  # pragma: no cover - _partitions() is at least 2
-        keyed = [[k] for k in keyed]
-    reduce = _remote(_exact_reduce_task, num_returns=n + 1)
-    reduced = [reduce.remote(starts, *[keyed[b][p] for b in range(n)]) for p in range(parts)]
-    mark = _remote(_exact_mark_task, num_returns=3)
-    triples = [mark.remote(ref, step.name, *[reduced[p][b] for p in range(parts)])
-               for b, ref in enumerate(blocks.refs)]
-    groups = sum(ray.get([r[n] for r in reduced]))
-    return _collect(triples, step.name), {"duplicate_groups": int(groups)}
+    mapped = [_remote(_staged_map_task, num_returns=parts).remote(ref, step, parts) for ref in blocks.refs]
+    reduce = _remote(_staged_reduce_task, num_returns=n + 1)
+    reduced = [reduce.remote(step, starts, *[mapped[b][p] for b in range(n)]) for p in range(parts)]
+    mark = _remote(_staged_mark_task, num_returns=3)
+    triples = [mark.remote(ref, step, *[reduced[p][b] for p in range(parts)]) for b, ref in enumerate(blocks.refs)]
+    stats: dict[str, int] = {}
+    for part_stats in ray.get([r[n] for r in reduced]):
+        for key, value in part_stats.items():
+            stats[key] = stats.get(key, 0) + value
+    return _collect(triples, step.name), stats
 
 
 # ---------------------------------------------------------------------------------------- near dedupe
@@ -787,11 +771,14 @@ def semantic_dedupe(blocks: Blocks, step, columns: list[str]) -> tuple[StepResul
     bounded by the input size alone; a loose threshold over a data set of many near-copies makes it large."""
     import ray
 
+    from curate.embeddings import resolve_model
     from curate.steps.semantic_dedupe import centroid_sample, cluster_count, fit_centroids, resolve_pairs
     from studio.models import cache_dir
 
     t0 = time.perf_counter()
     cfg = step.config.model_dump(mode="json")
+    # The actors load the folder resolved here: `static` is distilled once, on the driver, not once per actor.
+    cfg["model"] = str(resolve_model(cfg["model"]))
     parts = _partitions()
     nb = len(blocks.refs)
     sizes = np.asarray(blocks.sizes, dtype=np.int64)
@@ -882,7 +869,8 @@ def semantic_dedupe(blocks: Blocks, step, columns: list[str]) -> tuple[StepResul
     return result, stats
 
 
-GLOBAL_STEPS = {"exact_dedupe": exact_dedupe, "near_dedupe": near_dedupe, "semantic_dedupe": semantic_dedupe}
+#: global steps not yet written as stages, with their hand-written Ray form
+GLOBAL_STEPS = {"near_dedupe": near_dedupe, "semantic_dedupe": semantic_dedupe}
 
 
 # ------------------------------------------------------------------------------------- pipeline
@@ -897,7 +885,9 @@ def run_steps_ray(blocks: Blocks, steps: list, run: Run | None, reporter: Report
         rows_in = blocks.rows
         reporter.info(f"[bold]{step.name}[/] on {rows_in:,} rows (ray) …")
         columns = list(blocks.schema.names)
-        if step.name in GLOBAL_STEPS:
+        if isinstance(step, StagedStep):
+            result, stats = staged_step(blocks, step, columns)
+        elif step.name in GLOBAL_STEPS:
             result, stats = GLOBAL_STEPS[step.name](blocks, step, columns)
         elif step.is_global:
             raise StudioError(f"step {step.name} has no Ray implementation; run it with --engine local.")
@@ -1171,7 +1161,7 @@ def run_pipeline_ray(config: PipelineConfig, steps: list, out_dir: str | Path | 
     """`run_pipeline(engine="ray")`: same inputs, same steps, same outputs as the local engine, on Ray."""
     import ray
 
-    unsupported = [s.name for s in steps if s.is_global and s.name not in GLOBAL_STEPS]
+    unsupported = [s.name for s in steps if s.is_global and not isinstance(s, StagedStep) and s.name not in GLOBAL_STEPS]
     if unsupported:
         raise StudioError(f"step {unsupported[0]} cannot run on the Ray engine yet (its output would differ from the "
                           "local engine's); run this pipeline with --engine local, or drop the step.")

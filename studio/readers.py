@@ -422,7 +422,7 @@ def _two_turns(user, assistant):
     order = np.empty(2 * n, np.int64)
     order[0::2], order[1::2] = np.arange(n), np.arange(n, 2 * n)
     turns = pl.DataFrame({"role": pl.Series(["user", "assistant"]).gather(np.tile([0, 1], n)),
-                          "content": pl.concat([user, assistant]).gather(order)}).to_struct("turn")
+                          "content": pl.concat([user, assistant], rechunk=False).gather(order)}).to_struct("turn")
     messages = turns.reshape((n, 2)) if n else turns
     return pl.DataFrame({"messages": messages.cast(pl.List(turns.dtype)) if n else pl.Series(
         "messages", [], dtype=pl.List(turns.dtype))})
@@ -503,7 +503,9 @@ def _line_bounds(data: bytes):
     import numpy as np
 
     arr = np.frombuffer(data, np.uint8)
-    newlines = np.flatnonzero(arr == 10)
+    step = 1 << 24  # in windows: a byte mask of the whole file would be as large as the file
+    newlines = np.concatenate([np.flatnonzero(arr[at:at + step] == 10) + at for at in range(0, len(arr), step)]
+                              or [np.zeros(0, np.int64)])
     starts = np.concatenate([[0], newlines + 1])
     ends = np.concatenate([newlines, [len(data)]])
     numbers = np.arange(1, len(starts) + 1)

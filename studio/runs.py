@@ -230,7 +230,10 @@ class Run:
             if exc_type is None:
                 self.write_manifest()
             else:
-                log.error("run %s failed: %s", self.run_id, exc)
+                # into run.log only: the CLI prints the error itself, as one sentence on stderr
+                if self._handler is not None:
+                    self._handler.handle(log.makeRecord(log.name, logging.ERROR, __file__, 0, "run %s failed: %s",
+                                                        (self.run_id, exc), None))
                 self.extra["error"] = f"{exc_type.__name__}: {exc}"
                 with atomic_open(self.dir / "manifest.failed.json") as fh:
                     json.dump(self.manifest(), fh, indent=2, ensure_ascii=False, default=str)

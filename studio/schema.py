@@ -110,10 +110,24 @@ def _sha256_ids(texts) -> list[str]:
     return [sha(data[a:b]).hexdigest()[:ID_HEX_CHARS] for a, b in zip(bounds, bounds[1:], strict=False)]
 
 
+#: Rows hashed at a time by `example_ids`: bounds the copies of the text its column operations make.
+ID_BATCH_ROWS = 8192
+
+
 def example_ids(messages):
-    """`example_id` of every conversation in a Polars `messages` Series, with the text work done in bulk (the same
-    ids: tests compare them with `example_id`). Conversations with a role other than system/user/assistant after
-    trimming and lower-casing are hashed one by one, as `example_id` would escape such a role."""
+    """`example_id` of every conversation in a Polars `messages` Series, with the text work done in bulk, a batch
+    of rows at a time (the same ids: tests compare them with `example_id`)."""
+    import polars as pl
+
+    ids: list[str] = []
+    for start in range(0, len(messages), ID_BATCH_ROWS):
+        ids.extend(_example_ids_batch(messages.slice(start, ID_BATCH_ROWS)))
+    return pl.Series("id", ids, dtype=pl.String)
+
+
+def _example_ids_batch(messages) -> list[str]:
+    """Conversations with a role other than system/user/assistant after trimming and lower-casing are hashed one by
+    one, as `example_id` would escape such a role."""
     import numpy as np
     import polars as pl
     import pyarrow as pa
@@ -139,14 +153,17 @@ def example_ids(messages):
     ids = _sha256_ids(pl.select(pl.concat_str(pl.lit("["), pl.lit(joined), pl.lit("]"))).to_series())
     for i in np.unique(flat["row"].filter(~plain).to_numpy()).tolist():
         ids[i] = example_id(messages[i].to_list())
-    return pl.Series("id", ids, dtype=pl.String)
+    return ids
 
 
 def document_ids(texts):
     """`document_id` of every text in a Polars String Series, normalized in bulk."""
     import polars as pl
 
-    return pl.Series("id", _sha256_ids(normalize_texts(texts)), dtype=pl.String)
+    ids: list[str] = []
+    for start in range(0, len(texts), ID_BATCH_ROWS):
+        ids.extend(_sha256_ids(normalize_texts(texts.slice(start, ID_BATCH_ROWS))))
+    return pl.Series("id", ids, dtype=pl.String)
 
 
 def make_example(

@@ -82,8 +82,18 @@ def write_jsonl(records: Iterable[dict[str, Any]], path: str | Path) -> int:
     return n
 
 
+#: Rows turned into Python records at a time when writing JSONL or CSV (bounds the copies of the text held).
+WRITE_BATCH_ROWS = 10_000
+
+
+def _rows(df):
+    for chunk in df.select("id", "messages").iter_slices(WRITE_BATCH_ROWS):
+        yield from chunk.iter_rows(named=True)
+
+
 def write_examples(df, path: str | Path, fmt: str, with_id: bool = False) -> int:
-    """Write a Polars table of examples in `fmt`; returns rows written. Validates every row first."""
+    """Write a Polars table of examples in `fmt`; returns rows written. Rows become records a batch at a time; a
+    row the format cannot hold stops the write before anything is published (the file is written atomically)."""
     if fmt not in WRITE_FORMATS:
         raise StudioError(f"unknown output format {fmt!r}; choose one of {', '.join(WRITE_FORMATS)}.")
     path = Path(path)
@@ -91,13 +101,13 @@ def write_examples(df, path: str | Path, fmt: str, with_id: bool = False) -> int
         with atomic_path(path) as tmp:
             df.write_parquet(tmp)
         return df.height
-    rows = df.select("id", "messages").to_dicts()
     if fmt == "csv":
-        records = [dict(to_record("prompt-completion", r), **({"id": r["id"]} if with_id else {})) for r in rows]
+        n = 0
         with atomic_open(path) as fh:
             writer = csv.DictWriter(fh, fieldnames=(["id"] if with_id else []) + ["prompt", "completion"])
             writer.writeheader()
-            writer.writerows(records)
-        return len(records)
-    records = [to_record(fmt, r, with_id=with_id) for r in rows]
-    return write_jsonl(records, path)
+            for r in _rows(df):
+                writer.writerow(dict(to_record("prompt-completion", r), **({"id": r["id"]} if with_id else {})))
+                n += 1
+        return n
+    return write_jsonl((to_record(fmt, r, with_id=with_id) for r in _rows(df)), path)

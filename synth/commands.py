@@ -50,13 +50,17 @@ def synth(
 ) -> None:
     """Generate synthetic examples with an LLM; resumable, fault-tolerant, with lineage on every example.
 
-    Writes kept.parquet (studio schema + q_judge, ready for `studio curate` and review), dropped.parquet,
+    New examples pass dedupe and PII redaction, then the score step's quality gate (--min-quality); the LLM
+    judge also gates them when on (by default only with --backend openai). Writes kept.parquet (studio schema +
+    quality + q_judge, ready for `studio curate` and review), dropped.parquet,
     quarantine.jsonl (unreadable outputs with the raw text), responses/ (every answered request) and
     manifest.json (counts, tokens, cost, acceptance per template) to the run folder.
 
     Examples:
 
         studio synth grounded-qa sample_data/docs/ --n 20
+
+        studio synth self-instruct self_instruct_seed_tasks.jsonl --n 20
 
         studio synth self-instruct seeds.jsonl --n 100 --backend openai --model gpt-4o-mini
 

@@ -46,3 +46,16 @@ def workspace(tmp_path: Path):
     from studio.workspace import Workspace
 
     return Workspace.init(tmp_path / "ws", name="test")
+
+
+@pytest.fixture(scope="session")
+def static_models(tmp_path_factory) -> Path:
+    """A `models` folder holding semantic_dedupe's `static` embedding model, distilled from the bundled MiniLM once
+    per test session (~15 s on two cores); tests link it into their own studio cache."""
+    root = tmp_path_factory.mktemp("static-model")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STUDIO_CACHE", str(root))
+        from curate.embeddings import static_model_path
+
+        static_model_path()
+    return root / "models"

@@ -154,3 +154,14 @@ def test_pool_size_follows_input_size_and_leaves_busy_cores_alone(monkeypatch):
     monkeypatch.setattr(os, "getloadavg", lambda: (9.0, 9.0, 9.0))
     assert usable_workers(auto, 5000) == 1
     assert usable_workers(PiiConfig(workers=3, parallel_min_turns=256, batch_size=64), 5000) == 3  # asked for
+
+
+def test_names_in_message_positions_are_redacted_and_eponyms_and_products_are_kept():
+    out = PiiRedactor().redact_texts([
+        "My husband Jamal Washington booked the trip.", "Thanks Marcus, that fixed it.", "Hello Oluwaseun!",
+        "I spoke with Camila yesterday.", "The patient has a history of Hodgkin lymphoma.", "The Murphy bed arrived.",
+        "The Rose Gold finish costs extra."])
+    for text, name in zip(out[:4], ["Jamal Washington", "Marcus", "Oluwaseun", "Camila"], strict=True):
+        assert name not in text and "<" in text
+    assert out[4:] == ["The patient has a history of Hodgkin lymphoma.", "The Murphy bed arrived.",
+                       "The Rose Gold finish costs extra."]

@@ -252,6 +252,29 @@ def test_semantic_dedupe_on_ray_with_several_clusters_and_boundary_rows_matches_
     assert 0 < step["driver_bytes"] < step["rows_in"] * 384 * 4 / 10
 
 
+@pytest.mark.slow
+def test_semantic_dedupe_on_ray_with_static_embeddings_matches_the_local_engine(tmp_path, monkeypatch, ray_cluster,
+                                                                               sample_data, static_models):
+    # The fast path on Ray: the driver resolves `static` to the distilled folder and the actors encode with it
+    # through the same EmbeddingCache; several k-means clusters, outputs equal to the local engine's.
+    from studio_app.demo import sample_inputs
+
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "models").symlink_to(static_models)
+    monkeypatch.setenv("STUDIO_CACHE", str(tmp_path / "cache"))
+    files = [str(p) for p in sample_inputs(sample_data) if "malformed" not in p.parts]
+    steps = [*SEMANTIC_BEFORE, {"semantic_dedupe": {"model": "static", "cluster_size": 50}}]
+    cfg = PipelineConfig(inputs=files, steps=steps, report=False)
+    ray_run = run_pipeline(cfg, out_dir=tmp_path / "ray", engine="ray")
+    local = run_pipeline(cfg, out_dir=tmp_path / "local")
+    gone = _same_outputs(local, ray_run)
+    step = ray_run.steps[-1]
+    assert step["encoded"] == step["rows_in"] > 0 and step["kmeans_clusters"] > 1
+    assert local.steps[-1]["cache_hits"] == step["rows_in"]
+    assert gone.height == 15  # the planted paraphrases (which ones: tests/test_semantic_dedupe.py)
+    assert (gone["similarity"] >= 0.97).all()
+
+
 def test_semantic_dedupe_on_ray_keeps_the_highest_quality_row_as_the_local_step(semantic_runs, sample_data,
                                                                                 monkeypatch):
     # The ranking with a `quality` column (highest first, nulls last, input order between equals), checked on the

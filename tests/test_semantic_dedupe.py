@@ -3,6 +3,8 @@ embedding cache reused, k-means organisation finds what all-pairs finds. Uses th
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import polars as pl
 import pytest
@@ -131,17 +133,8 @@ def test_kmeans_clusters_find_the_same_duplicates_as_all_pairs(shared_data):
     assert set(clustered["id"]) == set(exact["id"])
 
 
-def test_every_planted_paraphrase_is_dropped_by_semantic_dedupe_at_the_default_threshold(sample_data, planted):
-    """After exact and near dedupe, semantic_dedupe at its default 0.95 drops one row of each of the 15 planted
-    paraphrase pairs, as a duplicate of its partner, and nothing else.
-
-    The generator words each paraphrase as a twin of its source (same question, facts, numbers and details,
-    word-3-gram Jaccard < 0.3) and lets no two other rows ask the same question about the same product, so
-    MiniLM cosines (prompt_response) of planted pairs are 0.96-0.99 and of every other pair below 0.93.
-    """
-    from pathlib import Path
-
-    from curate.embeddings import EmbeddingCache
+def planted_base(sample_data: Path, planted: dict) -> tuple[pl.DataFrame, list[tuple[int, int]]]:
+    """The sample rows after normalize, exact and near dedupe, and the row numbers of the 15 planted pairs."""
     from curate.registry import build_step
     from studio.readers import read_inputs
     from studio_app.demo import sample_inputs
@@ -153,14 +146,11 @@ def test_every_planted_paraphrase_is_dropped_by_semantic_dedupe_at_the_default_t
     pairs = [(by_place[f"{p['a']['file']}:{p['a']['line']}"], by_place[f"{p['b']['file']}:{p['b']['line']}"])
              for p in planted["paraphrases"]]
     assert len(pairs) == 15
-    texts = base.select(view_text("prompt_response")).to_series().to_list()
-    EmbeddingCache(view="prompt_response").embed(base["id"].to_list(), texts)  # the step reuses these
+    return base, pairs
 
-    step = SemanticDedupe()
-    threshold = step.config.threshold
-    assert threshold == 0.95
-    kept, dropped = run_steps(base, [step])
-    assert step.stats["encoded"] == 0
+
+def assert_only_planted_pairs_dropped(base: pl.DataFrame, pairs: list[tuple[int, int]], dropped: list[pl.DataFrame],
+                                      threshold: float) -> None:
     gone = pl.concat(dropped)
     assert (gone["drop_reason"] == "semantic_duplicate").all()
     assert (gone["similarity"] >= threshold).all()
@@ -171,7 +161,59 @@ def test_every_planted_paraphrase_is_dropped_by_semantic_dedupe_at_the_default_t
         assert (ids[a] in dup_of) != (ids[b] in dup_of), (base["source"][a], base["source"][b])
         lost, partner = (ids[a], ids[b]) if ids[a] in dup_of else (ids[b], ids[a])
         assert dup_of[lost] == partner
-    assert len(gone) == len(pairs), "no row outside the planted pairs is a semantic duplicate at 0.95"
+    assert len(gone) == len(pairs), "no row outside the planted pairs is a semantic duplicate"
+
+
+def test_every_planted_paraphrase_is_dropped_by_semantic_dedupe_at_the_default_threshold(sample_data, planted):
+    """After exact and near dedupe, semantic_dedupe at its default 0.95 drops one row of each of the 15 planted
+    paraphrase pairs, as a duplicate of its partner, and nothing else.
+
+    The generator words each paraphrase as a twin of its source (same question, facts, numbers and details,
+    word-3-gram Jaccard < 0.3) and lets no two other rows ask the same question about the same product, so
+    MiniLM cosines (prompt_response) of planted pairs are 0.96-0.99 and of every other pair below 0.93.
+    """
+    from curate.embeddings import EmbeddingCache
+
+    base, pairs = planted_base(sample_data, planted)
+    texts = base.select(view_text("prompt_response")).to_series().to_list()
+    EmbeddingCache(view="prompt_response").embed(base["id"].to_list(), texts)  # the step reuses these
+
+    step = SemanticDedupe()
+    assert step.config.threshold == 0.95
+    kept, dropped = run_steps(base, [step])
+    assert step.stats["encoded"] == 0
+    assert_only_planted_pairs_dropped(base, pairs, dropped, 0.95)
+
+
+@pytest.mark.slow
+def test_static_embeddings_drop_every_planted_paraphrase_and_nothing_else_at_their_own_threshold(
+        sample_data, planted, static_models, tmp_path):
+    """The fast path: static embeddings distilled from MiniLM, at their default threshold 0.97 (planted pairs at
+    cosine ≥ 0.973, every other pair ≤ 0.968), drop exactly the planted paraphrases too. Their vectors are cached
+    apart from MiniLM's: the same ids cached by MiniLM are encoded again."""
+    from curate.embeddings import EmbeddingCache
+
+    (tmp_path / "cache").mkdir(exist_ok=True)
+    (tmp_path / "cache" / "models").symlink_to(static_models)
+    base, pairs = planted_base(sample_data, planted)
+    few = base.head(3)
+    EmbeddingCache().embed(few["id"].to_list(), few.select(view_text("prompt_response")).to_series().to_list())
+
+    step = SemanticDedupe(model="static")
+    assert step.config.threshold == 0.97
+    kept, dropped = run_steps(base, [step])
+    assert (step.stats["encoded"], step.stats["cache_hits"]) == (base.height, 0)
+    assert_only_planted_pairs_dropped(base, pairs, dropped, 0.97)
+    again = SemanticDedupe(model="static")
+    assert run_steps(base, [again])[0]["id"].to_list() == kept["id"].to_list()
+    assert (again.stats["encoded"], again.stats["cache_hits"]) == (0, base.height)
+
+
+def test_threshold_defaults_to_the_models_own_and_an_explicit_one_wins():
+    assert SemanticDedupe().config.threshold == 0.95
+    assert SemanticDedupe(model="static").config.threshold == 0.97
+    assert SemanticDedupe(model="static", threshold=0.9).config.threshold == 0.9
+    assert SemanticDedupe(model="/some/folder").config.threshold == 0.95
 
 
 def test_embedding_cache_without_compaction_only_adds_shards_and_compact_merges_them(tmp_path):

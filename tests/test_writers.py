@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import polars as pl
 import pytest
 
 from studio.errors import StudioError
@@ -38,6 +39,9 @@ def test_write_then_read_gives_the_same_messages_and_ids(tmp_path, fmt, suffix, 
     assert [r["id"] for r in back.rows] == [r["id"] for r in rows]
 
 
-def test_multi_turn_conversation_into_alpaca_is_an_error_naming_the_example():
+def test_multi_turn_conversation_into_alpaca_is_an_error_naming_the_example(tmp_path):
+    single = examples_frame([{**MULTI_TURN, "id": "0" * 20, "messages": MULTI_TURN["messages"][-2:]}])
+    target = tmp_path / "never-written.jsonl"
     with pytest.raises(StudioError, match=f"example {MULTI_TURN['id']} .*export it as openai or sharegpt"):
-        write_examples(examples_frame([MULTI_TURN]), "/tmp/never-written.jsonl", "alpaca")
+        write_examples(pl.concat([single, examples_frame([MULTI_TURN])]), target, "alpaca")
+    assert not target.exists() and not list(tmp_path.iterdir())  # the row before it was never published

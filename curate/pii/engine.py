@@ -156,6 +156,7 @@ class Analyzer:
             UrlRecognizer(), DateRecognizer(),
             ours.AddressRecognizer(), ours.PhoneRecognizer(), ours.CardNumberRecognizer(),
             ours.date_of_birth_recognizer(), ours.zip_code_recognizer(), ours.NameAfterKeywordRecognizer(stop_words),
+            ours.KnownNameRecognizer(),
             *ours.id_recognizers(config.id_patterns),
         ]
         for entity, values in config.deny_list.items():

@@ -6,7 +6,10 @@ Known presidio/spaCy false positives handled here (each has a test in tests/test
 - LOCATION read as PERSON ("Kenosha", "Lisbon"): a PERSON span that is a known place (countries and US states
   from Faker's lists, the ~400 cities of the IANA time-zone database) or follows a locative phrase ("live in",
   "moved to", "travelling to", ...) or the prepositions "in"/"near" becomes LOCATION;
-- relative dates ("tomorrow", "next week", "30 days") identify nobody and are not DATE_TIME.
+- relative dates ("tomorrow", "next week", "30 days") identify nobody and are not DATE_TIME;
+- eponyms and product names read as PERSON: a PERSON span followed by a medical term ("Hodgkin lymphoma",
+  "Crohn's disease", "Tommy John surgery"), or up to three words right after an article and before a lower-case
+  word ("the Murphy bed", "the Kodiak Cooler keeps"), names a thing, not a person, and is dropped.
 Overlaps: a span found by a pattern (card, phone, address, keyed number ...) beats an NER span (spaCy's
 guess); spans of the same type that overlap are merged; an ADDRESS swallows LOCATIONs it touches.
 """
@@ -28,6 +31,13 @@ _NOT_NAME_WORDS = {
     # imperatives that open support messages and that the small model tags as names ("Email me at ...")
     "email", "e-mail", "call", "text", "phone", "message", "contact", "kindly", "reply", "send",
 }
+#: terms that make the name before them an eponym (a disease, a sign, a procedure), not a person
+_EPONYM_NEXT = re.compile(
+    r"(?:['’]s)?\s+(?:disease|syndrome|lymphoma|palsy|sign|test|score|scale|maneuver|manoeuvre|procedure|surgery|"
+    r"operation|reflex|fracture|criteria|classification|tumou?r|ulcer|anomaly|phenomenon|law|effect)\b", re.I)
+#: an article (or possessive) right before a one-word PERSON span, and a lower-case word right after it
+_ARTICLE_BEFORE = re.compile(r"(?i)\b(?:the|a|an|our|your|this|that|these|those)\s+$")
+_LOWER_AFTER = re.compile(r"\s+[a-z]")
 _LOCATIVE = re.compile(
     r"(?i)\b(?:live[sd]?|living|lives|moved|moving|move|travel(?:l)?ing|travel(?:l)?ed|flew|fly(?:ing)?|born|"
     r"grew up|based|located|stay(?:ing|ed)?|visit(?:ing|ed)?|trip|city|town|village|state|country|"
@@ -139,7 +149,7 @@ class PostProcessor:
         if any(a <= start and end <= b for a, b in self._allowed):
             return
         if kind == "PERSON":
-            if is_code_or_number(value):
+            if is_code_or_number(value) or names_a_thing(text, start, end):
                 return
             if value.lower() in known_places() or _LOCATIVE.search(text[max(0, start - 40):start]):
                 if "LOCATION" not in self.config.entities:
@@ -150,6 +160,16 @@ class PostProcessor:
         elif kind == "DATE_TIME" and (is_relative_date(value) or not is_plausible_date_number(value)):
             return
         spans.append(PiiEntity(kind, start, end, round(float(score), 4)))
+
+
+def names_a_thing(text: str, start: int, end: int) -> bool:
+    """A PERSON span that names a thing: an eponym before a medical term, or up to three words between an article
+    and a lower-case word (see the module docstring)."""
+    if _EPONYM_NEXT.match(text, end):
+        return True
+    short = len(text[start:end].split()) <= 3
+    return short and bool(_ARTICLE_BEFORE.search(text[max(0, start - 12):start])) and bool(
+        _LOWER_AFTER.match(text, end))
 
 
 def resolve_overlaps(spans: list[PiiEntity]) -> list[PiiEntity]:

@@ -17,6 +17,7 @@ distinctive shapes, 0.2 for shapes that need context.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 import regex
@@ -305,3 +306,92 @@ def id_recognizers(id_patterns) -> list[KeyedValueRecognizer]:
     return [KeyedValueRecognizer(p.entity, p.keywords, p.value, score=p.score,
                                  name=f"Keyed{p.entity.title().replace('_', '')}Recognizer{i}")
             for i, p in enumerate(id_patterns)]
+
+
+#: Capitalised words that are first or last names in Faker's lists but in support, claims and clinical text are
+#: mostly colours, materials, days or product words ("Rose Gold", "Forest Green", "Easter Sunday").
+NOT_NAMES = {"Gold", "Silver", "Green", "Black", "White", "Brown", "Gray", "Grey", "Blue", "Red", "Sand", "Stone",
+             "Rose", "Forest", "Storm", "Easter", "Christmas", "Sunday", "Monday", "Tuesday", "Wednesday", "Thursday",
+             "Friday", "Saturday", "Summer", "Winter", "Spring", "Autumn", "Can", "Will", "May", "Mark", "Grant",
+             "Bill", "Pat", "Art", "Chase", "Hunter", "Page", "Hope", "Faith", "Joy", "Trail", "Ridge", "Pro",
+             "Max", "Sky", "River", "Brook", "Hill", "Field", "Park", "Lake", "Bay", "Star", "Sun", "North",
+             "South", "East", "West", "King", "Prince", "Young", "Price", "Long", "Short", "Best", "Love"}
+#: Words before a first name that make it one ("Thanks Marcus", "I spoke with Camila", "ask Tomasz") ...
+_NAME_BEFORE = ["hi", "hello", "hey", "dear", "thanks", "thank you", "cheers", "spoke with", "speak with",
+                "talked to", "talk to", "talked with", "ask", "asked", "told", "tell", "ok so", "so", "and",
+                "best", "regards", "kind regards", "best regards", "sincerely"]
+#: ... and words after it ("Amara said", "Tomasz from your billing team").
+_NAME_AFTER = ["said", "says", "told", "asked", "promised", "mentioned", "called", "emailed", "wrote", "from your",
+               "from the", "is handling", "was handling", "please"]
+#: after a greeting any capitalised word is a name, except these
+_NOT_GREETED = {"Team", "Support", "Everyone", "All", "There", "Again", "Sir", "Madam", "Guys", "Folks", "Customer",
+                "Friend", "Friends", "Both", "You", "Regards", "Wishes", "Way", "Price", "Seller", "Practice"}
+#: after these (greetings and sign-offs) any capitalised word is taken as a name
+_GREETINGS = ["hi", "hello", "hey", "dear", "thanks", "thank you", "best", "regards", "kind regards", "best regards",
+              "sincerely"]
+
+
+@functools.lru_cache(maxsize=1)
+def faker_names() -> tuple[frozenset[str], frozenset[str]]:
+    """(first names, last names) from every locale of Faker's person provider, Latin letters only, minus
+    NOT_NAMES: tens of thousands of real names from many countries, offline."""
+    import importlib
+    import pkgutil
+
+    import faker.providers.person as people
+
+    found: dict[str, set[str]] = {"first": set(), "last": set()}
+    attrs = {"first": ("first_names", "first_names_male", "first_names_female"), "last": ("last_names",)}
+    for module in pkgutil.iter_modules(people.__path__):
+        try:
+            provider = importlib.import_module(f"{people.__name__}.{module.name}").Provider
+        except (ImportError, AttributeError):
+            continue
+        for kind, names in attrs.items():
+            for attr in names:
+                values = next((c.__dict__[attr] for c in provider.__mro__ if attr in c.__dict__), ())
+                values = list(values) if isinstance(values, dict | list | tuple) else []
+                found[kind].update(v for v in values if isinstance(v, str) and v.isascii() and v.isalpha()
+                                   and len(v) >= 3 and v[0].isupper() and v not in NOT_NAMES)
+    return frozenset(found["first"]), frozenset(found["last"])
+
+
+from spacy.lang.en.stop_words import STOP_WORDS  # noqa: E402 - needed only from here on
+
+
+class KnownNameRecognizer(LocalRecognizer):
+    """PERSON by the names people have, where spaCy's small model misses them: a known first name followed by a
+    known last name ("Jamal Washington"), and a known first name, or after a greeting any capitalised word, in
+    the places names stand in messages ("Thanks Marcus,", "I spoke with Camila", "Amara said", "Hello Keiko!").
+    The names are Faker's lists for all its locales (`faker_names`)."""
+
+    def __init__(self) -> None:
+        super().__init__(supported_entities=["PERSON"], name="KnownNameRecognizer", supported_language="en")
+        word = r"[[:Lu:]][[:Ll:]'’\-]+"
+        self.full = regex.compile(rf"(?<![\w@.])(?P<first>{word})\s+(?P<last>{word})(?![\w@])")
+        self.before = regex.compile(
+            rf"(?:^|(?<=[\s.,;:!?(]))(?P<cue>(?i:{_keyword_alternation(_NAME_BEFORE)}))[\s,]+(?P<first>{word})(?![\w@])",
+            regex.MULTILINE)
+        self.after = regex.compile(rf"(?<![\w@.])(?P<first>{word})[\s,]+(?i:{_keyword_alternation(_NAME_AFTER)})\b")
+
+    def load(self) -> None:
+        pass
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
+        first, last = faker_names()
+        out = []
+        for m in self.full.finditer(text, overlapped=True):
+            # a known first name and a known last name, or any capitalised word that is not a common one
+            if m["first"] in first and (m["last"] in last or (m["last"] not in NOT_NAMES
+                                                               and m["last"].lower() not in STOP_WORDS)):
+                out.append(_result(self, "PERSON", m.start(), m.end(), 0.85))
+        for m in self.before.finditer(text):
+            word = m["first"]
+            greeted = (m["cue"].lower() in _GREETINGS and word not in _NOT_GREETED
+                       and word.lower() not in STOP_WORDS and not word.startswith(("I'", "I’")))
+            if m["first"] in first or greeted:
+                out.append(_result(self, "PERSON", m.start("first"), m.end("first"), 0.75))
+        for m in self.after.finditer(text):
+            if m["first"] in first:
+                out.append(_result(self, "PERSON", m.start("first"), m.end("first"), 0.75))
+        return out

@@ -11,7 +11,7 @@ from typing import Literal
 
 import polars as pl
 
-from curate.step import Step, StepConfig
+from curate.step import ROW, StagedStep, StepConfig
 
 
 class ExactDedupeConfig(StepConfig):
@@ -19,12 +19,12 @@ class ExactDedupeConfig(StepConfig):
     """`messages`: whole conversation; `prompt`: user turns only."""
 
 
-class ExactDedupe(Step):
+class ExactDedupe(StagedStep):
     name = "exact_dedupe"
     Config = ExactDedupeConfig
-    is_global = True
 
-    def apply(self, df: pl.DataFrame) -> pl.DataFrame:
+    def map(self, df: pl.DataFrame) -> pl.DataFrame:
+        """Each row's key (its id, or a hash of its user turns) with its row and id."""
         if self.config.on == "messages":
             key = pl.col("id")
         else:
@@ -32,16 +32,14 @@ class ExactDedupe(Step):
                 pl.element().filter(pl.element().struct.field("role") == "user").struct.field("content")
             ).list.join("\n")
             key = prompt.hash(seed=0)
-        df = df.with_columns(key.alias("_key"))
-        first = pl.col("_key").is_first_distinct()
-        kept_id = pl.col("id").first().over("_key")
-        df = df.with_columns(
-            pl.when(pl.col("drop_reason").is_null() & ~first).then(pl.lit("exact_duplicate"))
-            .otherwise(pl.col("drop_reason")).alias("drop_reason"),
-            pl.when(~first).then(kept_id).otherwise(pl.col("dup_of")).alias("dup_of"),
-        )
-        self.stats["duplicate_groups"] = int(df.filter(~first).select(pl.col("_key").n_unique()).item())
-        return df.drop("_key")
+        return df.select(key.alias("_key"), pl.col(ROW), pl.col("id"))
+
+    def reduce(self, entries: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
+        """The first row of each key in input order stays; every later one is dropped as a copy of it."""
+        later = entries.with_columns(pl.col("id").first().over("_key").alias("dup_of")).filter(
+            ~pl.col("_key").is_first_distinct())
+        marks = later.select(ROW, pl.lit("exact_duplicate").alias("drop_reason"), "dup_of")
+        return marks, {"duplicate_groups": int(later.get_column("_key").n_unique())}
 
 
 STEP = ExactDedupe

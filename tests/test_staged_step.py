@@ -1,0 +1,69 @@
+"""A global step written once, as stages (`curate.step.StagedStep`), in this one file: both engines run it and
+give the same rows, drop reasons and stats, with nothing about the step in either executor."""
+
+from __future__ import annotations
+
+import sys
+
+import polars as pl
+import pytest
+
+from curate.bookkeeping import with_drop_columns
+from curate.config import PipelineConfig
+from curate.pipeline import run_steps
+from curate.step import ROW, StagedStep, StepConfig
+from studio.console import Reporter
+from studio.readers import read_inputs
+from studio.runs import Run
+
+
+class LongestPerFile(StagedStep):
+    """Keep, per input file, the conversation with the longest last turn; the others are dropped as `shorter`."""
+
+    name = "longest_per_file"
+    Config = StepConfig
+
+    def map(self, df: pl.DataFrame) -> pl.DataFrame:
+        return df.select(pl.col("source").str.replace(r":\d+$", "").alias("_key"), ROW, "id",
+                         pl.col("messages").list.last().struct.field("content").str.len_chars().alias("length"))
+
+    def reduce(self, entries: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
+        ranked = entries.sort(["_key", "length", ROW], descending=[False, True, False])
+        best = ranked.group_by("_key", maintain_order=True).first().select("_key", pl.col("id").alias("dup_of"))
+        losers = ranked.join(best, on="_key").filter(pl.col("id") != pl.col("dup_of"))
+        marks = losers.select(ROW, pl.lit("shorter").alias("drop_reason"), "dup_of")
+        return marks, {"files": best.height}
+
+
+@pytest.fixture(scope="module")
+def inputs(sample_data) -> list[str]:
+    return [str(sample_data / n) for n in ("support_chat.jsonl", "product_qa.jsonl", "faq_alpaca.json")]
+
+
+def test_a_toy_staged_step_runs_the_same_on_both_engines(inputs, tmp_path_factory):
+    local_step = LongestPerFile()
+    local_kept, local_dropped = run_steps(with_drop_columns(read_inputs(inputs).frame()), [local_step])
+    assert local_kept.height == 3 and sum(d.height for d in local_dropped) == read_inputs(inputs).n_input - 3
+
+    import ray
+
+    from curate import ray_engine
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import a test module
+    started = not ray.is_initialized()  # the Ray engine tests' session cluster may be up already
+    if started:
+        ray.init(num_cpus=2, _temp_dir=str(tmp_path_factory.mktemp("ray")), include_dashboard=False, log_to_driver=False)
+    try:
+        blocks = ray_engine.read_blocks(PipelineConfig(inputs=inputs), ray_data=False).blocks
+        with Run("curate", out_dir=tmp_path_factory.mktemp("run")) as run:
+            kept, dropped = ray_engine.run_steps_ray(blocks, [LongestPerFile()], run, Reporter(quiet=True))
+            run.counts.input, run.counts.kept = blocks.rows, kept.rows
+        ray_kept = pl.concat([pl.from_arrow(ray.get(r)) for r in kept.refs]).drop(ROW)
+        ray_dropped = pl.concat([pl.from_arrow(ray.get(r)) for _, d in dropped for r in d.refs]).drop(ROW)
+    finally:
+        if started:
+            ray.shutdown()
+    assert ray_kept.equals(local_kept)
+    assert ray_dropped.sort("id").equals(pl.concat(local_dropped).sort("id"))
+    assert ray_dropped.get_column("drop_reason").unique().to_list() == ["shorter"]
+    assert local_step.stats == {"files": 3} and run.steps[0]["files"] == 3
