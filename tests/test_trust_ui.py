@@ -185,7 +185,8 @@ def test_hostile_ids_text_tags_comments_and_names_render_inert_in_chromium(hosti
         check_page(page, sink, "edit diff")
 
         for _ in range(3):  # a click landing during the edit's rerun can be undone by it: click again
-            page.get_by_text("Lead view").click()
+            # the radio's label, not the page title that appears once the view has switched
+            page.get_by_test_id("stRadioGroup").get_by_text("Lead view").click()
             try:
                 expect(page.get_by_text("@x.org").first).to_be_visible(timeout=20_000)
                 break
