@@ -188,7 +188,7 @@ def test_eval_compares_base_and_adapter_in_a_self_contained_html_report(trained,
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="QLoRA (bitsandbytes 4-bit) needs a CUDA GPU")
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the CUDA QLoRA path needs a CUDA GPU (CPU QLoRA is tested in test_training_qlora.py)")
 def test_qlora_on_cuda_trains_and_merges_into_the_dequantized_base(data_dir, tmp_path):
     pytest.importorskip("bitsandbytes")
     from peft import PeftModel
