@@ -5,11 +5,13 @@ settings `studio synth` and the demo use:
 - self-instruct from the raw self-instruct seed file (`--n 20`; CLI defaults: no LLM judge on the local
   backend, curate steps, then the score step's gate quality >= 0.5);
 - grounded QA over sample_data/docs (Markdown, PDF, DOCX; n 8, as the demo's synth stage).
+`--qa-answer model` measures grounded QA with model-written answers instead of quoted ones.
 Prints kept of requested, candidates tried (acceptance = kept / candidates), drop reasons, wall and process
 CPU seconds, generated tokens/s, and the model file's size. Wall time on a shared machine varies with load;
 CPU seconds do much less.
 
     PYTHONPATH=. python bench/synth_generators.py [--gguf PATH ...] [--n 20] [--docs-n 8] [--only self-instruct]
+        [--qa-answer quote|model]
 """
 
 from __future__ import annotations
@@ -55,16 +57,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--n", type=int, default=20, help="self-instruct examples to produce")
     ap.add_argument("--docs-n", type=int, default=8, help="grounded-QA examples to produce")
     ap.add_argument("--only", choices=("self-instruct", "grounded-qa"), default=None)
+    ap.add_argument("--qa-answer", choices=("quote", "model"), default="quote",
+                    help="grounded QA answers: the evidence sentence quoted (default) or written by the model")
+    ap.add_argument("--keep", type=Path, default=None, help="write the run folders here (default: a temporary folder)")
     args = ap.parse_args(argv)
 
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = args.keep or scratch
         for k, gguf in enumerate(args.gguf or [None]):
             if args.only != "grounded-qa":
                 r = one_run("self-instruct", [SEEDS], args.n, gguf, Path(tmp) / f"si{k}", temperature=0.7, max_tokens=256)
                 rows.append(("self-instruct (seed file)", r))
             if args.only != "self-instruct":
-                r = one_run("grounded-qa", [DOCS], args.docs_n, gguf, Path(tmp) / f"qa{k}", temperature=0.7, max_tokens=64)
+                r = one_run("grounded-qa", [DOCS], args.docs_n, gguf, Path(tmp) / f"qa{k}", temperature=0.7, max_tokens=64,
+                            options={"answer": args.qa_answer})
                 rows.append(("grounded QA (sample docs)", r))
     print("\n| generator | model (file size) | kept / n | candidates | acceptance | dropped | quarantined | wall s | CPU s | tokens in / out | gen tok/s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")

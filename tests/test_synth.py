@@ -22,8 +22,17 @@ from synth_fault_proxy import GARBLED_TEXT, FaultProxy
 from studio.errors import StudioError
 from studio.readers import read_inputs
 from synth.backends import BackendConfig, OpenAIBackend, backoff_delay, retry_after_seconds
+from synth.generators.base import GenSettings
+from synth.generators.grounded_qa import (
+    GroundedQA,
+    answer_text,
+    content_words,
+    evidence_spans,
+    grounded_overlap,
+)
 from synth.generators.self_instruct import NoveltyFilter, instruction_filter_reason
 from synth.parsing import ParseError, parse_json_object
+from synth.prompts import PromptLibrary
 from synth.runner import SynthJob, build_generator, run_synth
 
 REPO = Path(__file__).resolve().parent.parent
@@ -127,6 +136,24 @@ def test_self_instruct_keyword_and_length_filters():
     assert instruction_filter_reason("List three ways to contact support quickly") is None
 
 
+def test_evidence_is_whole_prose_sentences_with_numbers_first_never_headings_tables_or_offered_ones():
+    chunk = ("Rentals\n\nItem | Per day\nTwo-person tent | $18\n\nRentals are priced per day and counted from pickup\n"
+             "to return at the store.\n- **Dry on low heat** for 2-3 hours with two clean tennis balls.\n- Short item.\n\n"
+             "Orders placed before 1 p.m. Eastern time leave the warehouse on the same day. Thanks!")
+    quoted = [answer_text(chunk[a:b]) for a, b in evidence_spans(chunk, heading="Rentals")]
+    assert quoted == ["Dry on low heat for 2-3 hours with two clean tennis balls.",
+                      "Orders placed before 1 p.m. Eastern time leave the warehouse on the same day.",
+                      "Rentals are priced per day and counted from pickup to return at the store."]
+    assert [answer_text(chunk[a:b]) for a, b in evidence_spans(chunk, "Rentals", skip=set(quoted[:2]))] == quoted[2:]
+
+
+def test_groundedness_check_accepts_a_quoted_sentence_and_rejects_an_answer_the_chunk_does_not_support():
+    chunk = DOCS["refunds.md"]
+    assert grounded_overlap("Refunds are paid to the original payment method within 5 business days.", chunk) == 1.0
+    assert grounded_overlap("Refunds are paid in cash at any store, and shipping labels are free.", chunk) < 0.6
+    assert grounded_overlap("", chunk) == 0.0
+
+
 def test_tolerant_parser_reads_fenced_chatty_and_cut_off_json_and_rejects_prose():
     assert parse_json_object('Sure! ```json\n{"question": "Why?", "answer": "Because.",}\n```') == \
         {"question": "Why?", "answer": "Because."}
@@ -170,18 +197,51 @@ def test_grounded_qa_cli_on_local_backend_writes_examples_with_lineage(tmp_path,
     kept = pl.read_parquet(out / "kept.parquet")
     manifest = json.loads((out / "manifest.json").read_text())
     assert kept.height == 3 and manifest["produced"] == 3 and manifest["backend"]["remote"] is False
+    chunk_text = {c["chunk_id"]: c["text"] for c in GroundedQA(read_inputs([docs_dir]).rows, PromptLibrary(), GenSettings()).chunks}
     chunks = {}
     for row in kept.iter_rows(named=True):
         meta = json.loads(row["meta"])
         assert (row["origin"], row["source"]) == ("synthetic", manifest["run_id"])
-        assert meta["generator"] == "grounded-qa" and meta["template"] == "grounded_qa" and meta["template_version"] == 1
+        assert meta["generator"] == "grounded-qa" and meta["template"] == "grounded_qa" and meta["template_version"] == 2
         # local default: no LLM judge (no better than chance at 135M); the score step's quality is the gate
         assert meta["model"] == "SmolLM2-135M-Instruct.Q4_1" and "q_judge" not in meta and row["quality"] >= 0.5
-        assert meta["grounded_overlap"] >= 0.6
+        # the answer is the evidence sentence quoted from its chunk, and the question is about it
+        question, answer = (m["content"] for m in row["messages"])
+        start, end = meta["evidence"]
+        assert answer == answer_text(chunk_text[meta["chunk_id"]][start:end]) and meta["grounded_overlap"] == 1.0
+        assert question.endswith("?") and len(set(content_words(question)) & set(content_words(answer))) >= 2
         chunks[meta["chunk_id"]] = meta["doc_id"]
     doc_ids = {r["id"] for r in read_inputs([docs_dir]).rows}
     assert set(chunks.values()) <= doc_ids
-    assert manifest["acceptance"]["grounded_qa.v1"]["kept"] == 3
+    assert manifest["acceptance"]["grounded_qa.v2"]["kept"] == 3
+
+
+def test_grounded_qa_drops_a_question_that_is_not_about_its_evidence_sentence(tmp_path, llama_url, docs_dir):
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    (prompts / "grounded_qa.v9.txt").write_text('Ask one question about the planet Mars.\n'
+                                                'Reply in JSON: {"question": "..."}', encoding="utf-8")
+    # sampled (seeded per candidate): at temperature 0 this prompt loops on "Mars" until max_tokens
+    run = _run(tmp_path, llama_url, "grounded-qa", [docs_dir], n=2, max_candidate_factor=2, prompts_dir=str(prompts),
+               temperature=0.7, max_tokens=64)
+    kept, dropped, quarantine, manifest = _outputs(run)
+    _check_accounting(kept, dropped, quarantine, manifest)
+    assert kept.height == 0 and dropped.height >= 2 and set(dropped["drop_reason"]) == {"question_off_evidence"}
+    assert all(json.loads(m)["question"].endswith("?") for m in dropped["meta"])
+
+
+def test_grounded_qa_drops_a_model_answer_its_chunk_does_not_support(tmp_path, llama_url, docs_dir):
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    (prompts / "grounded_qa_answer.v9.txt").write_text("Ignore the question. Describe the planet Mars in "
+                                                       "two sentences.", encoding="utf-8")
+    run = _run(tmp_path, llama_url, "grounded-qa", [docs_dir], n=2, max_candidate_factor=2, prompts_dir=str(prompts),
+               options={"answer": "model"})
+    kept, dropped, quarantine, manifest = _outputs(run)
+    _check_accounting(kept, dropped, quarantine, manifest)
+    answered = [json.loads(m) for m in dropped.filter(pl.col("drop_reason") == "not_grounded")["meta"]]
+    assert kept.height == 0 and answered
+    assert all(m["answer_template"] == "grounded_qa_answer.v9" and m["grounded_overlap"] < 0.6 for m in answered)
 
 
 @pytest.mark.parametrize("generator", ["self-instruct", "evol-instruct", "paraphrase"])
@@ -308,10 +368,10 @@ def test_remote_backend_redacts_planted_pii_before_it_reaches_the_wire(tmp_path,
     with FaultProxy(llama_url) as proxy:
         run = _run(tmp_path, proxy.url, "grounded-qa", [doc], n=1, redact=True, redactor=PiiRedactor().redact_texts,
                    max_candidate_factor=2)
-    bodies = [s.body for s in proxy.seen]
-    assert bodies and any("EMAIL" in json.loads(b)["messages"][0]["content"] for b in bodies)
+    sent = [m["content"] for s in proxy.seen for m in json.loads(s.body)["messages"]]
+    assert sent and any("EMAIL" in text for text in sent)
     for value in PLANTED.values():
-        assert all(value not in json.loads(b)["messages"][0]["content"] for b in bodies)
+        assert all(value not in text for text in sent)
     manifest = json.loads(run.manifest_path.read_text())
     assert manifest["privacy"] == {"backend_remote": True, "pii_redacted_before_sending": True,
                                    "redaction_turned_off_by_user": False}
