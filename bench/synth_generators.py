@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import tempfile
 import time
@@ -61,6 +62,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="grounded QA answers: the evidence sentence quoted (default) or written by the model")
     ap.add_argument("--keep", type=Path, default=None, help="write the run folders here (default: a temporary folder)")
     args = ap.parse_args(argv)
+    # Quiet like the CLI: absl (via rouge-score) may install a root handler that prints httpx's line per request.
+    logging.basicConfig(level=logging.WARNING, force=True)
 
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
