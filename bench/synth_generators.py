@@ -11,7 +11,7 @@ CPU seconds, generated tokens/s, and the model file's size. Wall time on a share
 CPU seconds do much less.
 
     PYTHONPATH=. python bench/synth_generators.py [--gguf PATH ...] [--n 20] [--docs-n 8] [--only self-instruct]
-        [--qa-answer quote|model]
+        [--qa-answer quote|model] [--chat-template gemma] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -60,10 +60,22 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--only", choices=("self-instruct", "grounded-qa"), default=None)
     ap.add_argument("--qa-answer", choices=("quote", "model"), default="quote",
                     help="grounded QA answers: the evidence sentence quoted (default) or written by the model")
+    ap.add_argument("--chat-template", default=None,
+                    help="a llama.cpp built-in chat template (e.g. gemma) for GGUFs that ship none")
     ap.add_argument("--keep", type=Path, default=None, help="write the run folders here (default: a temporary folder)")
     args = ap.parse_args(argv)
-    # Quiet like the CLI: absl (via rouge-score) may install a root handler that prints httpx's line per request.
-    logging.basicConfig(level=logging.WARNING, force=True)
+    # Quiet like the CLI: one console handler at WARNING, so neither a run's INFO log level nor absl's fallback
+    # handler (via rouge-score) prints httpx's line per request.
+    console = logging.StreamHandler()
+    console.setLevel(logging.WARNING)
+    logging.basicConfig(handlers=[console], force=True)
+    if args.chat_template:  # `studio synth` has no such setting: the bench hands it to the server it starts
+        import functools
+
+        import synth.backends
+
+        synth.backends.start_llama_server = functools.partial(synth.backends.start_llama_server,
+                                                              chat_template=args.chat_template)
 
     rows = []
     with tempfile.TemporaryDirectory() as scratch:

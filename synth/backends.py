@@ -345,10 +345,12 @@ class LocalBackend(OpenAIBackend):
 
 
 def start_llama_server(gguf: Path, n_parallel: int = 4, threads: int = 1, ctx_per_slot: int = 2048,
-                       verbose: bool = False):
+                       verbose: bool = False, chat_template: str | None = None):
     """Start llama.cpp's HTTP server in-process on a free port; `server.listening_address` is its URL.
 
     One thread by default: on 2-core machines llama.cpp's spinning threads otherwise fight the caller.
+    `chat_template` names one of llama.cpp's built-in templates (gemma, chatml, llama3, ...), applied without
+    Jinja, for a GGUF whose metadata has none (llama.cpp would use chatml).
     """
     import xllamacpp as xlc
 
@@ -359,6 +361,9 @@ def start_llama_server(gguf: Path, n_parallel: int = 4, threads: int = 1, ctx_pe
     params.n_ctx = ctx_per_slot * n_parallel
     params.cpuparams.n_threads = threads
     params.cpuparams_batch.n_threads = threads
+    if chat_template:
+        params.chat_template = chat_template
+        params.use_jinja = False  # a built-in name is a template only to llama.cpp's non-Jinja formatter
     if not verbose:
         params.verbosity = -1
     return xlc.Server(params)

@@ -244,6 +244,22 @@ def test_grounded_qa_drops_a_model_answer_its_chunk_does_not_support(tmp_path, l
     assert all(m["answer_template"] == "grounded_qa_answer.v9" and m["grounded_overlap"] < 0.6 for m in answered)
 
 
+def test_local_server_formats_chat_with_a_named_built_in_template():
+    import httpx
+
+    from studio.models import smollm2_gguf_path
+    from synth.backends import start_llama_server
+
+    turns = {"messages": [{"role": "user", "content": "Hi"}]}
+    server = start_llama_server(smollm2_gguf_path(), n_parallel=1, ctx_per_slot=512, chat_template="gemma")
+    prompt = httpx.post(server.listening_address + "/apply-template", json=turns, timeout=30).json()["prompt"]
+    assert prompt.endswith("<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n")
+    del server
+    server = start_llama_server(smollm2_gguf_path(), n_parallel=1, ctx_per_slot=512)  # the GGUF's own (chatml)
+    prompt = httpx.post(server.listening_address + "/apply-template", json=turns, timeout=30).json()["prompt"]
+    assert "<|im_start|>user\nHi<|im_end|>" in prompt and "<start_of_turn>" not in prompt
+
+
 @pytest.mark.parametrize("generator", ["self-instruct", "evol-instruct", "paraphrase"])
 def test_example_generators_on_local_model_record_seed_lineage(tmp_path, llama_url, seeds_file, generator):
     run = _run(tmp_path, llama_url, generator, [seeds_file], n=2)
