@@ -52,6 +52,20 @@ def _main(
 ) -> None:
     ctx.obj = CommandContext(quiet=quiet, workspace=workspace)
     _console_logging(logging.INFO if verbose else logging.WARNING)
+    if not verbose:
+        _quiet_libraries()
+
+
+def _quiet_libraries() -> None:
+    """Library chatter a user cannot act on stays off the terminal (it still reaches run.log where it is logged):
+    transformers' per-load "Loading weights" bars and its deprecation notices about its own internals, and the
+    `kernels` package's offline notice when bitsandbytes loads (we keep it offline on purpose)."""
+    import os
+    import warnings
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read by transformers and huggingface_hub at import
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers(\.|$)")
+    logging.getLogger("kernels").setLevel(logging.ERROR)
 
 
 def _console_logging(level: int) -> None:

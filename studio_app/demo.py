@@ -7,6 +7,8 @@ stage (PII, synth, review, export, train) add a function to STAGES. Must finish 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -163,7 +165,7 @@ def stage_train(ctx: DemoContext) -> None:
     import json
 
     from studio.writers import write_jsonl
-    from training.config import TrainConfig
+    from training.config import MIN_STEPS, TrainConfig
     from training.data import split_train_val
     from training.evaluate import EvalSettings, run_eval
     from training.trainer import train
@@ -177,7 +179,7 @@ def stage_train(ctx: DemoContext) -> None:
     small_val = ctx.workspace.data_dir / "demo_val_small.jsonl"
     write_jsonl(rows, small_val)
     test = ctx.outputs.get("export_test") or small_val
-    cfg = TrainConfig(base_model="default", method="lora", max_steps=8, max_length=320, overlong="truncate")
+    cfg = TrainConfig(base_model="default", method="lora", max_steps=MIN_STEPS, max_length=320, overlong="truncate")
     result = train(cfg, export, small_val, ctx.workspace.runs_dir / "demo-train", reporter=ctx.reporter,
                    workspace=ctx.workspace)
     m = result.metrics
@@ -248,6 +250,21 @@ def demo_workspace(directory: Path, fresh: bool) -> Workspace:
 STAGES = [stage_curate, stage_synth, stage_review, stage_export, stage_train]
 
 
+@contextlib.contextmanager
+def inside(ws: Workspace):
+    """Run the stages as commands run inside the workspace ($STUDIO_WORKSPACE): what looks the workspace up
+    itself (the PII salt, which lives in it and never in a config) finds the demo's, wherever the demo was started."""
+    before = os.environ.get("STUDIO_WORKSPACE")
+    os.environ["STUDIO_WORKSPACE"] = str(ws.root)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("STUDIO_WORKSPACE", None)
+        else:
+            os.environ["STUDIO_WORKSPACE"] = before
+
+
 def run_demo(directory: Path, data_dir: Path | None = None, fresh: bool = True, reporter: Reporter | None = None) -> DemoContext:
     reporter = reporter or Reporter()
     data_dir = Path(data_dir or REPO_ROOT / "sample_data")
@@ -256,11 +273,12 @@ def run_demo(directory: Path, data_dir: Path | None = None, fresh: bool = True, 
     ws = demo_workspace(Path(directory), fresh)
     ctx = DemoContext(workspace=ws, data_dir=data_dir, reporter=reporter)
     t0 = time.perf_counter()
-    for stage in STAGES:
-        t = time.perf_counter()
-        reporter.info(f"\n[bold cyan]── {stage.__name__.removeprefix('stage_')} ──[/]")
-        stage(ctx)
-        reporter.info(f"   done in {time.perf_counter() - t:.1f}s")
+    with inside(ws):
+        for stage in STAGES:
+            t = time.perf_counter()
+            reporter.info(f"\n[bold cyan]── {stage.__name__.removeprefix('stage_')} ──[/]")
+            stage(ctx)
+            reporter.info(f"   done in {time.perf_counter() - t:.1f}s")
     reporter.table(f"demo summary ({time.perf_counter() - t0:.0f}s, workspace {ws.root})",
                    ["stage", "what", "value", "where"], ctx.summary)
     return ctx

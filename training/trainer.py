@@ -655,8 +655,10 @@ def _report_data(reporter: Reporter, train: DataStats, val: DataStats, max_lengt
         reporter.info(f"{name}: {s.kept}/{s.records} conversations, {s.tokens:,} tokens ({s.label_tokens:,} assistant); "
                       f"{dropped}; {s.truncated} truncated; {s.quarantined} malformed")
         if s.dropped or s.truncated:
+            hint = ("raise --max-length or set overlong: truncate to keep more" if s.dropped
+                    else "their ends are cut; raise --max-length to keep them whole")
             reporter.warn(f"{name}: {sum(s.dropped.values())} conversation(s) dropped and {s.truncated} truncated at "
-                          f"max_length {max_length}; raise --max-length or set overlong: truncate to keep more.")
+                          f"max_length {max_length}; {hint}.")
 
 
 def _count(run, stats: DataStats) -> None:
