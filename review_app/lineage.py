@@ -188,17 +188,28 @@ def trace(query: str, store: Any, workspace: Workspace | None = None, runs_root:
             chain["exports"].append({"run_id": manifest["run_id"], "version": _version(manifest), "dir": str(_export_dir(manifest)),
                                      "format": (manifest.get("config") or {}).get("format"), "split": e["split"],
                                      "file": e["file"], "line": e["line"], "id": e["id"], "sha256": out.get("sha256")})
-    export_shas = {x["sha256"] for x in chain["exports"] if x["sha256"]}
+    holding = {x["sha256"] for x in chain["exports"] if x["sha256"]}
+    # every data file of an export holding the example, so a run on a copy of v1's train.jsonl reaches an
+    # example in v1's test.jsonl too (it trained on that version)
+    runs_of_sha: dict[str, set[str]] = {}
+    for run_id, m in export_runs.items():
+        for o in m.get("outputs", []):
+            if o.get("sha256") and Path(o["path"]).name != IDS_FILE:
+                runs_of_sha.setdefault(o["sha256"], set()).add(run_id)
     train_ids = set()
     for m in sorted(manifests, key=lambda m: m.get("started_at", "")):
         if m.get("kind") != "train":
             continue
-        via = sorted(set(m.get("upstream_manifests", [])) & set(export_runs))
-        used = [i for i in m.get("inputs", []) if i.get("sha256") in export_shas]
-        if via or used:
+        used = [i for i in m.get("inputs", []) if i.get("sha256") in runs_of_sha]
+        # the export beside the input file names the version exactly; a copied file only by its bytes (which two
+        # versions with nothing changed share)
+        via = sorted(set(m.get("upstream_manifests", [])) & set(export_runs)
+                     or {r for i in used for r in runs_of_sha[i["sha256"]]})
+        if via:
             train_ids.add(m["run_id"])
             versions = sorted({v for r in via if (v := _version(export_runs[r]))})
             chain["training"].append({"run_id": m["run_id"], "status": m.get("status"), "exports": via, "versions": versions,
+                                      "trained_on_example": any(i.get("sha256") in holding for i in used),
                                       "inputs": [{"path": i.get("path"), "role": i.get("role")} for i in used],
                                       "config": {k: (m.get("config") or {}).get(k) for k in ("base_model", "method")
                                                  if (m.get("config") or {}).get(k) is not None},
@@ -263,6 +274,8 @@ def render_lineage(chain: dict[str, Any]) -> str:
         via = ", ".join(t["exports"]) or ", ".join(i["path"] for i in t["inputs"])
         via += f" (version {', '.join(t['versions'])})" if t.get("versions") else ""
         out.append(f"  run {t['run_id']} ({t['status']}) on {via}" + (f" {t['config']}" if t["config"] else ""))
+        out.append("    its inputs held this example" if t["trained_on_example"] else
+                   "    its inputs did not hold this example (another split of that export)")
         if t["metrics"]:
             out.append(f"    metrics: {json.dumps(t['metrics'], sort_keys=True)}")
     for e in chain["evaluations"]:

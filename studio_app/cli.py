@@ -302,7 +302,8 @@ def runs(
     root: Annotated[Path | None, typer.Option(help="Folder of run folders (default: the workspace's runs/).")] = None,
     limit: Annotated[int, typer.Option(help="Show at most this many runs.")] = 30,
 ) -> None:
-    """List runs, newest first, with kind, time and row counts.
+    """List runs, newest first, with kind, time and row counts (an export that made a dataset version shows its
+    name, e.g. `export v2`).
 
     Example: `studio runs --kind curate`
     """
@@ -321,7 +322,8 @@ def runs(
     for m in found[:limit]:
         c = m.get("counts", {})
         dropped = sum(c.get("dropped", {}).values())
-        rows.append([m.get("run_id", "?"), m.get("kind", "?"), m.get("started_at", "?"), m.get("status", "?"),
+        version = (m.get("versioning") or {}).get("version")
+        rows.append([m.get("run_id", "?"), m.get("kind", "?") + (f" {version}" if version else ""), m.get("started_at", "?"), m.get("status", "?"),
                      c.get("input", 0), c.get("kept", 0), dropped, c.get("quarantined", 0)])
     reporter().table("runs", ["run", "kind", "started (UTC)", "status", "input", "kept", "dropped", "quarantined"], rows)
 

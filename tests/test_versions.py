@@ -213,8 +213,16 @@ def test_a_training_run_on_v1_still_traces_to_v1_after_v2_exists(history):
     assert {(x["version"], x["file"], x["line"]) for x in chain["exports"]} >= {("v1", first["file"], first["line"])}
     assert any(x["version"] == "v2" for x in chain["exports"])
     assert [(t["run_id"], t["versions"]) for t in chain["training"]] == [(train.run_id, ["v1"])]
+    assert chain["training"][0]["trained_on_example"] is True
     text = studio("lineage", f"exports/v1/{first['file']}:{first['line']}", cwd=ws.root).stdout
-    assert f"run {train.run_id} (ok) on {v1.run_id} (version v1)" in text
+    assert f"run {train.run_id} (ok) on {v1.run_id} (version v1)" in text and "its inputs held this example" in text
+    # a test line of v1 reaches the same run, which used that version but not that example
+    held_out = next(e for e in entries(v1) if e["split"] == "test")
+    chain = json.loads(studio("lineage", str(v1.dir / f"test.jsonl:{held_out['line']}"), "--json", cwd=ws.root).stdout)
+    assert chain["item_id"] == held_out["item_id"]
+    assert [(t["run_id"], t["trained_on_example"]) for t in chain["training"]] == [(train.run_id, False)]
+    res = studio("lineage", "exports/v1/test.jsonl:100000", cwd=ws.root)
+    assert res.returncode == 2 and "has no line 100000" in res.stderr
 
 
 def test_same_inputs_and_seed_give_byte_identical_versions(history):
