@@ -28,6 +28,7 @@ disagree on and pass; a lead's resolution does not hide a split vote among the r
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -39,7 +40,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from review_app.versions import LinkFinder, load_history, next_version_dir, seal, split_report
+from review_app.versions import LinkFinder, load_history, reserve_version, seal, split_report
 from studio.console import Reporter
 from studio.errors import StudioError
 from studio.format_checks import TokenCounter, record_problem
@@ -286,13 +287,9 @@ def run_export(store: Any, cfg: ExportConfig, workspace: Workspace | None = None
 
     reporter = reporter or Reporter(quiet=True)
     cfg.check()
-    version = None
-    if cfg.out is None:
-        if workspace is None:
-            raise StudioError("a dataset version lives in a workspace: run inside one (studio init) or name an "
-                              "output folder with --out DIR.")
-        version, out = next_version_dir(workspace)
-        cfg = cfg.model_copy(update={"out": out, "overwrite": False})
+    if cfg.out is None and workspace is None:
+        raise StudioError("a dataset version lives in a workspace: run inside one (studio init) or name an "
+                          "output folder with --out DIR.")
     counter = TokenCounter(cfg.tokenizer) if cfg.tokenizer else None
     max_tokens = cfg.max_tokens or (counter.model_max_length if counter else None)
     t0 = time.perf_counter()
@@ -324,13 +321,15 @@ def run_export(store: Any, cfg: ExportConfig, workspace: Workspace | None = None
         row["split"] = split
     checked = {"steps": find_links.names if find_links else [], "examples": len(rows) + len(frozen),
                "frozen_from_earlier_versions": len(frozen)}
-    versioning = {"version": version, **split_report(rows, plan, hist, links, cfg.splits, checked)}
+    versioning = {"version": None, **split_report(rows, plan, hist, links, cfg.splits, checked)}
     upstream = upstream_runs(store, sel.approved, workspace)
     select_seconds = time.perf_counter() - t0 - leak_seconds
 
-    out = Path(cfg.out)
+    destination = reserve_version(workspace) if cfg.out is None else contextlib.nullcontext((None, Path(cfg.out)))
     # Written complete beside `out`, then swapped in: a crash leaves the old export or the new one, never a mix.
-    with staged_output(out, cfg.overwrite) as staged:
+    with destination as (version, out), staged_output(out, cfg.overwrite) as staged:
+        cfg = cfg.model_copy(update={"out": out})
+        versioning["version"] = version
         config = {**cfg.model_dump(mode="json"), "db": db_label}
         with Run("export", out_dir=staged, publish_as=out, workspace=workspace, config=config) as run:
             run.time("select", select_seconds)

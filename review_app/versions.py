@@ -19,9 +19,11 @@ package never imports `curate`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -137,12 +139,27 @@ def get_version(workspace: Workspace | None, name: str) -> Version:
     raise StudioError(f"no version {name!r} in this workspace's {VERSIONS_DIR}/ (versions: {there}).")
 
 
-def next_version_dir(workspace: Workspace) -> tuple[str, Path]:
-    """Name and folder of the next version: one above the highest number used by any folder there."""
+@contextlib.contextmanager
+def reserve_version(workspace: Workspace) -> Iterator[tuple[str, Path]]:
+    """Name and (empty) folder of the next version, one above the highest number any folder there uses. The
+    folder is made at once, so two exports at the same time never get one number; if the export fails, the
+    folder is removed again while still empty."""
     root = versions_root(workspace)
-    used = [int(m.group(1)) for p in (root.iterdir() if root.is_dir() else []) if (m := _NAME.match(p.name))]
-    n = max(used, default=0) + 1
-    return f"v{n}", root / f"v{n}"
+    root.mkdir(parents=True, exist_ok=True)
+    n = max((int(m.group(1)) for p in root.iterdir() if (m := _NAME.match(p.name))), default=0) + 1
+    while True:
+        try:
+            (root / f"v{n}").mkdir()
+            break
+        except FileExistsError:
+            n += 1
+    folder = root / f"v{n}"
+    try:
+        yield f"v{n}", folder
+    except BaseException:
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+        raise
 
 
 def seal(folder: Path) -> None:
