@@ -202,8 +202,10 @@ def render_card(*, cfg: Any, sel: Any, rows: list[dict[str, Any]], split_counts:
         limits.append("Leak-free splitting only knows the links recorded by curation and synthesis; paraphrases that "
                       "no dedupe step clustered can still sit in different splits.")
     parts += [f"- {t}" for t in limits] + [""]
-    parts += ["## Files", "", "- `<split>.jsonl`: the data; `ids.jsonl`: example and review item ids per line",
-              "- `manifest.json`: the export run (options, sha256 of every file, upstream run ids)", ""]
+    parts += ["## Files", "", "- `<split>.jsonl`: the data; `ids.jsonl`: example and review item ids per line"]
+    if getattr(cfg, "parquet", False):
+        parts += ["- `<split>.parquet`: the same records as Parquet"]
+    parts += ["- `manifest.json`: the export run (options, sha256 of every file, upstream run ids, how each row was placed)", ""]
     return "\n".join(parts)
 
 

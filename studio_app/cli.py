@@ -316,7 +316,7 @@ def runs(
         reporter().info(f"no runs found in {where}.")
         return
     if kind in ("train", "eval"):
-        _model_runs_table(found[:limit], kind)
+        _model_runs_table(found[:limit], kind, list_runs(ws, root=root, kind="export"))
         return
     rows = []
     for m in found[:limit]:
@@ -328,11 +328,16 @@ def runs(
     reporter().table("runs", ["run", "kind", "started (UTC)", "status", "input", "kept", "dropped", "quarantined"], rows)
 
 
-def _model_runs_table(found: list[dict], kind: str) -> None:
-    """Training/eval runs: which model, method and data (sha256 + upstream export manifest), and the metrics."""
+def _model_runs_table(found: list[dict], kind: str, exports: list[dict]) -> None:
+    """Training/eval runs: which model, method and data (sha256 + upstream export manifest, and the dataset version
+    of each input file, found by its sha256 so a copied file counts too), and the metrics."""
+    version_of_sha = {o["sha256"]: v for e in exports if (v := (e.get("versioning") or {}).get("version"))
+                      for o in e.get("outputs", []) if o.get("sha256")}
     rows = []
     for m in found:
-        data = "; ".join(f"{Path(i['path']).name} {str(i.get('sha256') or '')[:12]}" for i in m.get("inputs", []))
+        data = "; ".join(f"{Path(i['path']).name} {str(i.get('sha256') or '')[:12]}"
+                         + (f" ({version_of_sha[i['sha256']]})" if i.get("sha256") in version_of_sha else "")
+                         for i in m.get("inputs", []))
         upstream = ", ".join(m.get("upstream_manifests", [])) or "–"
         metrics = m.get("metrics", {})
         if kind == "train":

@@ -221,6 +221,8 @@ def test_a_training_run_on_v1_still_traces_to_v1_after_v2_exists(history):
     chain = json.loads(studio("lineage", str(v1.dir / f"test.jsonl:{held_out['line']}"), "--json", cwd=ws.root).stdout)
     assert chain["item_id"] == held_out["item_id"]
     assert [(t["run_id"], t["trained_on_example"]) for t in chain["training"]] == [(train.run_id, False)]
+    runs = studio("runs", "--kind", "train", cwd=ws.root).stdout
+    assert f"train.jsonl {recorded[:12]} (v1)" in runs
     res = studio("lineage", "exports/v1/test.jsonl:100000", cwd=ws.root)
     assert res.returncode == 2 and "has no line 100000" in res.stderr
 
