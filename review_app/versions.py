@@ -248,7 +248,7 @@ def split_report(rows: list[dict[str, Any]], plan: Any, hist: History, links: li
     `kept <split>`: in that split before too; `new <split>: seeded rule`: a new group; `new <split>: joined a
     group of earlier versions (<why>)`; `moved <a> -> <b> (<why>)`: an earlier example whose group now holds a
     stickier pin. <why> is `person` for a move, else the kinds of leak-check links in the group (e.g.
-    `near_duplicate`), else `curate links` (dedupe columns, synthetic parents, one prompt)."""
+    `near_duplicate`), else `recorded links` (curate dedupe columns, synthetic parents, one prompt)."""
     group_of = {r["id"]: g for r, g in zip(rows, plan.groups, strict=True)}
     kinds: dict[str, set[str]] = {}
     for a, b, kind in links:
@@ -257,7 +257,7 @@ def split_report(rows: list[dict[str, Any]], plan: Any, hist: History, links: li
             kinds.setdefault(g, set()).add(kind)
     placement: Counter = Counter()
     for row, split, by, g in zip(rows, plan.splits, plan.pinned_by, plan.groups, strict=True):
-        why = "person" if by == "person" else "+".join(sorted(kinds.get(g, ()))) or "curate links"
+        why = "person" if by == "person" else "+".join(sorted(kinds.get(g, ()))) or "recorded links"
         before = next((hist.split_of_item[i] for i in row.get("item_ids") or [row["item_id"]]
                        if i in hist.split_of_item), None)
         if before == split:

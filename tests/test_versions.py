@@ -121,7 +121,7 @@ def history(tmp_path_factory, sample_data, planted):
                                                                                          "content": EDITED_ANSWER}])
     v2 = export_version(ws)
     return {"ws": ws, "v1": v1, "v2": v2, "train": train, "pairs": pairs, "copies": copies, "batch2_items": batch2_items,
-            "edited": edited, "rows": rows}
+            "edited": edited, "batch1": batch1}
 
 
 def _example(messages: list[dict], source: str) -> dict:
@@ -241,6 +241,19 @@ def test_same_inputs_and_seed_give_byte_identical_versions(history):
         return [x for x in lines if not x.startswith(("## Version", "Earlier versions this export"))]
 
     assert card(a) == card(b)
+
+
+def test_the_same_batch_and_seed_in_a_new_workspace_give_a_byte_identical_v1(history, tmp_path):
+    import re
+
+    ws = Workspace.init(tmp_path / "ws", name="support-versions")
+    curate_and_approve(ws, history["batch1"], "batch1")
+    again, first = export_version(ws), history["v1"]
+    assert again.extra["versioning"]["version"] == "v1"
+    for name in ("train.jsonl", "val.jsonl", "test.jsonl", "ids.jsonl"):
+        assert (again.dir / name).read_bytes() == (first.dir / name).read_bytes(), name
+    run_id = re.compile(r"[a-z_]+-\d{8}T\d{6}Z-[0-9a-f]{6}")  # the card names the upstream curate run
+    assert run_id.sub("RUN", (again.dir / "README.md").read_text()) == run_id.sub("RUN", (first.dir / "README.md").read_text())
 
 
 def test_a_person_moves_a_test_item_to_train_on_purpose_and_the_audit_log_says_why(history):
