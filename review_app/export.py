@@ -11,7 +11,7 @@ curate's own dedupe steps) near duplicates and paraphrases across all exported e
 val/test of earlier versions join one group first, so no group straddles splits. Files:
 - `<split>.jsonl` for each non-empty split (`train.jsonl`, `val.jsonl`, `test.jsonl` by default), every line
   checked against the format first (`studio.format_checks`); a bad line stops the export naming the id.
-- `ids.jsonl`: one line per written record: id, the reviewed item id(s), split and line number, origin.
+- `ids.jsonl`: one line per written record: id, the reviewed item id(s), split and line number, origin, source.
   `studio lineage` reads it to say which exports hold an example.
 - `README.md`: a Hugging Face dataset card (`review_app.dataset_card`).
 - `manifest.json` + `run.log`: `Run(kind="export")` with the sha256 of every file and the ids of the
