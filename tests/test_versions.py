@@ -301,3 +301,28 @@ def test_parquet_copy_holds_the_same_records_and_out_is_a_copy_not_a_version(his
     for split in ("train", "val", "test"):
         lines = [json.loads(x) for x in (tmp_path / "copy" / f"{split}.jsonl").read_text().splitlines()]
         assert pl.read_parquet(tmp_path / "copy" / f"{split}.parquet").to_dicts() == lines
+
+
+def test_the_cli_makes_a_version_without_out_and_refuses_a_bad_leak_check(tmp_path):
+    assert studio("init", "ws", cwd=tmp_path).returncode == 0
+    ws = tmp_path / "ws"
+    lines = [{"prompt": f"How long is the warranty on tent model {i}?", "completion": f"Model {i}: {i + 1} years."}
+             for i in range(8)]
+    (ws / "in.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    assert studio("-q", "review", "load", "in.jsonl", cwd=ws).returncode == 0
+    assert studio("-q", "review", "auto", "--accept", "origin == 'real'", "--name", "all", cwd=ws).returncode == 0
+    res = studio("export", "--leak-check", "minhash", cwd=ws)
+    assert res.returncode == 2 and "--leak-check 'minhash' is not a dedupe step" in res.stderr
+    assert not (ws / "exports").exists()
+    args = ["export", "--split", "train=0.5,val=0.25,test=0.25", "--leak-check", "near_dedupe"]
+    res = studio(*args, cwd=ws)
+    assert res.returncode == 0, res.stderr
+    assert "version v1" in res.stdout and (ws / "exports" / "v1" / "train.jsonl").is_file()
+    res = studio(*args, "--parquet", cwd=ws)
+    assert res.returncode == 0, res.stderr
+    assert (ws / "exports" / "v2" / "test.parquet").is_file()
+    listed = studio("versions", cwd=ws).stdout
+    assert "v1" in listed and "v2" in listed
+    assert studio("runs", "--kind", "export", cwd=ws).stdout.count("export v") == 2
+    res = studio("export", "--db", str(ws / "review.db"), cwd=tmp_path)
+    assert res.returncode == 2 and "without --out the export becomes the workspace's next version" in res.stderr
