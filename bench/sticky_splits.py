@@ -3,11 +3,11 @@
 Batch 1 is sample_data (the demo's data) without the second halves of its planted near-duplicate and
 paraphrase pairs; it is curated, accepted by rule and exported as v1. Batch 2 holds those second halves plus
 `--fresh` new questions, curated on its own, accepted and exported as v2 (sticky splits, leak check
-near_dedupe + semantic_dedupe). The same v2 rows are then split from scratch as every export did before
-versions: by the seeded rule alone, once with only the curate links (today's export) and once with the leak
-check's links too. Counted per way: v1 examples whose split changed, of them held-out examples that went to
-train, and planted twins of v1 val/test examples that sit in train. Figures go to bench/README.md
-(## sticky_splits).
+near_dedupe + semantic_dedupe). Batch 1 alone and batch 1 + 2 are also split from scratch, as every export did
+before versions: by the seeded rule alone, once with only the curate links (the export before versions) and
+once with the leak check's links too. Counted per way, between its split of batch 1 and its split of batch
+1 + 2: batch-1 examples whose split changed, of them val/test examples that went to train, and planted twins
+of batch-1 val/test examples that sit in train. Figures go to bench/README.md (## sticky_splits).
 
     PYTHONPATH=. python bench/sticky_splits.py [--fresh 40] [--split train=0.9,val=0.05,test=0.05] [--seed 0]
 """
@@ -77,6 +77,8 @@ def main() -> None:
         t0 = time.perf_counter()
         curate_and_accept(ws, [r for r in rows if place(r["source"]) not in later], "batch1")
         v1 = export(ws, splits, args.seed, leak_check)
+        with ReviewStore(ws.review_db_url) as store:
+            approved1 = store.approved_items()
         fresh = [make_example([{"role": "user", "content": f"Does the Trailblazer {k} headlamp take AAA batteries?"},
                                {"role": "assistant", "content": f"Yes: the Trailblazer {k} runs on three AAA batteries "
                                                                 f"for {20 + k} hours."}], source=f"batch2:{k}")
@@ -84,20 +86,25 @@ def main() -> None:
         curate_and_accept(ws, [by_place[(b["file"], b["line"])] for _, b in pairs] + fresh, "batch2")
         v2 = export(ws, splits, args.seed, leak_check)
         seconds = time.perf_counter() - t0
-        before, sticky = split_by_item(v1), split_by_item(v2)
         with ReviewStore(ws.review_db_url) as store:
-            approved = store.approved_items()
-        links = [(f"id:{a}", f"id:{b}") for a, b, _ in leak_check([{"id": r["id"], "messages": r["messages"]} for r in approved])]
-        ways = {"sticky (v2 as exported)": sticky,
-                "from scratch, curate links only (before versions)":
-                    dict(zip([r["item_id"] for r in approved], plan_splits(approved, splits, args.seed).splits, strict=True)),
-                "from scratch + leak-check links":
-                    dict(zip([r["item_id"] for r in approved], plan_splits(approved, splits, args.seed, links=links).splits,
-                             strict=True))}
+            approved2 = store.approved_items()
+
+        def from_scratch(rows: list[dict], with_links: bool) -> dict[str, str]:
+            links = []
+            if with_links:
+                found = leak_check([{"id": r["id"], "messages": r["messages"]} for r in rows])
+                links = [(f"id:{a}", f"id:{b}") for a, b, _ in found]
+            plan = plan_splits(rows, splits, args.seed, links=links)
+            return dict(zip([r["item_id"] for r in rows], plan.splits, strict=True))
+
+        ways = {"sticky (v1, v2 as exported)": (split_by_item(v1), split_by_item(v2)),
+                "from scratch, curate links only (export before versions)":
+                    (from_scratch(approved1, False), from_scratch(approved2, False)),
+                "from scratch + leak-check links": (from_scratch(approved1, True), from_scratch(approved2, True))}
         item_of_place = {place(e["source"]): e["item_id"] for e in map(json.loads, (v2.dir / "ids.jsonl").read_text().splitlines())
                          if "sample_data/" in str(e.get("source"))}
         table = []
-        for name, split_of in ways.items():
+        for name, (before, split_of) in ways.items():
             moved = [i for i in before if split_of[i] != before[i]]
             to_train = [i for i in moved if before[i] != "train" and split_of[i] == "train"]
             twins = 0
@@ -106,11 +113,12 @@ def main() -> None:
                 if ia in before and before[ia] != "train" and ib is not None and split_of[ib] == "train":
                     twins += 1
             table.append((name, len(moved), len(to_train), twins))
-        held_out = sum(s != "train" for s in before.values())
+        n1, n2 = len(approved1), len(approved2)
+        held_out = sum(s != "train" for s in ways["sticky (v1, v2 as exported)"][0].values())
         print(f"sticky_splits on {platform.node()} ({platform.processor() or platform.machine()}), split {args.split}, "
-              f"seed {args.seed}: v1 {len(before)} examples ({held_out} val/test), v2 {len(sticky)} "
-              f"(+{len(sticky) - len(before)}: {len(pairs)} planted twins, {args.fresh} fresh); {seconds:.1f} s")
-        print("| way | v1 examples moved | of them val/test → train | planted twins of v1 val/test in train |")
+              f"seed {args.seed}: batch 1 {n1} examples (v1: {held_out} val/test), batch 1 + 2 {n2} "
+              f"(+{n2 - n1}: {len(pairs)} planted twins, {args.fresh} fresh); curate + 2 exports {seconds:.1f} s")
+        print("| way | batch-1 examples moved | of them val/test → train | planted twins of batch-1 val/test in train |")
         print("|---|---|---|---|")
         for name, moved, to_train, twins in table:
             print(f"| {name} | {moved} | {to_train} | {twins} |")
