@@ -40,6 +40,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from review_app.lineage import IDS_FILE
 from review_app.versions import LinkFinder, load_history, reserve_version, seal, split_report
 from studio.console import Reporter
 from studio.errors import StudioError
@@ -52,7 +53,6 @@ from studio.writers import to_record, write_jsonl
 
 FORMATS = ("openai", "alpaca", "sharegpt", "prompt-completion", "dpo")
 POLICIES = ("unanimous", "majority", "any")
-IDS_FILE = "ids.jsonl"
 CARD_FILE = "README.md"
 HF_DIR = "hf_dataset"
 #: what studio.runs.new_run_id makes: <kind>-<UTC time>-<6 hex>

@@ -67,7 +67,7 @@ def _export_lines(manifest: dict[str, Any]) -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-def _parse_source(source: str) -> dict[str, Any] | None:
+def parse_source(source: str) -> dict[str, Any] | None:
     """`path/to/file.jsonl:17` → {file, line}; None when the source is not a file line (a run id)."""
     path, sep, line = (source or "").rpartition(":")
     if sep and line.isdigit() and path:
@@ -149,7 +149,7 @@ def trace(query: str, store: Any, workspace: Workspace | None = None, runs_root:
         "query": query, "item_id": item_id, "edited_ids": sorted(set(edited_ids)),
         "example": {"origin": item.origin, "source": item.source, "dataset": item.dataset,
                     "dataset_run": dataset_run, "meta": item.meta},
-        "raw": _parse_source(item.source), "curate": [], "synth": None, "decisions": decisions,
+        "raw": parse_source(item.source), "curate": [], "synth": None, "decisions": decisions,
         "exports": [], "training": [], "evaluations": [],
     }
     # upstream: the data set's run, then what it names upstream (a curate of synth output, ...)

@@ -29,11 +29,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
+from review_app.lineage import IDS_FILE, edit_diff, parse_source
 from studio.errors import StudioError
 from studio.workspace import Workspace
 
 VERSIONS_DIR = "exports"
-IDS_FILE = "ids.jsonl"
 MOVE_ACTION = "move_split"
 _NAME = re.compile(r"^v([1-9]\d*)$")
 
@@ -281,8 +281,6 @@ def split_report(rows: list[dict[str, Any]], plan: Any, hist: History, links: li
 # --------------------------------------------------------------------------------------------- diff
 def diff_versions(a: Version, b: Version) -> dict[str, Any]:
     """What changed from version `a` to `b`, by review item: added, removed, edited (text diff), re-split."""
-    from review_app.lineage import edit_diff
-
     def by_item(v: Version) -> dict[str, dict[str, Any]]:
         return {e["item_id"] if v.format != "dpo" else e["id"]: e for e in v.entries}
 
@@ -309,8 +307,7 @@ def diff_versions(a: Version, b: Version) -> dict[str, Any]:
 
 def source_file(source: str | None) -> str | None:
     """`data/tickets.jsonl:17` -> `data/tickets.jsonl`; a run id (synthetic examples) stays as it is."""
-    path, sep, line = (source or "").rpartition(":")
-    return path if sep and line.isdigit() and path else source
+    return (parse_source(source or "") or {}).get("file", source)
 
 
 def render_diff(d: dict[str, Any]) -> str:
