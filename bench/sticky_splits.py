@@ -1,20 +1,22 @@
 """Sticky splits vs a from-scratch split: how many earlier examples change split when a second batch arrives.
 
 Batch 1 is sample_data (the demo's data) without the second halves of its planted near-duplicate and
-paraphrase pairs; it is curated, accepted by rule and exported as v1. Batch 2 holds those second halves plus
-`--fresh` new questions, curated on its own, accepted and exported as v2 (sticky splits, leak check
+paraphrase pairs and without a `--later` share of its other rows (chosen by a hash of their source line); it is
+curated, accepted by rule and exported as v1. Batch 2 holds those second halves and the later rows, curated on
+its own, accepted and exported as v2 (sticky splits, leak check
 near_dedupe + semantic_dedupe). Batch 1 alone and batch 1 + 2 are also split from scratch, as every export did
 before versions: by the seeded rule alone, once with only the curate links (the export before versions) and
 once with the leak check's links too. Counted per way, between its split of batch 1 and its split of batch
 1 + 2: batch-1 examples whose split changed, of them val/test examples that went to train, and planted twins
 of batch-1 val/test examples that sit in train. Figures go to bench/README.md (## sticky_splits).
 
-    PYTHONPATH=. python bench/sticky_splits.py [--fresh 40] [--split train=0.9,val=0.05,test=0.05] [--seed 0]
+    PYTHONPATH=. python bench/sticky_splits.py [--later 0.25] [--split train=0.9,val=0.05,test=0.05] [--seed 0]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import tempfile
@@ -25,7 +27,7 @@ from curate.pipeline import PipelineConfig, run_pipeline
 from review_app.export import ExportConfig, run_export
 from review_app.store import ReviewStore
 from studio.readers import read_inputs
-from studio.schema import examples_frame, make_example
+from studio.schema import examples_frame
 from studio.splits import parse_split_spec, plan_splits
 from studio.workspace import Workspace
 from studio_app.demo import sample_inputs
@@ -60,7 +62,7 @@ def split_by_item(run) -> dict[str, str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--fresh", type=int, default=40, help="new unrelated questions in batch 2")
+    ap.add_argument("--later", type=float, default=0.25, help="share of sample_data's other rows that arrive in batch 2")
     ap.add_argument("--split", default="train=0.9,val=0.05,test=0.05")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -75,15 +77,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ws = Workspace.init(Path(tmp) / "ws", name="sticky-bench")
         t0 = time.perf_counter()
-        curate_and_accept(ws, [r for r in rows if place(r["source"]) not in later], "batch1")
+        others = sorted((r for r in rows if place(r["source"]) not in later),
+                        key=lambda r: hashlib.sha256(r["source"].split("sample_data/", 1)[-1].encode()).hexdigest())
+        cut = round(len(others) * (1 - args.later))
+        curate_and_accept(ws, others[:cut], "batch1")
         v1 = export(ws, splits, args.seed, leak_check)
         with ReviewStore(ws.review_db_url) as store:
             approved1 = store.approved_items()
-        fresh = [make_example([{"role": "user", "content": f"Does the Trailblazer {k} headlamp take AAA batteries?"},
-                               {"role": "assistant", "content": f"Yes: the Trailblazer {k} runs on three AAA batteries "
-                                                                f"for {20 + k} hours."}], source=f"batch2:{k}")
-                 for k in range(args.fresh)]
-        curate_and_accept(ws, [by_place[(b["file"], b["line"])] for _, b in pairs] + fresh, "batch2")
+        curate_and_accept(ws, [by_place[(b["file"], b["line"])] for _, b in pairs] + others[cut:], "batch2")
         v2 = export(ws, splits, args.seed, leak_check)
         seconds = time.perf_counter() - t0
         with ReviewStore(ws.review_db_url) as store:
@@ -117,7 +118,7 @@ def main() -> None:
         held_out = sum(s != "train" for s in ways["sticky (v1, v2 as exported)"][0].values())
         print(f"sticky_splits on {platform.node()} ({platform.processor() or platform.machine()}), split {args.split}, "
               f"seed {args.seed}: batch 1 {n1} examples (v1: {held_out} val/test), batch 1 + 2 {n2} "
-              f"(+{n2 - n1}: {len(pairs)} planted twins, {args.fresh} fresh); curate + 2 exports {seconds:.1f} s")
+              f"(+{n2 - n1}: {len(pairs)} planted twins, {len(others) - cut} later rows); curate + 2 exports {seconds:.1f} s")
         print("| way | batch-1 examples moved | of them val/test → train | planted twins of batch-1 val/test in train |")
         print("|---|---|---|---|")
         for name, moved, to_train, twins in table:
