@@ -292,6 +292,10 @@ def test_versions_are_listed_and_bad_names_or_moves_are_one_sentence(history):
     assert "Traceback" not in res.stderr
     res = studio("versions", "move", entries(history["v1"])[0]["id"], "--to", "holdout", "--reason", "x", cwd=ws.root)
     assert res.returncode == 2 and "is not a split of" in res.stderr
+    res = studio("versions", "move", "0123456789abcdef0123", "--to", "train", "--reason", "x", cwd=ws.root)
+    assert res.returncode == 2 and "no review item or exported example with id '0123456789abcdef0123'" in res.stderr
+    res = studio("versions", "move", entries(history["v1"])[0]["id"], "--to", "train", "--reason", " ", cwd=ws.root)
+    assert res.returncode == 2 and "say why with --reason" in res.stderr
     with pytest.raises(StudioError, match="no version 'v0'"):
         get_version(ws, "v0")
 
