@@ -56,7 +56,7 @@ def _fmt(x: Any) -> str:
 
 def render_card(*, cfg: Any, sel: Any, rows: list[dict[str, Any]], split_counts: dict[str, int], skipped: Counter,
                 upstream: list[dict[str, Any]], agreement: dict[str, Any], workspace: Workspace | None,
-                token_stats: dict[str, Any]) -> str:
+                token_stats: dict[str, Any], versioning: dict[str, Any] | None = None) -> str:
     """The card's Markdown text (see the module docstring)."""
     ws_config = workspace.config if workspace else {}
     name = ws_config.get("name") or cfg.out.name
@@ -91,6 +91,9 @@ def render_card(*, cfg: Any, sel: Any, rows: list[dict[str, Any]], split_counts:
         "`ids.jsonl` gives the example id and reviewed item id of every line; `studio lineage ID` traces one "
         "back to its raw file line.", "",
     ]
+
+    if versioning:
+        parts += _version_section(versioning)
 
     parts += ["## Sources", ""]
     if upstream:
@@ -191,12 +194,40 @@ def render_card(*, cfg: Any, sel: Any, rows: list[dict[str, Any]], split_counts:
     else:
         limits.append(f"Token lengths checked with {token_stats['tokenizer']}: longest {token_stats['longest']}, "
                       f"median {token_stats['median']}.")
-    limits.append("Leak-free splitting only knows the links recorded by curation and synthesis; paraphrases that "
-                  "no dedupe step clustered can still sit in different splits.")
+    steps = ((versioning or {}).get("leak_check") or {}).get("steps")
+    if steps:
+        limits.append(f"Leak-free splitting knows the links recorded by curation and synthesis and those {', '.join(steps)} "
+                      "found at export; paraphrases further apart than their thresholds can still sit in different splits.")
+    else:
+        limits.append("Leak-free splitting only knows the links recorded by curation and synthesis; paraphrases that "
+                      "no dedupe step clustered can still sit in different splits.")
     parts += [f"- {t}" for t in limits] + [""]
-    parts += ["## Files", "", "- `<split>.jsonl`: the data; `ids.jsonl`: example and review item ids per line",
-              "- `manifest.json`: the export run (options, sha256 of every file, upstream run ids)", ""]
+    parts += ["## Files", "", "- `<split>.jsonl`: the data; `ids.jsonl`: example and review item ids per line"]
+    if getattr(cfg, "parquet", False):
+        parts += ["- `<split>.parquet`: the same records as Parquet"]
+    parts += ["- `manifest.json`: the export run (options, sha256 of every file, upstream run ids, how each row was placed)", ""]
     return "\n".join(parts)
+
+
+def _version_section(v: dict[str, Any]) -> list[str]:
+    """Which version this is, how its rows were placed (sticky splits) and how far the fractions are off."""
+    title = f"## Version {v['version']}" if v.get("version") else "## Splits and earlier versions"
+    based = ", ".join(v["based_on"]) or "none (the first version)"
+    parts = [title, "", f"Earlier versions this export keeps the splits of: {based}. An example once in a split stays "
+             "there (its near duplicates and paraphrases join it) unless a person moves it with `studio versions move`.", ""]
+    parts += [_table(["placement", "rows"], [[k, n] for k, n in v["placement"].items()]), ""]
+    parts += [_table(["split", "target fraction", "actual", "off by"],
+                     [[s, f["target"], f["actual"], f"{f['off']:+.4f}"] for s, f in v["fractions"].items()]), ""]
+    check = v["leak_check"]
+    if check["steps"]:
+        links = ", ".join(f"{k} {n}" for k, n in check["links"].items()) or "none"
+        parts += [f"Leak check at export: {', '.join(check['steps'])} over {check['examples']} examples "
+                  f"({check['frozen_from_earlier_versions']} of them frozen val/test examples of earlier versions); "
+                  f"links found: {links}; groups whose earlier splits disagreed, merged into the stickier split: "
+                  f"{v['groups_merged']}.", ""]
+    else:
+        parts += ["No leak check ran at export (only the links recorded by curation and synthesis were used).", ""]
+    return parts
 
 
 def _input_files(run: dict[str, Any]) -> list[str]:

@@ -4,15 +4,20 @@ Sits after review and before training (`studio export` without a DATASET argumen
 store only through `ReviewStore`: `approved_items(policy)` gives the accepted examples with edits applied;
 the decisions give item agreement, rejected answers and the originals of edited answers (for DPO pairs).
 
-Output folder (`--out DIR`):
+Output folder: the workspace's next dataset version `exports/vN/` (`review_app.versions`; `out` left out), or
+`--out DIR` (a copy elsewhere, not a version). Either way, splits are sticky: an item an earlier version held
+keeps its split, new groups follow the seeded rule, and with a `LinkFinder` (the app layer's leak check,
+curate's own dedupe steps) near duplicates and paraphrases across all exported examples and the frozen
+val/test of earlier versions join one group first, so no group straddles splits. Files:
 - `<split>.jsonl` for each non-empty split (`train.jsonl`, `val.jsonl`, `test.jsonl` by default), every line
   checked against the format first (`studio.format_checks`); a bad line stops the export naming the id.
-- `ids.jsonl`: one line per written record: id, the reviewed item id(s), split and line number, origin.
+- `ids.jsonl`: one line per written record: id, the reviewed item id(s), split and line number, origin, source.
   `studio lineage` reads it to say which exports hold an example.
 - `README.md`: a Hugging Face dataset card (`review_app.dataset_card`).
 - `manifest.json` + `run.log`: `Run(kind="export")` with the sha256 of every file and the ids of the
   upstream curate / synth / review-load runs the items came from.
 - `hf_dataset/` with `--hf-dataset`: a `datasets.DatasetDict.save_to_disk` folder.
+- `<split>.parquet` with `--parquet`: the same records as Parquet.
 
 Data files, `ids.jsonl` and the card are byte-identical for the same store, options and seed.
 
@@ -23,6 +28,7 @@ disagree on and pass; a lead's resolution does not hide a split vote among the r
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -34,18 +40,19 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from review_app.lineage import IDS_FILE
+from review_app.versions import LinkFinder, load_history, reserve_version, seal, split_report
 from studio.console import Reporter
 from studio.errors import StudioError
 from studio.format_checks import TokenCounter, record_problem
 from studio.runs import Run, list_runs, staged_output
 from studio.schema import ID_HEX_CHARS, example_id, normalize_text
-from studio.splits import DEFAULT_SPLITS, assign_splits, parse_split_spec, prompt_key
+from studio.splits import DEFAULT_SPLITS, parse_split_spec, plan_splits, prompt_key
 from studio.workspace import Workspace
 from studio.writers import to_record, write_jsonl
 
 FORMATS = ("openai", "alpaca", "sharegpt", "prompt-completion", "dpo")
 POLICIES = ("unanimous", "majority", "any")
-IDS_FILE = "ids.jsonl"
 CARD_FILE = "README.md"
 HF_DIR = "hf_dataset"
 #: what studio.runs.new_run_id makes: <kind>-<UTC time>-<6 hex>
@@ -57,7 +64,8 @@ class ExportConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     format: str = "openai"
-    out: Path
+    out: Path | None = None
+    """Output folder; None makes the workspace's next version (`exports/vN/`)."""
     splits: dict[str, float] = Field(default_factory=lambda: parse_split_spec(DEFAULT_SPLITS))
     seed: int = 0
     policy: str = "unanimous"
@@ -65,6 +73,8 @@ class ExportConfig(BaseModel):
     min_agreement: float | None = None
     include_synthetic: bool = True
     hf_dataset: bool = False
+    parquet: bool = False
+    """Also write each split as `<split>.parquet` (the same records)."""
     stratify: str | None = None
     """A meta field (e.g. category) whose mix each split keeps."""
     tokenizer: Path | None = None
@@ -183,7 +193,7 @@ def dpo_pairs(sel: Selection, include_synthetic: bool = True) -> tuple[list[dict
             skipped[f"{kind}: duplicate pair"] += 1
             return
         seen.add(pair_id)
-        pairs.append({"id": pair_id, "kind": kind, "item_id": chosen_row["item_id"],
+        pairs.append({"id": pair_id, "kind": kind, "item_id": chosen_row["item_id"], "source": chosen_row["source"],
                       "item_ids": sorted({chosen_row["item_id"], rejected_item_id}),
                       "chosen_id": chosen_row["id"], "rejected_item_id": rejected_item_id,
                       "messages": prompt + [chosen], "extra_messages": [prompt + [rejected]],
@@ -269,13 +279,17 @@ def upstream_runs(store: Any, rows: list[dict[str, Any]], workspace: Workspace |
 
 # ------------------------------------------------------------------------------------------- writing
 def run_export(store: Any, cfg: ExportConfig, workspace: Workspace | None = None, reporter: Reporter | None = None,
-               db_label: str | None = None) -> Run:
-    """Export approved items from `store` into `cfg.out`; returns the finished Run (kind "export")."""
+               db_label: str | None = None, find_links: LinkFinder | None = None) -> Run:
+    """Export approved items from `store` into `cfg.out`, or as the workspace's next version when `cfg.out` is
+    None; `find_links` is the leak check (see the module docstring). Returns the finished Run (kind "export")."""
     from review_app.dataset_card import render_card
     from studio.atomic import atomic_open
 
     reporter = reporter or Reporter(quiet=True)
     cfg.check()
+    if cfg.out is None and workspace is None:
+        raise StudioError("a dataset version lives in a workspace: run inside one (studio init) or name an "
+                          "output folder with --out DIR.")
     counter = TokenCounter(cfg.tokenizer) if cfg.tokenizer else None
     max_tokens = cfg.max_tokens or (counter.model_max_length if counter else None)
     t0 = time.perf_counter()
@@ -294,18 +308,32 @@ def run_export(store: Any, cfg: ExportConfig, workspace: Workspace | None = None
                           f"{cfg.policy}{filters}. Review items first (`studio review serve`, `studio review auto`), "
                           "or loosen --policy / --min-agreement; no files were written.")
     token_stats = validate(rows, cfg.format, counter, max_tokens)
-    splits = assign_splits(rows, cfg.splits, cfg.seed, cfg.stratify)
+    hist = load_history(workspace, store)
+    t1 = time.perf_counter()
+    exported = {r["id"] for r in rows}
+    frozen = [f for f in hist.frozen if f["id"] not in exported]
+    links = find_links([{"id": r["id"], "messages": r["messages"]} for r in rows] + frozen) if find_links else []
+    leak_seconds = time.perf_counter() - t1
+    plan = plan_splits(rows, cfg.splits, cfg.seed, cfg.stratify, pins=hist.pins, moves=hist.moves,
+                       links=[(f"id:{a}", f"id:{b}") for a, b, _ in links])
+    splits = plan.splits
     for row, split in zip(rows, splits, strict=True):
         row["split"] = split
+    checked = {"steps": find_links.names if find_links else [], "examples": len(rows) + len(frozen),
+               "frozen_from_earlier_versions": len(frozen)}
+    versioning = {"version": None, **split_report(rows, plan, hist, links, cfg.splits, checked)}
     upstream = upstream_runs(store, sel.approved, workspace)
-    select_seconds = time.perf_counter() - t0
+    select_seconds = time.perf_counter() - t0 - leak_seconds
 
-    out = Path(cfg.out)
+    destination = reserve_version(workspace) if cfg.out is None else contextlib.nullcontext((None, Path(cfg.out)))
     # Written complete beside `out`, then swapped in: a crash leaves the old export or the new one, never a mix.
-    with staged_output(out, cfg.overwrite) as staged:
+    with destination as (version, out), staged_output(out, cfg.overwrite) as staged:
+        cfg = cfg.model_copy(update={"out": out})
+        versioning["version"] = version
         config = {**cfg.model_dump(mode="json"), "db": db_label}
         with Run("export", out_dir=staged, publish_as=out, workspace=workspace, config=config) as run:
             run.time("select", select_seconds)
+            run.time("leak_check", leak_seconds)
             db_file = (db_label or "").removeprefix("sqlite:///")
             if db_file and "://" not in db_file and Path(db_file).is_file():
                 run.add_input(db_file, role="review db")
@@ -326,7 +354,7 @@ def run_export(store: Any, cfg: ExportConfig, workspace: Workspace | None = None
                 files.append((path, {"rows": len(part), "split": split, "format": cfg.format}))
                 for line, r in enumerate(part, 1):
                     entry = {"id": r["id"], "item_id": r["item_id"], "split": split, "file": path.name, "line": line,
-                             "origin": r["origin"]}
+                             "origin": r["origin"], "source": r.get("source")}
                     if cfg.format == "dpo":
                         entry.update(kind=r["kind"], item_ids=r["item_ids"], chosen_id=r["chosen_id"],
                                      rejected_item_id=r["rejected_item_id"])
@@ -335,8 +363,11 @@ def run_export(store: Any, cfg: ExportConfig, workspace: Workspace | None = None
             files.append((staged / IDS_FILE, {"rows": len(ids_lines)}))
             if cfg.hf_dataset:
                 files += _write_hf_dataset(staged, rows, cfg)
+            if cfg.parquet:
+                files += _write_parquet(staged, rows, cfg)
             card = render_card(cfg=cfg, sel=sel, rows=rows, split_counts=split_counts, skipped=skipped,
-                               upstream=upstream, agreement=store.agreement(), workspace=workspace, token_stats=token_stats)
+                               upstream=upstream, agreement=store.agreement(), workspace=workspace, token_stats=token_stats,
+                               versioning=versioning)
             with atomic_open(staged / CARD_FILE) as fh:
                 fh.write(card)
             files.append((staged / CARD_FILE, {}))
@@ -352,7 +383,24 @@ def run_export(store: Any, cfg: ExportConfig, workspace: Workspace | None = None
                                    "seed": cfg.seed, "approved_items": len(sel.approved) + sum(sel.dropped.values()),
                                    "filtered": dict(sel.dropped), "tokens": token_stats,
                                    "upstream": [{k: u[k] for k in ("run_id", "kind", "found")} for u in upstream]}
+            run.extra["versioning"] = versioning
+    if version:
+        seal(out)
     return run.published()
+
+
+def _write_parquet(out: Path, rows: list[dict[str, Any]], cfg: ExportConfig) -> list[tuple[Path, dict[str, Any]]]:
+    import polars as pl
+
+    from studio.atomic import write_parquet_atomic
+
+    files = []
+    for split in cfg.splits:
+        records = [r["record"] for r in rows if r["split"] == split]
+        if records:
+            write_parquet_atomic(pl.DataFrame(records), out / f"{split}.parquet")
+            files.append((out / f"{split}.parquet", {"rows": len(records), "split": split, "format": cfg.format}))
+    return files
 
 
 def _write_hf_dataset(out: Path, rows: list[dict[str, Any]], cfg: ExportConfig) -> list[tuple[Path, dict[str, Any]]]:

@@ -5,7 +5,10 @@ item was loaded from) → synth run with generator, template and model (syntheti
 synth run id, `meta` holds generator/template/model/seed_ids) → review decisions (who, when, verdict, each
 edit as a unified diff) → exports whose `ids.jsonl` lists it → training runs whose manifest names such an
 export (its run id in `upstream_manifests`, or an export file's sha256 among its inputs), with their
-metrics, and eval runs of those. The id may be the reviewed item's id or the id of an edited version.
+metrics, and eval runs of those. The query may be the reviewed item's id, the id of an edited version, or
+`EXPORT_FILE:LINE`, a line of an export's split file (e.g. `exports/v1/train.jsonl:3`; a copy of that file
+elsewhere works too, found by its sha256). Exports and training runs name the dataset version they belong to
+(`versioning.version` in the export manifest), so a line of `v1` reaches every run trained on `v1`.
 
 Reads only the review store and run manifests (`studio.runs.list_runs`); it imports no training code.
 """
@@ -64,7 +67,7 @@ def _export_lines(manifest: dict[str, Any]) -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-def _parse_source(source: str) -> dict[str, Any] | None:
+def parse_source(source: str) -> dict[str, Any] | None:
     """`path/to/file.jsonl:17` → {file, line}; None when the source is not a file line (a run id)."""
     path, sep, line = (source or "").rpartition(":")
     if sep and line.isdigit() and path:
@@ -72,7 +75,38 @@ def _parse_source(source: str) -> dict[str, Any] | None:
     return None
 
 
-def _resolve_item(query: str, store: Any, exports: list[dict[str, Any]]) -> str:
+def _version(manifest: dict[str, Any]) -> str | None:
+    return (manifest.get("versioning") or {}).get("version")
+
+
+def _resolve_line(query: str, exports: list[dict[str, Any]], workspace: Workspace | None) -> str | None:
+    """The item id on line LINE of EXPORT_FILE (`path:LINE`); None when the query is not of that shape."""
+    from studio.atomic import sha256_file
+
+    path, sep, line = query.rpartition(":")
+    if not (sep and line.isdigit() and path.endswith(".jsonl")):
+        return None
+    candidates = [Path(path)] + ([workspace.root / path] if workspace else [])
+    file = next((c for c in candidates if c.is_file()), None)
+    if file is None:
+        raise StudioError(f"{path} is not a file; give EXPORT_FILE:LINE with the path of an export's split file, "
+                          "e.g. exports/v1/train.jsonl:3.")
+    sha = sha256_file(file)
+    for manifest in exports:
+        if any(o.get("sha256") == sha and Path(o["path"]).name == file.name for o in manifest.get("outputs", [])):
+            for entry in _export_lines(manifest):
+                if entry["file"] == file.name and entry["line"] == int(line):
+                    return entry["item_id"]
+            raise StudioError(f"{file} has no line {line} in its export's {IDS_FILE} "
+                              f"(export {manifest['run_id']}); count lines from 1.")
+    raise StudioError(f"{file} is not a file of any export recorded in this workspace (no manifest lists its sha256); "
+                      "name a file an export wrote, unchanged.")
+
+
+def _resolve_item(query: str, store: Any, exports: list[dict[str, Any]], workspace: Workspace | None = None) -> str:
+    by_line = _resolve_line(query, exports, workspace)
+    if by_line is not None:
+        return by_line
     try:
         return store.get_item(query).id
     except StudioError:
@@ -93,7 +127,7 @@ def trace(query: str, store: Any, workspace: Workspace | None = None, runs_root:
     by_id = {m["run_id"]: m for m in list_runs(workspace, root=runs_root) if m.get("run_id")}
     manifests = list(by_id.values())
     exports = [m for m in manifests if m.get("kind") == "export"]
-    item_id = _resolve_item(query, store, exports)
+    item_id = _resolve_item(query, store, exports, workspace)
     item = store.get_item(item_id)
     dataset_run = item.extra.get("dataset_run")
     beside = Path(item.dataset).parent / "manifest.json" if item.dataset else None
@@ -115,7 +149,7 @@ def trace(query: str, store: Any, workspace: Workspace | None = None, runs_root:
         "query": query, "item_id": item_id, "edited_ids": sorted(set(edited_ids)),
         "example": {"origin": item.origin, "source": item.source, "dataset": item.dataset,
                     "dataset_run": dataset_run, "meta": item.meta},
-        "raw": _parse_source(item.source), "curate": [], "synth": None, "decisions": decisions,
+        "raw": parse_source(item.source), "curate": [], "synth": None, "decisions": decisions,
         "exports": [], "training": [], "evaluations": [],
     }
     # upstream: the data set's run, then what it names upstream (a curate of synth output, ...)
@@ -151,19 +185,31 @@ def trace(query: str, store: Any, workspace: Workspace | None = None, runs_root:
         export_runs[manifest["run_id"]] = manifest
         for e in hits:
             out = outputs.get(e["file"], {})
-            chain["exports"].append({"run_id": manifest["run_id"], "dir": str(_export_dir(manifest)),
+            chain["exports"].append({"run_id": manifest["run_id"], "version": _version(manifest), "dir": str(_export_dir(manifest)),
                                      "format": (manifest.get("config") or {}).get("format"), "split": e["split"],
                                      "file": e["file"], "line": e["line"], "id": e["id"], "sha256": out.get("sha256")})
-    export_shas = {x["sha256"] for x in chain["exports"] if x["sha256"]}
+    holding = {x["sha256"] for x in chain["exports"] if x["sha256"]}
+    # every data file of an export holding the example, so a run on a copy of v1's train.jsonl reaches an
+    # example in v1's test.jsonl too (it trained on that version)
+    runs_of_sha: dict[str, set[str]] = {}
+    for run_id, m in export_runs.items():
+        for o in m.get("outputs", []):
+            if o.get("sha256") and Path(o["path"]).name != IDS_FILE:
+                runs_of_sha.setdefault(o["sha256"], set()).add(run_id)
     train_ids = set()
     for m in sorted(manifests, key=lambda m: m.get("started_at", "")):
         if m.get("kind") != "train":
             continue
-        via = sorted(set(m.get("upstream_manifests", [])) & set(export_runs))
-        used = [i for i in m.get("inputs", []) if i.get("sha256") in export_shas]
-        if via or used:
+        used = [i for i in m.get("inputs", []) if i.get("sha256") in runs_of_sha]
+        # the export beside the input file names the version exactly; a copied file only by its bytes (which two
+        # versions with nothing changed share)
+        via = sorted(set(m.get("upstream_manifests", [])) & set(export_runs)
+                     or {r for i in used for r in runs_of_sha[i["sha256"]]})
+        if via:
             train_ids.add(m["run_id"])
-            chain["training"].append({"run_id": m["run_id"], "status": m.get("status"), "exports": via,
+            versions = sorted({v for r in via if (v := _version(export_runs[r]))})
+            chain["training"].append({"run_id": m["run_id"], "status": m.get("status"), "exports": via, "versions": versions,
+                                      "trained_on_example": any(i.get("sha256") in holding for i in used),
                                       "inputs": [{"path": i.get("path"), "role": i.get("role")} for i in used],
                                       "config": {k: (m.get("config") or {}).get(k) for k in ("base_model", "method")
                                                  if (m.get("config") or {}).get(k) is not None},
@@ -219,13 +265,17 @@ def render_lineage(chain: dict[str, Any]) -> str:
     if not chain["exports"]:
         out.append("  in no export yet")
     for e in chain["exports"]:
-        out.append(f"  run {e['run_id']} ({e['format']}): {e['dir']}/{e['file']} line {e['line']}, split {e['split']}, id {e['id']}")
+        version = f", version {e['version']}" if e.get("version") else ""
+        out.append(f"  run {e['run_id']} ({e['format']}{version}): {e['dir']}/{e['file']} line {e['line']}, split {e['split']}, id {e['id']}")
     out.append("\n6. training")
     if not chain["training"]:
         out.append("  no training run used these exports")
     for t in chain["training"]:
         via = ", ".join(t["exports"]) or ", ".join(i["path"] for i in t["inputs"])
+        via += f" (version {', '.join(t['versions'])})" if t.get("versions") else ""
         out.append(f"  run {t['run_id']} ({t['status']}) on {via}" + (f" {t['config']}" if t["config"] else ""))
+        out.append("    its inputs held this example" if t["trained_on_example"] else
+                   "    its inputs did not hold this example (another split of that export)")
         if t["metrics"]:
             out.append(f"    metrics: {json.dumps(t['metrics'], sort_keys=True)}")
     for e in chain["evaluations"]:

@@ -12,6 +12,14 @@ each goes to the split furthest below its target row count relative to that targ
 requested fractions as closely as whole groups allow (every split with a fraction > 0 gets a group as
 soon as there are enough groups), with no dependence on input order. With
 `stratify`, this runs separately per value of a meta field, so each split has that field's mix.
+
+Sticky splits (`plan_splits` with `pins`): a dataset version pins the link keys of the examples earlier
+versions held to the split they had there, and a person's move (`studio versions move`) pins an item to the
+split named. A group holding a pinned key goes where its pin says; when its pins disagree, a person's latest
+move wins, else the split listed last in the fractions (test before val before train), so an example once
+held out never moves into training. Only groups with no pin are placed by the seeded rule, which counts the
+pinned rows as already filled, so the fractions come as close as the pins allow. Extra `links` (pairs of
+link keys, e.g. near-duplicates found across all versions at export) join groups before any of this.
 """
 
 from __future__ import annotations
@@ -20,7 +28,8 @@ import hashlib
 import json
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from studio.errors import StudioError
@@ -120,24 +129,68 @@ def link_keys(row: dict[str, Any]) -> list[str]:
     return keys
 
 
-def group_rows(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """The group key of each row: rows linked directly or through others share one key."""
+def group_rows(rows: Sequence[dict[str, Any]], links: Iterable[tuple[str, str]] = ()) -> list[str]:
+    """The group key of each row: rows linked directly or through others (or through `links`, pairs of link
+    keys that need not belong to any row) share one key."""
+    return _union(rows, links)[0]
+
+
+def _union(rows: Sequence[dict[str, Any]], links: Iterable[tuple[str, str]]) -> tuple[list[str], UnionFind]:
     uf = UnionFind()
     per_row = [link_keys(r) for r in rows]
     for keys in per_row:
         for k in keys[1:]:
             uf.union(keys[0], k)
-    return [uf.find(keys[0]) for keys in per_row]
+    for a, b in links:
+        uf.union(a, b)
+    return [uf.find(keys[0]) for keys in per_row], uf
 
 
 def _order(seed: int, key: str) -> str:
     return hashlib.sha256(f"{seed}\x1f{key}".encode()).hexdigest()
 
 
+@dataclass
+class SplitPlan:
+    """Where each row goes, and why: `pinned_by[i]` is "person" (a move), "earlier" (an earlier version's split
+    of a key in its group) or None (placed by the seeded rule). `merged_groups`: groups whose pins named more
+    than one split, merged into the sticky side."""
+
+    splits: list[str]
+    pinned_by: list[str | None]
+    groups: list[str]
+    merged_groups: int = 0
+
+
 def assign_splits(rows: Sequence[dict[str, Any]], fractions: dict[str, float], seed: int,
                   stratify: str | None = None) -> list[str]:
     """The split name of each row; all rows of a group share it (see the module docstring)."""
-    groups = group_rows(rows)
+    return plan_splits(rows, fractions, seed, stratify).splits
+
+
+def plan_splits(rows: Sequence[dict[str, Any]], fractions: dict[str, float], seed: int, stratify: str | None = None,
+                pins: Mapping[str, str] | None = None, moves: Mapping[str, str] | None = None,
+                links: Iterable[tuple[str, str]] = ()) -> SplitPlan:
+    """Split of each row with sticky `pins` (link key -> split of an earlier version), a person's `moves`
+    (link key -> split, oldest first) and extra `links` (see the module docstring)."""
+    pins, moves = pins or {}, moves or {}
+    for name in {*pins.values(), *moves.values()} - set(fractions):
+        raise StudioError(f"split {name!r} holds examples of an earlier version but --split has no {name!r}; "
+                          f"keep every split name of earlier versions (e.g. {name}=0.05) or move those examples "
+                          "with `studio versions move`.")
+    groups, uf = _union(rows, links)
+    rank = {s: i for i, s in enumerate(fractions)}
+    pinned: dict[str, tuple[tuple[int, int], str, str]] = {}  # group -> ((priority), split, by)
+    candidates = [(key, (1, order), split, "person") for order, (key, split) in enumerate(moves.items())]
+    candidates += [(key, (0, rank[split]), split, "earlier") for key, split in pins.items()]
+    splits_named: dict[str, set[str]] = defaultdict(set)
+    for key, priority, split, by in candidates:
+        if key not in uf.parent:  # a key no exported row is linked to
+            continue
+        g = uf.find(key)
+        splits_named[g].add(split)
+        if g not in pinned or priority > pinned[g][0]:
+            pinned[g] = (priority, split, by)
     members: dict[str, list[int]] = defaultdict(list)
     for i, g in enumerate(groups):
         members[g].append(i)
@@ -149,14 +202,22 @@ def assign_splits(rows: Sequence[dict[str, Any]], fractions: dict[str, float], s
     for stratum in sorted(strata):
         keys = sorted(strata[stratum], key=lambda g: _order(seed, g))
         total = sum(len(members[g]) for g in keys)
-        filled = dict.fromkeys(names, 0)
+        filled = dict.fromkeys(fractions, 0)
         for g in keys:
+            if g in pinned:
+                split_of_group[g] = pinned[g][1]
+                filled[pinned[g][1]] += len(members[g])
+        for g in keys:
+            if g in pinned or not names:
+                continue
             # the split furthest below its target, relative to the target (so small splits get their
             # share early rather than only the leftovers); ties go to the split listed first
             best = max(names, key=lambda s: ((fractions[s] * total - filled[s]) / (fractions[s] * total), -names.index(s)))
             split_of_group[g] = best
             filled[best] += len(members[g])
-    return [split_of_group[g] for g in groups]
+    return SplitPlan(splits=[split_of_group[g] for g in groups],
+                     pinned_by=[pinned[g][2] if g in pinned else None for g in groups], groups=groups,
+                     merged_groups=sum(len(s) > 1 for g, s in splits_named.items() if g in members))
 
 
 def _stratum(rows: Sequence[dict[str, Any]], idx: Iterable[int], field: str | None) -> str:

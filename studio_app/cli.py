@@ -38,6 +38,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "curate.commands",
     "review_app.commands",
     "review_app.labelstudio_commands",
+    "review_app.versions_commands",
     "synth.commands",
     "training.commands",
 )
@@ -52,6 +53,20 @@ def _main(
 ) -> None:
     ctx.obj = CommandContext(quiet=quiet, workspace=workspace)
     _console_logging(logging.INFO if verbose else logging.WARNING)
+    if not verbose:
+        _quiet_libraries()
+
+
+def _quiet_libraries() -> None:
+    """Library chatter a user cannot act on stays off the terminal (it still reaches run.log where it is logged):
+    transformers' per-load "Loading weights" bars and its deprecation notices about its own internals, and the
+    `kernels` package's offline notice when bitsandbytes loads (we keep it offline on purpose)."""
+    import os
+    import warnings
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read by transformers and huggingface_hub at import
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers(\.|$)")
+    logging.getLogger("kernels").setLevel(logging.ERROR)
 
 
 def _console_logging(level: int) -> None:
@@ -160,7 +175,7 @@ def list_steps() -> None:
 def export(
     dataset: Annotated[Path | None, typer.Argument(help="A data set file to convert (kept.parquet from curate, or any readable file). Leave out to export what review approved.", show_default=False)] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="openai, alpaca, sharegpt, prompt-completion, dpo (review export); csv and parquet only with DATASET.")] = "openai",
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file with DATASET (default export.jsonl); output folder without.", show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file with DATASET (default export.jsonl). Without DATASET: a folder for a copy outside the versions (default: the next version, exports/vN/).", show_default=False)] = None,
     with_id: Annotated[bool, typer.Option("--with-id", help="With DATASET: add each example's id to its record.")] = False,
     db: Annotated[str | None, typer.Option("--db", help="Review DB URL or SQLite file (default: the workspace's review.db).", show_default=False)] = None,
     split: Annotated[str, typer.Option("--split", help="Split names and fractions; duplicates and variants of one prompt stay in one split.")] = "train=0.9,val=0.05,test=0.05",
@@ -169,20 +184,27 @@ def export(
     min_agreement: Annotated[float | None, typer.Option("--min-agreement", help="Keep items whose share of accepting reviewer verdicts is at least this (0-1).", show_default=False)] = None,
     synthetic: Annotated[bool, typer.Option("--include-synthetic/--no-synthetic", help="Export approved synthetic examples too.")] = True,
     hf_dataset: Annotated[bool, typer.Option("--hf-dataset", help="Also write a datasets.save_to_disk folder (hf_dataset/).")] = False,
+    parquet: Annotated[bool, typer.Option("--parquet", help="Also write each split as <split>.parquet (the same records).")] = False,
+    leak_check: Annotated[str, typer.Option("--leak-check", help="Curate dedupe steps that link near duplicates and paraphrases across all exported examples and earlier versions' val/test before splitting; none to skip.")] = "near_dedupe,semantic_dedupe",
     stratify: Annotated[str | None, typer.Option(help="Meta field (e.g. category) whose mix each split keeps.", show_default=False)] = None,
     tokenizer: Annotated[Path | None, typer.Option(help="Local tokenizer folder: check every example's token length.", show_default=False)] = None,
     max_tokens: Annotated[int | None, typer.Option("--max-tokens", help="Longest example allowed with --tokenizer (default: its model_max_length).", show_default=False)] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier export in --out DIR.")] = False,
 ) -> None:
-    """Write training data: approved review items as split JSONL with a dataset card, or one file as is.
+    """Write training data: approved review items as a new dataset version with a card, or one file as is.
 
-    Without DATASET: the examples review approved (edits applied) go to `--out DIR` as one JSONL per split,
-    `ids.jsonl`, a dataset card `README.md` and `manifest.json`; every line is checked against the format.
+    Without DATASET: the examples review approved (edits applied) become the workspace's next version,
+    `exports/v1/`, `exports/v2/`, ... (never changed afterwards; `studio versions` lists them), or a copy in
+    `--out DIR`: one JSONL per split, `ids.jsonl`, a dataset card `README.md` and `manifest.json`; every line
+    is checked against the format. Splits are sticky: what an earlier version held keeps its split, and near
+    duplicates and paraphrases of earlier val/test examples join them (`--leak-check`).
     `--format dpo` writes preference pairs (edited over original answer, accepted over rejected answer).
 
     Examples:
 
-        studio export --format openai --out export/ --split train=0.9,val=0.05,test=0.05 --seed 1
+        studio export --split train=0.9,val=0.05,test=0.05 --seed 1      # the next version, exports/vN/
+
+        studio export --format openai --out export/ --parquet
 
         studio export --format dpo --out export_dpo/ --policy majority --min-agreement 0.75
 
@@ -193,7 +215,8 @@ def export(
     if dataset is None:
         _export_review(rep, ws, fmt=fmt, out=out, db=db, split=split, seed=seed, policy=policy,
                        min_agreement=min_agreement, synthetic=synthetic, hf_dataset=hf_dataset, stratify=stratify,
-                       tokenizer=tokenizer, max_tokens=max_tokens, overwrite=overwrite)
+                       tokenizer=tokenizer, max_tokens=max_tokens, overwrite=overwrite, parquet=parquet,
+                       leak_check=leak_check)
         return
     from studio.readers import read_inputs
     from studio.runs import Run
@@ -219,22 +242,27 @@ def _export_review(rep, ws, *, out: Path | None, db: str | None, **options) -> N
     from review_app.export import ExportConfig, run_export
     from review_app.store import ReviewStore
     from studio.splits import parse_split_spec
+    from studio_app.leak_check import LeakCheck
 
-    if out is None:
-        raise StudioError("name the output folder with --out DIR (it gets one JSONL per split, ids.jsonl, README.md, manifest.json).")
+    if out is None and ws is None:
+        raise StudioError("without --out the export becomes the workspace's next version: run inside a workspace "
+                          "(studio init) or name an output folder with --out DIR.")
     url = _review_db(ws, db)
     cfg = ExportConfig(format=options["fmt"], out=out, splits=parse_split_spec(options["split"]), seed=options["seed"],
                        policy=options["policy"], min_agreement=options["min_agreement"],
                        include_synthetic=options["synthetic"], hf_dataset=options["hf_dataset"],
                        stratify=options["stratify"], tokenizer=options["tokenizer"], max_tokens=options["max_tokens"],
-                       overwrite=options["overwrite"])
+                       overwrite=options["overwrite"], parquet=options["parquet"])
+    leak_check = LeakCheck.parse(options["leak_check"])
     with ReviewStore(url) as store:
-        run = run_export(store, cfg, workspace=ws, reporter=rep, db_label=_db_label(url))
-    info = run.extra["export"]
-    rows = [[s, n, str(out / f"{s}.jsonl") if n else "(empty)"] for s, n in info["splits"].items()]
+        run = run_export(store, cfg, workspace=ws, reporter=rep, db_label=_db_label(url), find_links=leak_check)
+    info, versioning = run.extra["export"], run.extra["versioning"]
+    rows = [[s, n, str(run.dir / f"{s}.jsonl") if n else "(empty)"] for s, n in info["splits"].items()]
     rows += [[f"left out: {r}", n, ""] for r, n in {**info["filtered"], **run.counts.dropped}.items()]
-    rep.table(f"export {run.run_id} ({cfg.format})", ["split", "records", "file"], rows)
-    rep.out.print(f"dataset card [bold]{out / 'README.md'}[/], manifest {run.manifest_path}")
+    rows += [[p, n, ""] for p, n in versioning["placement"].items()]
+    title = f"version {versioning['version']}" if versioning["version"] else "export"
+    rep.table(f"{title} {run.run_id} ({cfg.format})", ["split / placement", "records", "file"], rows)
+    rep.out.print(f"dataset card [bold]{run.dir / 'README.md'}[/], manifest {run.manifest_path}")
 
 
 def _review_db(ws, db: str | None) -> str:
@@ -254,15 +282,19 @@ def _db_label(url: str) -> str:
 
 @app.command()
 def lineage(
-    example_id: Annotated[str, typer.Argument(help="An example id: the reviewed item's id or the id of its edited version.")],
+    example_id: Annotated[str, typer.Argument(help="An example id (the reviewed item's id or the id of its edited version), or EXPORT_FILE:LINE, a line of an export's split file.")],
     db: Annotated[str | None, typer.Option("--db", help="Review DB URL or SQLite file (default: the workspace's review.db).", show_default=False)] = None,
     root: Annotated[Path | None, typer.Option(help="Folder of run folders (default: the workspace's runs/).", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the chain as JSON.")] = False,
 ) -> None:
     """Where one example came from and where it went: raw file and line → curate run and steps → synth run
-    → review decisions (with edits as diffs) → exports → training runs and their metrics.
+    → review decisions (with edits as diffs) → exports and versions → training runs and their metrics.
 
-    Example: `studio lineage 3f2a9c0d1e4b5a6c7d8e`
+    Examples:
+
+        studio lineage 3f2a9c0d1e4b5a6c7d8e
+
+        studio lineage exports/v1/test.jsonl:12      # line 12 of version v1's test file, and every run trained on v1
     """
     import json
 
@@ -284,7 +316,8 @@ def runs(
     root: Annotated[Path | None, typer.Option(help="Folder of run folders (default: the workspace's runs/).")] = None,
     limit: Annotated[int, typer.Option(help="Show at most this many runs.")] = 30,
 ) -> None:
-    """List runs, newest first, with kind, time and row counts.
+    """List runs, newest first, with kind, time and row counts (an export that made a dataset version shows its
+    name, e.g. `export v2`).
 
     Example: `studio runs --kind curate`
     """
@@ -297,22 +330,28 @@ def runs(
         reporter().info(f"no runs found in {where}.")
         return
     if kind in ("train", "eval"):
-        _model_runs_table(found[:limit], kind)
+        _model_runs_table(found[:limit], kind, list_runs(ws, root=root, kind="export"))
         return
     rows = []
     for m in found[:limit]:
         c = m.get("counts", {})
         dropped = sum(c.get("dropped", {}).values())
-        rows.append([m.get("run_id", "?"), m.get("kind", "?"), m.get("started_at", "?"), m.get("status", "?"),
+        version = (m.get("versioning") or {}).get("version")
+        rows.append([m.get("run_id", "?"), m.get("kind", "?") + (f" {version}" if version else ""), m.get("started_at", "?"), m.get("status", "?"),
                      c.get("input", 0), c.get("kept", 0), dropped, c.get("quarantined", 0)])
     reporter().table("runs", ["run", "kind", "started (UTC)", "status", "input", "kept", "dropped", "quarantined"], rows)
 
 
-def _model_runs_table(found: list[dict], kind: str) -> None:
-    """Training/eval runs: which model, method and data (sha256 + upstream export manifest), and the metrics."""
+def _model_runs_table(found: list[dict], kind: str, exports: list[dict]) -> None:
+    """Training/eval runs: which model, method and data (sha256 + upstream export manifest, and the dataset version
+    of each input file, found by its sha256 so a copied file counts too), and the metrics."""
+    version_of_sha = {o["sha256"]: v for e in exports if (v := (e.get("versioning") or {}).get("version"))
+                      for o in e.get("outputs", []) if o.get("sha256")}
     rows = []
     for m in found:
-        data = "; ".join(f"{Path(i['path']).name} {str(i.get('sha256') or '')[:12]}" for i in m.get("inputs", []))
+        data = "; ".join(f"{Path(i['path']).name} {str(i.get('sha256') or '')[:12]}"
+                         + (f" ({version_of_sha[i['sha256']]})" if i.get("sha256") in version_of_sha else "")
+                         for i in m.get("inputs", []))
         upstream = ", ".join(m.get("upstream_manifests", [])) or "–"
         metrics = m.get("metrics", {})
         if kind == "train":

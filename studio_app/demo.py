@@ -7,6 +7,8 @@ stage (PII, synth, review, export, train) add a function to STAGES. Must finish 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -148,17 +150,22 @@ def stage_export(ctx: DemoContext) -> None:
     ctx.outputs["export"] = out / "train.jsonl"
     if splits.get("val"):
         ctx.outputs["export_val"] = out / "val.jsonl"
+    if splits.get("test"):
+        ctx.outputs["export_test"] = out / "test.jsonl"
     for split, n in splits.items():
         ctx.add("export", f"{split} (openai chat)", n, out / f"{split}.jsonl" if n else "")
     ctx.add("export", "dataset card", "", out / "README.md")
 
 
 def stage_train(ctx: DemoContext) -> None:
-    """A few LoRA steps on CPU on the exported set, with validation loss and eval metrics before and after."""
+    """A short LoRA run on CPU on the exported set, then base vs fine-tuned on the held-out test split.
+
+    Validation (which picks the best adapter) and evaluation use different conversations, so the eval figures
+    are on data the run never saw nor selected on; each comes with its paired 95 % interval and a plain verdict."""
     import json
 
     from studio.writers import write_jsonl
-    from training.config import TrainConfig
+    from training.config import MIN_STEPS, TrainConfig
     from training.data import split_train_val
     from training.evaluate import EvalSettings, run_eval
     from training.trainer import train
@@ -167,11 +174,12 @@ def stage_train(ctx: DemoContext) -> None:
     val = ctx.outputs.get("export_val")
     if val is None:  # one file: hold out a validation set by example id (deterministic)
         export, val = split_train_val(export, ctx.workspace.data_dir / "demo_split")
-    # keep the demo short: validate and evaluate on at most 8 conversations
+    # keep the demo short: validate on at most 8 conversations, evaluate on at most 16 of the test split
     rows = [json.loads(line) for line in Path(val).read_text(encoding="utf-8").splitlines() if line.strip()][:8]
     small_val = ctx.workspace.data_dir / "demo_val_small.jsonl"
     write_jsonl(rows, small_val)
-    cfg = TrainConfig(base_model="default", method="lora", max_steps=8, max_length=320, overlong="truncate")
+    test = ctx.outputs.get("export_test") or small_val
+    cfg = TrainConfig(base_model="default", method="lora", max_steps=MIN_STEPS, max_length=320, overlong="truncate")
     result = train(cfg, export, small_val, ctx.workspace.runs_dir / "demo-train", reporter=ctx.reporter,
                    workspace=ctx.workspace)
     m = result.metrics
@@ -183,11 +191,13 @@ def stage_train(ctx: DemoContext) -> None:
     after_loss = m["val_loss_best"] if m["val_loss_best"] is not None else m["val_loss_last"]
     ctx.add("train", "validation loss before → after", f"{m['val_loss_before']:.3f} → {after_loss:.3f}",
             result.run_dir / "loss_curve.png")
-    report = run_eval(str(result.adapter_dir), small_val, ctx.workspace.runs_dir / "demo-eval",
-                      EvalSettings(max_examples=8, max_new_tokens=24, batch_size=4, max_length=320),
+    report = run_eval(str(result.adapter_dir), test, ctx.workspace.runs_dir / "demo-eval",
+                      EvalSettings(max_examples=16, max_new_tokens=24, batch_size=4, max_length=320),
                       reporter=ctx.reporter, workspace=ctx.workspace)
     before, after = report["scores"]["before (base)"], report["scores"]["after (adapter)"]
     change = report.get("change", {})
+    ctx.add("eval", "held-out conversations scored (" + ("test split" if test != small_val else "validation") + ")",
+            report["examples"], test)
     for metric, label, fmt in (("perplexity", "held-out perplexity", ".2f"), ("rouge_l", "ROUGE-L", ".3f"),
                                ("exact_match", "exact match", ".3f")):
         ctx.add("eval", f"{label} base → fine-tuned", f"{before[metric]:{fmt}} → {after[metric]:{fmt}} "
@@ -240,6 +250,21 @@ def demo_workspace(directory: Path, fresh: bool) -> Workspace:
 STAGES = [stage_curate, stage_synth, stage_review, stage_export, stage_train]
 
 
+@contextlib.contextmanager
+def inside(ws: Workspace):
+    """Run the stages as commands run inside the workspace ($STUDIO_WORKSPACE): what looks the workspace up
+    itself (the PII salt, which lives in it and never in a config) finds the demo's, wherever the demo was started."""
+    before = os.environ.get("STUDIO_WORKSPACE")
+    os.environ["STUDIO_WORKSPACE"] = str(ws.root)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("STUDIO_WORKSPACE", None)
+        else:
+            os.environ["STUDIO_WORKSPACE"] = before
+
+
 def run_demo(directory: Path, data_dir: Path | None = None, fresh: bool = True, reporter: Reporter | None = None) -> DemoContext:
     reporter = reporter or Reporter()
     data_dir = Path(data_dir or REPO_ROOT / "sample_data")
@@ -248,11 +273,12 @@ def run_demo(directory: Path, data_dir: Path | None = None, fresh: bool = True, 
     ws = demo_workspace(Path(directory), fresh)
     ctx = DemoContext(workspace=ws, data_dir=data_dir, reporter=reporter)
     t0 = time.perf_counter()
-    for stage in STAGES:
-        t = time.perf_counter()
-        reporter.info(f"\n[bold cyan]── {stage.__name__.removeprefix('stage_')} ──[/]")
-        stage(ctx)
-        reporter.info(f"   done in {time.perf_counter() - t:.1f}s")
+    with inside(ws):
+        for stage in STAGES:
+            t = time.perf_counter()
+            reporter.info(f"\n[bold cyan]── {stage.__name__.removeprefix('stage_')} ──[/]")
+            stage(ctx)
+            reporter.info(f"   done in {time.perf_counter() - t:.1f}s")
     reporter.table(f"demo summary ({time.perf_counter() - t0:.0f}s, workspace {ws.root})",
                    ["stage", "what", "value", "where"], ctx.summary)
     return ctx

@@ -9,7 +9,7 @@ import pytest
 
 from studio.errors import StudioError
 from studio.schema import make_example
-from studio.splits import assign_splits, group_rows, parse_split_spec
+from studio.splits import assign_splits, group_rows, parse_split_spec, plan_splits
 
 FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
 
@@ -138,3 +138,36 @@ def test_bad_split_specs_are_refused_with_one_sentence(spec):
 
 def test_split_spec_parses_names_and_fractions_in_order():
     assert list(parse_split_spec("train=0.9, val=0.05,test=0.05").items()) == [("train", 0.9), ("val", 0.05), ("test", 0.05)]
+
+
+def test_pinned_groups_keep_their_split_for_every_seed_and_new_groups_fill_the_fractions():
+    rows = [_row(f"question {i} about lanterns", f"answer {i}") for i in range(100)]
+    pins = {f"id:{r['id']}": ("test" if i < 20 else "train") for i, r in enumerate(rows[:50])}
+    for seed in range(5):
+        plan = plan_splits(rows, FRACTIONS, seed, pins=pins)
+        assert [plan.splits[i] for i in range(50)] == ["test"] * 20 + ["train"] * 30
+        assert plan.pinned_by[:50] == ["earlier"] * 50 and set(plan.pinned_by[50:]) == {None}
+        # test already holds 20 rows for a target of 10: the 50 new rows go to val (target 10) and train
+        new = Counter(plan.splits[50:])
+        assert "test" not in new and abs(new["val"] - 10) <= 1 and new["train"] + new["val"] == 50
+
+
+def test_a_group_whose_pins_disagree_goes_to_the_split_listed_last_and_a_person_s_move_beats_both():
+    a, b = _row("how do i return a tent", "Use the form."), _row("How do I  return a tent", "Send it back.")
+    pins = {f"id:{a['id']}": "train", f"id:{b['id']}": "test"}  # one prompt: a and b are one group
+    plan = plan_splits([a, b], FRACTIONS, 0, pins=pins)
+    assert plan.splits == ["test", "test"] and plan.merged_groups == 1
+    moved = plan_splits([a, b], FRACTIONS, 0, pins=pins, moves={f"id:{b['id']}": "val", f"id:{a['id']}": "train"})
+    assert moved.splits == ["train", "train"] and moved.pinned_by == ["person", "person"]  # the latest move wins
+
+
+def test_extra_links_join_groups_through_keys_no_row_has():
+    a, b = _row("stove fuel question", "Use canisters."), _row("which gas for the camp stove", "Butane mix.")
+    plan = plan_splits([a, b], FRACTIONS, 0, pins={"id:gone": "val"},
+                       links=[(f"id:{a['id']}", "id:gone"), ("id:gone", f"id:{b['id']}")])
+    assert plan.splits == ["val", "val"] and plan.pinned_by == ["earlier", "earlier"]
+
+
+def test_a_pinned_split_missing_from_the_fractions_is_one_sentence():
+    with pytest.raises(StudioError, match="split 'holdout' holds examples of an earlier version"):
+        plan_splits([_row("q", "a")], FRACTIONS, 0, pins={"id:x": "holdout"})

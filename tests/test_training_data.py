@@ -152,6 +152,24 @@ def test_packed_and_padded_batches_give_the_same_loss(tokenizer, base_model):
     assert abs(float(packed_nll) - float(padded_nll)) < 1e-3 * float(padded_nll)
 
 
+def test_padding_a_packed_row_to_a_multiple_changes_neither_loss_nor_logits(tokenizer, base_model):
+    from training.loss import supervised_nll
+
+    examples = [encode_conversation(tokenizer, claims_conversation(i)) for i in range(3)]
+    exact = collate(examples, tokenizer.pad_token_id, packing=True)
+    padded = collate(examples, tokenizer.pad_token_id, packing=True, multiple_of=64)
+    n = exact["input_ids"].shape[1]
+    assert n % 64 and padded["input_ids"].shape[1] == n + (-n % 64)
+    assert (padded["labels"][0, n:] == -100).all() and padded["position_ids"][0, n] == 0
+    with torch.no_grad():
+        a, n_a = supervised_nll(base_model, exact)
+        b, n_b = supervised_nll(base_model, padded)
+        la = base_model(input_ids=exact["input_ids"], position_ids=exact["position_ids"], use_cache=False).logits
+        lb = base_model(input_ids=padded["input_ids"], position_ids=padded["position_ids"], use_cache=False).logits
+    assert n_a == n_b and abs(float(a) - float(b)) < 1e-4 * float(a)
+    assert torch.allclose(la[0], lb[0, :n], atol=1e-4)  # the real tokens never see the padding
+
+
 def test_batch_plan_is_fixed_by_seed_and_epoch_and_packs_within_the_token_budget():
     lengths = [30, 80, 50, 120, 10, 64, 90, 40]
     order = epoch_order(len(lengths), seed=3, epoch=0)

@@ -108,7 +108,7 @@ def hostile_app(tmp_path):
     url = f"sqlite:///{tmp_path / 'review.db'}"
     env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"}
     res = subprocess.run([sys.executable, "-m", "studio_app.cli", "review", "load", str(data), "--overlap", "2", "--db", url],
-                         capture_output=True, text=True, env=env, timeout=120)
+                         capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert "quarantined        │     1" in res.stdout  # the id that is not a content hash never enters
     store = ReviewStore(url, bcrypt_rounds=4)

@@ -20,7 +20,7 @@ def train_command(
     train: Annotated[Path, typer.Option("--train", help="Training data: chat JSONL from `studio export --format openai`.")],
     val: Annotated[Path | None, typer.Option("--val", help="Validation data (default: hold out ~10% of --train, whole duplicate groups and prompts, as the export splits).")] = None,
     base_model: Annotated[str | None, typer.Option("--base-model", help="Local model folder, or `default` (bundled SmolLM2-135M-Instruct).", show_default=False)] = None,
-    method: Annotated[str | None, typer.Option("--method", help="qlora (4-bit NF4 base, CUDA or CPU), lora (full-precision base; CPU fp32) or auto (qlora on CUDA, else lora).", show_default=False)] = None,
+    method: Annotated[str | None, typer.Option("--method", help="qlora (4-bit NF4 base, CUDA or CPU), lora (16/32-bit base) or auto (qlora on CUDA, else lora).", show_default=False)] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default: a new folder under the workspace's runs/).")] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="train.yaml with any TrainConfig fields; flags override it.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the newest checkpoint in --out.")] = False,
@@ -33,13 +33,16 @@ def train_command(
     lora_r: Annotated[int | None, typer.Option("--lora-r", help="LoRA rank.", show_default=False)] = None,
     packing: Annotated[bool | None, typer.Option("--packing/--no-packing", help="Pack short examples (no cross-example attention).", show_default=False)] = None,
     merge: Annotated[bool | None, typer.Option("--merge/--no-merge", help="Also save a merged 16/32-bit model in merged/.", show_default=False)] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads (default: the cores idle when the run starts).", show_default=False)] = None,
+    cpu_bf16: Annotated[str | None, typer.Option("--cpu-bf16", help="auto|on|off: bfloat16 matmuls on CPU (auto: where the CPU has native bf16).", show_default=False)] = None,
 ) -> None:
     """Fine-tune a base model with LoRA or QLoRA on exported chat data; a run with adapter, metrics and plot.
 
     The loss is on assistant tokens only (end-of-turn token included), with the base model's chat template.
     Defaults follow the QLoRA paper (NF4, double quantization, bf16 compute, LoRA r=64/alpha=16 on all linear
-    layers) sized for small reviewed sets: 3 epochs, 1,024-token packed micro-batches, 2 per step, lr 1e-3 with
-    cosine decay; a run of fewer than 10 steps is announced first. See `training/config.py` for every setting.
+    layers, here without dropout) sized for small reviewed sets: 3 epochs, 1,024-token packed micro-batches, 2 per
+    step, lr 1e-3 with cosine decay, early stopping on validation loss; a run of fewer than 10 steps is announced
+    first. On CPU it uses the idle cores and bf16 matmuls where the CPU has them. See `training/config.py` for every setting.
 
     Writes to the run folder: `adapter/`, `checkpoints/`, `metrics.json`, `loss_curve.png`, `manifest.json`
     (base model, method, config, data hashes and upstream export manifest: `studio runs --kind train`).
@@ -59,7 +62,8 @@ def train_command(
     cfg = TrainConfig.from_yaml(config) if config else TrainConfig()
     flags = {"base_model": base_model, "method": method, "max_steps": max_steps, "epochs": epochs,
              "learning_rate": learning_rate, "batch_size": batch_size, "grad_accum": grad_accum,
-             "max_length": max_length, "lora_r": lora_r, "packing": packing, "merge": merge}
+             "max_length": max_length, "lora_r": lora_r, "packing": packing, "merge": merge,
+             "num_threads": threads, "cpu_bf16": cpu_bf16}
     cfg = TrainConfig.validated({**cfg.model_dump(), **{k: v for k, v in flags.items() if v is not None}},
                                 source="command-line flags")
     rep = reporter()

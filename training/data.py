@@ -215,12 +215,15 @@ def plan_batches(lengths: list[int], order: list[int], batch_size: int, max_leng
     return batches
 
 
-def collate(examples: list[TokenizedExample], pad_id: int, packing: bool):
+def collate(examples: list[TokenizedExample], pad_id: int, packing: bool, multiple_of: int = 1):
     """Tensors for one micro-batch.
 
-    Packed: one row, no padding, `position_ids` restarting at 0 per example and no attention mask (that is
-    what makes transformers keep the examples apart). Unpacked: right-padded rows with an attention mask;
-    padding positions are IGNORE in the labels whatever the pad token is.
+    Packed: one row, `position_ids` restarting at 0 per example and no attention mask (that is what makes
+    transformers keep the examples apart). Unpacked: right-padded rows with an attention mask. Padding positions
+    are IGNORE in the labels whatever the pad token is. `multiple_of` pads the row length up to a multiple (a
+    packed row's padding is one more sequence of its own, so nothing attends to it): on CPU every new matmul
+    shape adds oneDNN primitives to a process-wide cache, and rows of every length from 1 to 1,024 made a
+    training run's RSS grow by ~35 MB a step (measured); lengths in steps of 64 bound the shapes to 16.
     """
     import torch
 
@@ -228,9 +231,14 @@ def collate(examples: list[TokenizedExample], pad_id: int, packing: bool):
         ids = [t for ex in examples for t in ex.input_ids]
         labels = [t for ex in examples for t in ex.labels]
         positions = [p for ex in examples for p in range(len(ex.input_ids))]
+        pad = -len(ids) % multiple_of
+        ids += [pad_id] * pad
+        labels += [IGNORE] * pad
+        positions += list(range(pad))
         return {"input_ids": torch.tensor([ids]), "labels": torch.tensor([labels]),
                 "position_ids": torch.tensor([positions])}
     width = max(len(ex.input_ids) for ex in examples)
+    width += -width % multiple_of
     ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
     labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
     mask = torch.zeros((len(examples), width), dtype=torch.long)

@@ -362,7 +362,9 @@ def run_eval(model_ref: str, data_path: str | Path, out_dir: str | Path | None, 
     if not data_path.is_file():
         raise StudioError(f"evaluation data {data_path} does not exist; pass a chat JSONL (e.g. the validation split).")
     cuda = torch.cuda.is_available()
-    torch.set_num_threads(settings.num_threads or (torch.get_num_threads() if cuda else 1))
+    from training.cpu import threads_for
+
+    torch.set_num_threads(threads_for(settings.num_threads, cuda))
     device = torch.device("cuda" if cuda else "cpu")
     conversations, quarantined = read_conversations(data_path)
     usable = [c for c in conversations if split_reference(c) is not None and split_reference(c)[0]]

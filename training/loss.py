@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from training.data import IGNORE
 
-#: Positions per head + cross-entropy chunk: 512 × 49,152 fp32 logits = 100 MB at most live at once.
-CHUNK = 512
+#: Positions per head + cross-entropy chunk: 256 × 49,152 fp32 logits = 50 MB (and as much for their gradient).
+CHUNK = 256
 
 
 def _split_model(model):

@@ -64,6 +64,10 @@ class TrainResult:
 # ------------------------------------------------------------------------------------------ model set-up
 
 
+#: CPU micro-batches are padded to a multiple of this many tokens, which bounds the matmul shapes (see `collate`).
+CPU_SHAPE_MULTIPLE = 64
+
+
 def prepare_process(cuda: bool) -> None:
     """Process settings for training: bitsandbytes imported without a hub attempt, and (CPU) malloc that returns memory.
 
@@ -119,9 +123,29 @@ def _malloc_returns_large_blocks() -> None:
 def set_threads(cfg: TrainConfig, cuda: bool) -> int:
     import torch
 
-    threads = cfg.num_threads or (torch.get_num_threads() if cuda else 1)
+    from training.cpu import threads_for
+
+    threads = threads_for(cfg.num_threads, cuda)
     torch.set_num_threads(threads)
     return threads
+
+
+def cpu_bf16(cfg: TrainConfig, cuda: bool) -> bool:
+    """Whether this run's CPU matmuls are bfloat16 (`TrainConfig.cpu_bf16`); never on CUDA, which has its own dtypes."""
+    from training.cpu import native_bf16
+
+    if cuda or cfg.cpu_bf16 == "off":
+        return False
+    return cfg.cpu_bf16 == "on" or native_bf16()
+
+
+def autocast(bf16: bool):
+    """The context the forward passes run in: bf16 autocast on CPU when `bf16`, else nothing."""
+    import contextlib
+
+    import torch
+
+    return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
 
 def attn_implementation(cfg: TrainConfig, cuda: bool) -> str:
@@ -159,7 +183,7 @@ def load_tokenizer(base_dir: Path):
 
 
 def load_base_model(base_dir: Path, method: str, cfg: TrainConfig, cuda: bool):
-    """The frozen base: 4-bit NF4 for qlora, bf16 (CUDA) / fp32 (CPU) for lora."""
+    """The frozen base: 4-bit NF4 for qlora; for lora bf16 on CUDA, and on CPU bf16 or fp32 (`cpu_bf16`)."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -168,7 +192,7 @@ def load_base_model(base_dir: Path, method: str, cfg: TrainConfig, cuda: bool):
         kwargs |= {"quantization_config": bnb_config(cfg), "dtype": getattr(torch, cfg.compute_dtype),
                    "device_map": {"": 0 if cuda else "cpu"}}
     else:
-        kwargs |= {"dtype": torch.bfloat16 if cuda else torch.float32}
+        kwargs |= {"dtype": torch.bfloat16 if cuda or cpu_bf16(cfg, cuda) else torch.float32}
     model = AutoModelForCausalLM.from_pretrained(base_dir, **kwargs)
     if cuda and method != "qlora":
         model.to("cuda")
@@ -298,6 +322,7 @@ class Trainer:
         import torch
 
         self.cfg, self.model, self.tokenizer, self.cuda, self.reporter = cfg, model, tokenizer, cuda, reporter
+        self.bf16 = cpu_bf16(cfg, cuda)
         self.device = torch.device("cuda" if cuda else "cpu")
         self.train_ex, self.val_ex = train_ex, val_ex
         self.out_dir = out_dir
@@ -325,7 +350,8 @@ class Trainer:
 
     # -- batches
     def _batch(self, examples: list[TokenizedExample], indices: list[int]) -> dict:
-        batch = collate([examples[i] for i in indices], self.pad_id, self.cfg.packing)
+        batch = collate([examples[i] for i in indices], self.pad_id, self.cfg.packing,
+                        multiple_of=1 if self.cuda else CPU_SHAPE_MULTIPLE)
         return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
 
     def validation_loss(self) -> float:
@@ -335,7 +361,8 @@ class Trainer:
         total, count = 0.0, 0
         with torch.no_grad():
             for indices in self.val_plan:
-                nll, n = supervised_nll(self.model, self._batch(self.val_ex, indices))
+                with autocast(self.bf16):
+                    nll, n = supervised_nll(self.model, self._batch(self.val_ex, indices))
                 total += float(nll)
                 count += n
         self.model.train()
@@ -351,7 +378,8 @@ class Trainer:
         t0 = time.perf_counter()
         loss_sum = 0.0
         for batch in batches:
-            nll, _ = supervised_nll(self.model, batch)
+            with autocast(self.bf16):
+                nll, _ = supervised_nll(self.model, batch)
             (nll / max(n_label, 1)).backward()
             loss_sum += float(nll.detach())
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.cfg.max_grad_norm))
@@ -549,8 +577,12 @@ def train(cfg: TrainConfig, train_path: str | Path, val_path: str | Path | None,
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     base_dir = resolve_base_model(cfg.base_model)
+    bf16 = cpu_bf16(cfg, cuda)
+    if bf16 and method == "lora":
+        substitutions.append("bf16 matmuls on this CPU (native bf16); the frozen base is held in bf16, the adapter "
+                             "in fp32 (--cpu-bf16 off: fp32)")
     run_config = {**cfg.model_dump(), "method": method, "optimizer": optimizer_name, "threads": threads,
-                  "device": "cuda" if cuda else "cpu"}
+                  "device": "cuda" if cuda else "cpu", "cpu_bf16": bf16}
     with Run("train", out_dir=out_dir, workspace=workspace, config=run_config) as run:
         out_dir = run.dir
         for note in substitutions:
@@ -623,8 +655,10 @@ def _report_data(reporter: Reporter, train: DataStats, val: DataStats, max_lengt
         reporter.info(f"{name}: {s.kept}/{s.records} conversations, {s.tokens:,} tokens ({s.label_tokens:,} assistant); "
                       f"{dropped}; {s.truncated} truncated; {s.quarantined} malformed")
         if s.dropped or s.truncated:
+            hint = ("raise --max-length or set overlong: truncate to keep more" if s.dropped
+                    else "their ends are cut; raise --max-length to keep them whole")
             reporter.warn(f"{name}: {sum(s.dropped.values())} conversation(s) dropped and {s.truncated} truncated at "
-                          f"max_length {max_length}; raise --max-length or set overlong: truncate to keep more.")
+                          f"max_length {max_length}; {hint}.")
 
 
 def _count(run, stats: DataStats) -> None:

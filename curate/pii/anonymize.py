@@ -49,10 +49,10 @@ def resolve_salt(config: PiiConfig) -> str:
     salt = os.environ.get(config.salt_env)
     if salt or config.mode not in ("hash", "pseudonym"):
         return salt or ""
+    from studio.context import current_workspace
     from studio.errors import StudioError
-    from studio.workspace import Workspace
 
-    ws = Workspace.find()
+    ws = current_workspace()  # --workspace, $STUDIO_WORKSPACE, or the nearest one upwards
     if ws is None:
         raise StudioError(f"PII {config.mode} mode needs a secret salt: set ${config.salt_env}, or run inside a "
                           f"workspace (the studio then keeps a random one in its {SALT_FILE}).")

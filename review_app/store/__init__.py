@@ -18,7 +18,8 @@ transactions, audit trail), each in its own module:
   reasons=(), comment=None, seconds=None, source="app", idempotency_key=None)` ("created": False when the
   key was already stored; verdicts accept, reject, skip), `undo_last(reviewer)`, `resolve(item_id, lead,
   verdict)` (a lead's final word), `auto_decide(rule_expr, name, verdict="accept")` (as reviewer
-  `rule:<name>`, in the rule language of `studio.rules`), `decisions(...)`, `item_decisions`, `audit_log(...)`.
+  `rule:<name>`, in the rule language of `studio.rules`), `decisions(...)`, `item_decisions`, `audit_log(...)`,
+  `record_split_move(item_id, by, to, reason)` (a person moves an item's split in later dataset versions).
 - `analytics.Analytics` — `approved_items(policy="unanimous"|"majority"|"any")` (edits applied, a lead
   resolution beating everything, people beating rules), `approved_frame`, `disagreements()`,
   `agreement()` (Cohen's / Fleiss' kappa, Krippendorff's alpha), `progress(reviewer=None)`.
@@ -99,6 +100,7 @@ class ReviewStore:
     get_item = _Part("queue")
     filter_options = _Part("queue")
     record_decision = _Part("ledger")
+    record_split_move = _Part("ledger")
     undo_last = _Part("ledger")
     resolve = _Part("ledger")
     auto_decide = _Part("ledger")

@@ -242,6 +242,16 @@ class Decisions:
                 "decided": len(matched), "decided_by_rule_in_total": already,
                 "missing": dict(missing), "names": sorted(rule.names)}
 
+    def record_split_move(self, item_id: str, by: str, to: str, reason: str, was: str | None = None) -> None:
+        """A person's decision that an item (and its duplicate group) goes to split `to` in the next dataset
+        versions (`review_app.versions`); kept in the audit log as action `move_split`."""
+        if not reason.strip():
+            raise StudioError("a split move needs a reason.")
+        with self.db.tx(write=True) as conn:
+            if conn.execute(select(ITEMS.c.id).where(ITEMS.c.id == item_id)).first() is None:
+                raise StudioError(f"no review item {item_id!r} in this review DB.")
+            self.db.audit(conn, by, "move_split", item_id, to=to, reason=reason, was=was)
+
     def decisions(self, reviewer: str | None = None, item_id: str | None = None, source: str | None = None,
                   verdict: str | None = None, include_undone: bool = False, key: str | None = None) -> list[dict[str, Any]]:
         """Decisions oldest first, each with the reviewer's name and role."""

@@ -1,0 +1,66 @@
+"""What the CPU can do right now: how many cores are idle, and whether it has native bfloat16 matmuls.
+
+Both decide defaults of `studio train` and `studio eval` on machines without a GPU (see `TrainConfig.num_threads`
+and `TrainConfig.cpu_bf16`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+
+def _cpu_times(cpus: set[int]) -> dict[int, tuple[int, int]] | None:
+    """(busy, total) jiffies of each of `cpus` from /proc/stat, or None where there is no /proc (macOS, Windows)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as fh:
+            lines = [ln.split() for ln in fh if ln.startswith("cpu") and not ln.startswith("cpu ")]
+    except OSError:
+        return None
+    out = {}
+    for parts in lines:
+        cpu = int(parts[0][3:])
+        if cpu not in cpus:
+            continue
+        values = [int(v) for v in parts[1:]]
+        idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+        out[cpu] = (sum(values) - idle, sum(values))
+    return out
+
+
+def idle_cores(window: float = 0.5) -> int:
+    """Cores this process may use: the CPUs available to it that were mostly idle over the last `window` seconds.
+
+    Measured now rather than read from the load average, which still counts a run that ended a minute ago.
+    At least 1; without /proc, every available CPU.
+    """
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+    first = _cpu_times(cpus)
+    if not first:
+        return max(1, len(cpus))
+    time.sleep(window)
+    second = _cpu_times(cpus) or first
+    busy = 0.0
+    for cpu, (b0, t0) in first.items():
+        b1, t1 = second.get(cpu, (b0, t0))
+        busy += (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
+    return max(1, min(len(cpus), round(len(cpus) - busy)))
+
+
+def native_bf16() -> bool:
+    """True when the CPU multiplies bfloat16 natively (AVX512-BF16 or AMX), where bf16 matmuls beat fp32."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def threads_for(requested: int | None, cuda: bool) -> int:
+    """The torch thread count a run uses: the one asked for, torch's default on CUDA, else the idle cores."""
+    import torch
+
+    if requested:
+        return requested
+    return torch.get_num_threads() if cuda else idle_cores()
