@@ -5,8 +5,6 @@ continues the same loss curve, and the run registry records model, method, data 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
