@@ -194,10 +194,24 @@ def load_base_model(base_dir: Path, method: str, cfg: TrainConfig, cuda: bool):
     else:
         kwargs |= {"dtype": torch.bfloat16 if cuda or cpu_bf16(cfg, cuda) else torch.float32}
     model = AutoModelForCausalLM.from_pretrained(base_dir, **kwargs)
+    if method == "qlora" and not cuda:
+        keep_4bit_weights_differentiable(model)
     if cuda and method != "qlora":
         model.to("cuda")
     model.config.use_cache = False
     return model
+
+
+def keep_4bit_weights_differentiable(model) -> None:
+    """Stop bitsandbytes repacking the 4-bit weights for CPU inference during a training run.
+
+    On a CPU with AVX512-BF16, the first forward pass of a `Linear4bit` in eval mode without gradients (our
+    validation at step 0) converts its weights for good to a packed layout whose kernel (`gemv_4bit`) has no
+    autograd formula: every later training step then drops the gradient through the frozen base matmuls (torch
+    warns "an autograd kernel was not registered"), and only the residual and LoRA paths carry it back."""
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
 
 
 def enable_checkpointing(model) -> None:
