@@ -1,14 +1,19 @@
-"""Run bookkeeping both engines share, written once: the drop columns every step sees, each step's entry in the
-manifest (stats, timings, drop counts) and its progress line, redaction of what left before `redact_pii` ran,
-the quarantine and PII-mapping outputs, and the HTML report."""
+"""Run bookkeeping both engines share, written once: what the read recorded, the step loop with each step's
+entry in the manifest (stats, timings, drop counts) and its progress line, redaction of what left before
+`redact_pii` ran, the outputs' order (kept, dropped, quarantine, PII mapping, report) and the run's counts.
+
+An engine (`curate.pipeline.LocalEngine`: Polars frames; `curate.ray_engine.RayEngine`: blocks in Ray's object
+store) supplies only what depends on where the rows live — run one step, redact a dropped part, write kept and
+dropped — through the `Engine` protocol; everything a manifest records is decided here, once."""
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import polars as pl
 
@@ -17,6 +22,30 @@ from studio.console import Reporter
 from studio.runs import Run
 
 log = logging.getLogger("curate")
+
+#: an engine's rows: a Polars frame (local) or blocks in an object store (Ray)
+Rows = TypeVar("Rows")
+
+
+class Engine(Protocol, Generic[Rows]):
+    """What one executor does with its rows; the bookkeeping around it is in this module."""
+
+    #: recorded in each step's manifest entry and progress line (None: the local engine, which records none)
+    name: str | None
+
+    def rows(self, data: Rows) -> int:
+        """How many rows `data` holds."""
+
+    def apply(self, step, data: Rows) -> tuple[Rows, Rows | None, dict[str, int], dict[str, Any]]:
+        """Run `step` on `data`: (kept rows, dropped rows tagged with `step` or None, drops by reason, step stats)."""
+
+    def redact(self, step, dropped: Rows) -> Rows:
+        """`dropped` passed through the `redact_pii` step `step`."""
+
+    def write(self, run: Run, kept: Rows, dropped: list[Rows], n_input: int
+              ) -> tuple[pl.DataFrame, list[pl.DataFrame]] | None:
+        """Write kept and dropped into the run folder and add them as outputs; returns the frames the HTML report
+        reads, or None where the engine wrote no single-file outputs to read them from."""
 
 
 def with_drop_columns(df: pl.DataFrame) -> pl.DataFrame:
@@ -41,6 +70,67 @@ def record_step(run: Run | None, reporter: Reporter, step, rows_in: int, kept: i
     run.time(step.name, seconds)
     for reason, n in by_reason.items():
         run.counts.drop(reason, n)
+
+
+def record_read(run: Run, reporter: Reporter, formats: dict[str, str], quarantine: list, n_input: int,
+                seconds: float, skipped: list | None = None) -> None:
+    """The inputs, how long reading took, the files skipped and the quarantined lines, on the run and the console."""
+    for path, fmt in formats.items():
+        run.add_input(path, format=fmt)
+        reporter.info(f"read {path} as [bold]{fmt}[/]")
+    run.time("read", seconds)
+    if skipped:
+        run.extra["skipped_files"] = [s.to_dict() for s in skipped]
+        for s in skipped:
+            reporter.warn(f"skipped {s.path}: {'empty file' if s.reason == 'empty' else s.reason}")
+    run.counts.input = n_input
+    run.counts.quarantined = len(quarantine)
+    if quarantine:
+        reporter.warn(f"{len(quarantine)} malformed records quarantined (see {run.final_dir / 'quarantine.jsonl'})")
+
+
+def apply_steps(engine: Engine[Rows], data: Rows, steps: list, run: Run | None, reporter: Reporter
+                ) -> tuple[Rows, list[tuple[str, Rows]]]:
+    """Apply steps in order. Returns (kept rows, [(step name, its dropped rows)] for the steps that dropped any);
+    each step's line and manifest entry are recorded on the way (`record_step`)."""
+    dropped: list[tuple[str, Rows]] = []
+    where = f" ({engine.name})" if engine.name else ""
+    for step in steps:
+        t0 = time.perf_counter()
+        rows_in = engine.rows(data)
+        reporter.info(f"[bold]{step.name}[/] on {rows_in:,} rows{where} …")
+        data, gone, by_reason, stats = engine.apply(step, data)
+        if gone is not None and engine.rows(gone):
+            dropped.append((step.name, gone))
+        record_step(run, reporter, step, rows_in, engine.rows(data), by_reason, time.perf_counter() - t0, stats,
+                    engine=engine.name)
+    return data, dropped
+
+
+def finish_run(engine: Engine[Rows], run: Run, steps: list, kept: Rows, dropped: list[tuple[str, Rows]],
+               quarantine: list, n_input: int, reporter: Reporter, report: bool) -> None:
+    """After the steps: the kept count, early drops and quarantined lines redacted (when the pipeline redacts),
+    kept / dropped / quarantine / PII mapping written (timed as `write`), then the HTML report if asked for."""
+    run.counts.kept = engine.rows(kept)
+    parts = [part for _, part in redact_early_drops(engine, steps, dropped)]
+    quarantine = redact_quarantine(steps, quarantine)
+    t0 = time.perf_counter()
+    frames = engine.write(run, kept, parts, n_input)
+    write_quarantine_and_mappings(run, quarantine)
+    run.time("write", time.perf_counter() - t0)
+    if report and frames is not None:
+        write_report(run, frames[0], frames[1], reporter)
+
+
+def redact_early_drops(engine: Engine[Rows], steps: list, dropped: list[tuple[str, Rows]]
+                       ) -> list[tuple[str, Rows]]:
+    """Rows dropped by steps before `redact_pii` (e.g. `empty` from normalize), redacted with that step, so no
+    output of the run holds PII the user asked to remove."""
+    plan = early_redaction(steps)
+    if plan is None:
+        return dropped
+    redact, early = plan
+    return [(name, engine.redact(redact, part) if name in early else part) for name, part in dropped]
 
 
 def early_redaction(steps: list) -> tuple[Any, set[str]] | None:

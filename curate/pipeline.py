@@ -12,14 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
-from curate.bookkeeping import (
-    early_redaction,
-    record_step,
-    redact_quarantine,
-    with_drop_columns,
-    write_quarantine_and_mappings,
-    write_report,
-)
+from curate.bookkeeping import apply_steps, finish_run, record_read, with_drop_columns
 from curate.config import PipelineConfig, read_examples
 from curate.registry import build_step
 from studio.atomic import write_parquet_atomic
@@ -31,27 +24,53 @@ from studio.schema import DROP_COLUMNS
 from studio.workspace import Workspace
 
 
-def run_steps(df: pl.DataFrame, steps: list, run: Run | None = None, reporter: Reporter | None = None
-              ) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
-    """Apply steps in order. Returns (kept, [dropped frames per step]). Records per-step stats on `run`."""
-    reporter = reporter or Reporter(quiet=True)
-    dropped: list[pl.DataFrame] = []
-    for step in steps:
-        t0 = time.perf_counter()
+class LocalEngine:
+    """The local engine's part of a run (see `curate.bookkeeping.Engine`): rows are one Polars frame in this
+    process; each step's dropped rows are the frame of its rows with a `drop_reason`, tagged with `step`."""
+
+    name = None
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+
+    def rows(self, data: pl.DataFrame) -> int:
+        return data.height
+
+    def apply(self, step, df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, int], dict]:
         rows_in = df.height
-        reporter.info(f"[bold]{step.name}[/] on {rows_in:,} rows …")
-        step.reporter = reporter
+        step.reporter = self.reporter
         out = with_drop_columns(step.process(with_drop_columns(df)))
         if out.height != rows_in:
             raise AssertionError(f"step {step.name} returned {out.height} rows for {rows_in}: steps must not remove rows")
         is_dropped = pl.col("drop_reason").is_not_null()
         gone = out.filter(is_dropped).with_columns(pl.lit(step.name).alias("step"))
-        df = out.filter(~is_dropped)
-        if gone.height:
-            dropped.append(gone)
         by_reason = dict(gone.group_by("drop_reason").len().sort("drop_reason").iter_rows()) if gone.height else {}
-        record_step(run, reporter, step, rows_in, df.height, by_reason, time.perf_counter() - t0, step.stats)
-    return df, dropped
+        return out.filter(~is_dropped), gone, by_reason, step.stats
+
+    def redact(self, step, dropped: pl.DataFrame) -> pl.DataFrame:
+        return step.process(dropped)
+
+    def write(self, run: Run, kept: pl.DataFrame, dropped: list[pl.DataFrame], n_input: int
+              ) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+        """kept.parquet (without the drop columns) and dropped.parquet (every step's dropped rows, in step order)."""
+        kept_out = kept.drop([c for c in DROP_COLUMNS if c in kept.columns])
+        write_parquet_atomic(kept_out, run.dir / "kept.parquet")
+        run.add_output(run.dir / "kept.parquet", rows=kept_out.height)
+        if dropped:
+            dropped_df = pl.concat(dropped, how="diagonal_relaxed")
+        else:
+            dropped_df = with_drop_columns(kept.clear()).with_columns(pl.lit(None, dtype=pl.String).alias("step"))
+        write_parquet_atomic(dropped_df, run.dir / "dropped.parquet")
+        run.add_output(run.dir / "dropped.parquet", rows=dropped_df.height)
+        return kept, dropped
+
+
+def run_steps(df: pl.DataFrame, steps: list, run: Run | None = None, reporter: Reporter | None = None
+              ) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+    """Apply steps in order. Returns (kept, [dropped frames per step]). Records per-step stats on `run`."""
+    reporter = reporter or Reporter(quiet=True)
+    kept, dropped = apply_steps(LocalEngine(reporter), df, steps, run, reporter)
+    return kept, [frame for _, frame in dropped]
 
 
 def run_pipeline(config: PipelineConfig, out_dir: str | Path | None = None, reporter: Reporter | None = None,
@@ -100,49 +119,9 @@ def _run_engine(config: PipelineConfig, steps: list, out_dir: Path | None, publi
              publish_as=publish_as) as run:
         t0 = time.perf_counter()
         result = read_examples(config)
-        for path, fmt in result.formats.items():
-            run.add_input(path, format=fmt)
-            reporter.info(f"read {path} as [bold]{fmt}[/]")
-        run.time("read", time.perf_counter() - t0)
-        if result.skipped:
-            run.extra["skipped_files"] = [s.to_dict() for s in result.skipped]
-            for s in result.skipped:
-                reporter.warn(f"skipped {s.path}: {'empty file' if s.reason == 'empty' else s.reason}")
-        run.counts.input = result.n_input
-        run.counts.quarantined = len(result.quarantine)
-        if result.quarantine:
-            reporter.warn(f"{len(result.quarantine)} malformed records quarantined (see {run.final_dir / 'quarantine.jsonl'})")
-        kept, dropped = run_steps(result.frame(), steps, run=run, reporter=reporter)
-        run.counts.kept = kept.height
-        dropped = redact_what_left_early(steps, dropped)
-        quarantine = redact_quarantine(steps, result.quarantine)
-        t1 = time.perf_counter()
-        write_outputs(run, kept, dropped, quarantine)
-        run.time("write", time.perf_counter() - t1)
-        if config.report:
-            write_report(run, kept, dropped, reporter)
+        record_read(run, reporter, result.formats, result.quarantine, result.n_input, time.perf_counter() - t0,
+                    skipped=result.skipped)
+        engine = LocalEngine(reporter)
+        kept, dropped = apply_steps(engine, result.frame(), steps, run, reporter)
+        finish_run(engine, run, steps, kept, dropped, result.quarantine, result.n_input, reporter, config.report)
     return run
-
-
-def redact_what_left_early(steps: list, dropped: list[pl.DataFrame]) -> list[pl.DataFrame]:
-    """Rows dropped by steps before `redact_pii` (e.g. `empty` from normalize), redacted with that step, so no
-    output of the run holds PII the user asked to remove."""
-    plan = early_redaction(steps)
-    if plan is None:
-        return dropped
-    redact, early = plan
-    return [redact.process(frame) if frame.height and frame["step"][0] in early else frame for frame in dropped]
-
-
-def write_outputs(run: Run, kept: pl.DataFrame, dropped: list[pl.DataFrame], quarantine) -> None:
-    out_dir = run.dir
-    kept_out = kept.drop([c for c in DROP_COLUMNS if c in kept.columns])
-    write_parquet_atomic(kept_out, out_dir / "kept.parquet")
-    run.add_output(out_dir / "kept.parquet", rows=kept_out.height)
-    if dropped:
-        dropped_df = pl.concat(dropped, how="diagonal_relaxed")
-    else:
-        dropped_df = with_drop_columns(kept.clear()).with_columns(pl.lit(None, dtype=pl.String).alias("step"))
-    write_parquet_atomic(dropped_df, out_dir / "dropped.parquet")
-    run.add_output(out_dir / "dropped.parquet", rows=dropped_df.height)
-    write_quarantine_and_mappings(run, quarantine)

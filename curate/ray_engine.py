@@ -89,14 +89,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from curate.bookkeeping import (
-    early_redaction,
-    record_step,
-    redact_quarantine,
-    with_drop_columns,
-    write_quarantine_and_mappings,
-    write_report,
-)
+from curate.bookkeeping import apply_steps, finish_run, record_read, with_drop_columns
 from curate.config import PipelineConfig
 from curate.registry import build_step
 from curate.step import ROW, StagedStep
@@ -876,14 +869,19 @@ GLOBAL_STEPS = {"near_dedupe": near_dedupe, "semantic_dedupe": semantic_dedupe}
 # ------------------------------------------------------------------------------------- pipeline
 
 
-def run_steps_ray(blocks: Blocks, steps: list, run: Run | None, reporter: Reporter
-                  ) -> tuple[Blocks, list[tuple[str, Blocks]]]:
-    """Apply steps in order on Ray. Returns (kept blocks, [(step name, dropped blocks)])."""
-    dropped = []
-    for step in steps:
-        t0 = time.perf_counter()
-        rows_in = blocks.rows
-        reporter.info(f"[bold]{step.name}[/] on {rows_in:,} rows (ray) …")
+class RayEngine:
+    """The Ray engine's part of a run (see `curate.bookkeeping.Engine`): rows are `Blocks` in the object store.
+    `output_uri`: an object-store URI that also gets kept/ and dropped/."""
+
+    name = "ray"
+
+    def __init__(self, output_uri: str | None = None) -> None:
+        self.output_uri = output_uri
+
+    def rows(self, data: Blocks) -> int:
+        return data.rows
+
+    def apply(self, step, blocks: Blocks) -> tuple[Blocks, Blocks, dict[str, int], dict]:
         columns = list(blocks.schema.names)
         if isinstance(step, StagedStep):
             result, stats = staged_step(blocks, step, columns)
@@ -897,12 +895,29 @@ def run_steps_ray(blocks: Blocks, steps: list, run: Run | None, reporter: Report
             result, stats = row_step(blocks, step, columns)
         if result.kept.schema is None:
             result.kept.schema = blocks.schema
-        blocks = result.kept
-        if result.dropped.rows:
-            dropped.append((step.name, result.dropped))
-        record_step(run, reporter, step, rows_in, blocks.rows, result.reasons, time.perf_counter() - t0, stats,
-                    engine="ray")
-    return blocks, dropped
+        return result.kept, result.dropped, result.reasons, stats
+
+    def redact(self, step, blocks: Blocks) -> Blocks:
+        import ray
+
+        refs = _map_blocks(blocks, step.name, step.config.model_dump(mode="json"))  # batches of 512: blocks may be re-cut
+        metas = ray.get([_remote(_meta_task).remote(ref) for ref in refs])
+        return Blocks(refs, [m[0] for m in metas], [m[1] for m in metas], metas[0][2] if metas else blocks.schema)
+
+    def write(self, run: Run, kept: Blocks, dropped: list[Blocks], n_input: int
+              ) -> tuple[pl.DataFrame, list[pl.DataFrame]] | None:
+        """kept/ and dropped/ (Parquet parts), also under `output_uri`; for runs of at most `LOCAL_FILES_MAX_ROWS`
+        input rows also the local engine's kept.parquet and dropped.parquet, read back for the report."""
+        if not write_outputs_ray(run, kept, dropped, n_input, self.output_uri):
+            return None
+        dropped_df = pl.read_parquet(run.dir / "dropped.parquet")
+        return pl.read_parquet(run.dir / "kept.parquet"), [dropped_df] if dropped_df.height else []
+
+
+def run_steps_ray(blocks: Blocks, steps: list, run: Run | None, reporter: Reporter
+                  ) -> tuple[Blocks, list[tuple[str, Blocks]]]:
+    """Apply steps in order on Ray. Returns (kept blocks, [(step name, dropped blocks)])."""
+    return apply_steps(RayEngine(), blocks, steps, run, reporter)
 
 
 # ---------------------------------------------------------------------------------------- outputs
@@ -970,16 +985,16 @@ def _write_single_task(path: str, schema, tables: list):
     return rows
 
 
-def write_outputs_ray(run: Run, kept: Blocks, dropped: list[tuple[str, Blocks]], quarantine, n_input: int,
-                      output_uri: str | None) -> bool:
+def write_outputs_ray(run: Run, kept: Blocks, dropped: list[Blocks], n_input: int, output_uri: str | None) -> bool:
+    """Write the parts (and, for a small run, the single files) in tasks; True when the single files were written."""
     import pyarrow as pa
     import ray
 
     here = _on_driver_node()
     kept_schema = _output_schema(kept.schema, (*DROP_COLUMNS, ROW))
-    drop_refs = [ref for _, d in dropped for ref in d.refs]
+    drop_refs = [ref for d in dropped for ref in d.refs]
     if dropped:
-        dropped_schema = _output_schema(pa.unify_schemas([d.schema for _, d in dropped], promote_options="permissive"),
+        dropped_schema = _output_schema(pa.unify_schemas([d.schema for d in dropped], promote_options="permissive"),
                                         (ROW,))
     else:  # the local engine's empty dropped.parquet: the kept columns with the drop columns and `step`
         empty = with_drop_columns(pl.from_arrow(_output_schema(kept.schema, (ROW,)).empty_table()))
@@ -996,7 +1011,7 @@ def write_outputs_ray(run: Run, kept: Blocks, dropped: list[tuple[str, Blocks]],
         writes.append(single.remote(str(run.dir / "kept.parquet"), kept_schema, kept.refs))
         writes.append(single.remote(str(run.dir / "dropped.parquet"), dropped_schema, drop_refs))
     ray.get(writes)
-    n_dropped = sum(d.rows for _, d in dropped)
+    n_dropped = sum(d.rows for d in dropped)
     for name in ("kept", "dropped"):
         for part in sorted((run.dir / name).glob("*.parquet")):
             run.add_output(part)
@@ -1006,28 +1021,7 @@ def write_outputs_ray(run: Run, kept: Blocks, dropped: list[tuple[str, Blocks]],
     if small:
         run.add_output(run.dir / "kept.parquet", rows=kept.rows)
         run.add_output(run.dir / "dropped.parquet", rows=n_dropped)
-    write_quarantine_and_mappings(run, quarantine)
     return small
-
-
-def _redact_early_drops(steps: list, dropped: list[tuple[str, Blocks]]) -> list[tuple[str, Blocks]]:
-    """As the local engine (`curate.pipeline.redact_what_left_early`, the same plan: `early_redaction`): rows
-    dropped before `redact_pii` ran are redacted with the same step, so no output holds PII the user asked to remove."""
-    import ray
-
-    plan = early_redaction(steps)
-    if plan is None:
-        return dropped
-    early = plan[1]
-    config = plan[0].config.model_dump(mode="json")
-    out = []
-    for name, blocks in dropped:
-        if name in early:
-            refs = _map_blocks(blocks, "redact_pii", config)  # batches of 512 rows: the blocks may be re-cut
-            metas = ray.get([_remote(_meta_task).remote(ref) for ref in refs])
-            blocks = Blocks(refs, [m[0] for m in metas], [m[1] for m in metas], metas[0][2] if metas else blocks.schema)
-        out.append((name, blocks))
-    return out
 
 
 def _schema_task(table):
@@ -1173,29 +1167,12 @@ def run_pipeline_ray(config: PipelineConfig, steps: list, out_dir: str | Path | 
         try:
             t0 = time.perf_counter()
             result = read_blocks(config, ray_data=any(not s.is_global for s in steps))
-            for path, fmt in result.formats.items():
-                run.add_input(path, format=fmt)
-                reporter.info(f"read {path} as [bold]{fmt}[/]")
-            blocks, quarantine_in, n_input = result.blocks, result.quarantine, result.n_input
-            run.time("read", time.perf_counter() - t0)
-            run.counts.input = n_input
-            run.counts.quarantined = len(quarantine_in)
-            if quarantine_in:
-                reporter.warn(f"{len(quarantine_in)} malformed records quarantined "
-                              f"(see {run.final_dir / 'quarantine.jsonl'})")
-            kept, dropped = run_steps_ray(blocks, steps, run, reporter)
-            run.counts.kept = kept.rows
-            dropped = _redact_early_drops(steps, dropped)
-            quarantine = redact_quarantine(steps, quarantine_in)
-            t1 = time.perf_counter()
-            small = write_outputs_ray(run, kept, dropped, quarantine, n_input, output_uri)
-            run.time("write", time.perf_counter() - t1)
+            record_read(run, reporter, result.formats, result.quarantine, result.n_input, time.perf_counter() - t0)
+            engine = RayEngine(output_uri)
+            kept, dropped = apply_steps(engine, result.blocks, steps, run, reporter)
+            finish_run(engine, run, steps, kept, dropped, result.quarantine, result.n_input, reporter, config.report)
             run.extra["engine"] = {"name": "ray", "address": address or "local",
                                    "cpus": int(ray.cluster_resources().get("CPU", 0)), "partitions": _partitions()}
-            if config.report and small:
-                kept_df = pl.read_parquet(run.dir / "kept.parquet")
-                dropped_df = pl.read_parquet(run.dir / "dropped.parquet")
-                write_report(run, kept_df, [dropped_df] if dropped_df.height else [], reporter)
         finally:
             if started:
                 ray.shutdown()
