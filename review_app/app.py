@@ -27,16 +27,16 @@ def get_store(url: str):
 
 
 def db_url() -> str:
-    url = os.environ.get("STUDIO_REVIEW_DB")
-    if url:
-        return url
-    from studio.workspace import Workspace
+    """$STUDIO_REVIEW_DB (set by `studio review`), else the workspace's database."""
+    from studio.errors import StudioError
+    from studio.workspace import Workspace, review_db
 
-    ws = Workspace.find()
-    if ws is None:
+    url = os.environ.get("STUDIO_REVIEW_DB")
+    try:
+        return review_db(url, None if url else Workspace.find())
+    except StudioError:
         st.error("No review database: start the app with `studio review` inside a workspace.")
         st.stop()
-    return ws.review_db_url
 
 
 def guidelines_text() -> str:

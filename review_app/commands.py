@@ -21,14 +21,9 @@ DB_HELP = "Review database URL (default: the workspace's review.db), e.g. postgr
 
 def _db_url(db: str | None) -> str:
     from studio.context import current_workspace
-    from studio.errors import StudioError
+    from studio.workspace import review_db
 
-    if db:
-        return db
-    ws = current_workspace()
-    if ws is None:
-        raise StudioError("no workspace here and no --db given; run inside a workspace (`studio init DIR`) or pass --db.")
-    return ws.review_db_url
+    return review_db(db, current_workspace() if not db else None)
 
 
 def _store(db: str | None):
@@ -75,9 +70,9 @@ def register(app: typer.Typer) -> None:
         if ws is not None:
             env["STUDIO_WORKSPACE"] = str(ws.root)
         script = Path(__file__).resolve().parent / "app.py"
-        from studio.credentials import mask_url
+        from studio.credentials import db_label
 
-        typer.echo(f"review app on http://{host}:{port}  (database {mask_url(url)}; Ctrl+C stops it)")
+        typer.echo(f"review app on http://{host}:{port}  (database {db_label(url)}; Ctrl+C stops it)")
         cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.address", host,
                "--server.port", str(port), *STREAMLIT_FLAGS]
         try:

@@ -45,7 +45,7 @@ from review_app.versions import LinkFinder, load_history, reserve_version, seal,
 from studio.console import Reporter
 from studio.errors import StudioError
 from studio.format_checks import TokenCounter, record_problem
-from studio.runs import Run, list_runs, staged_output
+from studio.runs import Run, list_runs, manifest_beside, staged_output
 from studio.schema import ID_HEX_CHARS, example_id, normalize_text
 from studio.splits import DEFAULT_SPLITS, parse_split_spec, plan_splits, prompt_key
 from studio.workspace import Workspace
@@ -252,12 +252,9 @@ def upstream_runs(store: Any, rows: list[dict[str, Any]], workspace: Workspace |
     for entry in store.audit_log(action="load"):
         details = entry.get("details") or {}
         dataset = details.get("dataset")
-        if dataset and Path(dataset).parent.joinpath("manifest.json").is_file():
-            try:
-                m = json.loads(Path(dataset).parent.joinpath("manifest.json").read_text(encoding="utf-8"))
-                index.setdefault(m.get("run_id"), {**m, "_path": str(Path(dataset).parent / "manifest.json")})
-            except (OSError, json.JSONDecodeError):
-                pass
+        beside = manifest_beside(dataset) if dataset else None
+        if beside:
+            index.setdefault(beside.get("run_id"), beside)
         wanted += [details.get("dataset_run"), details.get("load_run")]
     wanted += [r.get("dataset_run") for r in rows]
     wanted += [r["source"] for r in rows if r.get("item_origin") == "synthetic" or r.get("origin") == "synthetic"]
@@ -284,8 +281,10 @@ def run_export(store: Any, cfg: ExportConfig, workspace: Workspace | None = None
     None; `find_links` is the leak check (see the module docstring). Returns the finished Run (kind "export")."""
     from review_app.dataset_card import render_card
     from studio.atomic import atomic_open
+    from studio.credentials import db_label as shown
 
     reporter = reporter or Reporter(quiet=True)
+    shown_db = shown(db_label or getattr(store, "url", None) or "") or None  # path or URL, never its password
     cfg.check()
     if cfg.out is None and workspace is None:
         raise StudioError("a dataset version lives in a workspace: run inside one (studio init) or name an "
@@ -304,7 +303,7 @@ def run_export(store: Any, cfg: ExportConfig, workspace: Workspace | None = None
         what = "preference pairs (no edited answers and no rejected answer to an accepted prompt)" \
             if cfg.format == "dpo" and sel.approved else "approved items"
         filters = "".join(f"; {n} dropped as {r}" for r, n in sel.dropped.items())
-        raise StudioError(f"nothing to export: the review DB {db_label or store!r} has no {what} under policy "
+        raise StudioError(f"nothing to export: the review DB {shown_db or store!r} has no {what} under policy "
                           f"{cfg.policy}{filters}. Review items first (`studio review serve`, `studio review auto`), "
                           "or loosen --policy / --min-agreement; no files were written.")
     token_stats = validate(rows, cfg.format, counter, max_tokens)
@@ -330,11 +329,11 @@ def run_export(store: Any, cfg: ExportConfig, workspace: Workspace | None = None
     with destination as (version, out), staged_output(out, cfg.overwrite) as staged:
         cfg = cfg.model_copy(update={"out": out})
         versioning["version"] = version
-        config = {**cfg.model_dump(mode="json"), "db": db_label}
+        config = {**cfg.model_dump(mode="json"), "db": shown_db}
         with Run("export", out_dir=staged, publish_as=out, workspace=workspace, config=config) as run:
             run.time("select", select_seconds)
             run.time("leak_check", leak_seconds)
-            db_file = (db_label or "").removeprefix("sqlite:///")
+            db_file = shown_db or ""
             if db_file and "://" not in db_file and Path(db_file).is_file():
                 run.add_input(db_file, role="review db")
             run.upstream += [u["run_id"] for u in upstream if u["run_id"] not in run.upstream]

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.errors import StudioError
-from studio.runs import list_runs
+from studio.runs import list_runs, manifest_beside
 from studio.schema import example_id
 from studio.workspace import Workspace
 
@@ -130,9 +130,9 @@ def trace(query: str, store: Any, workspace: Workspace | None = None, runs_root:
     item_id = _resolve_item(query, store, exports, workspace)
     item = store.get_item(item_id)
     dataset_run = item.extra.get("dataset_run")
-    beside = Path(item.dataset).parent / "manifest.json" if item.dataset else None
-    if dataset_run and dataset_run not in by_id and beside and beside.is_file():
-        by_id[dataset_run] = {**json.loads(beside.read_text(encoding="utf-8")), "_path": str(beside)}
+    beside = manifest_beside(item.dataset) if item.dataset and dataset_run and dataset_run not in by_id else None
+    if beside:
+        by_id[dataset_run] = beside
 
     decisions = []
     edited_ids = []

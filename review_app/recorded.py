@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from review_app.store import ReviewStore
+from studio.credentials import mask_url
 from studio.runs import Run
 from studio.workspace import Workspace
 
 
 def _db(store: ReviewStore) -> str:
     """The database URL without its password, for manifests."""
-    return store.engine.url.render_as_string(hide_password=True)
+    return mask_url(store.url)
 
 
 def load_recorded(store: ReviewStore, dataset: str | Path, workspace: Workspace | None, overlap: int = 1,

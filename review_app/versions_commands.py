@@ -81,9 +81,10 @@ def register(app: typer.Typer) -> None:
         from review_app.store import ReviewStore
         from review_app.versions import record_move
         from studio.context import reporter
+        from studio.workspace import review_db
 
         ws = _workspace()
-        with ReviewStore(db or ws.review_db_url) as store:
+        with ReviewStore(review_db(db, ws)) as store:
             moved = record_move(store, ws, example, to, reason, by or getpass.getuser())
         reporter().out.print(f"item {moved['item_id']}: {moved['from'] or 'not yet exported'} → {moved['to']} from the "
                              f"next version on (recorded by {moved['by']}).", markup=False, highlight=False)

@@ -1,5 +1,5 @@
 """Secrets that travel with URLs: the one place that masks a URL's password before it is printed, logged or
-recorded, and decides whether the OpenAI-compatible API key may go to an endpoint.
+recorded (`mask_url`, `db_label` for database URLs), and decides whether the OpenAI-compatible API key may go to an endpoint.
 
 The key in $OPENAI_API_KEY belongs to one endpoint: $OPENAI_BASE_URL, or api.openai.com when that is unset. A
 `--base-url` or `--judge-url` on another origin (scheme, host and port) gets no key, and neither does plain
@@ -26,6 +26,12 @@ def mask_url(text: str) -> str:
     """`text` with the password of every URL in it replaced by ***
     (postgresql://ann:s3cret@db/review -> postgresql://ann:***@db/review)."""
     return _USERINFO.sub(lambda m: f"{m['head']}:***@", text)
+
+
+def db_label(url: str) -> str:
+    """A database as manifests and the console show it: a SQLite file's path, any other URL without its password
+    (sqlite:////srv/review.db -> /srv/review.db; postgresql://ann:s3cret@db/review -> postgresql://ann:***@db/review)."""
+    return mask_url(str(url).removeprefix("sqlite:///"))
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

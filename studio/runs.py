@@ -354,15 +354,22 @@ def staged_output(out: str | Path, overwrite: bool) -> Iterator[Path]:
         shutil.rmtree(staged, ignore_errors=True)
 
 
+def manifest_beside(path: str | Path) -> dict[str, Any] | None:
+    """The run manifest in the folder of `path` (the run that wrote that file), with its location as `_path`;
+    None when there is none or it cannot be read. The one place that looks for "the manifest next to a file"."""
+    candidate = Path(path).parent / "manifest.json"
+    if Path(path).name == "manifest.json" or not candidate.is_file():
+        return None
+    try:
+        data = json.loads(candidate.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return {**data, "_path": str(candidate)} if isinstance(data, dict) else None
+
+
 def _manifest_id_near(path: Path) -> str | None:
     """The run id of the manifest beside an input file (an upstream run's output), if any."""
-    candidate = path.parent / "manifest.json"
-    if path.name != "manifest.json" and candidate.is_file():
-        try:
-            return json.loads(candidate.read_text(encoding="utf-8")).get("run_id")
-        except (OSError, json.JSONDecodeError):
-            return None
-    return None
+    return (manifest_beside(path) or {}).get("run_id")
 
 
 def list_runs(workspace: Workspace | None, root: str | Path | None = None, kind: str | None = None) -> list[dict[str, Any]]:

@@ -85,3 +85,13 @@ class Workspace:
             if (folder / WORKSPACE_FILE).exists():
                 return cls(folder)
         return None
+
+
+def review_db(db: str | None, workspace: Workspace | None) -> str:
+    """The review database a command uses: `--db` when given, else the workspace's; one sentence when neither."""
+    if db:
+        return db
+    if workspace is None:
+        raise StudioError("no review database: run inside a workspace (`studio init DIR`), pass --workspace, "
+                          "or name one with --db URL.")
+    return workspace.review_db_url

@@ -19,6 +19,7 @@ import typer
 
 from studio.context import CommandContext, current_workspace, reporter
 from studio.errors import StudioError
+from studio.workspace import review_db
 
 app = typer.Typer(
     name="studio",
@@ -247,7 +248,7 @@ def _export_review(rep, ws, *, out: Path | None, db: str | None, **options) -> N
     if out is None and ws is None:
         raise StudioError("without --out the export becomes the workspace's next version: run inside a workspace "
                           "(studio init) or name an output folder with --out DIR.")
-    url = _review_db(ws, db)
+    url = review_db(db, ws)
     cfg = ExportConfig(format=options["fmt"], out=out, splits=parse_split_spec(options["split"]), seed=options["seed"],
                        policy=options["policy"], min_agreement=options["min_agreement"],
                        include_synthetic=options["synthetic"], hf_dataset=options["hf_dataset"],
@@ -255,7 +256,7 @@ def _export_review(rep, ws, *, out: Path | None, db: str | None, **options) -> N
                        overwrite=options["overwrite"], parquet=options["parquet"])
     leak_check = LeakCheck.parse(options["leak_check"])
     with ReviewStore(url) as store:
-        run = run_export(store, cfg, workspace=ws, reporter=rep, db_label=_db_label(url), find_links=leak_check)
+        run = run_export(store, cfg, workspace=ws, reporter=rep, db_label=url, find_links=leak_check)
     info, versioning = run.extra["export"], run.extra["versioning"]
     rows = [[s, n, str(run.dir / f"{s}.jsonl") if n else "(empty)"] for s, n in info["splits"].items()]
     rows += [[f"left out: {r}", n, ""] for r, n in {**info["filtered"], **run.counts.dropped}.items()]
@@ -263,21 +264,6 @@ def _export_review(rep, ws, *, out: Path | None, db: str | None, **options) -> N
     title = f"version {versioning['version']}" if versioning["version"] else "export"
     rep.table(f"{title} {run.run_id} ({cfg.format})", ["split / placement", "records", "file"], rows)
     rep.out.print(f"dataset card [bold]{run.dir / 'README.md'}[/], manifest {run.manifest_path}")
-
-
-def _review_db(ws, db: str | None) -> str:
-    if db:
-        return db
-    if ws is None:
-        raise StudioError("no review DB: run inside a workspace (studio init), pass --workspace, or name one with --db URL.")
-    return ws.review_db_url
-
-
-def _db_label(url: str) -> str:
-    """The DB for manifests: a SQLite file path, or the URL without its password."""
-    from studio.credentials import mask_url
-
-    return mask_url(url.removeprefix("sqlite:///"))
 
 
 @app.command()
@@ -302,7 +288,7 @@ def lineage(
     from review_app.store import ReviewStore
 
     ws = current_workspace()
-    with ReviewStore(_review_db(ws, db)) as store:
+    with ReviewStore(review_db(db, ws)) as store:
         chain = trace(example_id, store, workspace=ws, runs_root=root)
     if as_json:
         typer.echo(json.dumps(chain, indent=2, ensure_ascii=False, default=str))

@@ -186,6 +186,7 @@ def _review_feedback(db: str, feedback, max_exemplars: int = 32, max_reasons: in
     from collections import Counter, defaultdict
 
     from review_app.store import ReviewStore
+    from studio.credentials import db_label
     from studio.schema import prompt_text, response_text
 
     store = ReviewStore(db)
@@ -206,7 +207,7 @@ def _review_feedback(db: str, feedback, max_exemplars: int = 32, max_reasons: in
             by_template[key][1] += 1
     finally:
         store.close()
-    return {"db": store.url.split("@")[-1], "exemplars": len(feedback.exemplars), "avoid": list(feedback.avoid),
+    return {"db": db_label(store.url), "exemplars": len(feedback.exemplars), "avoid": list(feedback.avoid),
             "acceptance": {k: {"accepted": a, "decided": n, "rate": a / n} for k, (a, n) in sorted(by_template.items())}}
 
 

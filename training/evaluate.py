@@ -30,6 +30,7 @@ from typing import Any
 from studio.atomic import atomic_open
 from studio.console import Reporter
 from studio.errors import StudioError
+from studio.runs import manifest_beside
 from studio.workspace import Workspace
 from training.data import TokenizedExample, collate, encode_conversation, end_of_turn_ids, read_conversations
 
@@ -335,13 +336,7 @@ def _quantization_of_run(adapter_dir: Path):
     """The TrainConfig of the qlora run that wrote adapter_dir (its run manifest is one folder up), else None."""
     from training.config import TrainConfig
 
-    manifest = adapter_dir.parent / "manifest.json"
-    if not manifest.is_file():
-        return None
-    try:
-        recorded = json.loads(manifest.read_text(encoding="utf-8")).get("config") or {}
-    except json.JSONDecodeError:
-        return None
+    recorded = (manifest_beside(adapter_dir) or {}).get("config") or {}
     if recorded.get("method") != "qlora":
         return None
     keys = ("quant_type", "double_quant", "compute_dtype")

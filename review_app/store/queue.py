@@ -21,6 +21,7 @@ from sqlalchemy import Connection, and_, bindparam, case, exists, func, or_, sel
 from review_app.models import utcnow
 from review_app.store.database import ASSIGNMENTS, ITEMS, Database, upsert_for
 from studio.errors import StudioError
+from studio.runs import manifest_beside
 from studio.schema import DEDUPE_META_KEY, dedupe_links, is_score_column, pii_types
 
 ORDERS = ("quality", "uncertainty", "random")
@@ -161,13 +162,7 @@ def queue_priority(order: str, item_id: str, quality: float | None, position: in
 
 
 def _manifest_run_id(path: Path) -> str | None:
-    manifest = path.parent / "manifest.json"
-    if manifest.is_file():
-        try:
-            return json.loads(manifest.read_text(encoding="utf-8")).get("run_id")
-        except (OSError, json.JSONDecodeError):
-            return None
-    return None
+    return (manifest_beside(path) or {}).get("run_id")
 
 
 def tags_list(tags: str) -> list[str]:
