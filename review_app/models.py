@@ -74,7 +74,7 @@ class Item(Base):
     loaded_at: Mapped[dt.datetime] = mapped_column(DateTime)
 
     # The queue walks this index in order; the filter columns ride along so a filtered walk never
-    # leaves the index (measured in bench/review.py: filtered next-item p50 159 ms without them).
+    # leaves the index (bench/README.md `## review`: the filtered next item without them).
     __table_args__ = (Index("ix_items_queue", "status", "priority", "id", "quality", "pii_count", "origin"),)
 
 

@@ -223,7 +223,7 @@ def collate(examples: list[TokenizedExample], pad_id: int, packing: bool, multip
     are IGNORE in the labels whatever the pad token is. `multiple_of` pads the row length up to a multiple (a
     packed row's padding is one more sequence of its own, so nothing attends to it): on CPU every new matmul
     shape adds oneDNN primitives to a process-wide cache, and rows of every length from 1 to 1,024 made a
-    training run's RSS grow by ~35 MB a step (measured); lengths in steps of 64 bound the shapes to 16.
+    training run's memory grow every step (bench/README.md `## train_cpu`); lengths in steps of 64 bound the shapes to 16.
     """
     import torch
 

@@ -76,8 +76,9 @@ def prepare_process(cuda: bool) -> None:
     runs here with huggingface_hub in offline mode, so `kernels` only looks in its local cache and no connection is
     attempted (tests/test_training_qlora.py checks with a socket guard); its "failed to load" warning is silenced
     because the built-in path is the intended one.
-    glibc's default keeps freed activation buffers in the heap and fragments it: peak RSS of a CPU step was
-    measured at 2-3× the live tensors; serving large blocks by mmap returns them to the system at once.
+    glibc's default keeps freed activation buffers in the heap and fragments it, so a CPU step's peak memory
+    is a multiple of its live tensors (bench/README.md `## train_cpu`); serving large blocks by mmap returns
+    them to the system at once.
     """
     import_bitsandbytes_offline()
     if not cuda:

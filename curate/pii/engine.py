@@ -229,8 +229,8 @@ CONTEXT_PREFIX, CONTEXT_SUFFIX, CONTEXT_FACTOR, CONTEXT_MIN_SCORE = 5, 2, 0.35, 
 
 def use_numpy_gemm(pipelines) -> None:
     """Matrix products of the spaCy models through numpy's BLAS (OpenBLAS) instead of thinc's bundled BLIS:
-    the NER's embedding/CNN layers are ~3/5 of its time and run ~30% faster so (measured on this project's AMD
-    EPYC machine: 1.1-1.2 vs 1.6-1.8 ms CPU per benchmark text, same entities on all 1,500). `analyze_docs`
+    the NER's embedding/CNN layers are most of its time and run faster so, with the same entities (figures in
+    bench/README.md `## pii`). `analyze_docs`
     limits BLAS to one thread while spaCy runs: parallelism comes from processes, and a second BLAS thread on
     a loaded 2-core machine only waits."""
     from thinc.api import NumpyOps
