@@ -5,7 +5,7 @@ into the work folder; each tree runs the same pipeline on both engines (local, r
 process; the files are compared by SHA-256, engine by engine. One embedding cache is shared by every run (the
 first run fills it), so both trees cluster the same vectors. Prints a table and writes `result.json`.
 
-    PYTHONPATH=. python bench/identical_outputs.py --ref 4cf86fe --input sample [--input t0] [--work /tmp/ident]
+    PYTHONPATH=. python bench/identical_outputs.py --ref 4cf86fe --input sample [--input t0] [--work /tmp/io]
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ run_pipeline(PipelineConfig(inputs=inputs, steps=steps, report=False), out_dir=o
 
 def inputs_of(name: str) -> list[str]:
     if name == "sample":
-        return [str(p) for p in sorted((REPO / "sample_data").iterdir()) if p.suffix in (".jsonl", ".json", ".csv")]
+        return [str(p) for p in sorted((REPO / "sample_data").iterdir())
+                if p.suffix in (".jsonl", ".json", ".csv") and p.name != "planted.json"]
     return [str(p) for p in sorted((SHARED / "t0").glob("*.jsonl")) if p.stat().st_size > 0]
 
 
@@ -61,7 +62,7 @@ def main() -> None:
     ap.add_argument("--ref", required=True, help="git ref whose outputs are the reference (e.g. main's commit)")
     ap.add_argument("--input", action="append", choices=sorted(PIPELINES), help="sample and/or t0 (default sample)")
     ap.add_argument("--engines", default="local,ray")
-    ap.add_argument("--work", default="/tmp/identical-outputs")
+    ap.add_argument("--work", default="/tmp/io", help="short: a local Ray cluster's socket paths live under it")
     args = ap.parse_args()
     work = Path(args.work)
     ref_tree = work / "ref"
@@ -79,7 +80,7 @@ def main() -> None:
         for engine in args.engines.split(","):
             row = {"input": name, "engine": engine}
             for label, tree in (("ref", ref_tree), ("new", REPO)):
-                out = work / f"{name}-{engine}-{label}"
+                out = work / f"{name}.{engine[0]}.{label}"
                 row[f"{label}_s"] = round(run(tree, name, engine, out, work / "cache"), 1)
                 for f in ("kept", "dropped"):
                     row[f"{label}_{f}"] = digest(out / f"{f}.parquet")

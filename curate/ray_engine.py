@@ -9,61 +9,28 @@ blocks, as in the local pipeline; nothing uses a Ray Data shuffle (each costs se
 actor start-up on a small cluster: see bench/README.md `## ray_scale`).
 
 - Row-wise steps run as Ray Data `map_batches` over the Arrow blocks and call the SAME step code,
-  `step.process(polars_df)`, per batch (Arrow → Polars is zero-copy for the column buffers). Model steps
-  (`MODEL_STEPS`: redact_pii, score) run in an actor pool (`ActorPoolStrategy`), so each worker builds its
-  analyzer / scorer once and keeps it for every batch; steps without a model (normalize, filter) run as Ray
-  Data tasks, one per block, with the step built once per worker process. One core task per block then
-  splits the output into kept and dropped rows and reports the counts. Ray Data's cluster services (its
-  statistics actor and autoscaling coordinator: detached actors, one per cluster, kept for every later job)
-  are started with a local cluster (`start_data_services`), or while the workers read when joining one.
-- Global steps use hand-written hash partitioning with Ray core tasks, `P` = 2 × the cluster's CPUs
-  partitions (`_partitions`): map tasks with `num_returns=P` split their output by a hash of the key, and
-  one reduce task per partition receives that partition's part of every block. Each step ends with one task
-  per block that marks its rows (`drop_reason`, `dup_of`, ...) and splits kept from dropped.
-- Steps written as stages (`curate.step.StagedStep`, e.g. exact_dedupe) run through one executor,
-  `staged_step`, that knows nothing about the step: per block the step's `map`, the entries split by hash of
-  `_key` → per partition the step's `reduce` over its entries in input order, its marks sent back to the blocks
-  holding their rows → per block the step's `mark`. near_dedupe and semantic_dedupe are not written as stages
-  yet; their Ray forms below are still hand-written here (`GLOBAL_STEPS`).
-- near_dedupe (3 stages and one driver step): per block, the near_dedupe step's own functions
-  (`curate.minhash`: shingles, signatures, band keys, with the step's configuration and LSH bands × rows)
-  give a sketch (rows, ids, quality, signatures, shingle hashes — kept in the object store) and the (band key, row)
-  entries split by hash of the key → per band-key partition, each bucket of two or more rows gives the
-  local engine's "star" candidate pairs (bucket's first row, member), split by the pair's first row → per
-  pair partition, the pairs are de-duplicated (each pair has one owner partition, so the counts are the
-  local engine's), verified with the step's rule (MinHash estimate; exact Jaccard of the shingle sets
-  when the estimate is within `exact_band` of the threshold, in the step's rounds, `check_unsure`; the task
-  fetches only the sketches of the blocks its pairs touch) and the verified edges are reduced to a spanning
-  forest (each node → the smallest row of its component: at most V_p - 1 edges for V_p nodes) → the
-  driver unites the forests (`curate.minhash.label_components`: NumPy, so the driver never starts numba)
-  and picks each cluster's representative with `curate.minhash.representatives` (highest quality, then first in input order: the local rule) → per
-  block, dropped rows get `near_duplicate`, `dup_of` and the exact Jaccard to their representative as
-  `similarity`, every member gets `dup_cluster`.
-  `check_unsure` skips the exact check of an unsure pair whose rows are already joined by real edges (it
-  cannot change the clusters); here it sees one partition's pairs at a time, so it skips fewer pairs than
-  the local step: the clusters, kept rows, `dup_of`, `dup_cluster` and `similarity` are the same, and only
-  the `verified_pairs` / `exact_checks` statistics can differ.
-  **Driver memory bound:** the driver never holds the rows: it holds block references, per-block counts
-  and schemas (O(blocks)), the quarantined records, and in near_dedupe the P spanning forests:
-  at most P·(V - 1) edges and P·V node qualities (16-24 bytes each), V = the rows with at least one
-  verified near-duplicate partner ≤ the number of rows — O(rows), never O(candidate pairs). Candidate pairs
-  live only in the band-key and pair partitions, one partition per task (a task holds O(pairs / P)).
-  Workers reading sketches for verification hold the signatures and shingle hashes of the blocks their
-  pairs touch.
-- semantic_dedupe (SemDeDup by distributed clustering, the local step's functions at every stage): per block,
-  embeddings in a pool of Ray actors (`_Embedder`: the step's `EmbeddingCache`, model loaded once per actor,
-  one actor per `EMBED_ROWS_PER_ACTOR` rows up to one per CPU; actors add cache shards but never merge them,
-  one task merges after them) → the driver draws the local step's centroid sample (`centroid_sample`: same
-  seed, same rng calls), fetches only those rows' vectors (≤ 128 per centroid) and fits the same centroids
-  (`fit_centroids`) → per block, each row's nearest centroid and the second nearest within the boundary margin
-  (`assign_clusters`), the (row, label, quality, vector) entries split by label → per label partition, each
-  cluster's rows in the local rank order (highest quality, then input order) and its pairs with cosine ≥
-  threshold (`cluster_pairs`) → the driver resolves the pairs greedily best-first (`resolve_pairs`, the local
-  step's own pass) → per block, `semantic_duplicate`, `dup_of`, `similarity` and `semantic_cluster`.
-  **Driver memory:** the centroid sample and centroids (O(k × 128) vectors), then every pair at or above the
-  threshold (about 40 bytes each) and the representatives' ids — never all vectors. The pairs are bounded by
-  the duplicate pairs, not by the rows: few at the default 0.95, many at a loose threshold on data full of
-  near-copies (a row with m duplicates in its cluster brings up to m pairs).
+  `step.process(polars_df)`, per batch (Arrow → Polars is zero-copy for the column buffers). Steps that declare
+  `needs_model` (redact_pii, score) run in an actor pool (`ActorPoolStrategy`), so each worker builds its
+  analyzer / scorer once and keeps it for every batch; the others (normalize, filter) run as Ray Data tasks, one
+  per block, with the step built once per worker process. One core task per block then splits the output into
+  kept and dropped rows and reports the counts. Ray Data's cluster services (its statistics actor and
+  autoscaling coordinator: detached actors, one per cluster, kept for every later job) are started with a local
+  cluster (`start_data_services`), or while the workers read when joining one.
+- Global steps are written once as stages (`curate.step.StagedStep`: exact, near and semantic dedupe) and run
+  through one executor, `staged_step`, that knows nothing about any step: a block stage is one task per block
+  (an actor pool when the stage declares `needs_model`, one actor per `rows_per_worker` rows, at most one per
+  CPU), a key stage one task per hash partition of the entries' `_key` (`P` = 2 × the cluster's CPUs,
+  `_partitions`; each task of the stage before returns its entries already split, `num_returns`), a driver
+  stage runs here on the results the tasks before it return; rows a stage sends (`Out.rows`) go to the tasks of
+  the blocks holding them, and what block stages keep (`Out.keep`) stays in the object store, read back by row
+  (`Context.lookup`: on the driver through one small task per block, so only the rows asked for travel). Stages
+  see `_row` as each row's position among the step's input rows (the local executor's numbering), blocks being
+  runs of consecutive positions. One task per block ends the step: the last stage when it is a block stage, the
+  marks set (`StagedStep.mark`), kept split from dropped.
+  **Driver memory:** the driver never holds the rows: block references, per-block counts and schemas
+  (O(blocks)), the quarantined records, and what the steps' driver stages receive, which each step bounds and
+  documents (near_dedupe: spanning forests, O(rows); semantic_dedupe: a centroid sample and the pairs above
+  its threshold).
 
 Outputs (in the run folder): `kept/` and `dropped/` — directories of Parquet part files, one per block, rows in
 input order (`dropped/` by step, then input order), written by tasks on the driver's node (like the read

@@ -81,8 +81,9 @@ class SemanticDedupeConfig(StepConfig):
 
 
 def fit_centroids(train: np.ndarray, rng: np.random.Generator, k: int, iterations: int = 10) -> np.ndarray:
-    """Spherical k-means on unit vectors: `k` centroids from `train`, drawing from `rng` (the Ray engine fits the
-    same centroids by calling this with a generator in the same state)."""
+    """Spherical k-means on unit vectors: `k` centroids from `train`, drawing from `rng` (in the state
+    `centroid_sample` left it). Centroids are fitted on a seeded sample of ≤ 128 rows per centroid (faiss trains on
+    at most 256 per centroid the same way); scikit-learn is not used (its import alone took seconds here)."""
     centroids = train[rng.choice(train.shape[0], size=k, replace=False)].copy()
     for _ in range(iterations):
         labels = np.argmax(train @ centroids.T, axis=1)
@@ -104,7 +105,7 @@ def cluster_count(n: int, cluster_size: int) -> int:
 def centroid_sample(n: int, k: int, seed: int, sample_per_centroid: int = 128
                     ) -> tuple[np.ndarray, np.random.Generator]:
     """The sorted row indices the centroids are fitted on (`sample_per_centroid` per centroid), and the
-    generator in the state `fit_centroids` must continue from. Both engines draw the sample through here."""
+    generator in the state `fit_centroids` must continue from."""
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(n, size=min(n, k * sample_per_centroid), replace=False)), rng
 
@@ -281,6 +282,7 @@ class SemanticDedupe(StagedStep):
         """On the driver: the cache's shards merged, then k = ceil(rows / cluster_size) centroids fitted on the
         seeded sample (`centroid_sample`, `fit_centroids`); None (one cluster) for k ≤ 1."""
         self._t_embedded = time.perf_counter()
+        self._cache = None  # every block is embedded: the model is let go
         self._embedding_cache().compact()
         k = cluster_count(ctx.total, self.config.cluster_size)
         if k <= 1:
