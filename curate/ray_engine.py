@@ -392,12 +392,15 @@ def _split(df: pl.DataFrame, part: np.ndarray, n: int) -> list:
 
 
 def _returns(out: Out, parts: int, offsets: np.ndarray) -> tuple:
-    """A stage call's `Out` as its task's returns: the entries split into `parts` by a hash of `KEY`, the rows
+    """A stage call's `Out` as its task's returns: the entries split into `parts` by `KEY`, the rows
     split by the block holding them, then the result, the stats and what it keeps (`_LAYOUT`)."""
     n = len(offsets)
     entries = [None] * parts
     if out.entries is not None:
-        entries = _split(out.entries, (out.entries.get_column(KEY).hash(seed=7) % parts).to_numpy(), parts)
+        key = out.entries.get_column(KEY)
+        # integer keys are hashes or row numbers already: taken modulo P; others are hashed first
+        part = key.cast(pl.UInt64, wrap_numerical=True) if key.dtype.is_integer() else key.hash(seed=7)
+        entries = _split(out.entries, (part % parts).cast(pl.Int64).to_numpy(), parts)
     rows = [None] * n
     if out.rows is not None:
         rows = _split(out.rows, _block_of(offsets, out.rows.get_column(ROW).to_numpy()), n)

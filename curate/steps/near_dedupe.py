@@ -201,15 +201,10 @@ class NearDedupe(StagedStep):
     def buckets(self, ctx: Context, entries: pl.DataFrame) -> Out:
         """Per band-key partition: the star candidate pairs (bucket's first row, each later member) of every
         bucket of two or more rows, keyed by their first row."""
-        keys, rows = entries.get_column(KEY).to_numpy(), entries.get_column(ROW).to_numpy()
-        order = np.lexsort((rows, keys))
-        keys, rows = keys[order], rows[order]
-        start = np.ones(len(keys), dtype=bool)
-        np.not_equal(keys[1:], keys[:-1], out=start[1:])
-        first = rows[start][np.cumsum(start) - 1]
-        later = rows > first
-        a, b = _split_code(np.unique(_pair_code(first[later], rows[later])))
-        return Out(entries=pl.DataFrame({KEY: a, "b": b}))
+        shared = entries.filter(pl.col(KEY).is_duplicated())  # a key seen once gives no pair
+        pairs = shared.select(pl.col(ROW).min().over(KEY).alias(KEY), pl.col(ROW).alias("b")).filter(
+            pl.col(KEY) < pl.col("b")).unique()
+        return Out(entries=pairs)
 
     def verify(self, ctx: Context, entries: pl.DataFrame) -> Out:
         """Per pair partition: the unique candidates → verified edges (MinHash estimate; exact Jaccard for the
