@@ -34,7 +34,7 @@ RUN = """
 import json, sys
 from curate.pipeline import PipelineConfig, run_pipeline
 inputs, steps, out, engine = json.loads(sys.argv[1])
-run_pipeline(PipelineConfig(inputs=inputs, steps=steps, report=False), out_dir=out, engine=engine)
+run_pipeline(PipelineConfig(inputs=inputs, steps=steps, report=False), out_dir=out, engine=engine, overwrite=True)
 """
 
 
