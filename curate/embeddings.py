@@ -151,9 +151,10 @@ class EmbeddingCache:
         self.key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
         self.dir = (root or cache_dir() / "embeddings") / self.key
         self.compact_shards = compact
-        """Merge shards past MAX_SHARDS after a store. The Ray engine's embedding actors share one folder and pass
-        False: writers only add uniquely named shards (atomic renames), so concurrent readers and writers are
-        safe; merging deletes shards another process may be reading, so it runs once, after them (`compact`)."""
+        """Merge shards past MAX_SHARDS after a store. semantic_dedupe's embedding workers (Ray actors) share one
+        folder and pass False: writers only add uniquely named shards (atomic renames), so concurrent readers and
+        writers are safe; merging deletes shards another process may be reading, so it runs once, after them
+        (`compact`)."""
         self.encoded = 0
         self.cache_hits = 0
         self.encode_seconds = 0.0

@@ -273,27 +273,6 @@ def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
     return _kernels.band_keys(np.ascontiguousarray(sig), bands, rows, salts)
 
 
-def candidate_pairs(keys: np.ndarray, active: np.ndarray | None = None, mode: str = "star") -> np.ndarray:
-    """Pairs (i < j) of documents sharing a band key, as a sorted (p, 2) int64 array.
-
-    mode `star` links every member of a bucket to the bucket's first document (O(members) pairs, enough for
-    union-find); mode `all` lists every pair within every bucket (O(members²), what MinHashLSH.query gives).
-    """
-    n, bands = keys.shape
-    flat = pl.DataFrame({"doc": np.repeat(np.arange(n, dtype=np.int64), bands), "key": keys.ravel()})
-    if active is not None:
-        flat = flat.filter(pl.Series(np.repeat(active, bands)))
-    shared = flat.filter(pl.col("key").is_duplicated())
-    if mode == "star":
-        pairs = shared.select(pl.col("doc").min().over("key").alias("a"), pl.col("doc").alias("b"))
-    elif mode == "all":
-        pairs = shared.join(shared, on="key", suffix="_b").select(pl.col("doc").alias("a"), pl.col("doc_b").alias("b"))
-    else:
-        raise ValueError(f"unknown candidate mode {mode!r}; choose star or all")
-    pairs = pairs.filter(pl.col("a") < pl.col("b")).unique().sort("a", "b")
-    return pairs.to_numpy().astype(np.int64).reshape(-1, 2)
-
-
 def estimated_jaccard(sig: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     """Share of equal signature values per pair (the MinHash estimate of Jaccard similarity)."""
     if len(pairs) == 0:

@@ -9,61 +9,28 @@ blocks, as in the local pipeline; nothing uses a Ray Data shuffle (each costs se
 actor start-up on a small cluster: see bench/README.md `## ray_scale`).
 
 - Row-wise steps run as Ray Data `map_batches` over the Arrow blocks and call the SAME step code,
-  `step.process(polars_df)`, per batch (Arrow → Polars is zero-copy for the column buffers). Model steps
-  (`MODEL_STEPS`: redact_pii, score) run in an actor pool (`ActorPoolStrategy`), so each worker builds its
-  analyzer / scorer once and keeps it for every batch; steps without a model (normalize, filter) run as Ray
-  Data tasks, one per block, with the step built once per worker process. One core task per block then
-  splits the output into kept and dropped rows and reports the counts. Ray Data's cluster services (its
-  statistics actor and autoscaling coordinator: detached actors, one per cluster, kept for every later job)
-  are started with a local cluster (`start_data_services`), or while the workers read when joining one.
-- Global steps use hand-written hash partitioning with Ray core tasks, `P` = 2 × the cluster's CPUs
-  partitions (`_partitions`): map tasks with `num_returns=P` split their output by a hash of the key, and
-  one reduce task per partition receives that partition's part of every block. Each step ends with one task
-  per block that marks its rows (`drop_reason`, `dup_of`, ...) and splits kept from dropped.
-- Steps written as stages (`curate.step.StagedStep`, e.g. exact_dedupe) run through one executor,
-  `staged_step`, that knows nothing about the step: per block the step's `map`, the entries split by hash of
-  `_key` → per partition the step's `reduce` over its entries in input order, its marks sent back to the blocks
-  holding their rows → per block the step's `mark`. near_dedupe and semantic_dedupe are not written as stages
-  yet; their Ray forms below are still hand-written here (`GLOBAL_STEPS`).
-- near_dedupe (3 stages and one driver step): per block, the near_dedupe step's own functions
-  (`curate.minhash`: shingles, signatures, band keys, with the step's configuration and LSH bands × rows)
-  give a sketch (rows, ids, quality, signatures, shingle hashes — kept in the object store) and the (band key, row)
-  entries split by hash of the key → per band-key partition, each bucket of two or more rows gives the
-  local engine's "star" candidate pairs (bucket's first row, member), split by the pair's first row → per
-  pair partition, the pairs are de-duplicated (each pair has one owner partition, so the counts are the
-  local engine's), verified with the step's rule (MinHash estimate; exact Jaccard of the shingle sets
-  when the estimate is within `exact_band` of the threshold, in the step's rounds, `check_unsure`; the task
-  fetches only the sketches of the blocks its pairs touch) and the verified edges are reduced to a spanning
-  forest (each node → the smallest row of its component: at most V_p - 1 edges for V_p nodes) → the
-  driver unites the forests (`curate.minhash.label_components`: NumPy, so the driver never starts numba)
-  and picks each cluster's representative with `curate.minhash.representatives` (highest quality, then first in input order: the local rule) → per
-  block, dropped rows get `near_duplicate`, `dup_of` and the exact Jaccard to their representative as
-  `similarity`, every member gets `dup_cluster`.
-  `check_unsure` skips the exact check of an unsure pair whose rows are already joined by real edges (it
-  cannot change the clusters); here it sees one partition's pairs at a time, so it skips fewer pairs than
-  the local step: the clusters, kept rows, `dup_of`, `dup_cluster` and `similarity` are the same, and only
-  the `verified_pairs` / `exact_checks` statistics can differ.
-  **Driver memory bound:** the driver never holds the rows: it holds block references, per-block counts
-  and schemas (O(blocks)), the quarantined records, and in near_dedupe the P spanning forests:
-  at most P·(V - 1) edges and P·V node qualities (16-24 bytes each), V = the rows with at least one
-  verified near-duplicate partner ≤ the number of rows — O(rows), never O(candidate pairs). Candidate pairs
-  live only in the band-key and pair partitions, one partition per task (a task holds O(pairs / P)).
-  Workers reading sketches for verification hold the signatures and shingle hashes of the blocks their
-  pairs touch.
-- semantic_dedupe (SemDeDup by distributed clustering, the local step's functions at every stage): per block,
-  embeddings in a pool of Ray actors (`_Embedder`: the step's `EmbeddingCache`, model loaded once per actor,
-  one actor per `EMBED_ROWS_PER_ACTOR` rows up to one per CPU; actors add cache shards but never merge them,
-  one task merges after them) → the driver draws the local step's centroid sample (`centroid_sample`: same
-  seed, same rng calls), fetches only those rows' vectors (≤ 128 per centroid) and fits the same centroids
-  (`fit_centroids`) → per block, each row's nearest centroid and the second nearest within the boundary margin
-  (`assign_clusters`), the (row, label, quality, vector) entries split by label → per label partition, each
-  cluster's rows in the local rank order (highest quality, then input order) and its pairs with cosine ≥
-  threshold (`cluster_pairs`) → the driver resolves the pairs greedily best-first (`resolve_pairs`, the local
-  step's own pass) → per block, `semantic_duplicate`, `dup_of`, `similarity` and `semantic_cluster`.
-  **Driver memory:** the centroid sample and centroids (O(k × 128) vectors), then every pair at or above the
-  threshold (about 40 bytes each) and the representatives' ids — never all vectors. The pairs are bounded by
-  the duplicate pairs, not by the rows: few at the default 0.95, many at a loose threshold on data full of
-  near-copies (a row with m duplicates in its cluster brings up to m pairs).
+  `step.process(polars_df)`, per batch (Arrow → Polars is zero-copy for the column buffers). Steps that declare
+  `needs_model` (redact_pii, score) run in an actor pool (`ActorPoolStrategy`), so each worker builds its
+  analyzer / scorer once and keeps it for every batch; the others (normalize, filter) run as Ray Data tasks, one
+  per block, with the step built once per worker process. One core task per block then splits the output into
+  kept and dropped rows and reports the counts. Ray Data's cluster services (its statistics actor and
+  autoscaling coordinator: detached actors, one per cluster, kept for every later job) are started with a local
+  cluster (`start_data_services`), or while the workers read when joining one.
+- Global steps are written once as stages (`curate.step.StagedStep`: exact, near and semantic dedupe) and run
+  through one executor, `staged_step`, that knows nothing about any step: a block stage is one task per block
+  (an actor pool when the stage declares `needs_model`, one actor per `rows_per_worker` rows, at most one per
+  CPU), a key stage one task per hash partition of the entries' `_key` (`P` = 2 × the cluster's CPUs,
+  `_partitions`; each task of the stage before returns its entries already split, `num_returns`), a driver
+  stage runs here on the results the tasks before it return; rows a stage sends (`Out.rows`) go to the tasks of
+  the blocks holding them, and what block stages keep (`Out.keep`) stays in the object store, read back by row
+  (`Context.lookup`: on the driver through one small task per block, so only the rows asked for travel). Stages
+  see `_row` as each row's position among the step's input rows (the local executor's numbering), blocks being
+  runs of consecutive positions. One task per block ends the step: the last stage when it is a block stage, the
+  marks set (`StagedStep.mark`), kept split from dropped.
+  **Driver memory:** the driver never holds the rows: block references, per-block counts and schemas
+  (O(blocks)), the quarantined records, and what the steps' driver stages receive, which each step bounds and
+  documents (near_dedupe: spanning forests, O(rows); semantic_dedupe: a centroid sample and the pairs above
+  its threshold).
 
 Outputs (in the run folder): `kept/` and `dropped/` — directories of Parquet part files, one per block, rows in
 input order (`dropped/` by step, then input order), written by tasks on the driver's node (like the read
@@ -91,8 +58,8 @@ import polars as pl
 
 from curate.bookkeeping import apply_steps, finish_run, record_read, with_drop_columns
 from curate.config import PipelineConfig
-from curate.registry import build_step
-from curate.step import ROW, StagedStep
+from curate.registry import build_step, step_class
+from curate.step import KEY, ROW, Context, Out, StagedStep, add_stats, concat, take
 from studio.console import Reporter
 from studio.errors import StudioError
 from studio.runs import Run
@@ -101,14 +68,8 @@ from studio.workspace import Workspace
 
 log = logging.getLogger("curate.ray")
 
-#: Steps that load a model: they run in an actor pool so each worker loads it once.
-MODEL_STEPS = {"redact_pii", "score"}
 #: Runs with at most this many input rows also get the local engine's single-file outputs and report.
 LOCAL_FILES_MAX_ROWS = 500_000
-#: semantic_dedupe starts one embedding actor per this many rows (at most one per CPU and per block): each actor
-#: loads the model (a fresh worker imports torch and sentence-transformers: ~10-17 s of CPU measured here on a
-#: busy 2-core machine, against ~30 rows/s of encoding), so a small input gets one actor, not one per CPU.
-EMBED_ROWS_PER_ACTOR = 2048
 #: Most rows per block when the input is cut into blocks (at least `_partitions()` blocks are made).
 BLOCK_ROWS = 100_000
 
@@ -310,7 +271,7 @@ class _StepRunner:
     """Builds a step once per worker (actor) and applies `step.process` to each Arrow batch."""
 
     def __init__(self, name: str, config: dict[str, Any]) -> None:
-        if name in MODEL_STEPS:  # one thread per actor; other steps never import torch (seconds per worker)
+        if step_class(name).needs_model:  # one thread per actor; other steps never import torch (seconds per worker)
             try:
                 import torch
 
@@ -348,7 +309,7 @@ def _map_blocks(blocks: Blocks, name: str, config: dict[str, Any]) -> list:
     _context()
 
     ds = ray.data.from_arrow_refs(blocks.refs)
-    if name in MODEL_STEPS:
+    if step_class(name).needs_model:
         out = ds.map_batches(_StepRunner, fn_constructor_args=(name, config), batch_format="pyarrow",
                              compute=ActorPoolStrategy(min_size=1, max_size=_partitions() // 2), batch_size=512)
     else:
@@ -360,510 +321,196 @@ def row_step(blocks: Blocks, step, columns: list[str]) -> tuple[StepResult, dict
     config = step.config.model_dump(mode="json")
     refs = _map_blocks(blocks, step.name, config)
     split = _remote(_split_table, num_returns=3)
-    how = "map_batches, actor pool" if step.name in MODEL_STEPS else "map_batches, tasks"
+    how = "map_batches, actor pool" if step.needs_model else "map_batches, tasks"
     return _collect([split.remote(ref, step.name) for ref in refs], step.name), {"ray_data": how}
 
 
 # ------------------------------------------------------------------------------------- staged steps
 
 
-def _staged_map_task(table, step, parts: int):
-    """Per block: the step's entries, split into `parts` by a hash of `_key`."""
-    entries = step.map(_to_polars(table))
-    part = (entries.get_column("_key").hash(seed=7) % parts).to_numpy()
-    return tuple(entries.filter(pl.Series(part == p)).to_arrow() for p in range(parts))
+class _RayContext(Context):
+    """The Ray executor's `Context`. Blocks hold consecutive positions (`offsets`: each block's first);
+    `keeps[b]`: references of what the block stages kept for block b. On the driver a lookup runs one small task
+    per block holding the rows, so only the rows asked for travel; in a task (the context arrives pickled) it
+    fetches the blocks' kept values, which on the same node are shared, not copied."""
+
+    def __init__(self, total: int, offsets: np.ndarray) -> None:
+        self.total = total
+        self.offsets = offsets
+        self.keeps: list[list] = [[] for _ in offsets]
+        self.value_ref = None
+        self.rows = None
+        self.on_driver = True
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**{k: v for k, v in self.__dict__.items() if k not in ("rows", "_value")}, "on_driver": False}
+
+    @property
+    def value(self) -> Any:
+        import ray
+
+        if self.value_ref is None:
+            return None
+        if getattr(self, "_value", (None, None))[0] is not self.value_ref:
+            self._value = (self.value_ref, ray.get(self.value_ref))
+        return self._value[1]
+
+    def lookup(self, rows: np.ndarray, fields: tuple[str, ...]) -> dict[str, Any]:
+        import ray
+
+        block = _block_of(self.offsets, rows)
+        needed = np.unique(block).tolist() if len(rows) else [0]  # an empty lookup still gives each field's type
+        locals_ = [rows[block == b] - self.offsets[b] for b in needed]
+        if self.on_driver:
+            take_task = _remote(_take)
+            got = ray.get([take_task.remote(fields, at, *self.keeps[b]) for b, at in zip(needed, locals_, strict=True)])
+        else:
+            got = [_take(fields, at, *ray.get(self.keeps[b])) for b, at in zip(needed, locals_, strict=True)]
+        return {f: concat([g[f] for g in got]) for f in fields}
 
 
-def _staged_reduce_task(step, starts: np.ndarray, *parts):
-    """Per key partition: the step's reduce over its entries in input order; the marks go back to the blocks
-    holding their rows. Returns one marks table per block, then the partition's stats."""
-    marks, stats = step.reduce(pl.concat([_to_polars(p) for p in parts]).sort(ROW))
-    block = _block_of(starts, marks.get_column(ROW).to_numpy())
-    return (*(marks.filter(pl.Series(block == b)).to_arrow() for b in range(len(starts))), stats)
+def _take(fields: tuple[str, ...], at: np.ndarray, *keeps) -> dict[str, Any]:
+    """`fields` at positions `at` of one block's kept values (one dict per block stage that kept any)."""
+    merged: dict[str, Any] = {}
+    for keep in keeps:
+        merged.update(keep or {})
+    return {f: take(merged[f], at) for f in fields}
 
 
-def _staged_mark_task(table, step, *marks):
-    found = pl.concat([_to_polars(m) for m in marks]) if marks else None
-    if found is not None and found.height:
-        table = step.mark(_to_polars(table), found).to_arrow()
-    return _split_table(table, step.name)
+def _split(df: pl.DataFrame, part: np.ndarray, n: int) -> list:
+    """`df`'s rows as `n` Arrow tables by `part` (each row's number in 0 … n-1), in their order."""
+    order = np.argsort(part, kind="stable")
+    cut = np.searchsorted(part[order], np.arange(n + 1))
+    return [df[order[cut[p]:cut[p + 1]]].to_arrow() for p in range(n)]
+
+
+def _returns(out: Out, parts: int, offsets: np.ndarray) -> tuple:
+    """A stage call's `Out` as its task's returns: the entries split into `parts` by `KEY`, the rows
+    split by the block holding them, then the result, the stats and what it keeps (`_LAYOUT`)."""
+    n = len(offsets)
+    entries = [None] * parts
+    if out.entries is not None:
+        key = out.entries.get_column(KEY)
+        # integer keys are hashes or row numbers already: taken modulo P; others are hashed first
+        part = key.cast(pl.UInt64, wrap_numerical=True) if key.dtype.is_integer() else key.hash(seed=7)
+        entries = _split(out.entries, (part % parts).cast(pl.Int64).to_numpy(), parts)
+    rows = [None] * n
+    if out.rows is not None:
+        rows = _split(out.rows, _block_of(offsets, out.rows.get_column(ROW).to_numpy()), n)
+    return (*entries, *rows, out.result, out.stats or {}, out.keep)
+
+
+def _layout(parts: int, n: int) -> dict[str, Any]:
+    """Where each part of a task's returns sits (see `_returns`)."""
+    return {"entries": slice(0, parts), "rows": slice(parts, parts + n), "result": parts + n, "stats": parts + n + 1,
+            "keep": parts + n + 2, "count": parts + n + 3}
+
+
+def _positioned(table, offset: int) -> pl.DataFrame:
+    """A block as a stage sees it: `ROW` = each row's position among the step's input rows."""
+    df = _to_polars(table)
+    return df.with_columns(pl.Series(ROW, np.arange(offset, offset + df.height, dtype=np.int64)))
+
+
+def _routed(pieces: tuple) -> pl.DataFrame | None:
+    found = [_to_polars(p) for p in pieces if p is not None]
+    return pl.concat(found) if found else None
+
+
+def _block_task(fn, ctx: _RayContext, parts: int, offset: int, table, *routed) -> tuple:
+    ctx.rows = _routed(routed)
+    return _returns(fn(ctx, _positioned(table, offset)), parts, ctx.offsets)
+
+
+class _ModelStageWorker:
+    """Ray actor for a block stage that needs a model: it holds the step, so the model the stage loads is loaded
+    once per actor and kept for every block it is given."""
+
+    def __init__(self, fn) -> None:
+        self.fn = fn
+
+    def run(self, ctx: _RayContext, parts: int, offset: int, table, *routed) -> tuple:
+        return _block_task(self.fn, ctx, parts, offset, table, *routed)
+
+
+def _key_task(fn, ctx: _RayContext, parts: int, *pieces) -> tuple:
+    entries = pl.concat([_to_polars(p) for p in pieces if p is not None])
+    return _returns(fn(ctx, entries), parts, ctx.offsets)
+
+
+def _mark_task(step: StagedStep, fn, ctx: _RayContext, offset: int, table, *routed):
+    """Per block, after the last stage (run here when it is a plain block stage): the marks set on the rows, then
+    (kept, dropped, meta, stats) as for a row-wise step."""
+    df = _positioned(table, offset)
+    ctx.rows = _routed(routed)
+    stats: dict[str, Any] = {}
+    marks = ctx.rows
+    if fn is not None:
+        out = fn(ctx, df)
+        marks, stats = out.rows, out.stats or {}
+    if marks is not None:
+        df = step.mark(df, marks)
+    kept, dropped, meta = _split_table(df.with_columns(_to_polars(table).get_column(ROW)).to_arrow(), step.name)
+    return kept, dropped, meta, stats
 
 
 def staged_step(blocks: Blocks, step: StagedStep, columns: list[str]) -> tuple[StepResult, dict]:
-    """Any `StagedStep` on Ray: map tasks per block, a hash shuffle of the entries by `_key` into P partitions,
-    one reduce task per partition, one mark task per block (the step object travels with the tasks)."""
+    """Any `StagedStep` on Ray, stage by stage: a block stage as one task per block (an actor pool for a model
+    stage), a key stage as one task per hash partition of `KEY` (P = `_partitions()`) receiving that partition
+    of every previous task's entries, a driver stage here; rows a stage sends go to the tasks of the blocks
+    holding them; after the last stage one task per block sets the marks and splits kept from dropped."""
     import ray
 
-    parts = _partitions()
-    n = len(blocks.refs)
-    if n == 0:
-        _, stats = step.reduce(step.map(pl.from_arrow(blocks.schema.empty_table())))
-        return StepResult(Blocks(schema=blocks.schema), Blocks(), {}), stats
-    starts = blocks.starts()
-    mapped = [_remote(_staged_map_task, num_returns=parts).remote(ref, step, parts) for ref in blocks.refs]
-    reduce = _remote(_staged_reduce_task, num_returns=n + 1)
-    reduced = [reduce.remote(step, starts, *[mapped[b][p] for b in range(n)]) for p in range(parts)]
-    mark = _remote(_staged_mark_task, num_returns=3)
-    triples = [mark.remote(ref, step, *[reduced[p][b] for p in range(parts)]) for b, ref in enumerate(blocks.refs)]
-    stats: dict[str, int] = {}
-    for part_stats in ray.get([r[n] for r in reduced]):
-        for key, value in part_stats.items():
-            stats[key] = stats.get(key, 0) + value
-    return _collect(triples, step.name), stats
-
-
-# ---------------------------------------------------------------------------------------- near dedupe
-
-
-def _sketch_task(table, cfg: dict[str, Any], bands: int, rows: int, has_quality: bool, parts: int):
-    """Per block: its sketch (rows, ids, quality, MinHash signatures, shingle hashes for the exact checks) and its
-    (band key, row) entries split into `parts` by the key. Uses the near_dedupe step's own functions."""
-    from curate import minhash
-    from curate.steps.near_dedupe import text_expr
-
-    df = _to_polars(table)
-    texts = df.select(text_expr(cfg["text"])).to_series()
-    shingles = minhash.shingle_hashes(texts, cfg["unit"], cfg["size"], cfg["seed"])
-    sig = minhash.signatures(shingles, cfg["num_perm"], cfg["seed"])
-    has = minhash.has_shingles(shingles)
-    row = df.get_column(ROW).to_numpy().astype(np.int64)
-    sketch = {"row": row, "sig": sig, "shingles": shingles, "id": df.get_column("id").to_arrow(),
-              "q": df.get_column("quality").cast(pl.Float64).to_numpy() if has_quality else None}
-    keys = minhash.band_keys(sig[has], bands, rows).ravel()
-    key_rows = np.repeat(row[has], bands)
-    part = (keys % np.uint64(parts)).astype(np.int64)
-    order = np.argsort(part, kind="stable")
-    cut = np.searchsorted(part[order], np.arange(parts + 1))
-    return (sketch, *((keys[order[cut[p]:cut[p + 1]]], key_rows[order[cut[p]:cut[p + 1]]]) for p in range(parts)))
-
-
-def _pair_code(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a.astype(np.uint64) << np.uint64(32)) | b.astype(np.uint64)
-
-
-def _bucket_task(parts: int, *entries):
-    """Per band-key partition: the star candidate pairs (bucket's first row, member) of every bucket of two or
-    more rows — `curate.minhash.candidate_pairs(mode="star")` on this partition's keys — split by first row."""
-    keys = np.concatenate([k for k, _ in entries]) if entries else np.zeros(0, np.uint64)
-    rows = np.concatenate([r for _, r in entries]) if entries else np.zeros(0, np.int64)
-    order = np.lexsort((rows, keys))
-    keys, rows = keys[order], rows[order]
-    start = np.ones(len(keys), dtype=bool)
-    np.not_equal(keys[1:], keys[:-1], out=start[1:])
-    first = rows[start][np.cumsum(start) - 1]
-    later = rows > first
-    codes = np.unique(_pair_code(first[later], rows[later]))
-    owner = ((codes >> np.uint64(32)) % np.uint64(parts)).astype(np.int64)
-    return tuple(codes[owner == p] for p in range(parts))
-
-
-def _fetch(sketch_refs: list, starts: np.ndarray, rows: np.ndarray, fields: tuple[str, ...]) -> dict[str, Any]:
-    """Fields of the sketches of `rows` (sorted, unique), in that order; fetches only the blocks they lie in."""
-    import pyarrow as pa
-    import ray
-
-    from curate import minhash
-
-    block = _block_of(starts, rows)
-    needed = np.unique(block)
-    sketches = dict(zip(needed.tolist(), ray.get([sketch_refs[b] for b in needed]), strict=True))
-    out: dict[str, list] = {f: [] for f in fields}
-    for b in needed.tolist():
-        sk = sketches[b]
-        at = np.searchsorted(sk["row"], rows[block == b])
-        for f in fields:
-            if f == "id":
-                out[f].append(sk[f].take(pa.array(at)))
-            elif f == "shingles":
-                out[f].append(sk[f].take(at))
-            elif sk[f] is not None:
-                out[f].append(sk[f][at])
-    result: dict[str, Any] = {}
-    for f in fields:
-        if f == "id":
-            result[f] = pl.concat([pl.Series(f, x) for x in out[f]]) if out[f] else pl.Series(f, [], pl.String)
-        elif f == "shingles":
-            result[f] = minhash.Shingles.concat(out[f])
-        elif out[f]:
-            result[f] = np.concatenate(out[f])
+    if not blocks.refs:  # nothing to distribute: the local executor on no rows gives the step's stats
+        step.stats = {}
+        step.apply(pl.from_arrow(blocks.schema.empty_table()).drop(ROW))
+        return StepResult(Blocks(schema=blocks.schema), Blocks(), {}), dict(step.stats)
+    parts, nb = _partitions(), len(blocks.refs)
+    offsets = np.r_[0, np.cumsum(blocks.sizes)[:-1]].astype(np.int64)
+    ctx = _RayContext(blocks.rows, offsets)
+    at = _layout(parts, nb)
+    stages = step.stages()
+    last = stages[-1] if stages[-1].kind == "block" and not stages[-1].needs_model else None
+    stats: dict[str, Any] = {}
+    stat_refs: list = []
+    prev: list[tuple] = []  # the previous stage's returns, one tuple per task
+    for stage in stages[:-1] if last else stages:
+        if stage.kind == "block":
+            routed = [[t[at["rows"]][b] for t in prev] for b in range(nb)]
+            if stage.needs_model:
+                cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+                want = math.ceil(blocks.rows / stage.rows_per_worker) if stage.rows_per_worker else cpus
+                worker = ray.remote(_ModelStageWorker).options(num_cpus=1)
+                actors = [worker.remote(stage.fn) for _ in range(max(1, min(cpus, nb, want)))]
+                prev = [actors[b % len(actors)].run.options(num_returns=at["count"]).remote(
+                    ctx, parts, int(offsets[b]), ref, *routed[b]) for b, ref in enumerate(blocks.refs)]
+                ray.get([t[at["stats"]] for t in prev])
+                for actor in actors:  # their outputs stay in the object store; their CPUs go to the next stages
+                    ray.kill(actor)
+            else:
+                task = _remote(_block_task, num_returns=at["count"])
+                prev = [task.remote(stage.fn, ctx, parts, int(offsets[b]), ref, *routed[b])
+                        for b, ref in enumerate(blocks.refs)]
+            for b, t in enumerate(prev):
+                ctx.keeps[b].append(t[at["keep"]])
+        elif stage.kind == "key":
+            task = _remote(_key_task, num_returns=at["count"])
+            prev = [task.remote(stage.fn, ctx, parts, *[t[at["entries"]][p] for t in prev]) for p in range(parts)]
         else:
-            result[f] = None
-    return result
-
-
-def _verify_task(cfg: dict[str, Any], sketch_refs: list, starts: np.ndarray, has_quality: bool, *codes):
-    """Per pair partition: unique candidates → verified edges (the step's rule, `check_unsure`) → spanning
-    forest."""
-    from curate import minhash
-    from curate.steps.near_dedupe import check_unsure
-
-    codes = np.unique(np.concatenate(codes)) if codes else np.zeros(0, np.uint64)
-    a = (codes >> np.uint64(32)).astype(np.int64)
-    b = (codes & np.uint64(0xFFFFFFFF)).astype(np.int64)
-    stats = {"candidate_pairs": len(codes), "verified_pairs": 0, "exact_checks": 0}
-    empty = {"child": np.zeros(0, np.int64), "root": np.zeros(0, np.int64), "node": np.zeros(0, np.int64), "q": None}
-    if not len(codes):
-        return empty, stats
-    ends = np.unique(np.concatenate([a, b]))
-    got = _fetch(sketch_refs, starts, ends, ("sig", "q"))
-    pairs = np.stack([np.searchsorted(ends, a), np.searchsorted(ends, b)], axis=1)
-    sims = minhash.estimated_jaccard(got["sig"], pairs)
-    unsure = np.abs(sims - cfg["threshold"]) <= cfg["exact_band"]
-    checked = np.zeros(len(pairs), dtype=bool)
-    if unsure.any():  # the shingle hashes of every document an exact check may need, fetched once
-        docs = np.unique(pairs[unsure])
-        shingles = _fetch(sketch_refs, starts, ends[docs], ("shingles",))["shingles"]
-        checked = check_unsure(len(ends), pairs, sims, cfg["threshold"], cfg["exact_band"],
-                               lambda p: minhash.exact_jaccard(shingles, np.searchsorted(docs, p)))
-    edge = sims >= cfg["threshold"]
-    stats.update(verified_pairs=int(edge.sum()), exact_checks=int(checked.sum()))
-    ea, eb = pairs[edge, 0], pairs[edge, 1]
-    nodes = np.unique(np.concatenate([ea, eb]))
-    labels = minhash.connected_components(len(nodes), np.stack([np.searchsorted(nodes, ea),
-                                                                np.searchsorted(nodes, eb)], axis=1))
-    child = labels != np.arange(len(nodes))
-    forest = {"child": ends[nodes[child]], "root": ends[nodes[labels[child]]], "node": ends[nodes],
-              "q": got["q"][nodes] if has_quality else None}
-    return forest, stats
-
-
-def _near_mark_task(table, step: str, columns: list[str], cfg: dict[str, Any], sketch_refs: list,
-                    starts: np.ndarray, members: np.ndarray, reps: np.ndarray):
-    """Per block: cluster members get `dup_cluster` = their representative's id; the others than the
-    representative are dropped as `near_duplicate` with `dup_of` and the exact Jaccard as `similarity`."""
-    from curate import minhash
-
-    df = _to_polars(table)
-    n = df.height
-    at = np.searchsorted(df.get_column(ROW).to_numpy(), members)
-    rep_rows = np.unique(reps)
-    rep_ids = _fetch(sketch_refs, starts, rep_rows, ("id",))["id"]
-    rep_of = np.full(n, -1, dtype=np.int64)  # per row: index into rep_ids, -1 outside any cluster
-    rep_of[at] = np.searchsorted(rep_rows, reps)
-    in_cluster = pl.Series(rep_of >= 0)
-    cluster = (rep_ids.gather(np.clip(rep_of, 0, None)) if len(rep_rows) else pl.Series([None] * n, dtype=pl.String))
-    cluster = pl.select(pl.when(in_cluster).then(cluster).alias("_cluster")).to_series()
-    drop_sel = np.flatnonzero(reps != members)
-    similarity = np.full(n, np.nan)
-    if len(drop_sel):
-        pair_rows = np.unique(np.concatenate([members[drop_sel], reps[drop_sel]]))
-        shingles = _fetch(sketch_refs, starts, pair_rows, ("shingles",))["shingles"]
-        local = np.stack([np.searchsorted(pair_rows, reps[drop_sel]), np.searchsorted(pair_rows, members[drop_sel])],
-                         axis=1)
-        similarity[at[drop_sel]] = minhash.exact_jaccard(shingles, local)
-    is_dropped = np.zeros(n, dtype=bool)
-    is_dropped[at[drop_sel]] = True
-    df = df.with_columns(cluster.cast(pl.String), pl.Series("_drop", is_dropped)).with_columns(
-        pl.when(pl.col("_drop")).then(pl.lit("near_duplicate")).otherwise(pl.col("drop_reason")).alias("drop_reason"),
-        pl.when(pl.col("_drop")).then(pl.col("_cluster")).otherwise(pl.col("dup_of")).alias("dup_of"),
-        pl.col("_cluster").alias("dup_cluster"),
-        pl.Series("similarity", similarity, dtype=pl.Float64).fill_nan(None),
-    ).drop("_cluster", "_drop")
-    cols = [c for c in columns if c in df.columns]
-    cols += [c for c in ("dup_cluster", "similarity") if c not in cols]
-    return _split_table(df.select(cols).to_arrow(), step)
-
-
-def _unite_forests(forests: list[dict], has_quality: bool) -> tuple[np.ndarray, np.ndarray, dict]:
-    """On the driver: components of the union of the partitions' spanning forests (O(V) memory) and each
-    member's representative row by the local rule. Returns (member rows sorted, representative rows, stats)."""
-    from curate import minhash
-
-    child = np.concatenate([f["child"] for f in forests]) if forests else np.zeros(0, np.int64)
-    root = np.concatenate([f["root"] for f in forests]) if forests else np.zeros(0, np.int64)
-    node_rows = np.concatenate([f["node"] for f in forests]) if forests else np.zeros(0, np.int64)
-    nodes, first = np.unique(node_rows, return_index=True)
-    labels = minhash.label_components(len(nodes), np.stack([np.searchsorted(nodes, child),
-                                                            np.searchsorted(nodes, root)], axis=1))
-    quality = np.concatenate([f["q"] for f in forests])[first] if has_quality and forests else None
-    rep = minhash.representatives(labels, quality)
-    sizes = np.bincount(labels, minlength=len(nodes))
-    stats = {"clusters": int((sizes > 1).sum()), "largest_cluster": int(sizes.max()) if len(nodes) else 0,
-             "near_duplicates": int((rep != np.arange(len(nodes))).sum()), "forest_edges": int(len(child)),
-             "driver_bytes": int(child.nbytes + root.nbytes + node_rows.nbytes
-                                 + (len(node_rows) * 8 if has_quality else 0))}
-    return nodes, nodes[rep], stats
-
-
-def near_dedupe(blocks: Blocks, step, columns: list[str]) -> tuple[StepResult, dict]:
-    import ray
-
-    from curate import minhash
-
-    cfg = step.config.model_dump()
-    bands, rows = minhash.optimal_param(cfg["threshold"], cfg["num_perm"], 1 - cfg["recall_weight"],
-                                        cfg["recall_weight"])
-    has_quality = "quality" in columns
-    parts = _partitions()
-    n = len(blocks.refs)
-    starts = blocks.starts()
-    if n and blocks.first[-1] + blocks.sizes[-1] >= 1 << 32:  # pairs travel as one uint64: 32 bits per row
-        raise StudioError("near_dedupe on Ray takes at most 4,294,967,295 input rows; split the input into runs.")
-    sketch = _remote(_sketch_task, num_returns=parts + 1)
-    sketched = [sketch.remote(ref, cfg, bands, rows, has_quality, parts) for ref in blocks.refs]
-    sketch_refs = [s[0] for s in sketched]
-    bucket = _remote(_bucket_task, num_returns=parts)
-    buckets = [bucket.remote(parts, *[sketched[b][p + 1] for b in range(n)]) for p in range(parts)]
-    verify = _remote(_verify_task, num_returns=2)
-    verified = [verify.remote(cfg, sketch_refs, starts, has_quality, *[buckets[q][p] for q in range(parts)])
-                for p in range(parts)]
-    counts = ray.get([v[1] for v in verified])
-    forests = ray.get([v[0] for v in verified])
-    members, reps, cstats = _unite_forests(forests, has_quality)
-    del forests
-    block = _block_of(starts, members)
-    cut = np.searchsorted(block, np.arange(n + 1))
-    mark = _remote(_near_mark_task, num_returns=3)
-    triples = [mark.remote(ref, step.name, columns, cfg, sketch_refs, starts, members[cut[b]:cut[b + 1]],
-                           reps[cut[b]:cut[b + 1]]) for b, ref in enumerate(blocks.refs)]
-    result = _collect(triples, step.name)
-    stats = {"lsh_bands": bands, "lsh_rows": rows,
-             **{k: int(sum(c[k] for c in counts)) for k in ("candidate_pairs", "verified_pairs", "exact_checks")},
-             **cstats}
-    return result, stats
-
-
-# ------------------------------------------------------------------------------------ semantic dedupe
-
-
-class _Embedder:
-    """Ray actor: the semantic_dedupe step's `EmbeddingCache` (its model loaded once per actor, on the first
-    block with rows the cache lacks) embedding whole blocks. Actors share the cache folder: they read it and add
-    uniquely named shards (atomic renames) but never merge shards (`compact=False`), so they cannot delete a
-    file another actor is reading; the merge runs once after them (`_compact_cache_task`)."""
-
-    def __init__(self, cfg: dict[str, Any], root: str | None) -> None:
-        from curate.embeddings import EmbeddingCache
-
-        self.view = cfg["text"]
-        self.cache = EmbeddingCache(cfg["model"], view=cfg["text"], max_seq_length=cfg["max_seq_length"],
-                                    batch_size=cfg["batch_size"], threads=cfg["threads"],
-                                    root=Path(root) if root else None, compact=False)
-
-    def embed(self, table):
-        """(unit vectors of the block's rows in order, counters)."""
-        from curate.views import view_text
-
-        df = _to_polars(table)
-        texts = df.select(view_text(self.view)).to_series().to_list()
-        cache = self.cache
-        cache.encoded, cache.encode_seconds, cache.load_seconds = 0, 0.0, 0.0
-        emb = cache.embed(df.get_column("id").to_list(), texts)
-        return emb, {"encoded": cache.encoded, "cache_hits": cache.cache_hits,
-                     "encode_seconds": cache.encode_seconds, "model_load_seconds": cache.load_seconds}
-
-
-def _compact_cache_task(cfg: dict[str, Any], root: str | None) -> None:
-    from curate.embeddings import EmbeddingCache
-
-    EmbeddingCache(cfg["model"], view=cfg["text"], max_seq_length=cfg["max_seq_length"],
-                   root=Path(root) if root else None).compact()
-
-
-def _take_rows_task(emb: np.ndarray, local: np.ndarray) -> np.ndarray:
-    return emb[local]
-
-
-def _sem_assign_task(table, emb: np.ndarray, offset: int, centroids: np.ndarray | None, margin: float, parts: int):
-    """Per block: (row, cluster label) entries — nearest centroid, and the second nearest within `margin`
-    (`assign_clusters`, the local step's function) — with each entry's quality and vector, split into `parts`
-    by label, then the number of entries. Rows are numbered by position among the step's input rows (`offset` =
-    this block's first)."""
-    from curate.steps.semantic_dedupe import assign_clusters, quality_of
-
-    q = quality_of(_to_polars(table))
-    n = emb.shape[0]
-    if centroids is None:  # k ≤ 1: one cluster of every row
-        rows, labels = np.arange(offset, offset + n), np.zeros(n, np.int64)
-    else:
-        rows, labels = assign_clusters(emb, centroids, margin, offset)
-    part = labels % parts
-    local = rows - offset
-    return (*({"row": rows[part == p], "label": labels[part == p], "vec": emb[local[part == p]],
-               "q": q[local[part == p]] if q is not None else None} for p in range(parts)), int(rows.size))
-
-
-def _sem_pairs_task(threshold: float, *entries):
-    """Per label partition: each cluster's members in rank order (highest quality, then input order — the
-    local rank restricted to the cluster), then `cluster_pairs` (the local step's function). Returns the pairs
-    (worse row, better row, cosine, cluster label, worse row's quality) and the number of clusters."""
-    from curate.steps.semantic_dedupe import cluster_pairs, group_clusters
-
-    rows = np.concatenate([e["row"] for e in entries])
-    labels = np.concatenate([e["label"] for e in entries])
-    vecs = np.concatenate([e["vec"] for e in entries]) if rows.size else None
-    has_q = entries[0]["q"] is not None
-    q = np.concatenate([e["q"] for e in entries]) if has_q else np.zeros(rows.size)
-    found = []
-    if rows.size:
-        names, groups = group_clusters(np.arange(rows.size), labels)
-    else:
-        names, groups = np.zeros(0, np.int64), []
-    for label, ent in zip(names.tolist(), groups, strict=True):
-        if ent.size < 2:
+            out = stage.fn(ctx, ray.get([t[at["result"]] for t in prev]))
+            if out.entries is not None or out.keep is not None:
+                raise StudioError(f"step {step.name}: a driver stage sends rows and results only, not entries or keeps.")
+            add_stats(stats, out.stats)
+            prev = [tuple(ray.put(x) for x in _returns(out, parts, offsets))]
+            ctx.value_ref = prev[0][at["result"]]
             continue
-        ent = ent[np.lexsort((rows[ent], -q[ent]))]
-        pj, pi, ps = cluster_pairs(rows[ent], vecs[ent], threshold)
-        found.append((pj, pi, ps, np.full(pj.size, label, np.int64)))
-    if found:
-        pj, pi, ps, lab = (np.concatenate(x) for x in zip(*found, strict=True))
-    else:
-        pj, pi, ps, lab = (np.zeros(0, np.int64),) * 2 + (np.zeros(0, np.float32), np.zeros(0, np.int64))
-    by_row = np.unique(rows, return_index=True)
-    qj = q[by_row[1][np.searchsorted(by_row[0], pj)]] if pj.size else np.zeros(0)
-    return {"j": pj, "i": pi, "s": ps, "label": lab, "qj": qj}, len(names)
-
-
-def _ids_task(table, local: np.ndarray):
-    import pyarrow as pa
-
-    return table["id"].take(pa.array(local))
-
-
-def _sem_mark_task(table, step: str, columns: list[str], drop_at: np.ndarray, drop_rep, drop_sim: np.ndarray,
-                   rep_at: np.ndarray):
-    """Per block: dropped rows get `semantic_duplicate`, `dup_of` and `similarity`; every member of a duplicate
-    group gets `semantic_cluster` = its kept representative's id (the local step's columns)."""
-    from curate.steps.semantic_dedupe import REASON
-
-    df = _to_polars(table)
-    n = df.height
-    dup_of = pl.Series("_dup_of", [None] * n, dtype=pl.String)
-    cluster = pl.Series("semantic_cluster", [None] * n, dtype=pl.String)
-    if len(drop_at):
-        rep_ids = pl.Series(drop_rep).cast(pl.String)
-        dup_of = dup_of.scatter(drop_at, rep_ids)
-        cluster = cluster.scatter(drop_at, rep_ids)
-    if len(rep_at):
-        cluster = cluster.scatter(rep_at, df.get_column("id").gather(rep_at).cast(pl.String))
-    sim = np.full(n, np.nan)
-    sim[drop_at] = drop_sim
-    is_dup = np.zeros(n, dtype=bool)
-    is_dup[drop_at] = True
-    old_sim = pl.col("similarity") if "similarity" in df.columns else pl.lit(None, dtype=pl.Float64)
-    dup = pl.col("_is_dup")
-    df = df.with_columns(dup_of, cluster, pl.Series("_is_dup", is_dup),
-                         pl.Series("_sim", sim, dtype=pl.Float64).fill_nan(None)).with_columns(
-        pl.when(dup).then(pl.lit(REASON)).otherwise(pl.col("drop_reason")).alias("drop_reason"),
-        pl.when(dup).then(pl.col("_dup_of")).otherwise(pl.col("dup_of")).alias("dup_of"),
-        pl.when(dup).then(pl.col("_sim")).otherwise(old_sim).alias("similarity"),
-    )
-    cols = [c for c in columns if c in df.columns]
-    cols += [c for c in ("semantic_cluster", "similarity") if c not in cols]
-    return _split_table(df.select(cols).to_arrow(), step)
-
-
-def semantic_dedupe(blocks: Blocks, step, columns: list[str]) -> tuple[StepResult, dict]:
-    """semantic_dedupe on Ray: embed per block in an actor pool → centroid sample fetched and fitted on the driver
-    → per block, (row, label) entries hash-partitioned by label → per partition, the within-cluster pairs ≥
-    threshold → greedy best-first resolution on the driver → per block, the marks.
-
-    **Driver memory:** never the vectors of all rows: the centroid sample (≤ 128 × k rows × dim floats, as the
-    local step fits on) and the k centroids, then every pair at or above the threshold (5 numbers each) and the
-    ids of the kept representatives. The pairs are O(duplicate pairs): small at a strict threshold (0.95) but not
-    bounded by the input size alone; a loose threshold over a data set of many near-copies makes it large."""
-    import ray
-
-    from curate.embeddings import resolve_model
-    from curate.steps.semantic_dedupe import centroid_sample, cluster_count, fit_centroids, resolve_pairs
-    from studio.models import cache_dir
-
-    t0 = time.perf_counter()
-    cfg = step.config.model_dump(mode="json")
-    # The actors load the folder resolved here: `static` is distilled once, on the driver, not once per actor.
-    cfg["model"] = str(resolve_model(cfg["model"]))
-    parts = _partitions()
-    nb = len(blocks.refs)
-    sizes = np.asarray(blocks.sizes, dtype=np.int64)
-    offsets = np.r_[0, np.cumsum(sizes)[:-1]].astype(np.int64)
-    n = int(sizes.sum())
-    if nb == 0:
-        return StepResult(Blocks(schema=blocks.schema), Blocks(), {}), {"kmeans_clusters": 0}
-
-    # 1. embeddings, one actor per CPU (at most one per block), each loading the model once
-    # $STUDIO_CACHE set for the driver applies to the actors too; otherwise each node uses its own default cache
-    root = str(cache_dir() / "embeddings") if os.environ.get("STUDIO_CACHE") else None
-    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    embedder = ray.remote(_Embedder).options(num_cpus=1)
-    actors = [embedder.remote(cfg, root) for _ in range(max(1, min(cpus, nb, math.ceil(n / EMBED_ROWS_PER_ACTOR))))]
-    embedded = [actors[b % len(actors)].embed.options(num_returns=2).remote(ref) for b, ref in enumerate(blocks.refs)]
-    emb_refs = [e[0] for e in embedded]
-    counters = ray.get([e[1] for e in embedded])
-    embed_wall = time.perf_counter() - t0
-    for actor in actors:  # their results stay in the object store; their CPUs go back to the next stages
-        ray.kill(actor)
-    ray.get(_remote(_compact_cache_task, **_on_driver_node()).remote(cfg, root))
-
-    # 2. centroids from the local step's sample, fetched row by row from the blocks holding it
-    k = cluster_count(n, cfg["cluster_size"])
-    centroids = None
-    if k > 1:
-        sample, rng = centroid_sample(n, k, cfg["seed"])
-        block = _block_of(offsets, sample)
-        cut = np.searchsorted(block, np.arange(nb + 1))
-        take = _remote(_take_rows_task)
-        train = np.concatenate(ray.get([take.remote(emb_refs[b], sample[cut[b]:cut[b + 1]] - offsets[b])
-                                        for b in range(nb) if cut[b + 1] > cut[b]]))
-        centroids = fit_centroids(train, rng, k)
-        del train
-
-    # 3. (row, label) entries with vectors, hash-partitioned by label; 4. pairs per partition
-    assign = _remote(_sem_assign_task, num_returns=parts + 1)
-    assigned = [assign.remote(ref, emb_refs[b], int(offsets[b]), centroids, cfg["boundary_margin"], parts)
-                for b, ref in enumerate(blocks.refs)]
-    pairs_of = _remote(_sem_pairs_task, num_returns=2)
-    paired = [pairs_of.remote(cfg["threshold"], *[assigned[b][p] for b in range(nb)]) for p in range(parts)]
-    n_clusters = sum(ray.get([p[1] for p in paired]))
-    entries = sum(ray.get([a[parts] for a in assigned]))
-    found = ray.get([p[0] for p in paired])
-
-    # 5. greedy resolution on the driver, over the pairs (cluster by cluster, as the local step collects them)
-    pj, pi, ps, lab, qj = (np.concatenate([f[key] for f in found]) for key in ("j", "i", "s", "label", "qj"))
-    del found
-    order = np.argsort(lab, kind="stable")
-    pj, pi, ps, qj = pj[order], pi[order], ps[order], qj[order]
-    driver_bytes = int(pj.nbytes + pi.nbytes + ps.nbytes + lab.nbytes + qj.nbytes)
-    worse, inv = np.unique(pj, return_inverse=True)
-    q_worse = np.zeros(worse.size)
-    q_worse[inv] = qj
-    dense = np.empty(worse.size, np.int64)
-    dense[np.lexsort((worse, -q_worse))] = np.arange(worse.size)
-    rows, partners, sims = resolve_pairs(pj, pi, ps, dense[inv.ravel()])
-    reps = np.unique(partners)
-
-    # ids of the representatives, then the marks per block
-    rep_block = _block_of(offsets, reps)
-    rep_cut = np.searchsorted(rep_block, np.arange(nb + 1))
-    ids_of = _remote(_ids_task)
-    rep_ids = {b: ids_of.remote(blocks.refs[b], reps[rep_cut[b]:rep_cut[b + 1]] - offsets[b])
-               for b in range(nb) if rep_cut[b + 1] > rep_cut[b]}
-    rep_ids = {b: ray.get(r) for b, r in rep_ids.items()}
-    rep_id_of = pl.concat([pl.Series(rep_ids[b]).cast(pl.String) for b in sorted(rep_ids)]) if rep_ids else None
-    order = np.argsort(rows, kind="stable")
-    rows, partners, sims = rows[order], partners[order], sims[order]
-    drop_block = _block_of(offsets, rows)
-    drop_cut = np.searchsorted(drop_block, np.arange(nb + 1))
-    mark = _remote(_sem_mark_task, num_returns=3)
-    triples = []
-    for b, ref in enumerate(blocks.refs):
-        a, z = drop_cut[b], drop_cut[b + 1]
-        drop_rep = (rep_id_of.gather(np.searchsorted(reps, partners[a:z])).to_arrow() if z > a
-                    else pl.Series([], dtype=pl.String).to_arrow())
-        triples.append(mark.remote(ref, step.name, columns, rows[a:z] - offsets[b], drop_rep,
-                                   sims[a:z].astype(np.float64), reps[rep_cut[b]:rep_cut[b + 1]] - offsets[b]))
-    result = _collect(triples, step.name)
-    encode = sum(c["encode_seconds"] for c in counters)
-    load = sum(c["model_load_seconds"] for c in counters)
-    stats = {"encoded": sum(c["encoded"] for c in counters), "cache_hits": sum(c["cache_hits"] for c in counters),
-             "kmeans_clusters": int(n_clusters), "duplicate_groups": int(reps.size),
-             "encode_seconds": round(encode, 3), "model_load_seconds": round(load, 3),
-             "other_seconds": round(time.perf_counter() - t0 - embed_wall, 3),
-             "boundary_entries": int(entries - n), "embed_actors": len(actors), "embed_wall_seconds": round(embed_wall, 3), "pairs": int(pj.size), "driver_bytes": driver_bytes}
-    return result, stats
-
-
-#: global steps not yet written as stages, with their hand-written Ray form
-GLOBAL_STEPS = {"near_dedupe": near_dedupe, "semantic_dedupe": semantic_dedupe}
+        stat_refs += [t[at["stats"]] for t in prev]
+    mark = _remote(_mark_task, num_returns=4)
+    quads = [mark.remote(step, last.fn if last else None, ctx, int(offsets[b]), ref, *[t[at["rows"]][b] for t in prev])
+             for b, ref in enumerate(blocks.refs)]
+    for part in ray.get(stat_refs + [q[3] for q in quads]):
+        add_stats(stats, part)
+    return _collect([q[:3] for q in quads], step.name), stats
 
 
 # ------------------------------------------------------------------------------------- pipeline
@@ -885,8 +532,6 @@ class RayEngine:
         columns = list(blocks.schema.names)
         if isinstance(step, StagedStep):
             result, stats = staged_step(blocks, step, columns)
-        elif step.name in GLOBAL_STEPS:
-            result, stats = GLOBAL_STEPS[step.name](blocks, step, columns)
         elif step.is_global:
             raise StudioError(f"step {step.name} has no Ray implementation; run it with --engine local.")
         elif not blocks.refs:
@@ -1155,7 +800,7 @@ def run_pipeline_ray(config: PipelineConfig, steps: list, out_dir: str | Path | 
     """`run_pipeline(engine="ray")`: same inputs, same steps, same outputs as the local engine, on Ray."""
     import ray
 
-    unsupported = [s.name for s in steps if s.is_global and not isinstance(s, StagedStep) and s.name not in GLOBAL_STEPS]
+    unsupported = [s.name for s in steps if s.is_global and not isinstance(s, StagedStep)]
     if unsupported:
         raise StudioError(f"step {unsupported[0]} cannot run on the Ray engine yet (its output would differ from the "
                           "local engine's); run this pipeline with --engine local, or drop the step.")

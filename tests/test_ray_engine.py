@@ -305,7 +305,7 @@ def test_semantic_dedupe_on_ray_keeps_the_highest_quality_row_as_the_local_step(
         first=cuts[:-1], sizes=[b - a for a, b in zip(cuts[:-1], cuts[1:], strict=True)],
         schema=numbered.to_arrow().schema)
     step = build_step("semantic_dedupe", {"cluster_size": 50})
-    result, stats = ray_engine.semantic_dedupe(blocks, step, numbered.columns)
+    result, stats = ray_engine.staged_step(blocks, step, numbered.columns)
     tables = ray.get([*result.kept.refs, *result.dropped.refs])
     out = pl.concat([pl.from_arrow(t).drop("step", strict=False) for t in tables], how="diagonal_relaxed")
     assert_frame_equal(out.sort(ray_engine.ROW).drop(ray_engine.ROW), local, check_dtypes=False)

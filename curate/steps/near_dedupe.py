@@ -30,22 +30,30 @@ Thresholds and where they come from:
   one cluster (its result cannot change the clusters), which on t0 halves the exact checks. The
   `similarity` reported for a dropped row is always the exact Jaccard to its representative.
 
+`impl: fast` (default) is written as stages that either engine runs (`curate.step.StagedStep`), after
+DataTrove's MinHash stages, on whole batches with compiled loops (numba), NumPy and Polars (`curate.minhash`,
+`curate._kernels`): per block, signatures and band keys → per band key, each bucket's star candidate pairs →
+per pair owner, the pairs verified and their clusters reduced to a spanning forest (each node → the smallest row
+of its component: at most V - 1 edges for V rows with a partner) → on the driver, the forests united and each
+cluster's representative chosen → per block, the marks. The driver holds the forests only (O(rows), never
+O(candidate pairs)). The unsure pairs of each pair partition are checked in its own rounds, so on several
+partitions a few more pairs may be checked; the clusters and every output column are the same.
 `impl: datasketch` runs the reference implementation (datasketch MinHash + MinHashLSH on Python shingle
-sets, every candidate checked exactly); `impl: fast` (default) does the same on whole batches with compiled
-loops (numba), NumPy and Polars (`curate.minhash`, `curate._kernels`).
+sets, every candidate checked exactly) on the local engine.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
 from pydantic import Field, model_validator
 
 from curate import minhash
-from curate.step import Step, StepConfig
+from curate.step import KEY, ROW, Context, Out, Stage, StagedStep, StepConfig
+from studio.errors import StudioError
 
 #: Rows per batch when shingling and sketching (bounds the transient memory of text and word hashes; what is
 #: kept per row is its signature, 4 bytes x num_perm, and its shingle hashes, 8 bytes per shingle, for the
@@ -90,8 +98,8 @@ def text_expr(which: str) -> pl.Expr:
     return contents.list.join("\n").fill_null("")
 
 
-def check_unsure(n: int, pairs: np.ndarray, sims: np.ndarray, threshold: float, exact_band: float,
-                 exact: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+def _check_unsure(n: int, pairs: np.ndarray, sims: np.ndarray, threshold: float, exact_band: float,
+                  exact: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """Replace the estimate by the exact Jaccard (`exact(pairs)`) for the pairs whose estimate is within
     `exact_band` of the threshold, skipping those that cannot change the clusters; returns which pairs were
     checked. `pairs` index `n` documents; `sims` is updated in place.
@@ -99,8 +107,7 @@ def check_unsure(n: int, pairs: np.ndarray, sims: np.ndarray, threshold: float, 
     Pairs clearly above the threshold are edges; the unsure ones are taken in rounds from the highest
     estimate down, and a pair whose two documents are already in one cluster (joined by edges decided or
     verified in earlier rounds) is skipped: whatever its exact value, the clusters stay the same. The
-    clusters are therefore exactly those of checking every unsure pair. (The Ray engine calls this on each
-    partition of the candidate pairs: a pair skipped there joins documents already joined by real edges.)"""
+    clusters are therefore exactly those of checking every unsure pair, whichever subset of the pairs is seen."""
     checked = np.zeros(len(pairs), dtype=bool)
     unsure = np.abs(sims - threshold) <= exact_band
     if not unsure.any():
@@ -123,134 +130,175 @@ def check_unsure(n: int, pairs: np.ndarray, sims: np.ndarray, threshold: float, 
         checked[sel] = True
         edges.append(pairs[sel[sims[sel] >= threshold]])
     # A skipped pair keeps its estimate: it joins two documents already in one cluster, so whether it
-    # counts as an edge changes nothing; its `similarity`, if reported, is computed exactly later.
+    # counts as an edge changes nothing; the `similarity` reported is computed exactly in the marks.
     return checked
 
 
-class NearDedupe(Step):
+def _pair_code(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """A pair of rows as one uint64 (32 bits each), so pairs are de-duplicated by one `np.unique`."""
+    return (a.astype(np.uint64) << np.uint64(32)) | b.astype(np.uint64)
+
+
+def _split_code(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return (codes >> np.uint64(32)).astype(np.int64), (codes & np.uint64(0xFFFFFFFF)).astype(np.int64)
+
+
+MARK_SCHEMA = {ROW: pl.Int64, "drop_reason": pl.String, "dup_of": pl.String, "dup_cluster": pl.String,
+               "similarity": pl.Float64}
+
+
+def cluster_marks(members: np.ndarray, reps: np.ndarray, cluster: pl.Series, similarity: np.ndarray) -> pl.DataFrame:
+    """Marks of cluster members (rows, their representatives' rows and ids, exact Jaccard to them): each member
+    gets `dup_cluster`; the members other than the representative are dropped with `dup_of` and `similarity`."""
+    drop = pl.Series(reps != members)
+    return pl.DataFrame({ROW: members, "_drop": drop, "_cluster": cluster.cast(pl.String),
+                         "_sim": pl.Series(similarity, dtype=pl.Float64).fill_nan(None)}).select(
+        ROW,
+        pl.when("_drop").then(pl.lit("near_duplicate")).alias("drop_reason"),
+        pl.when("_drop").then("_cluster").alias("dup_of"),
+        pl.col("_cluster").alias("dup_cluster"),
+        pl.when("_drop").then("_sim").alias("similarity"),
+    ).cast(MARK_SCHEMA)
+
+
+class NearDedupe(StagedStep):
     name = "near_dedupe"
     Config = NearDedupeConfig
-    is_global = True
+
+    def stages(self) -> list[Stage]:
+        return [Stage("block", self.sketch), Stage("key", self.buckets), Stage("key", self.verify),
+                Stage("driver", self.clusters), Stage("block", self.marks)]
 
     def apply(self, df: pl.DataFrame) -> pl.DataFrame:
+        return self._reference(df) if self.config.impl == "datasketch" else super().apply(df)
+
+    def _bands(self) -> tuple[int, int]:
         cfg = self.config
-        active = df.select(pl.col("drop_reason").is_null()).to_series().to_numpy()
-        active_rows = np.flatnonzero(active)
-        n_active = len(active_rows)
-        if cfg.impl == "fast":  # texts are extracted batch by batch there, never all at once
-            texts = None
-            pairs, sims = self._fast_pairs(df, active_rows)
-        else:
-            texts = df.select(text_expr(cfg.text)).to_series().gather(active_rows)
-            pairs, sims = self._datasketch_pairs(texts)
-        duplicate = sims >= cfg.threshold
-        edges = pairs[duplicate]
-        labels = minhash.connected_components(n_active, edges)
-        quality = None
-        if "quality" in df.columns:
-            quality = df.get_column("quality").cast(pl.Float64).gather(active_rows).to_numpy()
-        rep = minhash.representatives(labels, quality)
-        sizes = np.bincount(labels, minlength=n_active)
-        in_cluster = sizes[labels] > 1
-        dropped = in_cluster & (rep != np.arange(n_active))
-        member_pairs = np.stack([rep[dropped], np.flatnonzero(dropped)], axis=1)
-        member_sims = self._similarity(texts, member_pairs, pairs, sims)
+        return minhash.optimal_param(cfg.threshold, cfg.num_perm, 1 - cfg.recall_weight, cfg.recall_weight)
 
-        n = df.height
-        cluster_row = np.full(n, -1, dtype=np.int64)  # row index of the representative, -1: none
-        cluster_row[active_rows[in_cluster]] = active_rows[rep[in_cluster]]
-        dropped_rows = active_rows[dropped]
-        similarity = np.full(n, np.nan)
-        similarity[dropped_rows] = member_sims
-        is_dropped = np.zeros(n, dtype=bool)
-        is_dropped[dropped_rows] = True
-
-        self.stats.update(
-            candidate_pairs=int(len(pairs)), verified_pairs=int(duplicate.sum()),
-            clusters=int((sizes > 1).sum()), largest_cluster=int(sizes.max()) if len(sizes) else 0,
-            near_duplicates=int(dropped.sum()),
-        )
-        rep_row = pl.Series("_rep", cluster_row)
-        rep_id = pl.col("id").gather(pl.col("_rep").clip(0))
-        dropped_now = pl.Series("_drop", is_dropped)
-        return (
-            df.with_columns(rep_row, dropped_now)
-            .with_columns(
-                pl.when(pl.col("_drop")).then(pl.lit("near_duplicate")).otherwise(pl.col("drop_reason"))
-                .alias("drop_reason"),
-                pl.when(pl.col("_drop")).then(rep_id).otherwise(pl.col("dup_of")).alias("dup_of"),
-                pl.when(pl.col("_rep") >= 0).then(rep_id).alias("dup_cluster"),
-                pl.Series("similarity", similarity, dtype=pl.Float64).fill_nan(None),
-            )
-            .drop("_rep", "_drop")
-        )
-
-    # -- fast path ------------------------------------------------------------------------------------
-    def _shingles(self, texts: pl.Series) -> minhash.Shingles:
-        return minhash.shingle_hashes(texts, self.config.unit, self.config.size, self.config.seed)
-
-    def _fast_pairs(self, df: pl.DataFrame, active_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def sketch(self, ctx: Context, df: pl.DataFrame) -> Out:
+        """Per block: each row's signature and shingle hashes (kept for the checks), and (band key, row) entries."""
         cfg = self.config
-        n = len(active_rows)
-        if n == 0:
-            self._checked = np.zeros(0, dtype=bool)
-            return np.zeros((0, 2), dtype=np.int64), np.zeros(0)
-        sig = np.empty((n, cfg.num_perm), dtype=np.uint32)
-        raw = []  # per batch: shingle hashes, kept for the exact checks (no re-shingling)
-        for start in range(0, n, BATCH_ROWS):
-            rows = pl.Series(active_rows[start: start + BATCH_ROWS])
-            batch = df.select(pl.col("messages").gather(rows))  # gather first: the text of this batch only
-            shingles = self._shingles(batch.select(text_expr(cfg.text)).to_series())
+        if ctx.total >= 1 << 32:  # pairs travel as one uint64: 32 bits per row
+            raise StudioError("near_dedupe takes at most 4,294,967,295 input rows; split the input into runs.")
+        sig = np.empty((df.height, cfg.num_perm), dtype=np.uint32)
+        parts = []  # batch by batch: bounds the transient text and word hashes
+        for start in range(0, df.height, BATCH_ROWS):
+            texts = df.slice(start, BATCH_ROWS).select(text_expr(cfg.text)).to_series()
+            shingles = minhash.shingle_hashes(texts, cfg.unit, cfg.size, cfg.seed)
             minhash.signatures(shingles, cfg.num_perm, cfg.seed, out=sig[start: start + shingles.n])
-            raw.append(shingles)
-        self._raw = minhash.Shingles.concat(raw)
-        del raw
-        active = minhash.has_shingles(self._raw)
-        bands, rows = minhash.optimal_param(cfg.threshold, cfg.num_perm, 1 - cfg.recall_weight, cfg.recall_weight)
-        self.stats.update(lsh_bands=bands, lsh_rows=rows)
-        pairs = minhash.candidate_pairs(minhash.band_keys(sig, bands, rows), active)
-        self._sig = sig
-        sims = minhash.estimated_jaccard(sig, pairs)
-        self._checked = self._check_unsure(n, pairs, sims)
-        self.stats["exact_checks"] = int(self._checked.sum())
-        return pairs, sims
+            parts.append(shingles)
+        shingles = minhash.Shingles.concat(parts)
+        has = minhash.has_shingles(shingles)
+        rows = df.get_column(ROW).to_numpy()
+        bands, band_rows = self._bands()
+        entries = pl.DataFrame({KEY: minhash.band_keys(sig[has], bands, band_rows).ravel(),
+                                ROW: np.repeat(rows[has], bands)})
+        quality = df.get_column("quality").cast(pl.Float64).to_numpy() if "quality" in df.columns else None
+        return Out(entries=entries, keep={"sig": sig, "shingles": shingles, "id": df.get_column("id"),
+                                          "quality": quality})
 
-    def _check_unsure(self, n: int, pairs: np.ndarray, sims: np.ndarray) -> np.ndarray:
-        """`check_unsure` with the exact Jaccard from the shingle hashes kept by the first pass."""
+    def buckets(self, ctx: Context, entries: pl.DataFrame) -> Out:
+        """Per band-key partition: the star candidate pairs (bucket's first row, each later member) of every
+        bucket of two or more rows, keyed by their first row."""
+        shared = entries.filter(pl.col(KEY).is_duplicated())  # a key seen once gives no pair
+        pairs = shared.select(pl.col(ROW).min().over(KEY).alias(KEY), pl.col(ROW).alias("b")).filter(
+            pl.col(KEY) < pl.col("b")).unique()
+        return Out(entries=pairs)
+
+    def verify(self, ctx: Context, entries: pl.DataFrame) -> Out:
+        """Per pair partition: the unique candidates → verified edges (MinHash estimate; exact Jaccard for the
+        unsure ones, `_check_unsure`) → a spanning forest of their clusters (result)."""
         cfg = self.config
-        return check_unsure(n, pairs, sims, cfg.threshold, cfg.exact_band, lambda p: self._exact(None, p))
+        a, b = _split_code(np.unique(_pair_code(entries.get_column(KEY).to_numpy(), entries.get_column("b").to_numpy())))
+        stats = {"candidate_pairs": len(a), "verified_pairs": 0, "exact_checks": 0}
+        if not len(a):
+            empty = np.zeros(0, np.int64)
+            return Out(result={"child": empty, "root": empty, "node": empty, "q": None}, stats=stats)
+        ends = np.unique(np.concatenate([a, b]))
+        got = ctx.lookup(ends, ("sig", "quality"))
+        pairs = np.stack([np.searchsorted(ends, a), np.searchsorted(ends, b)], axis=1)
+        sims = minhash.estimated_jaccard(got["sig"], pairs)
+        unsure = np.abs(sims - cfg.threshold) <= cfg.exact_band
+        checked = np.zeros(len(pairs), dtype=bool)
+        if unsure.any():  # the shingle hashes of every document an exact check may need, fetched once
+            docs = np.unique(pairs[unsure])
+            shingles = ctx.lookup(ends[docs], ("shingles",))["shingles"]
+            checked = _check_unsure(len(ends), pairs, sims, cfg.threshold, cfg.exact_band,
+                                    lambda p: minhash.exact_jaccard(shingles, np.searchsorted(docs, p)))
+        edge = sims >= cfg.threshold
+        stats.update(verified_pairs=int(edge.sum()), exact_checks=int(checked.sum()))
+        ea, eb = pairs[edge, 0], pairs[edge, 1]
+        nodes = np.unique(np.concatenate([ea, eb]))
+        labels = minhash.connected_components(len(nodes), np.stack([np.searchsorted(nodes, ea),
+                                                                    np.searchsorted(nodes, eb)], axis=1))
+        child = labels != np.arange(len(nodes))
+        q = got["quality"]
+        forest = {"child": ends[nodes[child]], "root": ends[nodes[labels[child]]], "node": ends[nodes],
+                  "q": q[nodes] if q is not None else None}
+        return Out(result=forest, stats=stats)
 
-    def _exact(self, texts: pl.Series | None, pairs: np.ndarray) -> np.ndarray:
-        """Exact Jaccard of the pairs, from the shingle hashes kept by the first pass."""
-        return minhash.exact_jaccard(self._raw, pairs)
+    def clusters(self, ctx: Context, forests: list[dict[str, Any]]) -> Out:
+        """On the driver: the components of the union of the forests (`label_components`: NumPy, so the driver
+        never starts numba) and each member's representative (highest quality, then first in input order)."""
+        child, root, node_rows = (np.concatenate([f[k] for f in forests]) for k in ("child", "root", "node"))
+        has_quality = any(f["q"] is not None for f in forests)
+        nodes, first = np.unique(node_rows, return_index=True)
+        labels = minhash.label_components(len(nodes), np.stack([np.searchsorted(nodes, child),
+                                                                np.searchsorted(nodes, root)], axis=1))
+        quality = np.concatenate([f["q"] for f in forests if f["q"] is not None])[first] if has_quality else None
+        rep = minhash.representatives(labels, quality)
+        sizes = np.bincount(labels, minlength=len(nodes))
+        bands, band_rows = self._bands()
+        stats = {"lsh_bands": bands, "lsh_rows": band_rows, "clusters": int((sizes > 1).sum()),
+                 "largest_cluster": int(sizes.max()) if len(nodes) else 0,
+                 "near_duplicates": int((rep != np.arange(len(nodes))).sum()), "forest_edges": int(len(child)),
+                 "driver_bytes": int(child.nbytes + root.nbytes + node_rows.nbytes
+                                     + (len(node_rows) * 8 if has_quality else 0))}
+        return Out(rows=pl.DataFrame({ROW: nodes, "_rep": nodes[rep]}), stats=stats)
 
-    # -- reference path -------------------------------------------------------------------------------
-    def _datasketch_pairs(self, texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    def marks(self, ctx: Context, df: pl.DataFrame) -> Out:
+        """Per block: its cluster members' marks, with the exact Jaccard of each dropped row to its representative."""
+        routed = ctx.rows if ctx.rows is not None else pl.DataFrame(schema={ROW: pl.Int64, "_rep": pl.Int64})
+        members, reps = routed.get_column(ROW).to_numpy(), routed.get_column("_rep").to_numpy()
+        rep_rows = np.unique(reps)
+        rep_ids = ctx.lookup(rep_rows, ("id",))["id"] if len(rep_rows) else pl.Series([], dtype=pl.String)
+        cluster = rep_ids.gather(np.searchsorted(rep_rows, reps))
+        drop = np.flatnonzero(reps != members)
+        similarity = np.full(len(members), np.nan)
+        if len(drop):
+            pair_rows = np.unique(np.concatenate([members[drop], reps[drop]]))
+            shingles = ctx.lookup(pair_rows, ("shingles",))["shingles"]
+            local = np.stack([np.searchsorted(pair_rows, reps[drop]), np.searchsorted(pair_rows, members[drop])], axis=1)
+            similarity[drop] = minhash.exact_jaccard(shingles, local)
+        return Out(rows=cluster_marks(members, reps, cluster, similarity))
+
+    def _reference(self, df: pl.DataFrame) -> pl.DataFrame:
+        """datasketch MinHash + MinHashLSH on Python shingle sets, every candidate checked exactly (local only)."""
         cfg = self.config
-        self._sets = [minhash.python_shingles(t, cfg.unit, cfg.size) for t in texts.to_list()]
-        pairs = minhash.datasketch_pairs(self._sets, cfg.threshold, cfg.num_perm, cfg.seed)
-        return pairs, minhash.set_jaccard(self._sets, pairs)
-
-    def _similarity(self, texts: pl.Series | None, member_pairs: np.ndarray, pairs: np.ndarray, sims: np.ndarray
-                    ) -> np.ndarray:
-        """Exact Jaccard of each dropped row to its representative: the checked value when that pair was
-        checked exactly already, else computed now (from the Python sets for datasketch, from the kept
-        shingle hashes in fast)."""
-        if len(member_pairs) == 0:
-            return np.zeros(0)
-        lo, hi = member_pairs.min(axis=1), member_pairs.max(axis=1)
-        exact = sims if self.config.impl == "datasketch" else np.where(self._checked, sims, np.nan)
-        known = pl.DataFrame({"a": pairs[:, 0], "b": pairs[:, 1], "s": exact})
-        wanted = pl.DataFrame({"a": lo, "b": hi})
-        out = wanted.join(known, on=["a", "b"], how="left", maintain_order="left").get_column("s").to_numpy().copy()
-        missing = np.isnan(out)
-        if missing.any():
-            mp = np.stack([lo[missing], hi[missing]], axis=1)
-            if self.config.impl == "datasketch":
-                out[missing] = minhash.set_jaccard(self._sets, mp)
-            else:
-                out[missing] = self._exact(texts, mp)
-        return out
+        numbered = df.with_row_index(ROW).with_columns(pl.col(ROW).cast(pl.Int64))
+        active = np.flatnonzero(df.select(pl.col("drop_reason").is_null()).to_series().to_numpy())
+        texts = df.select(text_expr(cfg.text)).to_series().gather(active)
+        sets = [minhash.python_shingles(t, cfg.unit, cfg.size) for t in texts.to_list()]
+        pairs = minhash.datasketch_pairs(sets, cfg.threshold, cfg.num_perm, cfg.seed)
+        sims = minhash.set_jaccard(sets, pairs)
+        duplicate = sims >= cfg.threshold
+        labels = minhash.connected_components(len(active), pairs[duplicate])
+        quality = df.get_column("quality").cast(pl.Float64).gather(active).to_numpy() if "quality" in df.columns else None
+        rep = minhash.representatives(labels, quality)
+        sizes = np.bincount(labels, minlength=len(active))
+        members = np.flatnonzero(sizes[labels] > 1)
+        reps = rep[members]
+        similarity = np.full(len(members), np.nan)
+        drop = reps != members
+        if drop.any():
+            similarity[drop] = minhash.set_jaccard(sets, np.stack([reps[drop], members[drop]], axis=1))
+        self.stats.update(candidate_pairs=int(len(pairs)), verified_pairs=int(duplicate.sum()),
+                          clusters=int((sizes > 1).sum()), largest_cluster=int(sizes.max()) if len(sizes) else 0,
+                          near_duplicates=int(drop.sum()))
+        cluster = df.get_column("id").gather(active[reps])
+        marks = cluster_marks(active[members], active[reps], cluster, similarity)
+        return self.mark(numbered, marks).drop(ROW)
 
 
 STEP = NearDedupe

@@ -26,6 +26,7 @@ ENTITY_DTYPE = step_schema()["pii_entities"]
 class RedactPii(Step):
     name = "redact_pii"
     Config = PiiConfig
+    needs_model = True
 
     def __init__(self, *args, **kwargs) -> None:
         from curate.pii.anonymize import resolve_salt

@@ -57,6 +57,7 @@ class ScoreConfig(StepConfig):
 class Score(Step):
     name = "score"
     Config = ScoreConfig
+    needs_model = True
 
     def process(self, df: pl.DataFrame) -> pl.DataFrame:
         cfg = self.config

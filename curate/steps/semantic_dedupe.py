@@ -27,13 +27,16 @@ null for rows with no duplicate), `similarity` (cosine to `dup_of`, on dropped r
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
 from pydantic import model_validator
 
-from curate.step import Step, StepConfig
+from curate.step import KEY, ROW, Context, Out, Stage, StagedStep, StepConfig
 from curate.views import View, view_text
 
 REASON = "semantic_duplicate"
@@ -78,8 +81,9 @@ class SemanticDedupeConfig(StepConfig):
 
 
 def fit_centroids(train: np.ndarray, rng: np.random.Generator, k: int, iterations: int = 10) -> np.ndarray:
-    """Spherical k-means on unit vectors: `k` centroids from `train`, drawing from `rng` (the Ray engine fits the
-    same centroids by calling this with a generator in the same state)."""
+    """Spherical k-means on unit vectors: `k` centroids from `train`, drawing from `rng` (in the state
+    `centroid_sample` left it). Centroids are fitted on a seeded sample of ≤ 128 rows per centroid (faiss trains on
+    at most 256 per centroid the same way); scikit-learn is not used (its import alone took seconds here)."""
     centroids = train[rng.choice(train.shape[0], size=k, replace=False)].copy()
     for _ in range(iterations):
         labels = np.argmax(train @ centroids.T, axis=1)
@@ -101,7 +105,7 @@ def cluster_count(n: int, cluster_size: int) -> int:
 def centroid_sample(n: int, k: int, seed: int, sample_per_centroid: int = 128
                     ) -> tuple[np.ndarray, np.random.Generator]:
     """The sorted row indices the centroids are fitted on (`sample_per_centroid` per centroid), and the
-    generator in the state `fit_centroids` must continue from. Both engines draw the sample through here."""
+    generator in the state `fit_centroids` must continue from."""
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(n, size=min(n, k * sample_per_centroid), replace=False)), rng
 
@@ -134,26 +138,6 @@ def group_clusters(rows: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, li
     order = np.argsort(labels, kind="stable")
     bounds = np.flatnonzero(np.diff(labels[order])) + 1
     return np.unique(labels), [rows[part] for part in np.split(order, bounds)]
-
-
-def kmeans_clusters(emb: np.ndarray, cluster_size: int, seed: int, margin: float = 0.0, iterations: int = 10,
-                    sample_per_centroid: int = 128) -> list[np.ndarray]:
-    """Spherical k-means (cosine, as SemDeDup clusters) in NumPy, k = ceil(n / cluster_size).
-
-    Centroids are fitted on a seeded sample of `sample_per_centroid` rows per centroid (faiss trains on at
-    most 256 per centroid the same way), then every row joins its nearest centroid's cluster, and also the
-    second nearest when that one is within `margin` cosine (a row on a boundary is compared on both sides).
-    Returns the row indices of each non-empty cluster. Deterministic for a seed; scikit-learn is not used
-    (its import alone took 3 s here). The Ray engine runs the same functions (`cluster_count`,
-    `centroid_sample`, `fit_centroids`, `assign_clusters`) with the rows spread over blocks.
-    """
-    n = emb.shape[0]
-    k = cluster_count(n, cluster_size)
-    if k <= 1:
-        return [np.arange(n)]
-    sample, rng = centroid_sample(n, k, seed, sample_per_centroid)
-    centroids = fit_centroids(emb[sample], rng, k, iterations)
-    return group_clusters(*assign_clusters(emb, centroids, margin))[1]
 
 
 def cluster_pairs(members: np.ndarray, vecs: np.ndarray, threshold: float
@@ -212,13 +196,6 @@ def resolve_pairs(pj: np.ndarray, pi: np.ndarray, ps: np.ndarray, rank_j: np.nda
             np.asarray(sims, dtype=np.float32))
 
 
-def quality_rank(q: np.ndarray | None, n: int) -> np.ndarray:
-    """Rank of each row (0 = preferred representative): highest quality first (null last), then input order."""
-    if q is None:
-        return np.arange(n)
-    return np.lexsort((np.arange(n), -q)).argsort()
-
-
 def find_duplicates(emb: np.ndarray, rank: np.ndarray, clusters: list[np.ndarray], threshold: float
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Greedy best-first dedupe over pairs found within clusters (`cluster_pairs`, then `resolve_pairs`).
@@ -251,55 +228,143 @@ def quality_of(df: pl.DataFrame) -> np.ndarray | None:
     return df["quality"].cast(pl.Float64).fill_null(-np.inf).to_numpy()
 
 
-class SemanticDedupe(Step):
+class SemanticDedupe(StagedStep):
+    """SemDeDup as stages that either engine runs (`curate.step.StagedStep`): per block, embeddings (a model
+    stage: on Ray, a pool of actors each loading the model once) → on the driver, centroids fitted on a seeded
+    sample of the vectors (≤ 128 per centroid, fetched by row) → per block, each row's nearest centroid and the
+    second nearest within the boundary margin, the (label, row, quality, vector) entries → per cluster, its rows
+    in rank order (highest quality, then input order) and its pairs with cosine ≥ threshold → on the driver, the
+    pairs resolved greedily best-first → the marks. The driver holds the centroid sample and the pairs at or above
+    the threshold (O(duplicate pairs): small at 0.95, large at a loose threshold over many near-copies), never
+    all vectors."""
+
     name = "semantic_dedupe"
     Config = SemanticDedupeConfig
-    is_global = True
 
-    def apply(self, df: pl.DataFrame) -> pl.DataFrame:
+    def stages(self) -> list[Stage]:
+        from curate.embeddings import resolve_model
+        from studio.models import cache_dir
+
+        # Resolved here, on the driver, and carried to the workers with the step: `static` is distilled once, and
+        # a $STUDIO_CACHE set for the driver is the cache of every worker (else each node uses its default).
+        self._model_dir = str(resolve_model(self.config.model))
+        self._root = str(cache_dir() / "embeddings") if os.environ.get("STUDIO_CACHE") else None
+        return [Stage("block", self.embed, needs_model=True, rows_per_worker=EMBED_ROWS_PER_WORKER),
+                Stage("driver", self.centroids), Stage("block", self.assign), Stage("key", self.pairs),
+                Stage("driver", self.resolve)]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_cache"}  # a loaded model does not travel
+
+    def _embedding_cache(self, compact: bool = False):
         from curate.embeddings import EmbeddingCache
 
         cfg = self.config
-        t_start = time.perf_counter()
-        live = df.with_row_index("_pos").filter(pl.col("drop_reason").is_null())
-        texts = live.select(view_text(cfg.text)).to_series().to_list()
-        cache = EmbeddingCache(cfg.model, view=cfg.text, max_seq_length=cfg.max_seq_length,
-                               batch_size=cfg.batch_size, threads=cfg.threads)
-        emb = cache.embed(live["id"].to_list(), texts, reporter=self.reporter)
-        # Highest quality first; rows without a score after scored ones; input order breaks ties.
-        rank = quality_rank(quality_of(live), live.height)
-        clusters = kmeans_clusters(emb, cfg.cluster_size, cfg.seed, cfg.boundary_margin) if live.height else []
-        dup_idx, sims = find_duplicates(emb, rank, clusters, cfg.threshold)
+        return EmbeddingCache(self._model_dir, view=cfg.text, max_seq_length=cfg.max_seq_length,
+                              batch_size=cfg.batch_size, threads=cfg.threads,
+                              root=Path(self._root) if self._root else None, compact=compact)
 
-        ids = live["id"]
-        is_dup = dup_idx >= 0
-        in_group = is_dup.copy()
-        in_group[dup_idx[is_dup]] = True
-        rep_ids = ids.gather(np.where(is_dup, dup_idx, np.arange(live.height)))
-        marks = pl.DataFrame({"_pos": live["_pos"], "_rep": rep_ids, "_is_dup": is_dup, "_in_group": in_group,
-                              "_sim": sims.astype(np.float64)}).select(
-            "_pos",
-            pl.when("_is_dup").then("_rep").alias("_dup_of"),
-            pl.when("_in_group").then("_rep").alias("semantic_cluster"),
-            pl.when("_is_dup").then(pl.col("_sim").fill_nan(None)).alias("_sim"),
-        )
-        out = df.with_row_index("_pos").join(marks, on="_pos", how="left").sort("_pos")
-        dup = pl.col("_dup_of").is_not_null()
-        old_sim = pl.col("similarity") if "similarity" in df.columns else pl.lit(None, dtype=pl.Float64)
-        out = out.with_columns(
-            pl.when(dup).then(pl.lit(REASON)).otherwise(pl.col("drop_reason")).alias("drop_reason"),
-            pl.when(dup).then(pl.col("_dup_of")).otherwise(pl.col("dup_of")).alias("dup_of"),
-            pl.when(dup).then(pl.col("_sim")).otherwise(old_sim).alias("similarity"),
-        ).drop("_pos", "_dup_of", "_sim")
+    def embed(self, ctx: Context, df: pl.DataFrame) -> Out:
+        """Per block: unit vectors of its rows (kept), from the cache or the model (loaded once per process).
+        Workers only add cache shards, never merge them: merging deletes shards another worker may be reading."""
+        if getattr(self, "_cache", None) is None:
+            self._cache = self._embedding_cache()
+        cache = self._cache
+        cache.encoded, cache.encode_seconds, cache.load_seconds = 0, 0.0, 0.0
+        texts = df.select(view_text(self.config.text)).to_series().to_list()
+        emb = cache.embed(df.get_column("id").to_list(), texts, reporter=self.reporter)
+        return Out(keep={"vec": emb, "id": df.get_column("id")},
+                   stats={"encoded": cache.encoded, "cache_hits": cache.cache_hits,
+                          "encode_seconds": round(cache.encode_seconds, 3),
+                          "model_load_seconds": round(cache.load_seconds, 3)})
 
-        total = time.perf_counter() - t_start
-        self.stats.update({
-            "encoded": cache.encoded, "cache_hits": cache.cache_hits, "kmeans_clusters": len(clusters),
-            "duplicate_groups": int(in_group.sum() - is_dup.sum()), "encode_seconds": round(cache.encode_seconds, 3),
-            "model_load_seconds": round(cache.load_seconds, 3),
-            "other_seconds": round(total - cache.encode_seconds - cache.load_seconds, 3),
-        })
-        return out
+    def centroids(self, ctx: Context, _: list) -> Out:
+        """On the driver: the cache's shards merged, then k = ceil(rows / cluster_size) centroids fitted on the
+        seeded sample (`centroid_sample`, `fit_centroids`); None (one cluster) for k ≤ 1."""
+        self._t_embedded = time.perf_counter()
+        self._cache = None  # every block is embedded: the model is let go
+        self._embedding_cache().compact()
+        k = cluster_count(ctx.total, self.config.cluster_size)
+        if k <= 1:
+            return Out()
+        sample, rng = centroid_sample(ctx.total, k, self.config.seed)
+        return Out(result=fit_centroids(ctx.lookup(sample, ("vec",))["vec"], rng, k))
 
+    def assign(self, ctx: Context, df: pl.DataFrame) -> Out:
+        """Per block: (label, row) entries — nearest centroid, and the second nearest within `boundary_margin`
+        (`assign_clusters`) — with the row's quality and vector, keyed by label."""
+        rows = df.get_column(ROW).to_numpy()
+        emb = ctx.lookup(rows, ("vec",))["vec"]
+        offset = int(rows[0]) if rows.size else 0  # a block's rows are consecutive
+        if ctx.value is None:  # k ≤ 1: one cluster of every row
+            at, labels = rows, np.zeros(rows.size, np.int64)
+        else:
+            at, labels = assign_clusters(emb, ctx.value, self.config.boundary_margin, offset)
+        local = at - offset
+        entries = pl.DataFrame({KEY: labels, ROW: at, "vec": emb[local]})
+        q = quality_of(df)
+        if q is not None:
+            entries = entries.with_columns(pl.Series("q", q[local]))
+        return Out(entries=entries, stats={"boundary_entries": int(at.size - rows.size)})
+
+    def pairs(self, ctx: Context, entries: pl.DataFrame) -> Out:
+        """Per label partition: each cluster's members in rank order (highest quality, then input order) and its
+        pairs (worse row, better row, cosine) with cosine ≥ threshold (`cluster_pairs`), with the worse row's
+        quality and the cluster's label (result)."""
+        rows = entries.get_column(ROW).to_numpy()
+        labels = entries.get_column(KEY).to_numpy()
+        q = entries.get_column("q").to_numpy() if "q" in entries.columns else np.zeros(rows.size)
+        found = []
+        names, groups = group_clusters(np.arange(rows.size), labels) if rows.size else (np.zeros(0, np.int64), [])
+        vecs = entries.get_column("vec").to_numpy() if rows.size else None
+        for label, ent in zip(names.tolist(), groups, strict=True):
+            if ent.size < 2:
+                continue
+            ent = ent[np.lexsort((rows[ent], -q[ent]))]
+            pj, pi, ps = cluster_pairs(rows[ent], vecs[ent], self.config.threshold)
+            found.append((pj, pi, ps, np.full(pj.size, label, np.int64)))
+        if found:
+            pj, pi, ps, lab = (np.concatenate(x) for x in zip(*found, strict=True))
+        else:
+            pj, pi, ps, lab = (np.zeros(0, np.int64),) * 2 + (np.zeros(0, np.float32), np.zeros(0, np.int64))
+        by_row = np.unique(rows, return_index=True)
+        qj = q[by_row[1][np.searchsorted(by_row[0], pj)]] if pj.size else np.zeros(0)
+        return Out(result={"j": pj, "i": pi, "s": ps, "label": lab, "qj": qj},
+                   stats={"kmeans_clusters": len(names)})
+
+    def resolve(self, ctx: Context, found: list[dict[str, np.ndarray]]) -> Out:
+        """On the driver: the pairs cluster by cluster (in label order) resolved greedily best-first
+        (`resolve_pairs`); the marks: dropped rows get the reason, `dup_of` and `similarity`, every member of a
+        group `semantic_cluster` = its kept representative's id."""
+        pj, pi, ps, lab, qj = (np.concatenate([f[key] for f in found]) for key in ("j", "i", "s", "label", "qj"))
+        order = np.argsort(lab, kind="stable")
+        pj, pi, ps, qj = pj[order], pi[order], ps[order], qj[order]
+        driver_bytes = int(pj.nbytes + pi.nbytes + ps.nbytes + lab.nbytes + qj.nbytes)
+        worse, inv = np.unique(pj, return_inverse=True)
+        q_worse = np.zeros(worse.size)
+        q_worse[inv] = qj
+        dense = np.empty(worse.size, np.int64)
+        dense[np.lexsort((worse, -q_worse))] = np.arange(worse.size)
+        rows, partners, sims = resolve_pairs(pj, pi, ps, dense[inv.ravel()])
+        reps = np.unique(partners)
+        rep_ids = ctx.lookup(reps, ("id",))["id"].cast(pl.String) if reps.size else pl.Series([], dtype=pl.String)
+        dup_of = rep_ids.gather(np.searchsorted(reps, partners))
+        marks = pl.concat([
+            pl.DataFrame({ROW: rows, "drop_reason": pl.Series([REASON] * rows.size, dtype=pl.String), "dup_of": dup_of,
+                          "semantic_cluster": dup_of, "similarity": sims.astype(np.float64)}),
+            pl.DataFrame({ROW: reps, "semantic_cluster": rep_ids}),
+        ], how="diagonal").cast(MARK_SCHEMA).select(list(MARK_SCHEMA))
+        t_embedded = getattr(self, "_t_embedded", None)
+        return Out(rows=marks, stats={
+            "duplicate_groups": int(reps.size), "pairs": int(pj.size), "driver_bytes": driver_bytes,
+            "other_seconds": round(time.perf_counter() - t_embedded, 3) if t_embedded else 0.0})
+
+
+MARK_SCHEMA = {ROW: pl.Int64, "drop_reason": pl.String, "dup_of": pl.String, "semantic_cluster": pl.String,
+               "similarity": pl.Float64}
+#: The Ray engine starts one embedding actor per this many rows (at most one per CPU and per block): each actor
+#: loads the model (a fresh worker imports torch and sentence-transformers: seconds of CPU), so a small input
+#: gets one actor, not one per CPU.
+EMBED_ROWS_PER_WORKER = 2048
 
 STEP = SemanticDedupe
