@@ -621,9 +621,10 @@ def _read_jsonl(path: Path, data: bytes, fmt: str, files: _Files | None = None) 
             continue
         frame, redo = mapped
         lines = pl.Series("line", numbers[lo:hi])
-        good = ~redo
         value_col = "text" if fmt == "text" else "messages"
-        frame = frame.filter(good).select(pl.lit(lines.filter(good)).alias("line"), value_col)
+        if redo.any():  # filtering copies the text: only when some rows are left to the line-by-line path
+            frame, lines = frame.filter(~redo), lines.filter(~redo)
+        frame = frame.select(pl.lit(lines).alias("line"), value_col)
         if fmt != "text":
             frame = frame.with_columns(pl.lit("real").alias("origin"))
         out.frames.append(frame.with_columns(pl.lit("{}").alias("meta")).select(
@@ -1148,5 +1149,6 @@ def _read_group(group: list[tuple[Path, bytes]], fmt: str) -> ReadResult:
     del pieces
     files = _Files(paths, np.asarray(first_lines[:-1], dtype=np.int64))
     out = _read_jsonl(paths[0], data, fmt, files)
+    del data  # the bytes are not needed once every line is mapped or quarantined
     return ReadResult(kind=out.kind, table=out.table(), quarantine=out.quarantine,
                       formats={str(path): fmt for path in paths})
