@@ -310,7 +310,8 @@ class _Files:
     each starts on, to give every row and quarantine record its own file and line."""
 
     paths: list[Path]
-    first_lines: Any  # NumPy int64: the buffer's line number of each file's line 1
+    offsets: Any  # NumPy int64: where each file starts in the buffer
+    first_lines: Any = None  # NumPy int64: the buffer's line number of each file's line 1 (set by `_line_bounds`)
 
     def index(self, lines):
         """The file of each of the buffer's `lines` (a NumPy array), as an index into `paths`."""
@@ -538,14 +539,17 @@ def _map_frame(fmt: str, df, chunk: bytes):
 # ------------------------------------------------------------------------------------------------ JSONL
 
 
-def _line_bounds(data: bytes):
-    """(start, end, line number) of every non-blank line, as NumPy arrays."""
+def _line_bounds(data: bytes, files: _Files | None = None):
+    """(start, end, line number) of every non-blank line, as NumPy arrays. With `files`, also sets the line each
+    of them starts on from their byte offsets."""
     import numpy as np
 
     arr = np.frombuffer(data, np.uint8)
     step = 1 << 24  # in windows: a byte mask of the whole file would be as large as the file
     newlines = np.concatenate([np.flatnonzero(arr[at:at + step] == 10) + at for at in range(0, len(arr), step)]
                               or [np.zeros(0, np.int64)])
+    if files is not None:
+        files.first_lines = np.searchsorted(newlines, files.offsets) + 1
     starts = np.concatenate([[0], newlines + 1])
     ends = np.concatenate([newlines, [len(data)]])
     numbers = np.arange(1, len(starts) + 1)
@@ -584,7 +588,7 @@ def _read_jsonl(path: Path, data: bytes, fmt: str, files: _Files | None = None) 
     import polars as pl
 
     out = _Collector(path, fmt, files)
-    starts, ends, numbers = _line_bounds(data)
+    starts, ends, numbers = _line_bounds(data, files)
     file_of = files.index(numbers) if files else None
 
     def by_line(lo: int, hi: int) -> None:
@@ -1137,17 +1141,15 @@ def _read_group(group: list[tuple[Path, bytes]], fmt: str) -> ReadResult:
     if len(group) == 1:
         return _result(_read_jsonl(group[0][0], group[0][1], fmt))
     pieces: list[bytes] = []
-    first_lines = [1]
+    offsets = [0]
     for _path, data in group:
-        pieces.append(data)
-        if not data.endswith(b"\n"):
-            pieces.append(b"\n")
-        first_lines.append(first_lines[-1] + data.count(b"\n") + (not data.endswith(b"\n")))
+        pieces.append(data if data.endswith(b"\n") else data + b"\n")
+        offsets.append(offsets[-1] + len(pieces[-1]))
     paths = [path for path, _ in group]
     group.clear()  # the joined buffer replaces the files' bytes
     data = b"".join(pieces)
     del pieces
-    files = _Files(paths, np.asarray(first_lines[:-1], dtype=np.int64))
+    files = _Files(paths, np.asarray(offsets[:-1], dtype=np.int64))
     out = _read_jsonl(paths[0], data, fmt, files)
     del data  # the bytes are not needed once every line is mapped or quarantined
     return ReadResult(kind=out.kind, table=out.table(), quarantine=out.quarantine,
