@@ -199,16 +199,26 @@ def _example_ids_batch(messages) -> list[str]:
         "role": turns["role"].str.strip_chars(PY_WHITESPACE).str.to_lowercase(),
         "content": normalize_texts(turns["content"]),
     }).filter(pl.col("content") != "")
-    plain = flat["role"].is_in(ROLES)
-    pieces = pl.select(pl.concat_str(pl.lit('["'), pl.lit(flat["role"]), pl.lit('","'),
-                                     pl.lit(_json_strings(flat["content"])), pl.lit('"]'))).to_series()
+    plain, rows = flat["role"].is_in(ROLES), flat["row"]
+    role, content = flat["role"], _json_strings(flat["content"])
     kept = np.bincount(flat["row"].to_numpy(), minlength=n)
-    if n and (kept == kept[0]).all() and kept[0]:  # the usual case: every conversation has as many turns
-        joined = pieces.reshape((n, int(kept[0]))).arr.join(",")
+    if n and (kept == kept[0]).all() and kept[0]:
+        # the usual case, every conversation with as many turns: the canonical JSON in one concatenation, turn j of
+        # every row taken as every k-th turn (gathering string views copies no text)
+        k = int(kept[0])
+        parts = [pl.lit("[")]
+        for j in range(k):
+            parts += [pl.lit('["' if j == 0 else ',["'), pl.lit(role.gather_every(k, j)), pl.lit('","'),
+                      pl.lit(content.gather_every(k, j)), pl.lit('"]')]
+        canonical = pl.select(pl.concat_str([*parts, pl.lit("]")])).to_series()
     else:
+        pieces = pl.select(pl.concat_str(pl.lit('["'), pl.lit(role), pl.lit('","'), pl.lit(content),
+                                         pl.lit('"]'))).to_series()
         joined = list_series(pieces, kept).list.join(",")
-    ids = _sha256_ids(pl.select(pl.concat_str(pl.lit("["), pl.lit(joined), pl.lit("]"))).to_series())
-    for i in np.unique(flat["row"].filter(~plain).to_numpy()).tolist():
+        canonical = pl.select(pl.concat_str(pl.lit("["), pl.lit(joined), pl.lit("]"))).to_series()
+    del flat, role, content
+    ids = _sha256_ids(canonical)
+    for i in np.unique(rows.filter(~plain).to_numpy()).tolist():
         ids[i] = example_id(messages[i].to_list())
     return ids
 
