@@ -9,7 +9,8 @@ Parquet, and documents: `.txt`/`.md` files, PDF/DOCX/HTML files (studio.document
 JSONL is parsed in bulk by Polars, a whole file (or a range of lines) at a time; only the lines Polars cannot
 parse, or whose values it would read differently from Python's `json` (a number where text belongs, a
 repeated key), go through `json.loads` one by one, so what is kept and what is quarantined is the same as a
-line-by-line read. Mapping records onto the schema and hashing ids are column operations whatever the format.
+line-by-line read. Consecutive JSONL files of one format in a folder are parsed as one buffer (`_Files` maps its
+lines back to each file's own lines), so a folder of many small files reads like one file. Mapping records onto the schema and hashing ids are column operations whatever the format.
 
 A malformed line or record never crashes a read and never vanishes: it becomes a `QuarantineRecord`
 (file, line, reason, a prefix of the raw text). Missing paths, folders with no inputs and empty files named
