@@ -9,7 +9,8 @@ Parquet, and documents: `.txt`/`.md` files, PDF/DOCX/HTML files (studio.document
 JSONL is parsed in bulk by Polars, a whole file (or a range of lines) at a time; only the lines Polars cannot
 parse, or whose values it would read differently from Python's `json` (a number where text belongs, a
 repeated key), go through `json.loads` one by one, so what is kept and what is quarantined is the same as a
-line-by-line read. Mapping records onto the schema and hashing ids are column operations whatever the format.
+line-by-line read. Consecutive JSONL files of one format in a folder are parsed as one buffer (`_Files` maps its
+lines back to each file's own lines), so a folder of many small files reads like one file. Mapping records onto the schema and hashing ids are column operations whatever the format.
 
 A malformed line or record never crashes a read and never vanishes: it becomes a `QuarantineRecord`
 (file, line, reason, a prefix of the raw text). Missing paths, folders with no inputs and empty files named
@@ -304,13 +305,44 @@ def _dumps_preview(obj: Any) -> str:
         return ""
 
 
+@dataclass
+class _Files:
+    """Files read as one buffer (JSONL files of one format in a folder): their paths and the line of the buffer
+    each starts on, to give every row and quarantine record its own file and line."""
+
+    paths: list[Path]
+    offsets: Any  # NumPy int64: where each file starts in the buffer
+    first_lines: Any = None  # NumPy int64: the buffer's line number of each file's line 1 (set by `_line_bounds`)
+
+    def index(self, lines):
+        """The file of each of the buffer's `lines` (a NumPy array), as an index into `paths`."""
+        import numpy as np
+
+        return np.searchsorted(self.first_lines, lines, side="right") - 1
+
+    def locate(self, line: int) -> tuple[Path, int]:
+        i = int(self.index(line))
+        return self.paths[i], line - int(self.first_lines[i]) + 1
+
+    def sources(self, lines):
+        """`file:line` of each of the buffer's lines (a Polars Int64 Series), as a String Series."""
+        import polars as pl
+
+        numbers = lines.to_numpy()
+        index = self.index(numbers)
+        local = pl.Series(numbers - self.first_lines[index] + 1)
+        names = pl.Series([f"{path}:" for path in self.paths], dtype=pl.String).gather(index)
+        return pl.select(pl.concat_str(pl.lit(names), pl.lit(local.cast(pl.String)))).to_series()
+
+
 class _Collector:
     """Records of one file on their way to the schema: the ones mapped in Python (`rows`, as column lists),
     the ones mapped as columns (`frames`), and the quarantined ones. `table()` merges them in line order and
     adds ids and sources."""
 
-    def __init__(self, path: Path, fmt: str) -> None:
+    def __init__(self, path: Path, fmt: str, files: _Files | None = None) -> None:
         self.path, self.fmt = path, fmt
+        self.files = files  # several files read as one buffer: `line` numbers its lines, all files together
         self.kind = "documents" if fmt == "text" else "examples"
         self.lines: list[int] = []
         self.texts: list[str] = []  # documents: one per record; examples: the turns' contents, in order
@@ -322,7 +354,8 @@ class _Collector:
         self.quarantine: list[QuarantineRecord] = []
 
     def bad(self, line: int, reason: str, raw: str) -> None:
-        self.quarantine.append(QuarantineRecord(str(self.path), line, reason, raw))
+        path, line = self.files.locate(line) if self.files else (self.path, line)
+        self.quarantine.append(QuarantineRecord(str(path), line, reason, raw))
 
     def add(self, line: int, obj: Any) -> None:
         """Map one parsed record (the line-by-line path), or quarantine it with the reason."""
@@ -363,16 +396,16 @@ class _Collector:
         """The records mapped in Python as one frame (messages assembled from flat turn columns)."""
         import numpy as np
         import polars as pl
-        import pyarrow as pa
+
+        from studio.schema import list_series
 
         if self.kind == "documents":
             return pl.DataFrame({"line": self.lines, "text": self.texts, "meta": self.metas},
                                 schema={"line": pl.Int64, "text": pl.String, "meta": pl.String})
-        turns = pa.StructArray.from_arrays([pa.array(self.roles, pa.large_string()),
-                                            pa.array(self.texts, pa.large_string())], names=["role", "content"])
-        offsets = pa.array(np.concatenate([[0], np.cumsum(self.turns, dtype=np.int64)]), pa.int64())
+        turns = pl.DataFrame({"role": pl.Series(self.roles, dtype=pl.String),
+                              "content": pl.Series(self.texts, dtype=pl.String)}).to_struct("turn")
         return pl.DataFrame({"line": pl.Series(self.lines, dtype=pl.Int64),
-                             "messages": pl.Series(pa.LargeListArray.from_arrays(offsets, turns)),
+                             "messages": list_series(turns, np.asarray(self.turns, dtype=np.int64)),
                              "origin": pl.Series(self.origins, dtype=pl.String),
                              "meta": pl.Series(self.metas, dtype=pl.String)})
 
@@ -380,13 +413,22 @@ class _Collector:
         import polars as pl
 
         parts = [*self.frames, self._python_part()] if self.lines else [*self.frames]
-        self.quarantine.sort(key=lambda q: q.line)
+        self.frames = []
+        if self.files:
+            order = {str(path): i for i, path in enumerate(self.files.paths)}
+            self.quarantine.sort(key=lambda q: (order.get(q.file, -1), q.line))
+        else:
+            self.quarantine.sort(key=lambda q: q.line)
         if not parts:
             return None
         df = pl.concat(parts, how="vertical") if len(parts) > 1 else parts[0]
-        if len(parts) > 1:
+        del parts
+        if df.height > 1 and not df["line"].is_sorted():
             df = df.sort("line")
-        source = pl.concat_str(pl.lit(f"{self.path}:"), pl.col("line").cast(pl.String)).alias("source")
+        if self.files:
+            source = self.files.sources(df["line"]).alias("source")
+        else:
+            source = pl.concat_str(pl.lit(f"{self.path}:"), pl.col("line").cast(pl.String)).alias("source")
         if self.kind == "documents":
             return df.select(pl.lit(None, pl.String).alias("id"), "text", source, "meta")
         return df.select(pl.lit(None, pl.String).alias("id"), "messages", "origin", source, "meta")
@@ -498,14 +540,17 @@ def _map_frame(fmt: str, df, chunk: bytes):
 # ------------------------------------------------------------------------------------------------ JSONL
 
 
-def _line_bounds(data: bytes):
-    """(start, end, line number) of every non-blank line, as NumPy arrays."""
+def _line_bounds(data: bytes, files: _Files | None = None):
+    """(start, end, line number) of every non-blank line, as NumPy arrays. With `files`, also sets the line each
+    of them starts on from their byte offsets."""
     import numpy as np
 
     arr = np.frombuffer(data, np.uint8)
     step = 1 << 24  # in windows: a byte mask of the whole file would be as large as the file
     newlines = np.concatenate([np.flatnonzero(arr[at:at + step] == 10) + at for at in range(0, len(arr), step)]
                               or [np.zeros(0, np.int64)])
+    if files is not None:
+        files.first_lines = np.searchsorted(newlines, files.offsets) + 1
     starts = np.concatenate([[0], newlines + 1])
     ends = np.concatenate([newlines, [len(data)]])
     numbers = np.arange(1, len(starts) + 1)
@@ -537,11 +582,15 @@ def _read_line(out: _Collector, lineno: int, raw: bytes) -> None:
     out.add(lineno, obj)
 
 
-def _read_jsonl(path: Path, data: bytes, fmt: str) -> _Collector:
+def _read_jsonl(path: Path, data: bytes, fmt: str, files: _Files | None = None) -> _Collector:
+    """JSONL in bulk (see the module docstring). With `files`, `data` is those files one after another, parsed
+    together; a range of lines that cannot be mapped in bulk is then retried file by file before line by line."""
+    import numpy as np
     import polars as pl
 
-    out = _Collector(path, fmt)
-    starts, ends, numbers = _line_bounds(data)
+    out = _Collector(path, fmt, files)
+    starts, ends, numbers = _line_bounds(data, files)
+    file_of = files.index(numbers) if files else None
 
     def by_line(lo: int, hi: int) -> None:
         for i in range(lo, hi):
@@ -554,7 +603,8 @@ def _read_jsonl(path: Path, data: bytes, fmt: str) -> _Collector:
             continue
         chunk = data if (lo, hi) == (0, len(starts)) else data[starts[lo]:ends[hi - 1]]
         try:
-            df = pl.read_ndjson(chunk)
+            # every line's keys, not only the first 100 lines': a key further down must not vanish from meta
+            df = pl.read_ndjson(chunk, infer_schema_length=None)
             parsed = df.height == hi - lo
         except Exception:  # noqa: BLE001 - Polars raises several error types for bad JSON; the lines say which
             parsed = False
@@ -566,14 +616,20 @@ def _read_jsonl(path: Path, data: bytes, fmt: str) -> _Collector:
                 pending += [(mid, hi), (lo, mid)]
             continue
         mapped = _map_frame(fmt, df, chunk)
+        del df
         if mapped is None:
-            by_line(lo, hi)
+            if file_of is not None and file_of[lo] != file_of[hi - 1]:  # one file with other keys: try each file
+                cuts = (np.flatnonzero(np.diff(file_of[lo:hi])) + lo + 1).tolist()
+                pending += list(zip([lo, *cuts], [*cuts, hi], strict=True))[::-1]
+            else:
+                by_line(lo, hi)
             continue
         frame, redo = mapped
         lines = pl.Series("line", numbers[lo:hi])
-        good = ~redo
         value_col = "text" if fmt == "text" else "messages"
-        frame = frame.filter(good).select(pl.lit(lines.filter(good)).alias("line"), value_col)
+        if redo.any():  # filtering copies the text: only when some rows are left to the line-by-line path
+            frame, lines = frame.filter(~redo), lines.filter(~redo)
+        frame = frame.select(pl.lit(lines).alias("line"), value_col)
         if fmt != "text":
             frame = frame.with_columns(pl.lit("real").alias("origin"))
         out.frames.append(frame.with_columns(pl.lit("{}").alias("meta")).select(
@@ -1010,26 +1066,92 @@ def read_inputs(paths: Iterable[str | Path], fmt: str | None = None, csv_mapping
     unless `kind` is given, in which case inputs of the other kind are an error naming the file."""
     import polars as pl
 
-    from studio.runs import check_run_output
-
     files, skipped = scan_inputs(paths)
     for s in skipped:
         log.warning("skipped %s: %s", s.path, "empty file" if s.reason == "empty" else s.reason)
     merged = ReadResult(kind=kind or "", skipped=skipped)
     tables = []
-    for path in files:
-        check_run_output(path)  # a run's output is read only when that run finished
-        res = _read_one(path, fmt, csv_mapping)
+    for res in _read_files(files, fmt, csv_mapping):
         if not merged.kind:
             merged.kind = res.kind
         if res.kind != merged.kind and res.n_rows:
             raise InputError(
-                f"{path} holds {res.kind} but the other inputs hold {merged.kind}; read documents and examples separately."
+                f"{next(iter(res.formats))} holds {res.kind} but the other inputs hold {merged.kind}; read documents "
+                "and examples separately."
             )
         if res.n_rows:
             tables.append(res.frame())
+            res.table = None
         merged.quarantine.extend(res.quarantine)
         merged.formats.update(res.formats)
     if tables:
         merged.table = pl.concat(tables, how="diagonal_relaxed") if len(tables) > 1 else tables[0]
+    del tables
     return _with_ids(merged)
+
+
+_JSONL_FORMATS = ("openai", "alpaca", "seed-tasks", "sharegpt", "prompt-completion", "text")
+
+
+def _read_files(files: list[Path], fmt: str | None, csv_mapping: CsvMapping | None) -> Iterator[ReadResult]:
+    """Each file's result in order, except that consecutive JSONL files of one format come as one result, read as
+    one buffer: one bulk parse instead of one per file, so a folder of many small files reads like one file."""
+    from studio.runs import check_run_output
+
+    group: list[tuple[Path, bytes]] = []
+    group_fmt = ""
+    for path in files:
+        check_run_output(path)  # a run's output is read only when that run finished
+        prepared = _jsonl_prepared(path, fmt)
+        if prepared is None or prepared[1] != group_fmt:
+            if group:
+                yield _read_group(group, group_fmt)
+                group = []
+            if prepared is None:
+                yield _read_one(path, fmt, csv_mapping)
+                continue
+        group.append((path, prepared[0]))
+        group_fmt = prepared[1]
+    if group:
+        yield _read_group(group, group_fmt)
+
+
+def _jsonl_prepared(path: Path, fmt: str | None) -> tuple[bytes, str] | None:
+    """(bytes without BOM, format) of a JSONL file `_read_one` would read in bulk; None for any other file (a JSON
+    array, another type, no parseable record), which `_read_one` reads on its own."""
+    if path.suffix.lower() not in (".jsonl", ".json") or (fmt is not None and fmt not in _JSONL_FORMATS):
+        return None
+    data = _read_bytes(path)
+    if data.startswith(_BOM):
+        data = data[len(_BOM):]
+    if data.lstrip().startswith(b"["):
+        return None
+    if fmt is None:
+        objects = _head_records(path, data, None)
+        if not objects:
+            return None
+        fmt = _detect_from_objects(path, objects)
+        log.info("%s: detected format %s (records have %s)", path, fmt, _FORMAT_KEYS[fmt])
+    return data, fmt
+
+
+def _read_group(group: list[tuple[Path, bytes]], fmt: str) -> ReadResult:
+    """JSONL files of one format read as one buffer (`_read_jsonl` with `_Files`)."""
+    import numpy as np
+
+    if len(group) == 1:
+        return _result(_read_jsonl(group[0][0], group[0][1], fmt))
+    pieces: list[bytes] = []
+    offsets = [0]
+    for _path, data in group:
+        pieces.append(data if data.endswith(b"\n") else data + b"\n")
+        offsets.append(offsets[-1] + len(pieces[-1]))
+    paths = [path for path, _ in group]
+    group.clear()  # the joined buffer replaces the files' bytes
+    data = b"".join(pieces)
+    del pieces
+    files = _Files(paths, np.asarray(offsets[:-1], dtype=np.int64))
+    out = _read_jsonl(paths[0], data, fmt, files)
+    del data  # the bytes are not needed once every line is mapped or quarantined
+    return ReadResult(kind=out.kind, table=out.table(), quarantine=out.quarantine,
+                      formats={str(path): fmt for path in paths})

@@ -70,24 +70,88 @@ def document_id(text: str) -> str:
 # Python's str.strip() whitespace: what `normalize_text` trims, spelled out for Polars' strip_chars.
 PY_WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B)))
                  + "\u2028\u2029\u202f\u205f\u3000")
-_ASCII_CONTROL_RX = r"[\x00-\x08\x0B-\x1F\x7F]"
 _CONTROL_RX = r"[\x00-\x08\x0B-\x1F\x7F-\x9F\x{200B}\x{200C}\x{200D}\x{2060}\x{FEFF}]"  # _CONTROL_RE for Polars
 
 
-def normalize_texts(texts):
-    """`normalize_text` over a Polars String Series in bulk. Strings of printable ASCII, tab and newline only
-    need trimming; the others get Python's NFC (whose quick check makes it several times faster than Polars' on
-    text that is already composed) and the CR and control-character rules as Polars expressions."""
+def _arrow_strings(texts):
+    """(offsets, bytes) of a Polars String Series as NumPy views of its Arrow buffers (no copy of the text once
+    the Series is in one chunk): row i is bytes[offsets[i]:offsets[i + 1]]."""
+    import numpy as np
     import polars as pl
 
-    needs = ((texts.str.len_bytes() != texts.str.len_chars()) | texts.str.contains(_ASCII_CONTROL_RX)).fill_null(False)
+    arrow = texts.rechunk().to_arrow(compat_level=pl.CompatLevel.oldest())
+    _, offsets, values = arrow.buffers()
+    bounds = np.frombuffer(offsets, np.int64)[arrow.offset:arrow.offset + len(arrow) + 1]
+    data = np.frombuffer(values, np.uint8) if values is not None else np.zeros(0, np.uint8)
+    return bounds, data
+
+
+def _rows_of(bounds, positions):
+    import numpy as np
+
+    return np.unique(np.searchsorted(bounds, positions, side="right") - 1)
+
+
+def _control_rows(texts, wide):
+    """Indices of the rows of a String Series holding a character `normalize_text` removes or rewrites: C0 controls
+    but tab and newline (CR included) and DEL in any row, C1 controls and the zero-width/BOM characters of
+    `_CONTROL_RE` in the rows `wide` (the indices of the rows with non-ASCII text). Found with NumPy on the UTF-8
+    bytes: a regex with a class this wide runs several times slower in Polars."""
+    import numpy as np
+
+    bounds, data = _arrow_strings(texts)
+    low = np.flatnonzero(data < 32)
+    low = low[(data[low] != 9) & (data[low] != 10)]
+    rows = [_rows_of(bounds, low), _rows_of(bounds, np.flatnonzero(data == 127))]
+    del bounds, data
+    if len(wide):
+        bounds, data = _arrow_strings(texts.gather(wide))
+        lead = np.flatnonzero((data == 0xC2) | (data == 0xE2) | (data == 0xEF))
+        # valid UTF-8 (as Polars' strings are) has the continuation bytes of a lead byte in the same string
+        b0, b1, b2 = data[lead], data[np.minimum(lead + 1, len(data) - 1)], data[np.minimum(lead + 2, len(data) - 1)]
+        found = ((b0 == 0xC2) & (b1 >= 0x80) & (b1 <= 0x9F)) | (  # U+0080-U+009F
+            (b0 == 0xE2) & (b1 == 0x80) & (b2 >= 0x8B) & (b2 <= 0x8D)) | (  # U+200B-U+200D
+            (b0 == 0xE2) & (b1 == 0x81) & (b2 == 0xA0)) | ((b0 == 0xEF) & (b1 == 0xBB) & (b2 == 0xBF))  # U+2060, FEFF
+        rows.append(np.asarray(wide)[_rows_of(bounds, lead[found])])
+    return np.unique(np.concatenate(rows))
+
+
+def normalize_texts(texts):
+    """`normalize_text` over a Polars String Series in bulk. Strings of ASCII without control characters (but tab
+    and newline) only need trimming; the others get Python's NFC (whose quick check makes it several times faster
+    than Polars' on text that is already composed), and the few with control characters the CR and
+    control-character rules as Polars expressions."""
+    import numpy as np
+    import polars as pl
+
+    needs = (texts.str.len_bytes() != texts.str.len_chars()).fill_null(False)
+    control = _control_rows(texts, needs.arg_true().to_numpy())
+    if len(control):
+        needs = needs.scatter(control, True)
     if needs.any():
         idx = needs.arg_true()
-        composed = [text if unicodedata.is_normalized("NFC", text) else unicodedata.normalize("NFC", text)
-                    for text in texts.gather(idx).to_list()]
-        fixed = pl.Series(composed, dtype=pl.String).str.replace_all(r"\r\n?", "\n").str.replace_all(_CONTROL_RX, "")
-        texts = texts.clone().scatter(idx, fixed)
+        composed = pl.Series([text if unicodedata.is_normalized("NFC", text) else unicodedata.normalize("NFC", text)
+                              for text in texts.gather(idx).to_list()], dtype=pl.String)
+        if len(control):
+            at = np.searchsorted(idx.to_numpy(), control)  # the control rows' places among `idx`
+            fixed = composed.gather(at).str.replace_all(r"\r\n?", "\n").str.replace_all(_CONTROL_RX, "")
+            composed = composed.scatter(at, fixed)
+        texts = texts.clone().scatter(idx, composed)
     return texts.str.strip_chars(PY_WHITESPACE)
+
+
+def list_series(values, lengths):
+    """A Polars List Series of `values` (a Series) cut into consecutive lists of `lengths` (a NumPy integer array),
+    built on Arrow buffers. (Not `pyarrow.array`: it imports pandas, ~0.2 s and ~50 MB in a fresh process.)"""
+    import numpy as np
+    import polars as pl
+    import pyarrow as pa
+
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    arrow_offsets = pa.Array.from_buffers(pa.int64(), len(offsets), [None, pa.py_buffer(offsets)])
+    return pl.Series(pa.LargeListArray.from_arrays(
+        arrow_offsets, values.rechunk().to_arrow(compat_level=pl.CompatLevel.oldest())))
 
 
 def _json_strings(texts):
@@ -99,13 +163,9 @@ def _json_strings(texts):
 
 def _sha256_ids(texts) -> list[str]:
     """sha256 ids of a String Series, hashing slices of its Arrow buffer (no Python string per row)."""
-    import numpy as np
-    import polars as pl
-
-    arrow = texts.rechunk().to_arrow(compat_level=pl.CompatLevel.oldest())
-    _, offsets, values = arrow.buffers()
-    bounds = np.frombuffer(offsets, np.int64)[arrow.offset:arrow.offset + len(arrow) + 1].tolist()
-    data = memoryview(values) if values is not None else memoryview(b"")
+    bounds, values = _arrow_strings(texts)
+    bounds = bounds.tolist()
+    data = memoryview(values)
     sha = hashlib.sha256
     return [sha(data[a:b]).hexdigest()[:ID_HEX_CHARS] for a, b in zip(bounds, bounds[1:], strict=False)]
 
@@ -130,7 +190,6 @@ def _example_ids_batch(messages) -> list[str]:
     one, as `example_id` would escape such a role."""
     import numpy as np
     import polars as pl
-    import pyarrow as pa
 
     n = len(messages)
     lengths = messages.list.len().fill_null(0).to_numpy()
@@ -140,18 +199,26 @@ def _example_ids_batch(messages) -> list[str]:
         "role": turns["role"].str.strip_chars(PY_WHITESPACE).str.to_lowercase(),
         "content": normalize_texts(turns["content"]),
     }).filter(pl.col("content") != "")
-    plain = flat["role"].is_in(ROLES)
-    pieces = pl.select(pl.concat_str(pl.lit('["'), pl.lit(flat["role"]), pl.lit('","'),
-                                     pl.lit(_json_strings(flat["content"])), pl.lit('"]'))).to_series()
+    plain, rows = flat["role"].is_in(ROLES), flat["row"]
+    role, content = flat["role"], _json_strings(flat["content"])
     kept = np.bincount(flat["row"].to_numpy(), minlength=n)
-    if n and (kept == kept[0]).all() and kept[0]:  # the usual case: every conversation has as many turns
-        joined = pieces.reshape((n, int(kept[0]))).arr.join(",")
+    if n and (kept == kept[0]).all() and kept[0]:
+        # the usual case, every conversation with as many turns: the canonical JSON in one concatenation, turn j of
+        # every row taken as every k-th turn (gathering string views copies no text)
+        k = int(kept[0])
+        parts = [pl.lit("[")]
+        for j in range(k):
+            parts += [pl.lit('["' if j == 0 else ',["'), pl.lit(role.gather_every(k, j)), pl.lit('","'),
+                      pl.lit(content.gather_every(k, j)), pl.lit('"]')]
+        canonical = pl.select(pl.concat_str([*parts, pl.lit("]")])).to_series()
     else:
-        offsets = pa.array(np.concatenate([[0], np.cumsum(kept)]), pa.int64())
-        joined = pl.Series(pa.LargeListArray.from_arrays(
-            offsets, pieces.to_arrow(compat_level=pl.CompatLevel.oldest()))).list.join(",")
-    ids = _sha256_ids(pl.select(pl.concat_str(pl.lit("["), pl.lit(joined), pl.lit("]"))).to_series())
-    for i in np.unique(flat["row"].filter(~plain).to_numpy()).tolist():
+        pieces = pl.select(pl.concat_str(pl.lit('["'), pl.lit(role), pl.lit('","'), pl.lit(content),
+                                         pl.lit('"]'))).to_series()
+        joined = list_series(pieces, kept).list.join(",")
+        canonical = pl.select(pl.concat_str(pl.lit("["), pl.lit(joined), pl.lit("]"))).to_series()
+    del flat, role, content
+    ids = _sha256_ids(canonical)
+    for i in np.unique(rows.filter(~plain).to_numpy()).tolist():
         ids[i] = example_id(messages[i].to_list())
     return ids
 

@@ -290,3 +290,37 @@ def test_json_array_syntax_error_keeps_the_records_after_it_and_names_the_lost_l
     assert [q.reason for q in result.quarantine] == [
         "invalid JSON: Expecting ',' delimiter (line 1 column 104); line 1, the rest of the array, could not be read"]
     assert [r["messages"][1]["content"] for r in result.rows] == ["o0"]
+
+
+def test_a_folder_reads_as_its_files_read_one_by_one_bad_lines_included(tmp_path):
+    """Consecutive JSONL files of one format are parsed as one buffer: every row keeps its own file and line, every
+    bad line its file, line and reason, the same as reading each file alone."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    good = [_pc(i) for i in range(1, 301)]
+    first = list(good)
+    first[0] = "{bad json"                                       # bad line at the start of the first file
+    _write(folder / "a.jsonl", "\n".join(first) + "\n")
+    middle = list(good)
+    middle[149] = '{"prompt": 5, "completion": "x"}'             # bad line in the middle of a file in the middle
+    middle[200] = json.dumps({"prompt": "p", "completion": "c", "topic": "late key"})  # a key only after line 100
+    _write(folder / "b.jsonl", b"\xef\xbb\xbf" + "\r\n".join(middle).encode())  # BOM, CRLF, no final newline
+    _write(folder / "c.json", json.dumps([{"instruction": "i", "input": "", "output": "o"}]))  # another format
+    _write(folder / "d.jsonl", "\n\n" + "\n".join(good) + "\n\n")  # blank lines around
+    last = list(good)
+    last[-1] = '{"prompt": "x", "completion": '                  # bad line at the end of the last file
+    _write(folder / "e.jsonl", "\n".join(last))
+    _write(folder / "f.jsonl", "\n".join(good[:3]) + "\n")
+    result = read_inputs([folder])
+    alone = [read_file(path) for path in sorted(folder.iterdir())]
+    assert [q.to_dict() for q in result.quarantine] == [q.to_dict() for r in alone for q in r.quarantine]
+    assert [(Path(q.file).name, q.line) for q in result.quarantine] == [("a.jsonl", 1), ("b.jsonl", 150),
+                                                                           ("e.jsonl", 300)]
+    expected = pl.concat([r.frame() for r in alone], how="diagonal_relaxed")
+    assert result.frame().equals(expected)
+    rows = {r["source"]: r for r in result.rows}
+    assert json.loads(rows[f"{folder / 'b.jsonl'}:201"]["meta"]) == {"topic": "late key"}
+    assert rows[f"{folder / 'd.jsonl'}:3"]["messages"][0]["content"] == "question 1"
+    assert rows[f"{folder / 'f.jsonl'}:3"]["messages"][1]["content"] == "answer 3"
+    assert result.formats[str(folder / "c.json")] == "alpaca" and result.formats[str(folder / "f.jsonl")] == (
+        "prompt-completion")
