@@ -14,7 +14,7 @@ SSN, card, claim number). Look-alike messages hold a harmless phrase that looks 
 places, colours, brands) and no person.
 Measures, with `PiiRedactor({"mode": "tag"})`:
 - name survives: a word of the name (2+ letters) is still in the redacted message as a whole word;
-- look-alike kept: the phrase is still in the redacted message verbatim;
+- look-alike kept: no `<PERSON>` in the redacted message (a place tagged LOCATION is not a lost look-alike);
 - structured identifier survives: its text is still in the redacted message;
 - PERSON span recall on presidio's own set (span level, evaluate.py), split the same way.
 """
@@ -215,7 +215,7 @@ def build(part: str, per_template: int = 4, lookalikes_per: int = 3) -> list[Mes
 
 def survived(message: Message, redacted: str) -> bool:
     if message.kind == "lookalike":
-        return message.secrets[0] in redacted
+        return "<PERSON>" not in redacted
     return any(re.search(rf"(?<![^\W\d_]){re.escape(w)}(?![^\W\d_])", redacted, re.I) for w in message.secrets)
 
 
@@ -235,7 +235,7 @@ def measure(part: str, per_template: int, show: int = 0) -> dict:
         if group:
             by_shape[shape] = (sum(survived(m, r) for m, r in group), len(group))
     for m, r in (leaked + dropped)[:show]:
-        print(f"  [{m.kind}/{m.shape}] {r!r}")
+        print(f"  [{m.kind}/{m.shape}] {r!r}" + (f" ({m.secrets[0]})" if m.kind == "lookalike" else ""))
     return {"names": len(names), "survived": len(leaked), "lookalikes": len(looks),
             "kept": len(looks) - len(dropped), "ids": len(ids), "ids_survived": sum(v in r for v, r in ids),
             "by_shape": by_shape, "person_recall": synth_person_recall(part)}

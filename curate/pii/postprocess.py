@@ -34,7 +34,11 @@ _NOT_NAME_WORDS = {
 #: terms that make the name before them an eponym (a disease, a sign, a procedure), not a person
 _EPONYM_NEXT = re.compile(
     r"(?:['’]s)?\s+(?:disease|syndrome|lymphoma|palsy|sign|test|score|scale|maneuver|manoeuvre|procedure|surgery|"
-    r"operation|reflex|fracture|criteria|classification|tumou?r|ulcer|anomaly|phenomenon|law|effect)\b", re.I)
+    r"operation|reflex|fracture|criteria|classification|tumou?r|ulcer|anomaly|phenomenon|law|effect)\b"
+    r"|s?['’]\s+(?:disease|syndrome|palsy|sign|ophthalmopathy)\b", re.I)
+#: a possessive with no noun after it names a disease or a shop ("history of Alzheimer's;", "lunch at Wendy's."):
+#: a person's possessive is followed by what is theirs ("Shishani's GP")
+_BARE_POSSESSIVE = re.compile(r"(?:['’]s|s['’])(?=\s*(?:[.,;:!?)]|$))")
 #: an article (or possessive) right before a one-word PERSON span, and a lower-case word right after it
 _ARTICLE_BEFORE = re.compile(r"(?i)\b(?:the|a|an|our|your|this|that|these|those)\s+$")
 _LOWER_AFTER = re.compile(r"\s+[a-z]")
@@ -165,7 +169,7 @@ class PostProcessor:
 def names_a_thing(text: str, start: int, end: int) -> bool:
     """A PERSON span that names a thing: an eponym before a medical term, or up to three words between an article
     and a lower-case word (see the module docstring)."""
-    if _EPONYM_NEXT.match(text, end):
+    if _EPONYM_NEXT.match(text, end) or _BARE_POSSESSIVE.match(text, end):
         return True
     short = len(text[start:end].split()) <= 3
     return short and bool(_ARTICLE_BEFORE.search(text[max(0, start - 12):start])) and bool(

@@ -1,0 +1,40 @@
+"""Person names in the places messages put them (roles, cue words, lower-case chat) are redacted; look-alikes
+(eponyms, shops) are kept. Sentences written for this test, not taken from bench/pii_names.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from curate.pii import PiiRedactor
+
+
+@pytest.fixture(scope="module")
+def redactor() -> PiiRedactor:
+    return PiiRedactor({"mode": "tag"})
+
+
+@pytest.mark.parametrize("text, name", [
+    ("Patient Radomir presented with a sprained ankle.", "Radomir"),            # role word, unlisted name
+    ("The other driver, Oskarina Velbt, drove off.", "Oskarina Velbt"),      # role word, two unlisted words
+    ("Next of kin: Ulrich", "Ulrich"),
+    ("Quentin Marabel has phoned three times.", "Quentin Marabel"),          # two words before a reporting verb
+    ("ok thx fletcher that worked", "fletcher"),                             # lower-case chat, cue word
+    ("my wife greta placed the order", "greta"),                             # lower-case, role word
+    ("consent obtained from heinrich before surgery", "heinrich"),
+    ("andrea is the account holder", "andrea"),                              # lower-case, before "is"
+])
+def test_names_in_message_positions_are_tagged(redactor, text, name):
+    out = redactor.redact_texts([text])[0]
+    assert "<PERSON>" in out
+    assert not any(word in out for word in name.split()), out
+
+
+@pytest.mark.parametrize("text", [
+    "Family history of Alzheimer's; otherwise well.",
+    "Graves' disease was ruled out.",
+    "my wife placed the order yesterday",          # no name after the role word: nothing to tag
+    "thanks for the help with billing",            # lower-case cue followed by common words
+    "we talked to support in june",
+])
+def test_look_alikes_and_plain_lower_case_chat_keep_their_words(redactor, text):
+    assert "<PERSON>" not in redactor.redact_texts([text])[0]
