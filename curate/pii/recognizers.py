@@ -323,6 +323,7 @@ _NAME_BEFORE = ["hi", "hello", "hey", "dear", "thanks", "thank you", "thx", "che
                 "ok so", "so", "and", "best", "regards", "kind regards", "best regards", "sincerely", "this is",
                 "i am", "i'm", "from", "to", "with", "for", "by", "contacted", "visited", "met", "saw", "seen",
                 "treated", "examined", "forward this to", "behalf of", "according to", "signed for by"]
+_PREPOSITIONS = {"from", "to", "with", "for", "by"}
 #: ... words after it ("Amara said", "Tomasz from your billing team", "Alba is listed") ...
 _NAME_AFTER = ["said", "says", "told", "asked", "promised", "mentioned", "called", "emailed", "wrote", "from your",
                "from the", "from billing", "is handling", "was handling", "please", "is", "was", "has", "had",
@@ -393,19 +394,26 @@ class KnownNameRecognizer(LocalRecognizer):
       Armand") or before one ("Amara said", "Alba is listed");
     - any capitalised word (and a second one) after a greeting or a role word ("Hello Keiko!", "Patient
       Juliusz", "my husband Murat Yudin", "Next of kin: Ulrich");
-    - in lower-case chat, a known first name (and a following known or unknown surname) after a cue or role
-      word ("ok thx markus", "patient yumika takaki").
-    The names are Faker's lists for all its locales (`faker_names`)."""
+    - in lower-case chat, a known first name, or a word English does not have, after a cue or role word or
+      before a reporting verb ("ok thx markus", "patient yumika takaki", "zrinko is listed").
+    The names are Faker's lists for all its locales (`faker_names`); "a word English does not have" is one
+    missing from `vocabulary`, the spaCy model's string store (~85,000 words of its training text: "pain",
+    "billing" and "maria" are in it, "szemere" and "yumika" are not)."""
 
-    def __init__(self) -> None:
+    def __init__(self, vocabulary=None) -> None:
         super().__init__(supported_entities=["PERSON"], name="KnownNameRecognizer", supported_language="en")
-        word = r"[[:Lu:]][[:Ll:]'’\-]+"
-        low = r"[[:Ll:]][[:Ll:]'’\-]+"
+        self.vocabulary = vocabulary if vocabulary is not None else frozenset()
+        # a zero-width format character (a pasted BOM or joiner) must not hide a name
+        word = r"\p{Cf}*[[:Lu:]][[:Ll:]'’\p{Cf}\-]+"
+        low = r"\p{Cf}*[[:Ll:]][[:Ll:]'’\p{Cf}\-]+"
         start = r"(?:^|(?<=[\s.,;:!?(]))"
         self.full = regex.compile(rf"(?<![\w@.])(?P<first>{word})\s+(?P<last>{word})(?![\w@])")
         self.before = regex.compile(
-            rf"{start}(?P<cue>(?i:{_keyword_alternation(_NAME_BEFORE)}))[\s,]+(?P<first>{word})(?![\w@])",
-            regex.MULTILINE)
+            rf"{start}(?P<cue>(?i:{_keyword_alternation(_NAME_BEFORE)}))[\s,]+(?P<first>{word})"
+            rf"(?:\s+(?P<last>{word}))?(?![\w@])", regex.MULTILINE)
+        # "Jarmila, 54, smoker": a word followed by an age, as clinical notes introduce a patient
+        self.age = regex.compile(rf"{start}(?P<first>{word}|{low})(?:\s+(?P<last>{word}|{low}))?,\s*\d{{1,3}}\s*"
+                                 r"(?:,|y/?o\b|yo\b|years?\b|-year|[MF]\b)", regex.MULTILINE)
         self.after = regex.compile(rf"(?<![\w@.])(?P<first>{word})(?:\s+(?P<last>{word}))?[\s,]+"
                                    rf"(?i:{_keyword_alternation(_NAME_AFTER)})\b")
         self.role = regex.compile(
@@ -430,6 +438,11 @@ class KnownNameRecognizer(LocalRecognizer):
         """A lower-case word that may be an unlisted name: not a stop word, a common word or a verb form."""
         return not (word in STOP_WORDS or word in lower_names()[2] or word.endswith(("ed", "ing", "ly")))
 
+    def _unknown(self, word: str) -> bool:
+        """A lower-case word of 3+ letters that the vocabulary lacks: in a name position, most likely a name."""
+        word = word.strip("'’-")
+        return bool(self.vocabulary) and len(word) >= 3 and word.isalpha() and word not in self.vocabulary
+
     def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
         first, last = faker_names()
         out = []
@@ -443,6 +456,14 @@ class KnownNameRecognizer(LocalRecognizer):
             greeted = m["cue"].lower() in _GREETINGS and not self._common(word)
             if word in first or greeted:
                 out.append(_result(self, "PERSON", m.start("first"), m.end("first"), 0.75))
+            elif m["last"] and not (self._common(word) or self._common(m["last"])):
+                # two uncommon capitalised words after a cue ("for Seid Globelnik", "with Duygu Aksoy")
+                out.append(_result(self, "PERSON", m.start("first"), m.end("last"), 0.7))
+        for m in self.age.finditer(text):
+            words = [w for w in (m["first"], m["last"]) if w]
+            if not any(self._common(w.capitalize()) for w in words):
+                out.append(_result(self, "PERSON", m.start("first"), m.end("last") if m["last"] else m.end("first"),
+                                   0.7))
         for m in self.after.finditer(text):
             # "Amara said"; two uncommon capitalised words before such a verb are a full name ("Liviana Palerma has")
             if m["last"] and not (self._common(m["first"]) or self._common(m["last"])):
@@ -458,13 +479,16 @@ class KnownNameRecognizer(LocalRecognizer):
             return out
         low_first, low_last, _ = lower_names()
         for m in self.lower.finditer(text, overlapped=True):
-            if m["first"] not in low_first:
+            # after a bare preposition an unknown word is as often shorthand ("with physio", "by ortho")
+            if m["first"] not in low_first and not (self._unknown(m["first"])
+                                                    and m["cue"].lower() not in _PREPOSITIONS):
                 continue
-            last_ok = m["last"] and (m["last"] in low_last or m["last"] in low_first or self._lower_word(m["last"]))
+            last_ok = m["last"] and (m["last"] in low_last or m["last"] in low_first or self._unknown(m["last"]))
             end = m.end("last") if last_ok else m.end("first")
             out.append(_result(self, "PERSON", m.start("first"), end, 0.7))
         for m in self.lower_after.finditer(text, overlapped=True):
-            if m["first"] in low_first:
-                end = m.end("last") if m["last"] and self._lower_word(m["last"]) else m.end("first")
+            if m["first"] in low_first or self._unknown(m["first"]):
+                last_ok = m["last"] and (m["last"] in low_last or self._unknown(m["last"]) or self._lower_word(m["last"]))
+                end = m.end("last") if last_ok else m.end("first")
                 out.append(_result(self, "PERSON", m.start("first"), end, 0.7))
         return out
