@@ -153,20 +153,23 @@ def _split(items: list, part: str, salt: str) -> list:
 
 
 def load_names(part: str) -> list[tuple[str, str, str]]:
-    """(given, surname, title) from FakeNameGenerator rows and presidio PERSON values of the part."""
-    rows = []
+    """(given, surname, title) from FakeNameGenerator rows and presidio PERSON values, deduplicated by name and
+    split by the name itself (presidio's set reuses FakeNameGenerator-style names, so a split by row would put
+    the same person in both parts)."""
+    people: dict[str, tuple[str, str, str]] = {}
     with open(DATA / "FakeNameGenerator.com_3000.csv", encoding="utf-8-sig", newline="") as fh:
         for row in csv.DictReader(fh):
             if row["GivenName"] and row["Surname"]:
-                rows.append((row["GivenName"], row["Surname"], row["Title"].rstrip(".") or "Ms"))
-    people = _split(rows, part, "fng")
+                people.setdefault(f"{row['GivenName']} {row['Surname']}".casefold(),
+                                  (row["GivenName"], row["Surname"], row["Title"].rstrip(".") or "Ms"))
     synth = json.loads((DATA / "presidio_synth_dataset_v2.json").read_text(encoding="utf-8"))
     values = sorted({s["entity_value"].strip() for d in synth for s in d["spans"] if s["entity_type"] == "PERSON"})
-    for value in _split(values, part, "synth"):
+    for value in values:
         words = value.split()
         if 2 <= len(words) <= 3 and all(w[:1].isupper() for w in words):
-            people.append((words[0], words[-1], "Mr"))
-    return people
+            people.setdefault(f"{words[0]} {words[-1]}".casefold(), (words[0], words[-1], "Mr"))
+    keys = _split(sorted(people), part, "names")
+    return [people[k] for k in keys]
 
 
 def _ids(rng: random.Random, given: str, surname: str) -> dict[str, str]:

@@ -45,3 +45,25 @@ def test_names_in_message_positions_are_tagged(redactor, text, name):
 ])
 def test_look_alikes_and_plain_lower_case_chat_keep_their_words(redactor, text):
     assert "<PERSON>" not in redactor.redact_texts([text])[0]
+
+
+def test_benchmark_parts_share_no_template_name_or_look_alike():
+    """bench/pii_names.py's held-out part must stay unseen while tuning: its parts are disjoint."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "bench" / "pii_names.py"
+    spec = importlib.util.spec_from_file_location("pii_names_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # dataclasses look their module up there
+    spec.loader.exec_module(bench)
+    if not (bench.DATA / "FakeNameGenerator.com_3000.csv").exists():
+        pytest.skip(f"shared data missing: {bench.DATA}")
+    for domain, templates in bench.TEMPLATES.items():
+        tune, held = (set(bench._split(templates, part, domain)) for part in bench.PARTS)
+        assert tune and held and not tune & held and tune | held == set(templates)
+    tune, held = (set(bench.load_names(part)) for part in bench.PARTS)
+    assert len(tune) > 1000 and len(held) > 1000 and not tune & held
+    looks = [set(bench._split(bench.LOOK_ALIKES, part, "lookalike")) for part in bench.PARTS]
+    assert not looks[0] & looks[1]
