@@ -9,7 +9,9 @@ Known presidio/spaCy false positives handled here (each has a test in tests/test
 - relative dates ("tomorrow", "next week", "30 days") identify nobody and are not DATE_TIME;
 - eponyms and product names read as PERSON: a PERSON span followed by a medical term ("Hodgkin lymphoma",
   "Crohn's disease", "Tommy John surgery"), or up to three words right after an article and before a lower-case
-  word ("the Murphy bed", "the Kodiak Cooler keeps"), names a thing, not a person, and is dropped.
+  word ("the Murphy bed", "the Kodiak Cooler keeps"), names a thing, not a person, and is dropped; so does one
+  before a thing named after people ("Marie Curie Hospice", "Ferris wheel"), a bare possessive ("history of
+  Alzheimer's;"), or one after a selling/screening/diagnosis word ("do you sell Dr Pepper", "screening for Hodgkin").
 Overlaps: a span found by a pattern (card, phone, address, keyed number ...) beats an NER span (spaCy's
 guess); spans of the same type that overlap are merged; an ADDRESS swallows LOCATIONs it touches.
 """
