@@ -112,7 +112,9 @@ class Analyzer:
                                              ner_model_configuration=ner_conf)
         self.nlp_engine.load()
         registry = RecognizerRegistry(supported_languages=["en"])
-        for recognizer in self._recognizers(config, ours, set(STOP_WORDS)):
+        # A snapshot of the model's words as loaded: spaCy adds every string it tokenizes to the live store.
+        vocabulary = frozenset(w.lower() for w in self.nlp_engine.nlp["en"].vocab.strings)
+        for recognizer in self._recognizers(config, ours, set(STOP_WORDS), vocabulary):
             if wanted & set(recognizer.supported_entities):
                 registry.add_recognizer(recognizer)
         # Context words may also follow a value ("416 60 039 office"): look two words ahead as well as five back.
@@ -137,7 +139,7 @@ class Analyzer:
         self.analyze_docs([_WARM_UP_TEXT])
 
     @staticmethod
-    def _recognizers(config: PiiConfig, ours, stop_words: set[str]) -> list:
+    def _recognizers(config: PiiConfig, ours, stop_words: set[str], vocabulary=None) -> list:
         from presidio_analyzer import PatternRecognizer
         from presidio_analyzer.predefined_recognizers import (
             CreditCardRecognizer,
@@ -156,7 +158,7 @@ class Analyzer:
             UrlRecognizer(), DateRecognizer(),
             ours.AddressRecognizer(), ours.PhoneRecognizer(), ours.CardNumberRecognizer(),
             ours.date_of_birth_recognizer(), ours.zip_code_recognizer(), ours.NameAfterKeywordRecognizer(stop_words),
-            ours.KnownNameRecognizer(),
+            ours.KnownNameRecognizer(vocabulary),
             *ours.id_recognizers(config.id_patterns),
         ]
         for entity, values in config.deny_list.items():

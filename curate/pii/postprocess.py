@@ -9,7 +9,9 @@ Known presidio/spaCy false positives handled here (each has a test in tests/test
 - relative dates ("tomorrow", "next week", "30 days") identify nobody and are not DATE_TIME;
 - eponyms and product names read as PERSON: a PERSON span followed by a medical term ("Hodgkin lymphoma",
   "Crohn's disease", "Tommy John surgery"), or up to three words right after an article and before a lower-case
-  word ("the Murphy bed", "the Kodiak Cooler keeps"), names a thing, not a person, and is dropped.
+  word ("the Murphy bed", "the Kodiak Cooler keeps"), names a thing, not a person, and is dropped; so does one
+  before a thing named after people ("Marie Curie Hospice", "Ferris wheel"), a bare possessive ("history of
+  Alzheimer's;"), or one after a selling/screening/diagnosis word ("do you sell Dr Pepper", "screening for Hodgkin").
 Overlaps: a span found by a pattern (card, phone, address, keyed number ...) beats an NER span (spaCy's
 guess); spans of the same type that overlap are merged; an ADDRESS swallows LOCATIONs it touches.
 """
@@ -34,7 +36,20 @@ _NOT_NAME_WORDS = {
 #: terms that make the name before them an eponym (a disease, a sign, a procedure), not a person
 _EPONYM_NEXT = re.compile(
     r"(?:['’]s)?\s+(?:disease|syndrome|lymphoma|palsy|sign|test|score|scale|maneuver|manoeuvre|procedure|surgery|"
-    r"operation|reflex|fracture|criteria|classification|tumou?r|ulcer|anomaly|phenomenon|law|effect)\b", re.I)
+    r"operation|reflex|fracture|criteria|classification|tumou?r|ulcer|anomaly|phenomenon|law|effect|"
+    # places and things named after people ("Marie Curie Hospice", "Murphy bed", "Ferris wheel")
+    r"hospice|hospital|clinic|foundation|institute|house|station|airport|bridge|school|college|university|"
+    r"stadium|bed|wheel|flask|dish|chair|jacket|award|prize|method|technique|model)\b"
+    r"|s?['’]\s+(?:disease|syndrome|palsy|sign|ophthalmopathy)\b", re.I)
+#: a possessive with no noun after it names a disease or a shop ("history of Alzheimer's;", "lunch at Wendy's."):
+#: a person's possessive is followed by what is theirs ("Shishani's GP")
+_BARE_POSSESSIVE = re.compile(r"(?:['’]s|s['’])(?=\s*(?:[.,;:!?)]|$))")
+#: words after which a name is what is sold, screened for or diagnosed ("do you sell Dr Pepper", "family history
+#: of Alzheimer's", "screening for Hodgkin"), not a person
+_THING_BEFORE = re.compile(
+    r"(?i)\b(?:sell|sells|selling|sold|buy|buying|bought|stock|stocks|order|ordered|returned|screening\s+for|"
+    r"screened\s+for|tested\s+for|history\s+of|diagnosed\s+with|diagnosis\s+of|treated\s+for|signs\s+of)\s+"
+    r"(?:(?:the|a|an|some|any|your|my|our)\s+)?$")
 #: an article (or possessive) right before a one-word PERSON span, and a lower-case word right after it
 _ARTICLE_BEFORE = re.compile(r"(?i)\b(?:the|a|an|our|your|this|that|these|those)\s+$")
 _LOWER_AFTER = re.compile(r"\s+[a-z]")
@@ -165,11 +180,22 @@ class PostProcessor:
 def names_a_thing(text: str, start: int, end: int) -> bool:
     """A PERSON span that names a thing: an eponym before a medical term, or up to three words between an article
     and a lower-case word (see the module docstring)."""
-    if _EPONYM_NEXT.match(text, end):
+    if _EPONYM_NEXT.match(text, end) or _BARE_POSSESSIVE.match(text, end):
+        return True
+    if _THING_BEFORE.search(text[max(0, start - 30):_title_start(text, start)]):
         return True
     short = len(text[start:end].split()) <= 3
     return short and bool(_ARTICLE_BEFORE.search(text[max(0, start - 12):start])) and bool(
         _LOWER_AFTER.match(text, end))
+
+
+_TITLE_BEFORE = re.compile(r"(?i)\b(?:dr|mr|mrs|ms|miss|st|saint)\.?\s+$")
+
+
+def _title_start(text: str, start: int) -> int:
+    """Where a title right before the span starts ("sell Dr Pepper": the span is "Pepper"), else the span start."""
+    m = _TITLE_BEFORE.search(text[max(0, start - 8):start])
+    return max(0, start - 8) + m.start() if m else start
 
 
 def resolve_overlaps(spans: list[PiiEntity]) -> list[PiiEntity]:

@@ -316,13 +316,28 @@ NOT_NAMES = {"Gold", "Silver", "Green", "Black", "White", "Brown", "Gray", "Grey
              "Bill", "Pat", "Art", "Chase", "Hunter", "Page", "Hope", "Faith", "Joy", "Trail", "Ridge", "Pro",
              "Max", "Sky", "River", "Brook", "Hill", "Field", "Park", "Lake", "Bay", "Star", "Sun", "North",
              "South", "East", "West", "King", "Prince", "Young", "Price", "Long", "Short", "Best", "Love"}
-#: Words before a first name that make it one ("Thanks Marcus", "I spoke with Camila", "ask Tomasz") ...
-_NAME_BEFORE = ["hi", "hello", "hey", "dear", "thanks", "thank you", "cheers", "spoke with", "speak with",
-                "talked to", "talk to", "talked with", "ask", "asked", "told", "tell", "ok so", "so", "and",
-                "best", "regards", "kind regards", "best regards", "sincerely"]
-#: ... and words after it ("Amara said", "Tomasz from your billing team").
+#: Words before a first name that make it one ("Thanks Marcus", "I spoke with Camila", "ask Tomasz",
+#: "consent obtained from Armand") ...
+_NAME_BEFORE = ["hi", "hello", "hey", "dear", "thanks", "thank you", "thx", "cheers", "spoke with", "speak with",
+                "spoke to", "speak to", "talked to", "talk to", "talked with", "ask", "asked", "told", "tell",
+                "ok so", "so", "and", "best", "regards", "kind regards", "best regards", "sincerely", "this is",
+                "i am", "i'm", "from", "to", "with", "for", "by", "contacted", "visited", "met", "saw", "seen",
+                "treated", "examined", "forward this to", "behalf of", "according to", "signed for by"]
+_PREPOSITIONS = {"from", "to", "with", "for", "by"}
+#: ... words after it ("Amara said", "Tomasz from your billing team", "Alba is listed") ...
 _NAME_AFTER = ["said", "says", "told", "asked", "promised", "mentioned", "called", "emailed", "wrote", "from your",
-               "from the", "is handling", "was handling", "please"]
+               "from the", "from billing", "is handling", "was handling", "please", "is", "was", "has", "had",
+               "will", "would", "reports", "reported", "admitted", "presented", "presents", "signed", "placed",
+               "walking", "received", "requested", "requests", "denied", "complained", "here"]
+#: ... and words for a person's role: after them any capitalised word (not a common one) is a name
+#: ("Patient Juliusz", "the other driver, Marcsa Szepesy", "Next of kin: Ulrich", "my husband Murat").
+_ROLES = ["patient", "pt", "customer", "client", "claimant", "policyholder", "policy holder", "account holder",
+          "insured", "insured party", "co-insured", "beneficiary", "witness", "driver", "passenger", "tenant",
+          "landlord", "neighbour", "neighbor", "husband", "wife", "partner", "mother", "father", "mum", "mom",
+          "dad", "son", "daughter", "brother", "sister", "aunt", "uncle", "grandmother", "grandfather", "nurse",
+          "doctor", "dr", "agent", "adjuster", "caller", "resident", "guardian", "carer", "caregiver",
+          "next of kin", "emergency contact", "contact person", "attn", "attention", "employee", "manager",
+          "colleague", "friend", "cc"]
 #: after a greeting any capitalised word is a name, except these
 _NOT_GREETED = {"Team", "Support", "Everyone", "All", "There", "Again", "Sir", "Madam", "Guys", "Folks", "Customer",
                 "Friend", "Friends", "Both", "You", "Regards", "Wishes", "Way", "Price", "Seller", "Practice"}
@@ -333,7 +348,7 @@ _GREETINGS = ["hi", "hello", "hey", "dear", "thanks", "thank you", "best", "rega
 
 @functools.lru_cache(maxsize=1)
 def faker_names() -> tuple[frozenset[str], frozenset[str]]:
-    """(first names, last names) from every locale of Faker's person provider, Latin letters only, minus
+    """(first names, last names) from every locale of Faker's person provider, alphabetic (diacritics too), minus
     NOT_NAMES: tens of thousands of real names from many countries, offline."""
     import importlib
     import pkgutil
@@ -351,7 +366,7 @@ def faker_names() -> tuple[frozenset[str], frozenset[str]]:
             for attr in names:
                 values = next((c.__dict__[attr] for c in provider.__mro__ if attr in c.__dict__), ())
                 values = list(values) if isinstance(values, dict | list | tuple) else []
-                found[kind].update(v for v in values if isinstance(v, str) and v.isascii() and v.isalpha()
+                found[kind].update(v for v in values if isinstance(v, str) and v.isalpha()
                                    and len(v) >= 3 and v[0].isupper() and v not in NOT_NAMES)
     return frozenset(found["first"]), frozenset(found["last"])
 
@@ -359,23 +374,74 @@ def faker_names() -> tuple[frozenset[str], frozenset[str]]:
 from spacy.lang.en.stop_words import STOP_WORDS  # noqa: E402 - needed only from here on
 
 
-class KnownNameRecognizer(LocalRecognizer):
-    """PERSON by the names people have, where spaCy's small model misses them: a known first name followed by a
-    known last name ("Jamal Washington"), and a known first name, or after a greeting any capitalised word, in
-    the places names stand in messages ("Thanks Marcus,", "I spoke with Camila", "Amara said", "Hello Keiko!").
-    The names are Faker's lists for all its locales (`faker_names`)."""
+@functools.lru_cache(maxsize=1)
+def lower_names() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """Lower-cased first and last names for chat written in lower case, minus English stop words and NOT_NAMES
+    ("will", "may", "mark" are words first), and that set of common words."""
+    first, last = faker_names()
+    common = {w.lower() for w in NOT_NAMES} | set(STOP_WORDS) | {
+        "january", "february", "march", "april", "june", "july", "august", "september", "october", "november",
+        "december", "billing", "support", "sales", "reception", "pharmacy", "home", "work", "site", "store"}
+    return (frozenset(n.lower() for n in first) - common, frozenset(n.lower() for n in last) - common,
+            frozenset(common))
 
-    def __init__(self) -> None:
+
+class KnownNameRecognizer(LocalRecognizer):
+    """PERSON by the names people have and the places names stand in messages, where spaCy's small model
+    misses them:
+    - a known first name followed by a known last name ("Jamal Washington");
+    - a known first name after a cue word ("Thanks Marcus,", "I spoke with Camila", "consent obtained from
+      Armand") or before one ("Amara said", "Alba is listed");
+    - any capitalised word (and a second one) after a greeting or a role word ("Hello Keiko!", "Patient
+      Juliusz", "my husband Murat Yudin", "Next of kin: Ulrich");
+    - in lower-case chat, a known first name, or a word English does not have, after a cue or role word or
+      before a reporting verb ("ok thx markus", "patient yumika takaki", "zrinko is listed").
+    The names are Faker's lists for all its locales (`faker_names`); "a word English does not have" is one
+    missing from `vocabulary`, the spaCy model's string store (~85,000 words of its training text: "pain",
+    "billing" and "maria" are in it, "szemere" and "yumika" are not)."""
+
+    def __init__(self, vocabulary=None) -> None:
         super().__init__(supported_entities=["PERSON"], name="KnownNameRecognizer", supported_language="en")
-        word = r"[[:Lu:]][[:Ll:]'’\-]+"
+        self.vocabulary = vocabulary if vocabulary is not None else frozenset()
+        # a zero-width format character (a pasted BOM or joiner) must not hide a name
+        word = r"\p{Cf}*[[:Lu:]][[:Ll:]'’\p{Cf}\-]+"
+        low = r"\p{Cf}*[[:Ll:]][[:Ll:]'’\p{Cf}\-]+"
+        start = r"(?:^|(?<=[\s.,;:!?(]))"
         self.full = regex.compile(rf"(?<![\w@.])(?P<first>{word})\s+(?P<last>{word})(?![\w@])")
         self.before = regex.compile(
-            rf"(?:^|(?<=[\s.,;:!?(]))(?P<cue>(?i:{_keyword_alternation(_NAME_BEFORE)}))[\s,]+(?P<first>{word})(?![\w@])",
+            rf"{start}(?P<cue>(?i:{_keyword_alternation(_NAME_BEFORE)}))[\s,]+(?P<first>{word})"
+            rf"(?:\s+(?P<last>{word}))?(?![\w@])", regex.MULTILINE)
+        # "Jarmila, 54, smoker": a word followed by an age, as clinical notes introduce a patient
+        self.age = regex.compile(rf"{start}(?P<first>{word}|{low})(?:\s+(?P<last>{word}|{low}))?,\s*\d{{1,3}}\s*"
+                                 r"(?:,|y/?o\b|yo\b|years?\b|-year|[MF]\b)", regex.MULTILINE)
+        self.after = regex.compile(rf"(?<![\w@.])(?P<first>{word})(?:\s+(?P<last>{word}))?[\s,]+"
+                                   rf"(?i:{_keyword_alternation(_NAME_AFTER)})\b")
+        self.role = regex.compile(
+            rf"{start}(?i:{_keyword_alternation(_ROLES)})\.?[\s,:]+(?P<first>{word})(?:\s+(?P<last>{word}))?(?![\w@])",
             regex.MULTILINE)
-        self.after = regex.compile(rf"(?<![\w@.])(?P<first>{word})[\s,]+(?i:{_keyword_alternation(_NAME_AFTER)})\b")
+        cues = _keyword_alternation([*_NAME_BEFORE, *_ROLES])
+        self.lower_after = regex.compile(
+            rf"{start}(?P<first>{low})(?:\s+(?P<last>{low}))?[\s,]+(?:{_keyword_alternation(_NAME_AFTER)})\b",
+            regex.MULTILINE)
+        self.lower = regex.compile(
+            rf"{start}(?P<cue>{cues})\.?[\s,:]+(?P<first>{low})(?:\s+(?P<last>{low}))?(?![\w@])", regex.MULTILINE)
 
     def load(self) -> None:
         pass
+
+    @staticmethod
+    def _common(word: str) -> bool:
+        return word in NOT_NAMES or word in _NOT_GREETED or word.lower() in STOP_WORDS or word.startswith(("I'", "I’"))
+
+    @staticmethod
+    def _lower_word(word: str) -> bool:
+        """A lower-case word that may be an unlisted name: not a stop word, a common word or a verb form."""
+        return not (word in STOP_WORDS or word in lower_names()[2] or word.endswith(("ed", "ing", "ly")))
+
+    def _unknown(self, word: str) -> bool:
+        """A lower-case word of 3+ letters that the vocabulary lacks: in a name position, most likely a name."""
+        word = word.strip("'’-")
+        return bool(self.vocabulary) and len(word) >= 3 and word.isalpha() and word not in self.vocabulary
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
         first, last = faker_names()
@@ -387,11 +453,42 @@ class KnownNameRecognizer(LocalRecognizer):
                 out.append(_result(self, "PERSON", m.start(), m.end(), 0.85))
         for m in self.before.finditer(text):
             word = m["first"]
-            greeted = (m["cue"].lower() in _GREETINGS and word not in _NOT_GREETED
-                       and word.lower() not in STOP_WORDS and not word.startswith(("I'", "I’")))
-            if m["first"] in first or greeted:
+            greeted = m["cue"].lower() in _GREETINGS and not self._common(word)
+            if word in first or greeted:
                 out.append(_result(self, "PERSON", m.start("first"), m.end("first"), 0.75))
+            elif m["last"] and not (self._common(word) or self._common(m["last"])):
+                # two uncommon capitalised words after a cue ("for Seid Globelnik", "with Duygu Aksoy")
+                out.append(_result(self, "PERSON", m.start("first"), m.end("last"), 0.7))
+        for m in self.age.finditer(text):
+            words = [w for w in (m["first"], m["last"]) if w]
+            if not any(self._common(w.capitalize()) for w in words):
+                out.append(_result(self, "PERSON", m.start("first"), m.end("last") if m["last"] else m.end("first"),
+                                   0.7))
         for m in self.after.finditer(text):
-            if m["first"] in first:
+            # "Amara said"; two uncommon capitalised words before such a verb are a full name ("Liviana Palerma has")
+            if m["last"] and not (self._common(m["first"]) or self._common(m["last"])):
+                out.append(_result(self, "PERSON", m.start("first"), m.end("last"), 0.7))
+            elif m["first"] in first and not m["last"]:
                 out.append(_result(self, "PERSON", m.start("first"), m.end("first"), 0.75))
+        for m in self.role.finditer(text):
+            if self._common(m["first"]):
+                continue
+            end = m.end("last") if m["last"] and not self._common(m["last"]) else m.end("first")
+            out.append(_result(self, "PERSON", m.start("first"), end, 0.75))
+        if any(c.isupper() for c in text):
+            return out
+        low_first, low_last, _ = lower_names()
+        for m in self.lower.finditer(text, overlapped=True):
+            # after a bare preposition an unknown word is as often shorthand ("with physio", "by ortho")
+            if m["first"] not in low_first and not (self._unknown(m["first"])
+                                                    and m["cue"].lower() not in _PREPOSITIONS):
+                continue
+            last_ok = m["last"] and (m["last"] in low_last or m["last"] in low_first or self._unknown(m["last"]))
+            end = m.end("last") if last_ok else m.end("first")
+            out.append(_result(self, "PERSON", m.start("first"), end, 0.7))
+        for m in self.lower_after.finditer(text, overlapped=True):
+            if m["first"] in low_first or self._unknown(m["first"]):
+                last_ok = m["last"] and (m["last"] in low_last or self._unknown(m["last"]) or self._lower_word(m["last"]))
+                end = m.end("last") if last_ok else m.end("first")
+                out.append(_result(self, "PERSON", m.start("first"), end, 0.7))
         return out

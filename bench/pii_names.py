@@ -1,0 +1,286 @@
+"""Benchmark: how many person names survive `redact_pii`, and how many harmless look-alikes it keeps.
+
+    PYTHONPATH=. python bench/pii_names.py [--part tune|heldout|both] [--per-template N] [--show N]
+
+Builds support, claims and clinical messages from sources the recognizers do not use: given names and surnames
+of FakeNameGenerator.com_3000.csv (many countries) and the PERSON spans of presidio-research's synthetic set,
+both in ../shared/data/pii/. Everything is split by a fixed seed into a **tuning** part and a **held-out** part:
+the name rows, the presidio PERSON values AND the message templates (so held-out messages put names after words
+that were never seen while tuning). Rules are tuned on `--part tune` only; `--part heldout` is run once at the end.
+
+Each message holds one name in one of several shapes (full name, first name, surname with a title, whole message
+lower-cased as in chat, the name at a line start) and, in some templates, structured identifiers (e-mail, phone,
+SSN, card, claim number). Look-alike messages hold a harmless phrase that looks like a name (eponyms, products,
+places, colours, brands) and no person.
+Measures, with `PiiRedactor({"mode": "tag"})`:
+- name survives: a word of the name (2+ letters) is still in the redacted message as a whole word;
+- look-alike kept: no `<PERSON>` in the redacted message (a place tagged LOCATION is not a lost look-alike);
+- structured identifier survives: its text is still in the redacted message;
+- PERSON span recall on presidio's own set (span level, evaluate.py), split the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+DATA = Path(os.environ.get("STUDIO_SHARED_DATA", REPO.parent / "shared" / "data")) / "pii"
+SPLIT_SEED = 17
+PARTS = ("tune", "heldout")
+
+# {name} is replaced by the name in the chosen shape; {id} by a structured identifier sentence (or nothing).
+TEMPLATES = {
+    "support": [
+        "Hi, this is {name}. My order still hasn't arrived and the tracking page is blank.{id}",
+        "{name} here - the blender I bought stopped working after two days.{id}",
+        "I spoke with {name} yesterday and she promised a refund within a week.{id}",
+        "Please forward this to {name}, who handled my return last month.{id}",
+        "Your agent {name} was very helpful, thanks!{id}",
+        "hey so {name} from billing said the charge would be reversed, still waiting{id}",
+        "The parcel was signed for by {name} but nobody here knows who that is.{id}",
+        "Can you ask {name} to call me back about the warranty?{id}",
+        "My husband {name} placed the order on his account.{id}",
+        "Thanks for the quick reply.\n{name}{id}",
+        "Order for {name} was split into two boxes and one is missing.{id}",
+        "I'm writing on behalf of my mother, {name}, who can't use email.{id}",
+        "Cancel the subscription for {name} please.{id}",
+        "According to {name} at your store the item is out of stock.{id}",
+        "Refund should go to {name}, not to me.{id}",
+        "ok thx {name} that worked{id}",
+        "Escalating: {name} has called four times about this.{id}",
+        "Account holder: {name}{id}",
+        "My neighbour {name} received my package by mistake.{id}",
+        "{name} wrote to you last week about the same fault.{id}",
+    ],
+    "claims": [
+        "Claimant {name} reports water damage in the kitchen after a pipe burst.{id}",
+        "The other driver, {name}, admitted fault at the scene.{id}",
+        "Witness statement taken from {name} on site.{id}",
+        "Policyholder {name} requests an adjuster visit next week.{id}",
+        "Adjuster notes: spoke to {name}, photos received.{id}",
+        "The vehicle was being driven by {name} at the time of the accident.{id}",
+        "{name} is listed as the beneficiary on the policy.{id}",
+        "Please send the settlement cheque to {name}.{id}",
+        "Insured party: {name}\nLoss date: last Tuesday{id}",
+        "hi my claim was denied, my brother {name} was with me when it happened{id}",
+        "Repair estimate approved by {name} from the body shop.{id}",
+        "Statement of {name} attached, see page 2.{id}",
+        "The tenant {name} reported the theft to police.{id}",
+        "We contacted {name} regarding the missing documents.{id}",
+        "Passenger {name} was taken to hospital as a precaution.{id}",
+        "{name}\nClaim for storm damage to the garage roof.{id}",
+        "Co-insured {name} signed the release form.{id}",
+        "Subrogation against {name}'s insurer is under way.{id}",
+    ],
+    "clinical": [
+        "Patient {name} presented with chest pain radiating to the left arm.{id}",
+        "Seen today: {name}, follow-up for hypertension.{id}",
+        "Referred by {name} for a cardiology opinion.{id}",
+        "{name} was admitted overnight for observation.{id}",
+        "Discussed the MRI results with {name} and her daughter.{id}",
+        "Mother {name} reports the child has had a fever for three days.{id}",
+        "Discharge summary for {name}: stable, to continue medication.{id}",
+        "Consent obtained from {name} before the procedure.{id}",
+        "pt {name} c/o headache and nausea since monday{id}",
+        "Next of kin: {name}{id}",
+        "Nurse {name} administered 5 mg morphine at 14:00.{id}",
+        "Allergies reviewed with {name}; none known.{id}",
+        "Spoke to {name}'s GP about the change in dosage.{id}",
+        "{name}, 54, smoker, presents with a persistent cough.{id}",
+        "Dr. {name} will review the biopsy on Friday.{id}",
+        "Family history obtained from {name}, the patient's son.{id}",
+        "Appointment rebooked for {name} at the patient's request.{id}",
+        "Physio notes: {name} walking with a frame, improving.{id}",
+    ],
+}
+#: Harmless phrases that look like names; a message with one of them holds no person.
+LOOK_ALIKES = [
+    "Parkinson's disease", "Apgar score", "Glasgow Coma Scale", "Crohn's disease", "Alzheimer's", "Bell's palsy",
+    "Hodgkin lymphoma", "Down syndrome", "Epley maneuver", "Babinski sign", "Dr Pepper", "Ben & Jerry's",
+    "Johnson & Johnson", "Tommy Hilfiger", "Calvin Klein", "Ralph Lauren", "Mrs. Fields", "Victoria's Secret",
+    "Rose Gold", "Forest Green", "Navy Blue", "Ivory White", "Charlotte Tilbury", "Jack Daniel's",
+    "Victoria Station", "Lake Placid", "Mount Washington", "St. Louis", "Santa Monica", "San Jose", "Jackson Hole",
+    "Kingston", "Murphy bed", "Ferris wheel", "Dewar flask", "Petri dish", "Heimlich manoeuvre", "Graves' disease",
+    "Tesla Model Y", "Ford Mustang", "Tim Hortons", "Wendy's", "Martha Stewart Living", "Dyson Airwrap",
+    "Philips Sonicare", "Dolce & Gabbana", "Hugo Boss", "Marie Curie Hospice", "Ronald McDonald House",
+]
+LOOK_ALIKE_TEMPLATES = [
+    "The {thing} I ordered arrived damaged, please replace it.",
+    "Is the {thing} covered by the extended warranty?",
+    "Family history of {thing}; no other concerns.",
+    "I returned the {thing} but the refund hasn't shown up.",
+    "Claim relates to a {thing} left in the rental car.",
+    "we were near {thing} when the car broke down",
+    "Screening for {thing} was negative.",
+    "Do you still sell {thing}? Can't find it on the site.",
+    "The {thing} colour option is missing from the app.",
+    "Notes: {thing} discussed, leaflet given.",
+]
+ID_SENTENCES = [
+    (" You can reach me at {email}.", "email"), (" My number is {phone}.", "phone"), (" SSN {ssn}.", "ssn"),
+    (" Card ending {card} was charged twice.", "card"), (" Claim number CLM-{claim}.", "claim"), ("", None),
+    ("", None), ("", None),
+]
+SHAPES = ("full", "first", "title_last", "lower_full", "lower_first", "line_start")
+
+
+@dataclass
+class Message:
+    text: str
+    kind: str                       # "name" or "lookalike"
+    secrets: list[str] = field(default_factory=list)   # name words or the look-alike phrase
+    ids: list[str] = field(default_factory=list)       # structured identifiers planted
+    shape: str = ""
+    domain: str = ""
+
+
+def _split(items: list, part: str, salt: str) -> list:
+    """Deterministic half of `items` for the part: shuffled with SPLIT_SEED and the salt, first half is tuning."""
+    order = list(range(len(items)))
+    random.Random(f"{SPLIT_SEED}:{salt}").shuffle(order)
+    half = len(order) // 2
+    chosen = order[:half] if part == "tune" else order[half:]
+    return [items[i] for i in sorted(chosen)]
+
+
+def load_names(part: str) -> list[tuple[str, str, str]]:
+    """(given, surname, title) from FakeNameGenerator rows and presidio PERSON values, deduplicated by name and
+    split by the name itself (presidio's set reuses FakeNameGenerator-style names, so a split by row would put
+    the same person in both parts)."""
+    people: dict[str, tuple[str, str, str]] = {}
+    with open(DATA / "FakeNameGenerator.com_3000.csv", encoding="utf-8-sig", newline="") as fh:
+        for row in csv.DictReader(fh):
+            if row["GivenName"] and row["Surname"]:
+                people.setdefault(f"{row['GivenName']} {row['Surname']}".casefold(),
+                                  (row["GivenName"], row["Surname"], row["Title"].rstrip(".") or "Ms"))
+    synth = json.loads((DATA / "presidio_synth_dataset_v2.json").read_text(encoding="utf-8"))
+    values = sorted({s["entity_value"].strip() for d in synth for s in d["spans"] if s["entity_type"] == "PERSON"})
+    for value in values:
+        words = value.split()
+        if 2 <= len(words) <= 3 and all(w[:1].isupper() for w in words):
+            people.setdefault(f"{words[0]} {words[-1]}".casefold(), (words[0], words[-1], "Mr"))
+    keys = _split(sorted(people), part, "names")
+    return [people[k] for k in keys]
+
+
+def _ids(rng: random.Random, given: str, surname: str) -> dict[str, str]:
+    return {"email": f"{given.lower()[:1]}{rng.randint(10, 99)}@mailbox.example.org",
+            "phone": f"({rng.randint(200, 989)}) {rng.randint(200, 989)}-{rng.randint(1000, 9999)}",
+            "ssn": f"{rng.randint(100, 665)}-{rng.randint(10, 99)}-{rng.randint(1000, 9999)}",
+            "card": "4111 1111 1111 1111", "claim": f"{rng.randint(2019, 2025)}-{rng.randint(10000, 99999)}"}
+
+
+def build(part: str, per_template: int = 4, lookalikes_per: int = 3) -> list[Message]:
+    """The messages of one part (deterministic)."""
+    rng = random.Random(f"{SPLIT_SEED}:{part}:messages")
+    people = load_names(part)
+    rng.shuffle(people)
+    out: list[Message] = []
+    k = 0
+    for domain, templates in TEMPLATES.items():
+        for template in _split(templates, part, domain):
+            for _ in range(per_template):
+                given, surname, title = people[k % len(people)]
+                k += 1
+                shape = SHAPES[k % len(SHAPES)]
+                if shape == "line_start" and not template.startswith("{name}"):
+                    shape = "full"
+                name = {"full": f"{given} {surname}", "first": given, "title_last": f"{title}. {surname}",
+                        "lower_full": f"{given} {surname}", "lower_first": given,
+                        "line_start": f"{given} {surname}"}[shape]
+                if template.startswith("Dr. {name}") or template.startswith("Nurse {name}"):
+                    name = surname if shape in ("title_last", "first", "lower_first") else name
+                id_template, id_kind = ID_SENTENCES[rng.randrange(len(ID_SENTENCES))]
+                values = _ids(rng, given, surname)
+                id_text = id_template.format(**values)
+                text = template.format(name=name, id=id_text)
+                if shape.startswith("lower"):
+                    text = text.lower()
+                words = [w for w in re.findall(r"[^\W\d_]+", name) if len(w) >= 2 and w.lower() not in
+                         {"mr", "mrs", "ms", "dr", "miss", "mx"}]
+                out.append(Message(text, "name", words, [values[id_kind]] if id_kind else [], shape, domain))
+    things = _split(LOOK_ALIKES, part, "lookalike")
+    for i, thing in enumerate(things):
+        for j in range(lookalikes_per):
+            template = LOOK_ALIKE_TEMPLATES[(i + j) % len(LOOK_ALIKE_TEMPLATES)]
+            out.append(Message(template.format(thing=thing), "lookalike", [thing], domain="lookalike"))
+    return out
+
+
+def survived(message: Message, redacted: str) -> bool:
+    if message.kind == "lookalike":
+        return "<PERSON>" not in redacted
+    return any(re.search(rf"(?<![^\W\d_]){re.escape(w)}(?![^\W\d_])", redacted, re.I) for w in message.secrets)
+
+
+def measure(part: str, per_template: int, show: int = 0) -> dict:
+    from curate.pii import PiiRedactor
+
+    messages = build(part, per_template)
+    redacted = PiiRedactor({"mode": "tag"}).redact_texts([m.text for m in messages])
+    names = [(m, r) for m, r in zip(messages, redacted, strict=True) if m.kind == "name"]
+    looks = [(m, r) for m, r in zip(messages, redacted, strict=True) if m.kind == "lookalike"]
+    leaked = [(m, r) for m, r in names if survived(m, r)]
+    dropped = [(m, r) for m, r in looks if not survived(m, r)]
+    ids = [(v, r) for m, r in names for v in m.ids]
+    by_shape = {}
+    for shape in SHAPES:
+        group = [(m, r) for m, r in names if m.shape == shape]
+        if group:
+            by_shape[shape] = (sum(survived(m, r) for m, r in group), len(group))
+    for m, r in (leaked + dropped)[:show]:
+        print(f"  [{m.kind}/{m.shape}] {r!r}" + (f" ({m.secrets[0]})" if m.kind == "lookalike" else ""))
+    return {"names": len(names), "survived": len(leaked), "lookalikes": len(looks),
+            "kept": len(looks) - len(dropped), "ids": len(ids), "ids_survived": sum(v in r for v, r in ids),
+            "by_shape": by_shape, "person_recall": synth_person_recall(part)}
+
+
+def synth_person_recall(part: str) -> tuple[int, int]:
+    """(found, total) PERSON spans of presidio's synthetic set (its part): a gold span counts as found when a
+    predicted PERSON span overlaps at least half of it."""
+    from curate.pii import PiiRedactor
+
+    synth = json.loads((DATA / "presidio_synth_dataset_v2.json").read_text(encoding="utf-8"))
+    docs = _split(synth, part, "synth-docs")
+    gold = [[(s["start_position"], s["end_position"]) for s in d["spans"] if s["entity_type"] == "PERSON"]
+            for d in docs]
+    docs = [d for d, g in zip(docs, gold, strict=True) if g]
+    gold = [g for g in gold if g]
+    predicted = PiiRedactor({"mode": "tag"}).analyze_texts([d["full_text"] for d in docs])
+    found = total = 0
+    for spans, preds in zip(gold, predicted, strict=True):
+        for a, b in spans:
+            total += 1
+            cover = sum(max(0, min(b, p.end) - max(a, p.start)) for p in preds if p.type == "PERSON")
+            found += cover * 2 >= (b - a)
+    return found, total
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--part", choices=[*PARTS, "both"], default="tune")
+    ap.add_argument("--per-template", type=int, default=6)
+    ap.add_argument("--show", type=int, default=0, help="print up to N failures (redacted text only)")
+    args = ap.parse_args()
+    print("| part | names surviving | look-alikes kept | structured ids surviving | presidio PERSON recall |")
+    print("|---|---|---|---|---|")
+    for part in PARTS if args.part == "both" else (args.part,):
+        r = measure(part, args.per_template, args.show)
+        fr, tr = r["person_recall"]
+        print(f"| {part} | {r['survived']}/{r['names']} = {100 * r['survived'] / r['names']:.1f} % "
+              f"| {r['kept']}/{r['lookalikes']} = {100 * r['kept'] / r['lookalikes']:.1f} % "
+              f"| {r['ids_survived']}/{r['ids']} | {fr}/{tr} = {100 * fr / tr:.1f} % |")
+        print("  by shape: " + ", ".join(f"{s} {a}/{b}" for s, (a, b) in r["by_shape"].items()))
+
+
+if __name__ == "__main__":
+    main()
