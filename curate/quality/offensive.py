@@ -1,7 +1,9 @@
 """Offensive language per turn, by alt-profanity-check: a linear SVM over word n-gram TF-IDF, trained on
 ~200k human-labelled comments (Wikipedia talk-page toxicity + Twitter hate-speech sets), shipped inside the
-PyPI package (no hub download). Each user and assistant turn is classified on its own; a row keeps the
-largest probability over all its turns (`q_offensive`) and over its assistant turns (`q_offensive_response`).
+PyPI package (no hub download). Each user and assistant turn is classified sentence by sentence (TF-IDF over a
+whole long answer dilutes one insult below the boundary: "Honestly that's a stupid question, but fine." scores
+0.96 alone and < 0.5 inside a 100-word answer); a turn's score is its worst sentence, and a row keeps the
+largest over all its turns (`q_offensive`) and over its assistant turns (`q_offensive_response`).
 
 Only an offensive *response* lowers `quality` (by OFFENSIVE_FACTOR, when ≥ THRESHOLD): a rude customer
 answered calmly is exactly what a support model should learn from, a rude answer is what it must not.
@@ -42,7 +44,9 @@ def offensive_signals(df: pl.DataFrame) -> pl.DataFrame:
     turns = (df.select(pl.col("messages")).with_row_index("_i").explode("messages")
              .select("_i", pl.col("messages").struct.field("role").alias("role"),
                      pl.col("messages").struct.field("content").fill_null("").str.slice(0, MAX_CHARS).alias("text"))
-             .filter(pl.col("role").is_in(["user", "assistant"])))
+             .filter(pl.col("role").is_in(["user", "assistant"]))
+             .with_columns(pl.col("text").str.replace_all(r"([.!?])\s+", "$1\n").str.split("\n"))
+             .explode("text"))
     turns = turns.with_columns(pl.Series("p", turn_probabilities(turns["text"].to_list()), dtype=pl.Float64))
     per_row = turns.group_by("_i").agg(
         pl.col("p").max().alias("q_offensive"),
