@@ -110,7 +110,7 @@ def test_curate_report_and_manifest_carry_the_audit(tmp_path, sample_data, plant
                          steps=["normalize", {"score": {"model": False}}])
     run = run_pipeline(cfg, out_dir=tmp_path / "run")
     manifest = json.loads((run.dir / "manifest.json").read_text())
-    audit = manifest["audit"] if "audit" in manifest else manifest["extra"]["audit"]
+    audit = manifest["audit"]
     assert audit["offensive_rows"]["kept"] == len(planted["offensive"])
     assert audit["offensive_rows"]["kept_in_response"] == sum(o["role"] == "assistant" for o in planted["offensive"])
     assert planted["gender_skew"]["file"] in audit["bias_flags"][0]
