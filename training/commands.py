@@ -133,6 +133,7 @@ def eval_command(
         from training.redteam import RedTeamCheck
 
         checks.append(RedTeamCheck(extra=list(redteam_data or [])))
+        checks[-1].prompts()  # a missing or unreadable --redteam-data fails now, not after the model has run
     rep = reporter()
     result = run_eval(model, data, out, settings, judge=judge, base_override=base_model, reporter=rep,
                       workspace=current_workspace(), checks=checks)
