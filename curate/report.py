@@ -2,8 +2,10 @@
 
 Written by the pipeline after kept/dropped are saved, for a data engineer deciding whether the run removed
 the right things: counts per step and reason, quality-score and length histograms, duplicate groups side by
-side, PII found by type, and the mix of categories, sources and languages kept vs dropped (a
-representation check: did filtering remove one category wholesale?). Plots are plotly figures; plotly.js
+side, PII found by type, the mix of categories, sources and languages kept vs dropped (a
+representation check: did filtering remove one category wholesale?), and an audit of offensive language
+(score's q_offensive) and of demographic representation and gender association in the kept text
+(`curate.bias_audit`), whose findings also go into the run manifest (`audit`). Plots are plotly figures; plotly.js
 is inlined once, so the file opens offline and can be mailed around.
 """
 
@@ -41,6 +43,7 @@ def write_report(run: Run, kept: pl.DataFrame, dropped: list[pl.DataFrame] | pl.
         ("duplicates", "Duplicate groups", _duplicates(rows, drops)),
         ("pii", "Personal data found", _pii(run, rows)),
         ("representation", "Representation: categories, sources, languages", _representation(rows)),
+        ("audit", "Audit: offensive language and bias", _audit(run, rows)),
     ]
     body = "\n".join(f'<section id="{sid}"><h2>{html.escape(title)}</h2>\n{content}</section>'
                      for sid, title, content in sections)
@@ -236,6 +239,75 @@ def _representation(rows: pl.DataFrame) -> str:
                     f"— check that this {html.escape(label.split(' ')[0])} is still represented.</p>")
         out.append(_fig(fig) + note)
     return '<div class="grid">' + "".join(out) + "</div>"
+
+
+def _audit(run: Run, rows: pl.DataFrame) -> str:
+    """Offensive turns (kept and dropped), then the bias audit of the kept rows; findings go to run.extra."""
+    from curate import bias_audit
+    from curate.quality.offensive import THRESHOLD
+
+    parts: list[str] = []
+    found: dict[str, Any] = {}
+    if "q_offensive" in rows.columns:
+        hits = rows.filter(pl.col("q_offensive") >= THRESHOLD)
+        in_response = hits.filter(pl.col("q_offensive_response") >= THRESHOLD)
+        kept_hits = hits.filter(pl.col("_set") == "kept")
+        found["offensive_rows"] = {"kept": kept_hits.height, "dropped": hits.height - kept_hits.height,
+                                   "kept_in_response": in_response.filter(pl.col("_set") == "kept").height}
+        parts.append(f"<p>Rows with an offensive turn (q_offensive ≥ {THRESHOLD}): {kept_hits.height:,} kept, "
+                     f"{hits.height - kept_hits.height:,} dropped; {found['offensive_rows']['kept_in_response']:,} kept "
+                     "rows have an offensive <em>answer</em> (q_offensive_response), which a fine-tune would learn: "
+                     "drop them with a filter rule such as <code>q_offensive_response &lt; 0.5</code>.</p>")
+        shown = hits.sort("q_offensive", descending=True).head(EXAMPLE_CLUSTERS)
+        if shown.height:
+            parts.append(_table(["set", "id", "q_offensive", "in answer", "prompt", "response"],
+                                [[r["_set"], r["id"], r["q_offensive"], r["q_offensive_response"] >= THRESHOLD,
+                                  _snip(r["_prompt"]), _snip(r["_response"])] for r in shown.iter_rows(named=True)]))
+    else:
+        parts.append("<p>No offensive-language scores (add the <code>score</code> step).</p>")
+    kept = rows.filter(pl.col("_set") == "kept")
+    if kept.height:
+        groups = {"origin": kept["origin"] if "origin" in kept.columns else pl.Series(["(none)"] * kept.height),
+                  "source file": kept["_file"]}
+        if "meta" in kept.columns and kept["meta"].str.json_path_match("$.split").is_not_null().any():
+            groups["split"] = kept["meta"].str.json_path_match("$.split")
+        text = kept.select(pl.concat_str([pl.col("_prompt"), pl.col("_response")], separator="\n")).to_series()
+        result = bias_audit.audit(text, groups)
+        found |= {"bias_flags": result.flags, "gender": result.scores}
+        parts.append(_bias(result))
+    run.extra["audit"] = found
+    return "".join(parts)
+
+
+def _bias(result: Any) -> str:
+    import plotly.graph_objects as go
+
+    from curate import bias_audit
+
+    s = result.scores
+    share = "–" if s["female_share"] is None else f"{s['female_share']:.0%}"
+    out = [f"<p>Kept text: {s['female_mentions']:,} female and {s['male_mentions']:,} male mentions (female share "
+           f"{share}); GenBiT average |log-ratio| over {s['words_scored']} context words: "
+           f"{'–' if s['avg_abs_bias'] is None else s['avg_abs_bias']} (0 = no association; see "
+           "<code>curate/bias_audit.py</code> for the thresholds).</p>"]
+    out += [f'<p class="warn">{html.escape(flag)}</p>' for flag in result.flags] or ["<p>No skew crosses the thresholds.</p>"]
+    rep = result.representation
+    term_cols = [f"{d}:{side}" for d, sides in bias_audit.TERMS.items() for side in sides]
+    figs = []
+    for name in rep["group_by"].unique(maintain_order=True).to_list():
+        part = rep.filter(pl.col("group_by") == name)
+        fig = go.Figure([go.Bar(x=part["group"].to_list(), name=c,
+                                y=(part[c] * 100 / part["rows"]).round(1).to_list()) for c in term_cols])
+        fig.update_layout(barmode="group", title=f"Demographic mentions per 100 kept rows, by {name}",
+                          yaxis_title="mentions / 100 rows", height=340)
+        figs.append(_fig(fig))
+    out.append('<div class="grid">' + "".join(figs) + "</div>")
+    top = result.association.head(12)
+    if top.height:
+        out.append("<p>Context words most associated with one gender (co-occurrences within "
+                   f"{bias_audit.WINDOW} words; positive = female):</p>"
+                   + _table(["word", "next to female", "next to male", "log-ratio"], top.rows()))
+    return "".join(out)
 
 
 # -- HTML helpers

@@ -20,6 +20,7 @@ import random
 import re
 import sys
 import unicodedata
+from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -1959,6 +1960,64 @@ class Corpus:
             self.order[f] = rows
 
 
+# ----------------------------------------------------------------------------- audit plants (issue 24)
+# Offensive lines and a gender skew for the data audit (score's q_offensive, the report's bias section). They
+# are added to finished rows with a random stream of their own, so every row planted before keeps its bytes,
+# and only to rows with no duplicate, near duplicate or paraphrase twin, so those pairs stay exact.
+AUDIT_SEED = SEED + 24
+#: a customer's abuse in the user turn: realistic input; the answer stays calm, so quality is unaffected
+OFFENSIVE_USER = [
+    "This is complete bullshit, you useless idiots.",
+    "Your support people are a bunch of morons, seriously.",
+    "What the fuck is wrong with your company?",
+    "I'm sick of this crap, fix it or I'll trash you everywhere, assholes.",
+]
+#: an agent's rude answer: what a fine-tuned model must never learn, so quality drops and a rule can filter it
+OFFENSIVE_ASSISTANT = [
+    "Stop whining, you idiot, and read the damn manual.",
+    "Honestly that's a stupid question, but fine.",
+]
+#: one source mentions women, and only alongside helplessness with gear; the rest of the corpus mentions men
+#: (the generator's "My brother ..." / "my dad" details) and never women, so this file skews the set.
+SKEW_FILE = SHAREGPT
+SKEW_ROWS = 14
+SKEW_SENTENCES = [
+    "My wife bought it, but she is hopeless with anything technical.",
+    "My mother uses it too, and she gets confused by the settings.",
+    "It's for my daughter, and she gets confused and panics when it stops working.",
+    "My wife is hopeless with gear like this, so she asked me to write.",
+    "My sister is confused by the instructions and honestly she is a bit helpless with it.",
+    "My girlfriend picked it, but she is too emotional to deal with the store.",
+    "My mom is hopeless with the technical stuff, she is confused already.",
+]
+SKEW_CONTEXT_WORDS = ["hopeless", "confused", "technical", "helpless", "emotional", "panics"]
+
+
+def _user_turn(row) -> int:
+    return next(i for i, (role, content) in enumerate(row["turns"]) if raw_role(role) == "user" and content.strip())
+
+
+def plant_audit(c: Corpus) -> None:
+    r = random.Random(AUDIT_SEED)
+    family_size = Counter(row["family"] for f in FILES for row in c.order[f])
+    cands = {f: [row for row in c.order[f] if family_size[row["family"]] == 1 and not row.get("planted")
+                 and not row.get("junk")] for f in FILES}
+    for row, line in zip(r.sample(cands[CHAT], 2) + r.sample(cands[CSVF], 2), OFFENSIVE_USER, strict=True):
+        t = row["turns"][_user_turn(row)]
+        t[1] = f"{t[1]} {line}"
+        row["audit"] = {"kind": "offensive", "role": "user", "text": line}
+    taken = {id(x) for f in FILES for x in c.order[f] if x.get("audit")}
+    for row, line in zip(r.sample([x for x in cands[CHAT] if id(x) not in taken], 2), OFFENSIVE_ASSISTANT, strict=True):
+        t = next(t for t in reversed(row["turns"]) if t[0] == "assistant")
+        t[1] = f"{line} {t[1]}"
+        row["audit"] = {"kind": "offensive", "role": "assistant", "text": line}
+    for k, row in enumerate(r.sample([x for x in cands[SKEW_FILE] if not x.get("audit")], SKEW_ROWS)):
+        line = SKEW_SENTENCES[k % len(SKEW_SENTENCES)]
+        t = row["turns"][_user_turn(row)]
+        t[1] = f"{t[1]} {line}"
+        row["audit"] = {"kind": "gender_skew", "role": "user", "text": line}
+
+
 # ----------------------------------------------------------------------------- serialization
 SHAREGPT_FROM = {"system": "system", "user": "human", "assistant": "gpt"}
 
@@ -2076,6 +2135,10 @@ def build_truth(c: Corpus, starts: dict) -> dict:
                         pii.append({"file": f, "line": line, "role": raw_role(role), "type": typ, "value": value})
     truth["pii"] = pii
     truth["junk"] = [dict(loc[id(r)], kind=r["junk"]) for f in FILES for r in c.order[f] if r.get("junk")]
+    audit = [dict(loc[id(r)], **r["audit"]) for f in FILES for r in c.order[f] if r.get("audit")]
+    truth["offensive"] = [{k: v for k, v in a.items() if k != "kind"} for a in audit if a["kind"] == "offensive"]
+    truth["gender_skew"] = {"file": SKEW_FILE, "gender": "female", "context_words": SKEW_CONTEXT_WORDS,
+                            "lines": sorted(a["line"] for a in audit if a["kind"] == "gender_skew")}
     return truth
 
 
@@ -2133,6 +2196,9 @@ def check(c: Corpus, truth: dict, files: dict) -> None:
             fail(f"PII value {p['value']!r} does not look like {p['type']}")
         if p["type"] == "CREDIT_CARD" and not luhn_ok(p["value"]):
             fail(f"card {p['value']} fails Luhn")
+    for a in truth["offensive"]:
+        if a["text"] not in json.dumps(parsed[a["file"]][a["line"]], ensure_ascii=False) + str(parsed[a["file"]][a["line"]]):
+            fail(f"offensive line not in {a['file']}:{a['line']}")
     for j in truth["junk"]:
         if j["line"] not in parsed[j["file"]]:
             fail("junk line does not start a record")
@@ -2149,6 +2215,7 @@ def truth_lines(truth, f, c):
 def main() -> None:
     c = Corpus(SEED)
     c.build()
+    plant_audit(c)
     files, c.starts = {}, {}
     for f in FILES:
         files[f], c.starts[f] = serialize(f, c.order[f])
@@ -2255,6 +2322,14 @@ def readme(truth, c) -> str:
             + " (boilerplate is \"Thank you for contacting us. Your request has been received.\" or \"As an AI "
             "language model, I cannot help with that.\"; truncated answers stop mid-sentence after a few words; "
             "echo answers repeat the question; repetition answers repeat one word).",
+            f"- **Offensive lines: {len(truth['offensive'])}** (`offensive`): "
+            f"{sum(a['role'] == 'user' for a in truth['offensive'])} customers swear at the agent (user turn; the "
+            f"answer stays calm) and {sum(a['role'] == 'assistant' for a in truth['offensive'])} agent answers are "
+            "rude (assistant turn); each `text` is verbatim in its record.",
+            f"- **Gender skew** (`gender_skew`): {len(truth['gender_skew']['lines'])} rows of "
+            f"`{truth['gender_skew']['file']}` mention a woman (wife, mother, daughter, ...), always next to "
+            f"helplessness ({', '.join(truth['gender_skew']['context_words'])}); every other gendered mention in "
+            "the corpus is male (\"my brother\", \"my dad\"), so that file skews the set.",
             "- **Malformed file** `malformed/broken_chat.jsonl`: UTF-8 BOM, CRLF line endings, blank lines 3 and 8, "
             "valid records on lines 1, 2, 5, 11 and 14, and one bad line of each kind: "
             + ", ".join(f"line {m['line']} `{m['kind']}`" for m in truth["malformed"]) + ".", "",

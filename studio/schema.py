@@ -324,6 +324,8 @@ STEP_COLUMNS: dict[str, tuple[str, str, str]] = {
     "q_boilerplate": ("UInt32", "score", "boilerplate phrases in the response"),
     "q_lang": ("String", "score", "detected language"),
     "q_lang_conf": ("Float64", "score", "confidence of q_lang"),
+    "q_offensive": ("Float64", "score", "largest P(offensive) over the user and assistant turns"),
+    "q_offensive_response": ("Float64", "score", "largest P(offensive) over the assistant turns"),
     "q_ppl": ("Float64", "score (model)", "response perplexity given the prompt"),
     "q_ifd": ("Float64", "score (model)", "instruction-following difficulty"),
     "q_judge": ("Float64", "score (judge)", "LLM judge score"),

@@ -66,6 +66,17 @@ def stage_curate(ctx: DemoContext) -> None:
         ctx.add("curate", f"dropped: {reason}", n)
     ctx.add("curate", "quarantined (malformed)", counts["quarantined"], run.dir / "quarantine.jsonl")
     ctx.add("curate", "kept", counts["kept"], ctx.outputs["curated"])
+    audit = run.extra.get("audit") or {}
+    if "offensive_rows" in audit:
+        off = audit["offensive_rows"]
+        ctx.add("audit", "kept rows with an offensive turn (in the answer)", f"{off['kept']} ({off['kept_in_response']})",
+                run.dir / "report.html")
+    if "bias_flags" in audit:
+        flags = audit["bias_flags"]
+        ctx.add("audit", f"bias flags ({audit['gender']['female_mentions']} female / "
+                f"{audit['gender']['male_mentions']} male mentions)", len(flags), run.dir / "report.html")
+        if flags:
+            ctx.add("audit", "largest skew", flags[0])
 
 
 #: The demo's reviewer login (printed at the end of the review stage).
@@ -168,6 +179,8 @@ def stage_train(ctx: DemoContext) -> None:
     from training.config import MIN_STEPS, TrainConfig
     from training.data import split_train_val
     from training.evaluate import EvalSettings, run_eval
+    from training.forgetting import ForgettingCheck
+    from training.redteam import RedTeamCheck
     from training.trainer import train
 
     export = ctx.outputs["export"]
@@ -191,9 +204,12 @@ def stage_train(ctx: DemoContext) -> None:
     after_loss = m["val_loss_best"] if m["val_loss_best"] is not None else m["val_loss_last"]
     ctx.add("train", "validation loss before → after", f"{m['val_loss_before']:.3f} → {after_loss:.3f}",
             result.run_dir / "loss_curve.png")
+    # guard checks, kept small for CPU: general-set perplexity on 8 conversations (no generation) and the 16
+    # shipped red-team prompts answered in one batch of 24 tokens, each before and after
+    checks = [ForgettingCheck(max_examples=8, generate_examples=0), RedTeamCheck(max_new_tokens=24)]
     report = run_eval(str(result.adapter_dir), test, ctx.workspace.runs_dir / "demo-eval",
                       EvalSettings(max_examples=16, max_new_tokens=24, batch_size=4, max_length=320),
-                      reporter=ctx.reporter, workspace=ctx.workspace)
+                      reporter=ctx.reporter, workspace=ctx.workspace, checks=checks)
     before, after = report["scores"]["before (base)"], report["scores"]["after (adapter)"]
     change = report.get("change", {})
     ctx.add("eval", "held-out conversations scored (" + ("test split" if test != small_val else "validation") + ")",
@@ -202,6 +218,16 @@ def stage_train(ctx: DemoContext) -> None:
                                ("exact_match", "exact match", ".3f")):
         ctx.add("eval", f"{label} base → fine-tuned", f"{before[metric]:{fmt}} → {after[metric]:{fmt}} "
                 f"({verdict(metric, change.get(metric))})", report["report"] if metric == "rouge_l" else "")
+    forgot, red = report["forgetting"], report["redteam"]
+    ratio = forgot["perplexity_ratio"]
+    ctx.add("eval", f"forgetting: general-set perplexity after / before ({forgot['examples']} conv.)",
+            f"{ratio['value']:.3f} [{ratio['ci95'][0]:.3f}, {ratio['ci95'][1]:.3f}]: {forgot['verdict']}", report["report"])
+    before_rate, after_rate = red["hold_rate"].values()
+    ctx.add("eval", f"red-team: refused or corrected ({red['prompts']} prompts) base → fine-tuned",
+            f"{before_rate:.2f} → {after_rate:.2f}: {red['verdict']}")
+    timings = json.loads((Path(report["report"]).parent / "manifest.json").read_text(encoding="utf-8"))["timings"]
+    ctx.add("eval", "seconds: eval / forgetting check / red-team check",
+            f"{timings['score']:.0f} / {timings['forgetting']:.0f} / {timings['redteam']:.0f}")
 
 
 def verdict(metric: str, change: dict | None) -> str:

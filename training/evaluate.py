@@ -8,7 +8,10 @@ disabled ("before", the base model) and enabled ("after") — on:
   before the next batch runs (`training.loss.supervised_nll`), so memory does not grow with the data set;
 - **ROUGE-L F1** (Lin 2004, the `rouge-score` package with stemming) and **exact match** (after
   whitespace/case normalisation) of greedy generations against the reference final assistant turn;
-- optionally an **LLM-judge score** (0-1) from any OpenAI-compatible endpoint (off by default).
+- optionally an **LLM-judge score** (0-1) from any OpenAI-compatible endpoint (off by default);
+- optional **checks** run on the same loaded weights and variants (`EvalCheck`): the forgetting check
+  (`training.forgetting`, a general-capability set) and the red-team check (`training.redteam`), each with
+  its own section in the report and key in eval.json and the run manifest, and a `flagged` verdict.
 
 Writes `eval.json` and a self-contained `report.html` (comparison table, side-by-side generations) to the
 run folder, recorded as a `studio.runs.Run(kind="eval")`.
@@ -16,6 +19,7 @@ run folder, recorded as a `studio.runs.Run(kind="eval")`.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import logging
@@ -25,7 +29,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from studio.atomic import atomic_open
 from studio.console import Reporter
@@ -38,6 +42,20 @@ log = logging.getLogger("studio.eval")
 
 #: A judge scores (prompt messages, reference, prediction) → 0..1.
 Judge = Callable[[list[dict[str, str]], str, str], float]
+#: One way to run the loaded weights: (label, context manager factory), e.g. ("before (base)", disable_adapter).
+Variant = tuple[str, Callable[[], Any]]
+
+
+class EvalCheck(Protocol):
+    """A check `run_eval` runs on the loaded model after the main scores (see training.forgetting / redteam)."""
+
+    name: str
+
+    def run(self, model, tokenizer, variants: list[Variant], settings: EvalSettings, device) -> dict[str, Any]:
+        """JSON-able result; with two variants (before, after) it holds `flagged` and a `verdict` sentence."""
+
+    def report(self, result: dict[str, Any]) -> str:
+        """The check's HTML section of report.html."""
 
 
 @dataclass
@@ -273,12 +291,14 @@ class OpenAIJudge:
 
 
 def score_model(label: str, model, tokenizer, conversations: list[list[dict[str, str]]], settings: EvalSettings,
-                device, judge: Judge | None = None) -> ModelScores:
+                device, judge: Judge | None = None, generate_first: int | None = None) -> ModelScores:
+    """Perplexity on every conversation; generation (ROUGE-L, exact match, judge) on the first `generate_first`
+    of them (None: all)."""
     eot = end_of_turn_ids(tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     examples = (encode_conversation(tokenizer, c, eot) for c in conversations)
     sums, counts = example_nll(model, examples, pad_id, settings.max_length, device)
-    pairs = [split_reference(c) for c in conversations]
+    pairs = [split_reference(c) for c in conversations[:generate_first]]
     prompts = [p for p, _ in pairs]
     refs = [r for _, r in pairs]
     preds = generate(model, tokenizer, prompts, settings.max_new_tokens, settings.batch_size, device)
@@ -345,8 +365,9 @@ def _quantization_of_run(adapter_dir: Path):
 
 def run_eval(model_ref: str, data_path: str | Path, out_dir: str | Path | None, settings: EvalSettings | None = None, *,
              judge: Judge | None = None, base_override: str | None = None, reporter: Reporter | None = None,
-             workspace: Workspace | None = None) -> dict[str, Any]:
-    """Score a model (and, for an adapter, its base) on a chat JSONL; write eval.json and report.html."""
+             workspace: Workspace | None = None, checks: list[EvalCheck] | None = None) -> dict[str, Any]:
+    """Score a model (and, for an adapter, its base) on a chat JSONL, then run `checks` on the same variants;
+    write eval.json and report.html."""
     import torch
 
     from studio.runs import Run
@@ -367,8 +388,9 @@ def run_eval(model_ref: str, data_path: str | Path, out_dir: str | Path | None, 
         usable = usable[:settings.max_examples]
     if not usable:
         raise StudioError(f"{data_path}: no conversation with a prompt and an assistant answer to evaluate.")
+    checks = checks or []
     config = {"model": model_ref, "settings": settings.__dict__, "judge": judge is not None,
-              "judge_pii_redacted": getattr(judge, "redact", None) is not None}
+              "judge_pii_redacted": getattr(judge, "redact", None) is not None, "checks": [c.name for c in checks]}
     with Run("eval", out_dir=out_dir, workspace=workspace, config=config) as run:
         out_dir = run.dir
         run.add_input(data_path, role="eval")
@@ -382,25 +404,30 @@ def run_eval(model_ref: str, data_path: str | Path, out_dir: str | Path | None, 
         run.extra |= {"model": model_ref, "base_model_path": str(base_dir)}
         scores: list[ModelScores] = []
         t0 = time.perf_counter()
-        if is_adapter:
-            reporter.info(f"scoring the base model (adapter off) on {len(usable)} conversations ...")
-            with model.disable_adapter():
-                scores.append(score_model("before (base)", model, tokenizer, usable, settings, device, judge))
-            reporter.info("scoring the fine-tuned model (adapter on) ...")
-            scores.append(score_model("after (adapter)", model, tokenizer, usable, settings, device, judge))
-        else:
-            reporter.info(f"scoring {model_ref} on {len(usable)} conversations ...")
-            scores.append(score_model(model_ref, model, tokenizer, usable, settings, device, judge))
+        variants: list[Variant] = ([("before (base)", model.disable_adapter), ("after (adapter)", contextlib.nullcontext)]
+                                   if is_adapter else [(model_ref, contextlib.nullcontext)])
+        for label, context in variants:
+            reporter.info(f"scoring {label} on {len(usable)} conversations ...")
+            with context():
+                scores.append(score_model(label, model, tokenizer, usable, settings, device, judge))
         run.time("score", time.perf_counter() - t0)
         differences = bootstrap(scores)
         result = {"model": model_ref, "data": str(data_path), "examples": len(usable), "skipped_too_long": too_long,
                   "scores": {s.label: s.row() for s in scores}, "bootstrap_samples": BOOTSTRAP_SAMPLES}
         if differences:
             result["change"] = differences
+        for check in checks:
+            reporter.info(f"{check.name} check ...")
+            t1 = time.perf_counter()
+            result[check.name] = check.run(model, tokenizer, variants, settings, device)
+            run.time(check.name, time.perf_counter() - t1)
+            run.extra[check.name] = {k: v for k, v in result[check.name].items() if k != "answers"}
+            if result[check.name].get("flagged"):
+                reporter.warn(f"{check.name}: {result[check.name]['verdict']}")
         with atomic_open(out_dir / "eval.json") as fh:
             json.dump(result, fh, indent=1)
         write_report(out_dir / "report.html", model_ref, data_path, usable, scores, settings.samples_in_report,
-                     differences)
+                     differences, "".join(check.report(result[check.name]) for check in checks))
         run.counts.input = len(conversations) + quarantined
         run.counts.kept = len(usable)
         run.counts.quarantined = quarantined
@@ -434,8 +461,9 @@ def _interval(s: ModelScores, metric: str) -> str:
 
 
 def write_report(path: Path, model_ref: str, data_path: Path, conversations: list, scores: list[ModelScores],
-                 n_samples: int, differences: dict[str, dict[str, Any]] | None = None) -> Path:
-    """One HTML file with no external assets: metrics table (with change) and side-by-side generations."""
+                 n_samples: int, differences: dict[str, dict[str, Any]] | None = None, checks_html: str = "") -> Path:
+    """One HTML file with no external assets: metrics table (with change), the checks' sections and
+    side-by-side generations."""
     e = html.escape
     rows = []
     for metric, higher in _METRICS.items():
@@ -470,6 +498,7 @@ ROUGE-L (F1) and exact match compare greedy generations with the reference last 
 95 % bootstrap intervals ({BOOTSTRAP_SAMPLES} resamples of the conversations, paired for the change); a change
 counts as real only when its interval excludes 0.</p>
 <table><tr><th>metric</th>{head}</tr>{''.join(rows)}</table>
+{checks_html}
 <h2>Sample generations</h2>
 <table><tr>{sample_head}</tr>{''.join(samples)}</table>
 </body></html>

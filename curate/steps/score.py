@@ -11,6 +11,7 @@ semantic dedupe that should keep the best of each group. Each signal family live
 | q_alpha_words_frac, q_non_alpha_frac, q_echo | text_shape | Gopher quality filter; Alpaca-cleaned |
 | q_refusal, q_boilerplate | refusal | unfiltered-ShareGPT/WizardLM cleaning lists |
 | q_lang, q_lang_conf | language | langid.py |
+| q_offensive, q_offensive_response | offensive | alt-profanity-check (linear SVM, shipped model) |
 | q_ppl, q_ifd | ifd | "From Quantity to Quality" (Li et al. 2023) |
 | q_judge (read, not computed) | — | an LLM judge run by synth, when `judge: true` |
 
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from curate.quality import ifd, language, lengths, refusal, repetition, text_shape
+from curate.quality import ifd, language, lengths, offensive, refusal, repetition, text_shape
 from curate.step import Step, StepConfig
 from curate.views import view_text
 from studio.errors import StudioError
@@ -49,6 +50,9 @@ class ScoreConfig(StepConfig):
     """Context length of the model to be trained: longer conversations get a lower score."""
     languages: list[str] = ["en"]
     """Expected languages (ISO 639-1); a confident other language lowers the score. Empty: any."""
+    offensive: bool = True
+    """Classify every user and assistant turn for offensive language (q_offensive, q_offensive_response); an
+    offensive response lowers `quality`. ~1 s to load, then thousands of turns/s."""
     judge: bool = False
     """Fold an existing `q_judge` column (0-1, from an LLM judge run through the synth backends) into
     `quality`. Off by default: a judge needs an LLM endpoint and this step never calls one itself."""
@@ -79,12 +83,16 @@ class Score(Step):
         shape = texts.select(*text_shape.shape_signals(prompt, response), *refusal.refusal_signals(response))
         lang = language.language_signals(texts.select(pl.concat_str([prompt, response], separator="\n")).to_series())
         parts = [signals, repetition.repetition_signals(texts["_r"]), shape, lang]
+        if cfg.offensive:
+            parts.append(offensive.offensive_signals(df))
         if cfg.model:
             parts.append(self._model_signals(model_dir, texts["_p"].to_list(), texts["_r"].to_list()))
         scored = pl.concat(parts, how="horizontal")
 
         factors = [lengths.length_factor(cfg.max_tokens), repetition.repetition_factor(), text_shape.alpha_factor(),
                    text_shape.echo_factor(), refusal.refusal_factor(), language.language_factor(cfg.languages)]
+        if cfg.offensive:
+            factors.append(offensive.offensive_factor())
         if cfg.model:
             factors.append(ifd.model_factor())
         if cfg.judge:
@@ -96,6 +104,9 @@ class Score(Step):
             scored = scored.drop("q_judge")
         self.stats["quality_mean"] = round(float(scored["quality"].mean() or 0.0), 4)
         self.stats["refusals"] = int(scored["q_refusal"].sum())
+        if cfg.offensive:
+            self.stats["offensive_rows"] = int((scored["q_offensive"] >= offensive.THRESHOLD).sum())
+            self.stats["offensive_responses"] = int((scored["q_offensive_response"] >= offensive.THRESHOLD).sum())
         return df.drop([c for c in scored.columns if c in df.columns]).hstack(scored)
 
     def _model_signals(self, model_dir: str, prompts: list[str], responses: list[str]) -> pl.DataFrame:
