@@ -11,6 +11,10 @@ import streamlit as st
 from review_app import logic
 
 
+#: disagreements shown with their resolve buttons (the table above lists them all)
+MAX_EXPANDERS = 25
+
+
 def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.1f} %"
 
@@ -105,7 +109,11 @@ def render(store, user) -> None:
         st.info("No disagreements.")
         return
     st.dataframe(logic.disagreement_rows(disagreements), use_container_width=True, hide_index=True)
-    for d in disagreements:
+    # one expander per item costs a query and a dozen elements: at 100k items thousands of them took minutes to render
+    shown = sorted(disagreements, key=lambda d: d["resolution"] is not None)[:MAX_EXPANDERS]
+    if len(disagreements) > len(shown):
+        st.caption(f"The first {len(shown)} of {len(disagreements)} disagreements (open ones first) to resolve here.")
+    for d in shown:
         item = store.get_item(d["item_id"])
         md = logic.safe_markdown
         label = f"{md(item.id)} · " + ("resolved: " + d["resolution"]["verdict"] if d["resolution"] else "open")
