@@ -10,7 +10,6 @@ import streamlit as st
 
 from review_app import logic
 
-
 #: disagreements shown with their resolve buttons (the table above lists them all)
 MAX_EXPANDERS = 25
 
