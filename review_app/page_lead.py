@@ -4,6 +4,7 @@ to resolve it. Every figure comes from `store.dashboard()` / `store.agreement()`
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import streamlit as st
@@ -40,7 +41,8 @@ def source_rows(stats: list[dict[str, Any]]) -> list[dict[str, str]]:
 def _bar(counts: dict[str, int], title: str):
     import plotly.graph_objects as go
 
-    fig = go.Figure(go.Bar(x=list(counts.values()), y=list(counts), orientation="h"))
+    # plotly reads a small HTML subset in labels (links included): names from the data are shown as typed
+    fig = go.Figure(go.Bar(x=list(counts.values()), y=[html.escape(str(k)) for k in counts], orientation="h"))
     fig.update_layout(title=title, height=80 + 28 * max(1, len(counts)), margin={"l": 10, "r": 10, "t": 40, "b": 10},
                       yaxis={"autorange": "reversed"})
     return fig
@@ -52,7 +54,7 @@ def _by_day(rows: list[dict[str, Any]]):
     fig = go.Figure()
     for source in sorted({r["source"] for r in rows}):
         mine = [r for r in rows if r["source"] == source]
-        fig.add_trace(go.Bar(x=[r["day"] for r in mine], y=[r["decisions"] for r in mine], name=source))
+        fig.add_trace(go.Bar(x=[r["day"] for r in mine], y=[r["decisions"] for r in mine], name=html.escape(source)))
     fig.update_layout(barmode="stack", title="Decisions per day (UTC), by where they were made", height=300,
                       margin={"l": 10, "r": 10, "t": 40, "b": 10})
     return fig
