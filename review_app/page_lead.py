@@ -60,6 +60,18 @@ def _by_day(rows: list[dict[str, Any]]):
     return fig
 
 
+# agreement and disagreements read every decision into Python (~16 s of CPU at 100k decisions: bench/README.md
+# `review`); they are kept per store and decisions version, so a rerun with no new decision reuses them
+@st.cache_data(max_entries=4, show_spinner=False)
+def _agreement(url: str, version: tuple, _store) -> dict[str, Any]:
+    return _store.agreement()
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _disagreements(url: str, version: tuple, _store) -> list[dict[str, Any]]:
+    return _store.disagreements()
+
+
 def render_dashboard(store) -> None:
     dash = store.dashboard()
     queue, progress = dash["queue"], dash["progress"]
@@ -95,7 +107,8 @@ def render_dashboard(store) -> None:
 def render(store, user) -> None:
     st.title("Lead view")
     render_dashboard(store)
-    ag = store.agreement()
+    version = store.decisions_version()
+    ag = _agreement(store.url, version, store)
     st.subheader("Agreement")
     c = st.columns(4)
     c[0].metric("items reviewed by 2+", ag["items_with_overlap"])
@@ -105,7 +118,7 @@ def render(store, user) -> None:
     if ag["pairs"]:
         st.dataframe(ag["pairs"], use_container_width=True, hide_index=True)
     st.subheader("Disagreements")
-    disagreements = store.disagreements()
+    disagreements = _disagreements(store.url, version, store)
     if not disagreements:
         st.info("No disagreements.")
         return

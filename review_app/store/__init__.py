@@ -115,6 +115,7 @@ class ReviewStore:
     agreement = _Part("analytics")
     progress = _Part("analytics")
     dashboard = _Part("analytics")
+    decisions_version = _Part("analytics")
     reviewer_stats = _Part("analytics")
     source_stats = _Part("analytics")
     decisions_by_day = _Part("analytics")

@@ -283,6 +283,13 @@ class Analytics:
                 entry["by"].append(f"{person}: {verdict}")
         return {"count": int(total), "items": list(items.values())}
 
+    def decisions_version(self) -> tuple[int, int, str]:
+        """Changes whenever a decision is recorded, replaced or undone: (decisions, newest id, latest undo time)."""
+        d = DECISIONS.c
+        with self.db.tx() as conn:
+            n, newest, undone = conn.execute(select(func.count(), func.max(d.id), func.max(d.undone_at))).one()
+        return int(n), int(newest or 0), str(undone)
+
     def dashboard(self) -> dict[str, Any]:
         """Everything the lead dashboard shows, each part aggregated in SQL."""
         return {"reviewers": self.reviewer_stats(), "sources": self.source_stats(), "by_day": self.decisions_by_day(),
