@@ -5,7 +5,13 @@ Target (issue 6): p95 < 20 ms for both, at the store level (no UI). Loads N item
 another; a second run does the same with filters on (origin + PII + quality range), which the queue index
 cannot fully serve. Prints a table; figures go to bench/README.md (## review).
 
-    PYTHONPATH=. python bench/review.py [--items 100000] [--decisions 2000]
+Then the lead dashboard on the same store: `--dashboard-decisions` more people's decisions (4 reviewers, 2 per item,
+over 30 days; bulk-inserted, as a seed) are added, and (1) the per-reviewer figures in SQL (`store.reviewer_stats`)
+are timed against the anchor, the same figures computed in Python from every decision row (how the store's other
+analytics work), alternately; (2) the lead page itself is loaded (Streamlit's AppTest runs `review_app/app.py` as a
+logged-in lead on the Lead view: the whole script run, every query and chart included, no browser).
+
+    PYTHONPATH=. python bench/review.py [--items 100000] [--decisions 2000] [--dashboard-decisions 100000]
 """
 
 from __future__ import annotations
@@ -49,10 +55,117 @@ def measure(store: ReviewStore, reviewer: str, n: int, filters=None) -> tuple[li
     return nexts, saves
 
 
+def seed_decisions(store: ReviewStore, n: int) -> None:
+    """n people's decisions, bulk-inserted: items in queue order get 2 of 4 reviewers each, spread over 30 days."""
+    import datetime as dt
+
+    from sqlalchemy import select, update
+
+    from review_app.store.database import DECISIONS, ITEMS
+
+    people = [f"reviewer{k}@example.org" for k in range(4)]
+    for name in people:
+        store.ensure_reviewer(name, "reviewer")
+    start = dt.datetime(2026, 11, 1)
+    with store.db.tx(write=True) as conn:
+        rids = [store.db.rid(conn, name) for name in people]
+        ids = [r[0] for r in conn.execute(select(ITEMS.c.id).where(ITEMS.c.n_decided == 0, ITEMS.c.status != "auto")
+                                          .order_by(ITEMS.c.priority).limit(n // 2))]
+        rows = []
+        for k, item_id in enumerate(ids):
+            for j in range(2):
+                who = (k + j) % 4
+                rows.append({"item_id": item_id, "reviewer_id": rids[who], "edited_messages": None, "rating": None,
+                             "verdict": "reject" if (k * 7 + who) % 5 == 0 else "accept", "reasons": [],
+                             "comment": None, "seconds": 5 + (k * 13 + who * 29) % 90, "source": "app",
+                             "idempotency_key": f"seed:{item_id}:{who}", "undone_at": None,
+                             "created_at": start + dt.timedelta(minutes=(k * 2 + j) * 30 * 24 * 60 // (2 * len(ids)))})
+        conn.execute(DECISIONS.insert(), rows)
+        conn.execute(update(ITEMS).where(ITEMS.c.id.in_(ids)).values(overlap=2, n_decided=2, n_claimed=2, status="full"))
+
+
+def python_reviewer_stats(store: ReviewStore) -> dict[str, dict]:
+    """The anchor: the per-reviewer figures from every current decision row, in Python."""
+    from collections import defaultdict
+
+    from review_app.store.analytics import people_votes, person_of
+    from review_app.store.database import DECISIONS
+    from review_app.store.decisions import decision_rows
+
+    with store.db.tx() as conn:
+        rows = decision_rows(conn, DECISIONS.c.undone_at.is_(None), DECISIONS.c.verdict != "skip")
+    by_item = defaultdict(list)
+    for d in rows:
+        by_item[d["item_id"]].append(d)
+    mine = defaultdict(list)
+    pairs = defaultdict(lambda: [0, 0])
+    for ds in by_item.values():
+        votes = people_votes(ds)
+        for v in votes:
+            mine[person_of(v["reviewer"])].append(v)
+            for o in votes:
+                if person_of(o["reviewer"]) != person_of(v["reviewer"]):
+                    pairs[person_of(v["reviewer"])][0] += 1
+                    pairs[person_of(v["reviewer"])][1] += v["verdict"] == o["verdict"]
+    return {p: {"decided": len(vs), "accept_rate": round(sum(v["verdict"] == "accept" for v in vs) / len(vs), 4),
+                "median_seconds": statistics.median([v["seconds"] for v in vs if v["seconds"] is not None] or [0]),
+                "agreement": round(pairs[p][1] / pairs[p][0], 4) if pairs[p][0] else None} for p, vs in mine.items()}
+
+
+def measure_dashboard(store: ReviewStore, url: str, n_decisions: int, repeats: int = 3) -> None:
+    import os
+
+    from streamlit.testing.v1 import AppTest
+
+    t = time.perf_counter()
+    seed_decisions(store, n_decisions)
+    seed_s = time.perf_counter() - t
+    ours, anchor = [], []
+    for _ in range(repeats):  # alternately, so both see the same machine load
+        t = time.perf_counter()
+        sql = store.reviewer_stats()
+        ours.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        py = python_reviewer_stats(store)
+        anchor.append(time.perf_counter() - t)
+    for r in sql:  # same figures both ways
+        assert (r["decided"], r["accept_rate"], r["agreement"]) == tuple(py[r["reviewer"]][k] for k in
+                                                                          ("decided", "accept_rate", "agreement")), r
+        assert abs(r["median_seconds"] - py[r["reviewer"]]["median_seconds"]) < 1e-6, r
+    parts = {}
+    for name in ("reviewer_stats", "source_stats", "decisions_by_day", "queue_breakdown", "awaiting_second", "progress",
+                 "agreement", "disagreements"):
+        t = time.perf_counter()
+        getattr(store, name)()
+        parts[name] = time.perf_counter() - t
+    store.add_reviewer("lead", "lead-password", role="lead")
+    os.environ["STUDIO_REVIEW_DB"] = url
+    page = []
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "review_app" / "app.py"), default_timeout=600)
+    at.session_state["user"] = {"name": "lead", "role": "lead"}
+    at.session_state["view"] = "Lead view"
+    for _ in range(repeats):
+        t = time.perf_counter()
+        at.run()
+        page.append(time.perf_counter() - t)
+        assert not at.exception, at.exception
+    people = sum(r["decided"] for r in sql)
+    print(f"\nlead dashboard: {n_decisions:,} seeded decisions ({seed_s:.1f}s to insert); "
+          f"{people:,} current people's verdicts in the per-reviewer table")
+    print(f"{'per-reviewer figures':34} {'ours (SQL)':>11} {'anchor (Python)':>16} {'ratio':>7}")
+    print(f"{'median of ' + str(repeats) + ' runs':34} {statistics.median(ours):>10.2f}s {statistics.median(anchor):>15.2f}s "
+          f"{statistics.median(anchor) / statistics.median(ours):>6.1f}x")
+    print("dashboard parts (s): " + ", ".join(f"{k} {v:.2f}" for k, v in parts.items()))
+    print(f"lead page load (AppTest, whole script run): first {page[0]:.2f}s, then " +
+          ", ".join(f"{x:.2f}s" for x in page[1:]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--items", type=int, default=100_000)
     ap.add_argument("--decisions", type=int, default=2000)
+    ap.add_argument("--dashboard-decisions", type=int, default=100_000, help="people's decisions seeded for the "
+                    "lead dashboard measurement (0: skip it)")
     ap.add_argument("--no-fsync", action="store_true", help="durable=False: decisions not fsynced (power-cut unsafe)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -74,6 +187,8 @@ def main() -> None:
         auto = store.auto_decide("quality >= 0.9 and pii_count == 0", "high-confidence")
         auto_s = time.perf_counter() - t
         db_mb = (Path(tmp) / "review.db").stat().st_size / 2**20
+        if args.dashboard_decisions:
+            measure_dashboard(store, f"sqlite:///{Path(tmp) / 'review.db'}", args.dashboard_decisions)
     print(f"machine: {platform.machine()}, {platform.system()}, python {platform.python_version()}; "
           f"decisions {'NOT ' if args.no_fsync else ''}fsynced")
     print(f"load {args.items:,} items: {load_s:.1f}s; reload (idempotent, 0 added): {reload_s:.1f}s; "

@@ -1,16 +1,114 @@
-"""Lead view: agreement between reviewers (per pair and overall) and the items where they disagree,
-each with buttons to resolve it."""
+"""Lead view: the dashboard (people, pace, the queue, items awaiting another reviewer, Label Studio and app side
+by side), agreement between reviewers (per pair and overall) and the items where they disagree, each with buttons
+to resolve it. Every figure comes from `store.dashboard()` / `store.agreement()`; this module only lays them out."""
 
 from __future__ import annotations
+
+import html
+from typing import Any
 
 import streamlit as st
 
 from review_app import logic
 
+#: disagreements shown with their resolve buttons (the table above lists them all)
+MAX_EXPANDERS = 25
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f} %"
+
+
+def _secs(x: float | None) -> str:
+    return "–" if x is None else f"{x:.1f}"
+
+
+def reviewer_rows(stats: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The per-reviewer table as shown: one row per person, figures formatted."""
+    return [{"reviewer": r["reviewer"], "decided": str(r["decided"]), "accept rate": _pct(r["accept_rate"]),
+             "median s / item": _secs(r["median_seconds"]), "agreement with others": _pct(r["agreement"]),
+             "items shared": str(r["shared_items"])} for r in stats]
+
+
+def source_rows(stats: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Decisions by where they were made, as shown."""
+    names = {"app": "review app", "labelstudio": "Label Studio", "rule": "rules", "resolution": "lead resolutions"}
+    return [{"made in": names.get(r["source"], r["source"]), "decisions": str(r["decisions"]), "items": str(r["items"]),
+             "reviewers": str(r["reviewers"]), "accept rate": _pct(r["accept_rate"]),
+             "median s / decision": _secs(r["median_seconds"])} for r in stats]
+
+
+def _bar(counts: dict[str, int], title: str):
+    import plotly.graph_objects as go
+
+    # plotly reads a small HTML subset in labels (links included): names from the data are shown as typed
+    fig = go.Figure(go.Bar(x=list(counts.values()), y=[html.escape(str(k)) for k in counts], orientation="h"))
+    fig.update_layout(title=title, height=80 + 28 * max(1, len(counts)), margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                      yaxis={"autorange": "reversed"})
+    return fig
+
+
+def _by_day(rows: list[dict[str, Any]]):
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for source in sorted({r["source"] for r in rows}):
+        mine = [r for r in rows if r["source"] == source]
+        fig.add_trace(go.Bar(x=[r["day"] for r in mine], y=[r["decisions"] for r in mine], name=html.escape(source)))
+    fig.update_layout(barmode="stack", title="Decisions per day (UTC), by where they were made", height=300,
+                      margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return fig
+
+
+# agreement and disagreements read every decision into Python (~16 s of CPU at 100k decisions: bench/README.md
+# `review`); they are kept per store and decisions version, so a rerun with no new decision reuses them
+@st.cache_data(max_entries=4, show_spinner=False)
+def _agreement(url: str, version: tuple, _store) -> dict[str, Any]:
+    return _store.agreement()
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _disagreements(url: str, version: tuple, _store) -> list[dict[str, Any]]:
+    return _store.disagreements()
+
+
+def render_dashboard(store) -> None:
+    dash = store.dashboard()
+    queue, progress = dash["queue"], dash["progress"]
+    c = st.columns(5)
+    c[0].metric("items", progress["items"])
+    for col, stage in zip(c[1:], ("awaiting first review", "awaiting another reviewer", "complete", "decided by rule"),
+                          strict=True):
+        col.metric(stage, queue["stage"].get(stage, 0))
+    st.subheader("Reviewers")
+    if dash["reviewers"]:
+        st.table(reviewer_rows(dash["reviewers"]))
+        st.caption("Current accept/reject decisions per person (a Label Studio annotator and the app login of the same "
+                   "person are one row). Agreement: share of their verdicts that match another person's on the same item.")
+    else:
+        st.info("No decisions yet.")
+    st.subheader("Label Studio and the review app side by side")
+    if dash["sources"]:
+        st.table(source_rows(dash["sources"]))
+    if dash["by_day"]:
+        st.plotly_chart(_by_day(dash["by_day"]), width="stretch")
+    st.subheader("Queue")
+    cols = st.columns(2)
+    for i, (key, title) in enumerate((("status", "by status"), ("origin", "by origin"), ("source", "by source file"),
+                                      ("tag", "by tag"))):
+        if queue[key]:
+            cols[i % 2].plotly_chart(_bar(queue[key], f"Items {title}"), width="stretch")
+    waiting = dash["awaiting_second"]
+    st.subheader(f"Awaiting another reviewer: {waiting['count']}")
+    if waiting["items"]:
+        st.dataframe([{**w, "by": ", ".join(w["by"])} for w in waiting["items"]], width="stretch", hide_index=True)
+
 
 def render(store, user) -> None:
     st.title("Lead view")
-    ag = store.agreement()
+    render_dashboard(store)
+    version = store.decisions_version()
+    ag = _agreement(store.url, version, store)
     st.subheader("Agreement")
     c = st.columns(4)
     c[0].metric("items reviewed by 2+", ag["items_with_overlap"])
@@ -20,12 +118,16 @@ def render(store, user) -> None:
     if ag["pairs"]:
         st.dataframe(ag["pairs"], use_container_width=True, hide_index=True)
     st.subheader("Disagreements")
-    disagreements = store.disagreements()
+    disagreements = _disagreements(store.url, version, store)
     if not disagreements:
         st.info("No disagreements.")
         return
     st.dataframe(logic.disagreement_rows(disagreements), use_container_width=True, hide_index=True)
-    for d in disagreements:
+    # one expander per item costs a query and a dozen elements: at 100k items thousands of them took minutes to render
+    shown = sorted(disagreements, key=lambda d: d["resolution"] is not None)[:MAX_EXPANDERS]
+    if len(disagreements) > len(shown):
+        st.caption(f"The first {len(shown)} of {len(disagreements)} disagreements (open ones first) to resolve here.")
+    for d in shown:
         item = store.get_item(d["item_id"])
         md = logic.safe_markdown
         label = f"{md(item.id)} · " + ("resolved: " + d["resolution"]["verdict"] if d["resolution"] else "open")

@@ -1,7 +1,7 @@
 """`studio demo`: the whole chain on the bundled sample data, ending with a summary table.
 
 Each stage is a function that takes the demo context and returns rows for the summary; issues that add a
-stage (PII, synth, review, export, train) add a function to STAGES. Must finish in under 10 minutes on a
+stage (PII, synth, review, export, train, dpo) add a function to STAGES. Must finish in under 10 minutes on a
 2-core machine.
 """
 
@@ -230,6 +230,93 @@ def stage_train(ctx: DemoContext) -> None:
             f"{timings['score']:.0f} / {timings['forgetting']:.0f} / {timings['redteam']:.0f}")
 
 
+#: Fewer preference pairs than this from review, and the demo lead's rule-made edits add pairs (see stage_dpo).
+DEMO_MIN_PAIRS = 16
+#: The demo-only edit that stands in for reviewers' corrections: an edited answer (chosen) over its original
+#: (rejected) is a DPO pair, as a reviewer's real edit would be.
+DEMO_EDIT_RULE = "DEMO ONLY: the demo lead's rule trims the answer to its first two sentences"
+#: The demo's DPO run: a few steps on CPU, 2 pairs a step (β 0.1, the DPO paper's default).
+DEMO_DPO = {"base_model": "default", "method": "lora", "max_steps": 8, "batch_size": 2, "grad_accum": 1,
+            "max_length": 320, "learning_rate": 1e-3, "warmup_ratio": 0.0}
+
+
+def first_two_sentences(text: str) -> str | None:
+    """The answer cut after its second sentence, or None when it has fewer than three."""
+    import re
+
+    sentences = re.split(r"(?<=[.!?])\s+", text.strip())
+    return " ".join(sentences[:2]) if len(sentences) >= 3 else None
+
+
+def demo_edits(store, wanted: int) -> int:
+    """DEMO ONLY: the demo lead accepts `wanted` approved items with their answer trimmed (`DEMO_EDIT_RULE`),
+    in item-id order; returns how many were edited."""
+    done = 0
+    for row in sorted(store.approved_items(), key=lambda r: r["item_id"]):
+        if done >= wanted or row["edited"] or row["messages"][-1]["role"] != "assistant":
+            continue
+        short = first_two_sentences(row["messages"][-1]["content"])
+        if short is None:
+            continue
+        store.record_decision(row["item_id"], DEMO_REVIEWER[0], "accept", comment=DEMO_EDIT_RULE,
+                              edited_messages=[*row["messages"][:-1], {"role": "assistant", "content": short}])
+        done += 1
+    return done
+
+
+def stage_dpo(ctx: DemoContext) -> None:
+    """One short DPO run (`studio train --objective dpo`) on the preference pairs review produced (`studio export
+    --format dpo`), with the before/after preference accuracy on the training pairs and on held-out prompts.
+
+    No person edits during the demo, so when review gave fewer than DEMO_MIN_PAIRS pairs, a clearly labelled
+    demo-only rule (`DEMO_EDIT_RULE`) edits approved answers; each edit and its original make a pair."""
+    from review_app.export import ExportConfig, run_export
+    from review_app.store import ReviewStore
+    from training.config import TrainConfig
+    from training.dpo import train_dpo
+
+    out = ctx.workspace.data_dir / "export-dpo"
+    cfg = ExportConfig(format="dpo", out=out, splits={"train": 1.0}, seed=0, overwrite=True)
+    with ReviewStore(ctx.workspace.review_db_url) as store:
+        def export() -> int:
+            if not store.approved_items():
+                return 0
+            try:
+                run = run_export(store, cfg, workspace=ctx.workspace, reporter=ctx.reporter,
+                                 db_label=ctx.workspace.review_db_url)
+            except StudioError as err:  # no pairs yet: the export refuses to write an empty set
+                if "no preference pairs" not in str(err):
+                    raise
+                return 0
+            return run.extra["export"]["splits"].get("train", 0)
+
+        pairs = export()
+        if pairs < DEMO_MIN_PAIRS:
+            edited = demo_edits(store, DEMO_MIN_PAIRS - pairs)
+            ctx.reporter.warn(f"only {pairs} preference pairs from review; {DEMO_EDIT_RULE} on {edited} approved "
+                              "items, so each edit and its original make a pair.")
+            ctx.add("dpo", "DEMO ONLY: answers trimmed by the demo lead's rule", edited)
+            pairs = export()
+    ctx.add("dpo", "preference pairs (export --format dpo)", pairs, out / "train.jsonl")
+    if pairs < 2:
+        ctx.add("dpo", "skipped: too few preference pairs", pairs)
+        return
+    result = train_dpo(TrainConfig(**DEMO_DPO), out / "train.jsonl", None, ctx.workspace.runs_dir / "demo-dpo",
+                       reporter=ctx.reporter, workspace=ctx.workspace)
+    m = result.metrics
+    ctx.outputs["dpo_adapter"] = result.adapter_dir
+    ctx.add("dpo", "DPO steps on CPU, pairs train / held out", f"{m['steps']}, {m['pairs']['train']} / "
+            f"{m['pairs']['held_out']}", result.run_dir)
+    for split, label in (("train", "training pairs"), ("held_out", "held-out pairs")):
+        before, after = m["before"][split], m["after"][split]
+        if after["pairs"]:
+            ctx.add("dpo", f"preference accuracy before → after ({label})",
+                    f"{before['preference_accuracy']:.2f} → {after['preference_accuracy']:.2f} (mean margin "
+                    f"{before['mean_reward_margin']:+.3f} → {after['mean_reward_margin']:+.3f})")
+    base = m["base_prefers_chosen"]["train"]
+    ctx.add("dpo", "base model already prefers chosen (training pairs)", f"{base:.2f}")
+
+
 def verdict(metric: str, change: dict | None) -> str:
     """Plain words for a before/after change and its paired bootstrap interval: better, worse or not real."""
     if change is None:
@@ -273,7 +360,7 @@ def demo_workspace(directory: Path, fresh: bool) -> Workspace:
 
 
 #: Demo stages in order.
-STAGES = [stage_curate, stage_synth, stage_review, stage_export, stage_train]
+STAGES = [stage_curate, stage_synth, stage_review, stage_export, stage_train, stage_dpo]
 
 
 @contextlib.contextmanager

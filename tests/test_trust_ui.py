@@ -188,7 +188,8 @@ def test_hostile_ids_text_tags_comments_and_names_render_inert_in_chromium(hosti
             # the radio's label, not the page title that appears once the view has switched
             page.get_by_test_id("stRadioGroup").get_by_text("Lead view").click()
             try:
-                expect(page.get_by_text("@x.org").first).to_be_visible(timeout=20_000)
+                # the disagreements come last, below the dashboard (which already names the reviewers)
+                expect(page.get_by_role("button", name="Resolve: accept").first).to_be_visible(timeout=30_000)
                 break
             except AssertionError:
                 continue

@@ -17,8 +17,9 @@ def register(app: typer.Typer) -> None:
 
 
 def train_command(
-    train: Annotated[Path, typer.Option("--train", help="Training data: chat JSONL from `studio export --format openai`.")],
-    val: Annotated[Path | None, typer.Option("--val", help="Validation data (default: hold out ~10% of --train, whole duplicate groups and prompts, as the export splits).")] = None,
+    train: Annotated[Path, typer.Option("--train", help="Training data: chat JSONL from `studio export --format openai` (with --objective dpo: pairs from `--format dpo`).")],
+    val: Annotated[Path | None, typer.Option("--val", help="Validation data (default: hold out ~10% of --train, whole duplicate groups and prompts, as the export splits; dpo: ~20% of the prompts).")] = None,
+    objective: Annotated[str | None, typer.Option("--objective", help="sft (next-token loss on chat data) or dpo (Direct Preference Optimization on preference pairs).", show_default=False)] = None,
     base_model: Annotated[str | None, typer.Option("--base-model", help="Local model folder, or `default` (bundled SmolLM2-135M-Instruct).", show_default=False)] = None,
     method: Annotated[str | None, typer.Option("--method", help="qlora (4-bit NF4 base, CUDA or CPU), lora (16/32-bit base) or auto (qlora on CUDA, else lora).", show_default=False)] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default: a new folder under the workspace's runs/).")] = None,
@@ -54,19 +55,24 @@ def train_command(
         studio train --train train.jsonl --base-model /models/llama-3.1-8b-instruct --config train.yaml --out runs/llama-claims
 
         studio train --train train.jsonl --out runs/llama-claims --config train.yaml --resume
+
+        studio train --objective dpo --train exports/v3/train.jsonl --base-model default --method lora --max-steps 20
     """
     from studio.context import current_workspace, reporter
     from training.config import TrainConfig
     from training.trainer import train as run_training
 
     cfg = TrainConfig.from_yaml(config) if config else TrainConfig()
-    flags = {"base_model": base_model, "method": method, "max_steps": max_steps, "epochs": epochs,
+    flags = {"objective": objective, "base_model": base_model, "method": method, "max_steps": max_steps, "epochs": epochs,
              "learning_rate": learning_rate, "batch_size": batch_size, "grad_accum": grad_accum,
              "max_length": max_length, "lora_r": lora_r, "packing": packing, "merge": merge,
              "num_threads": threads, "cpu_bf16": cpu_bf16}
     cfg = TrainConfig.validated({**cfg.model_dump(), **{k: v for k, v in flags.items() if v is not None}},
                                 source="command-line flags")
     rep = reporter()
+    if cfg.objective == "dpo":
+        _train_dpo(cfg, train, val, out, resume, rep)
+        return
     result = run_training(cfg, train, val, out, resume=resume, reporter=rep, workspace=current_workspace())
     m = result.metrics
     rows = [["base model", m["base_model"]], ["method", m["method"]], ["steps", f"{m['steps']} / {m['total_steps']}"],
@@ -77,6 +83,32 @@ def train_command(
         rows.append(["peak GPU memory (GiB)", m["peak_gpu_memory_gib"]])
     rep.table(f"train run in {result.run_dir}", ["", "value"], [[k, str(v)] for k, v in rows])
     rep.out.print(f"adapter in [bold]{result.adapter_dir}[/]" + (f", merged model in {result.merged_dir}" if result.merged_dir else ""))
+
+
+def _train_dpo(cfg, train: Path, val: Path | None, out: Path | None, resume: bool, rep) -> None:
+    from studio.context import current_workspace
+    from studio.errors import StudioError
+    from training.dpo import train_dpo
+
+    if resume:
+        raise StudioError("--resume is not available with --objective dpo (DPO runs are short); run it again.")
+    result = train_dpo(cfg, train, val, out, reporter=rep, workspace=current_workspace())
+    m = result.metrics
+
+    def fig(when: str, split: str) -> str:
+        f = m[when][split]
+        return "–" if f["preference_accuracy"] is None else f"{f['preference_accuracy']:.2f} (margin {f['mean_reward_margin']:+.3f})"
+
+    export = m["pairs_export"] or {}
+    rows = [["base model", m["base_model"]], ["method", m["method"]], ["steps", str(m["steps"])],
+            ["pairs train / held out", f"{m['pairs']['train']} / {m['pairs']['held_out']}"],
+            ["pairs export (run, version)", f"{export.get('run_id') or '–'}, {export.get('version') or '–'}"],
+            ["preference accuracy train: before → after", f"{fig('before', 'train')} → {fig('after', 'train')}"],
+            ["preference accuracy held out: before → after", f"{fig('before', 'held_out')} → {fig('after', 'held_out')}"],
+            ["base model prefers chosen (train / held out)",
+             " / ".join("–" if v is None else f"{v:.2f}" for v in m["base_prefers_chosen"].values())]]
+    rep.table(f"DPO run in {result.run_dir}", ["", "value"], rows)
+    rep.out.print(f"adapter in [bold]{result.adapter_dir}[/]")
 
 
 def eval_command(

@@ -59,6 +59,9 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # -- what to train
+    objective: Literal["sft", "dpo"] = Field("sft", description="sft: next-token loss on exported chat data; dpo: "
+                                             "Direct Preference Optimization on exported preference pairs "
+                                             "(`studio export --format dpo`; see `training/dpo.py`).")
     base_model: str = Field("default", description="A local folder with a transformers checkpoint, or `default` "
                             "(the bundled SmolLM2-135M-Instruct, converted once from its GGUF).")
     method: Method = Field("auto", description="qlora (4-bit NF4 base + LoRA; CUDA or CPU through bitsandbytes), lora "
@@ -72,6 +75,9 @@ class TrainConfig(BaseModel):
                                 "took a fifth of each step, and early stopping guards against over-fitting (QLoRA: 0.1).")
     lora_target_modules: str | list[str] = Field("all-linear", description="Modules that get adapters; `all-linear` = "
                                                  "every linear layer of the transformer blocks, not the output head (QLoRA §4).")
+
+    dpo_beta: float = Field(0.1, gt=0, description="DPO: how far the policy may move from the reference (the base, "
+                            "adapter off); 0.1 as in the DPO paper and TRL.")
 
     # -- quantization (QLoRA §3)
     quant_type: Literal["nf4", "fp4"] = Field("nf4", description="4-bit storage type (QLoRA: NF4).")

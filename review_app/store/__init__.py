@@ -22,7 +22,9 @@ transactions, audit trail), each in its own module:
   `record_split_move(item_id, by, to, reason)` (a person moves an item's split in later dataset versions).
 - `analytics.Analytics` — `approved_items(policy="unanimous"|"majority"|"any")` (edits applied, a lead
   resolution beating everything, people beating rules), `approved_frame`, `disagreements()`,
-  `agreement()` (Cohen's / Fleiss' kappa, Krippendorff's alpha), `progress(reviewer=None)`.
+  `agreement()` (Cohen's / Fleiss' kappa, Krippendorff's alpha), `progress(reviewer=None)`, `dashboard()` (the
+  lead dashboard, aggregated in SQL: `reviewer_stats`, `source_stats`, `decisions_by_day`, `queue_breakdown`,
+  `awaiting_second`).
 
 `ReviewStore(url)` (a URL, a plain file path or a postgresql:// URL) builds the four on one `Database` and
 offers each part's public methods as its own, so `store.next_item(...)` and `store.queue.next_item(...)`
@@ -112,3 +114,10 @@ class ReviewStore:
     disagreements = _Part("analytics")
     agreement = _Part("analytics")
     progress = _Part("analytics")
+    dashboard = _Part("analytics")
+    decisions_version = _Part("analytics")
+    reviewer_stats = _Part("analytics")
+    source_stats = _Part("analytics")
+    decisions_by_day = _Part("analytics")
+    queue_breakdown = _Part("analytics")
+    awaiting_second = _Part("analytics")

@@ -1,5 +1,6 @@
 """What review produced, read from decisions: the approved examples under an approval policy, disagreements,
-inter-annotator agreement and progress counts."""
+inter-annotator agreement and progress counts; and the lead dashboard's figures (people, pace, queue), which are
+aggregated in SQL (the same statements on SQLite and PostgreSQL) so the page stays fast at 100k items."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import and_, case, exists, func, or_, select
 
-from review_app.store.database import ASSIGNMENTS, DECISIONS, ITEMS, OFF_QUEUE_SOURCES, Database
+from review_app.store.database import ASSIGNMENTS, DECISIONS, ITEMS, OFF_QUEUE_SOURCES, REVIEWERS, Database
 from review_app.store.decisions import decision_rows
 from studio.errors import StudioError
 
@@ -23,6 +24,51 @@ def person_of(reviewer: str) -> str:
     from review_app.labelstudio import SOURCE
 
     return reviewer.removeprefix(f"{SOURCE}:").casefold()
+
+
+#: how many source files and tags the dashboard's queue breakdown lists (the largest first)
+TOP_GROUPS = 15
+_LS_PREFIX = "labelstudio:"  # review_app.labelstudio.SOURCE + ":", spelled out so SQL can use it
+
+
+def _person_sql():
+    """`person_of` in SQL: the reviewer's name without the Label Studio prefix, lower-cased."""
+    name = REVIEWERS.c.name
+    return func.lower(case((name.like(_LS_PREFIX + "%"), func.substr(name, len(_LS_PREFIX) + 1)), else_=name))
+
+
+def _current_votes():
+    """People's current verdicts, one per (item, person): the latest active accept/reject of each person on each
+    item, whether it came from the app or Label Studio (as `people_votes`, in SQL)."""
+    person = _person_sql()
+    ranked = (select(DECISIONS.c.item_id, DECISIONS.c.verdict, DECISIONS.c.seconds, DECISIONS.c.source,
+                     person.label("person"),
+                     func.row_number().over(partition_by=(DECISIONS.c.item_id, person),
+                                            order_by=(DECISIONS.c.created_at.desc(), DECISIONS.c.id.desc())).label("rn"))
+              .select_from(DECISIONS.join(REVIEWERS, REVIEWERS.c.id == DECISIONS.c.reviewer_id))
+              .where(DECISIONS.c.undone_at.is_(None), DECISIONS.c.verdict != "skip",
+                     DECISIONS.c.source.notin_(OFF_QUEUE_SOURCES))
+              .subquery("ranked"))
+    return select(ranked.c.item_id, ranked.c.verdict, ranked.c.seconds, ranked.c.source, ranked.c.person).where(
+        ranked.c.rn == 1).cte("votes")
+
+
+def _medians(conn, key, value) -> dict[Any, float]:
+    """Median of `value` per `key` (columns of one subquery), in SQL: the middle row (or the mean of the two middle
+    rows) of each group by a window rank; nulls left out. SQLite has no median or percentile function."""
+    ranked = select(key.label("k"), value.label("v"),
+                    func.row_number().over(partition_by=key, order_by=value).label("rn"),
+                    func.count().over(partition_by=key).label("n")).where(value.is_not(None)).subquery("m")
+    stmt = (select(ranked.c.k, func.avg(ranked.c.v))
+            .where(or_(ranked.c.rn == (ranked.c.n + 1) // 2, ranked.c.rn == (ranked.c.n + 2) // 2))
+            .group_by(ranked.c.k))
+    return {k: float(v) for k, v in conn.execute(stmt).all()}
+
+
+def _source_file():
+    """An item's source without its `:line` suffix (`claims.jsonl:12` → `claims.jsonl`); other sources unchanged."""
+    digits = func.rtrim(ITEMS.c.source, "0123456789")
+    return case((and_(digits.like("%:"), digits != ITEMS.c.source), func.rtrim(digits, ":")), else_=ITEMS.c.source)
 
 
 def people_votes(ds: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -142,6 +188,112 @@ class Analytics:
                 if d["rating"] is not None:
                     ratings[item_id][person_of(d["reviewer"])] = d["rating"]
         return agreement_report(verdicts, ratings)
+
+    def reviewer_stats(self) -> list[dict[str, Any]]:
+        """Per person (Label Studio and app names joined): items decided, accept rate, median seconds per decision and
+        agreement with the others (share of (their verdict, another person's verdict) pairs on shared items that
+        match), over people's current verdicts; most decided first."""
+        votes = _current_votes()
+        other = votes.alias("other")
+        accepts = func.sum(case((votes.c.verdict == "accept", 1), else_=0))
+        with self.db.tx() as conn:
+            base = conn.execute(select(votes.c.person, func.count(), accepts).group_by(votes.c.person)).all()
+            sub = select(votes.c.person, votes.c.seconds).subquery("s")
+            medians = _medians(conn, sub.c.person, sub.c.seconds)
+            pairs = conn.execute(
+                select(votes.c.person, func.count(), func.sum(case((votes.c.verdict == other.c.verdict, 1), else_=0)),
+                       func.count(func.distinct(votes.c.item_id)))
+                .select_from(votes.join(other, and_(other.c.item_id == votes.c.item_id, other.c.person != votes.c.person)))
+                .group_by(votes.c.person)).all()
+        shared = {p: (int(n), int(agree), int(items)) for p, n, agree, items in pairs}
+        out = []
+        for person, decided, acc in base:
+            n_pairs, agree, items = shared.get(person, (0, 0, 0))
+            out.append({"reviewer": person, "decided": int(decided), "accept_rate": round(int(acc) / int(decided), 4),
+                        "median_seconds": round(medians[person], 2) if person in medians else None,
+                        "shared_items": items,
+                        "agreement": round(agree / n_pairs, 4) if n_pairs else None})
+        return sorted(out, key=lambda r: (-r["decided"], r["reviewer"]))
+
+    def source_stats(self) -> list[dict[str, Any]]:
+        """Decisions side by side by where they were made (`app`, `labelstudio`, rules, resolutions): current
+        accept/reject decisions, reviewers, accept rate and median seconds per decision."""
+        d = DECISIONS.c
+        current = [d.undone_at.is_(None), d.verdict != "skip"]
+        accepts = func.sum(case((d.verdict == "accept", 1), else_=0))
+        with self.db.tx() as conn:
+            rows = conn.execute(select(d.source, func.count(), accepts, func.count(func.distinct(d.reviewer_id)),
+                                       func.count(func.distinct(d.item_id)))
+                                .where(*current).group_by(d.source)).all()
+            sub = select(d.source, d.seconds).where(*current).subquery("s")
+            medians = _medians(conn, sub.c.source, sub.c.seconds)
+        return sorted(({"source": s, "decisions": int(n), "items": int(items), "reviewers": int(r),
+                        "accept_rate": round(int(acc) / int(n), 4),
+                        "median_seconds": round(medians[s], 2) if s in medians else None}
+                       for s, n, acc, r, items in rows), key=lambda r: -r["decisions"])
+
+    def decisions_by_day(self) -> list[dict[str, Any]]:
+        """Current accept/reject decisions per UTC day and source, oldest day first."""
+        d = DECISIONS.c
+        day = func.date(d.created_at)
+        with self.db.tx() as conn:
+            rows = conn.execute(select(day, d.source, func.count()).where(d.undone_at.is_(None), d.verdict != "skip")
+                                .group_by(day, d.source).order_by(day, d.source)).all()
+        return [{"day": str(day_)[:10], "source": s, "decisions": int(n)} for day_, s, n in rows]
+
+    def queue_breakdown(self) -> dict[str, Any]:
+        """Items by status, by review stage (awaiting a first review, awaiting another reviewer, complete, decided by
+        a rule), by origin, by source file and by tag (the largest TOP_GROUPS of each of the last two)."""
+        i = ITEMS.c
+        stage = case((i.status == "auto", "decided by rule"), (i.n_decided >= i.overlap, "complete"),
+                     (i.n_decided == 0, "awaiting first review"), else_="awaiting another reviewer")
+        count = func.count().label("n")
+        source = _source_file().label("g")
+        with self.db.tx() as conn:
+            status = conn.execute(select(i.status, count).group_by(i.status).order_by(i.status)).all()
+            stages = conn.execute(select(stage.label("g"), count).group_by(stage)).all()
+            origin = conn.execute(select(i.origin, count).group_by(i.origin).order_by(count.desc(), i.origin)).all()
+            sources = conn.execute(select(source, count).group_by(source).order_by(count.desc(), source).limit(TOP_GROUPS)).all()
+            tag_sets = conn.execute(select(i.tags, count).group_by(i.tags)).all()
+        tags: dict[str, int] = defaultdict(int)
+        for tag_set, n in tag_sets:  # few distinct tag sets even at 100k items; "|a|b|" splits into its tags
+            for tag in (t for t in (tag_set or "").split("|") if t):
+                tags[tag] += int(n)
+        return {"status": {k: int(n) for k, n in status}, "stage": {k: int(n) for k, n in stages},
+                "origin": {k: int(n) for k, n in origin}, "source": {k: int(n) for k, n in sources},
+                "tag": dict(sorted(tags.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_GROUPS])}
+
+    def awaiting_second(self, limit: int = 50) -> dict[str, Any]:
+        """Items that one or more people decided but that need more reviewers (overlap not reached): how many, and
+        the first `limit` in queue order with who decided them."""
+        i = ITEMS.c
+        where = [i.status != "auto", i.n_decided >= 1, i.n_decided < i.overlap]
+        votes = _current_votes()
+        with self.db.tx() as conn:
+            total = conn.execute(select(func.count()).select_from(ITEMS).where(*where)).scalar() or 0
+            first = select(i.id, i.overlap, i.n_decided, i.priority).where(*where).order_by(i.priority, i.id).limit(limit).subquery("f")
+            rows = conn.execute(select(first.c.id, first.c.overlap, first.c.n_decided, votes.c.person, votes.c.verdict)
+                                .select_from(first.outerjoin(votes, votes.c.item_id == first.c.id))
+                                .order_by(first.c.priority, first.c.id, votes.c.person)).all()
+        items: dict[str, dict[str, Any]] = {}
+        for item_id, overlap, n_decided, person, verdict in rows:
+            entry = items.setdefault(item_id, {"item_id": item_id, "decided": int(n_decided), "needed": int(overlap),
+                                               "by": []})
+            if person is not None:
+                entry["by"].append(f"{person}: {verdict}")
+        return {"count": int(total), "items": list(items.values())}
+
+    def decisions_version(self) -> tuple[int, int, str]:
+        """Changes whenever a decision is recorded, replaced or undone: (decisions, newest id, latest undo time)."""
+        d = DECISIONS.c
+        with self.db.tx() as conn:
+            n, newest, undone = conn.execute(select(func.count(), func.max(d.id), func.max(d.undone_at))).one()
+        return int(n), int(newest or 0), str(undone)
+
+    def dashboard(self) -> dict[str, Any]:
+        """Everything the lead dashboard shows, each part aggregated in SQL."""
+        return {"reviewers": self.reviewer_stats(), "sources": self.source_stats(), "by_day": self.decisions_by_day(),
+                "queue": self.queue_breakdown(), "awaiting_second": self.awaiting_second(), "progress": self.progress()}
 
     def progress(self, reviewer: str | None = None) -> dict[str, Any]:
         """Counts for the progress bars: overall, and for one reviewer when named."""
