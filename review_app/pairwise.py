@@ -141,12 +141,15 @@ def choices(store: Any) -> dict[str, dict[str, dict[str, Any]]]:
     return out
 
 
-def pairwise_agreement(store: Any) -> dict[str, Any]:
+def pairwise_agreement(store: Any, item_ids: list[str] | None = None) -> dict[str, Any]:
     """Agreement on pairwise items over candidate ids / tie (the side randomisation undone): percent agreement
-    and Cohen's kappa per pair of reviewers, Fleiss' kappa, Krippendorff's alpha (nominal)."""
+    and Cohen's kappa per pair of reviewers, Fleiss' kappa, Krippendorff's alpha (nominal). `item_ids`: only
+    these items (e.g. one blind A/B round)."""
     from review_app.agreement import cohen_pairs, fleiss, krippendorff_alpha
 
-    labels = {i: {p: d["choice"] for p, d in per.items()} for i, per in choices(store).items() if len(per) >= 2}
+    wanted = None if item_ids is None else set(item_ids)
+    labels = {i: {p: d["choice"] for p, d in per.items()} for i, per in choices(store).items()
+              if len(per) >= 2 and (wanted is None or i in wanted)}
     # alpha needs numbers: each item's labels coded 0.. within the item (tie its own code)
     coded = {}
     for i, per in labels.items():
