@@ -54,7 +54,7 @@ def send_to_review(eval_dir: str | Path, db: str | None, workspace: Workspace | 
 
 def ab_report(eval_ref: str | Path, db: str | None, workspace: Workspace | None) -> dict[str, Any]:
     from review_app.pairwise import ab_report as win_rate
-    from review_app.pairwise import pairwise_rows, pairwise_agreement
+    from review_app.pairwise import pairwise_agreement, pairwise_rows
     from training.evaluate import AB_PAIRS_FILE, BASE_LABEL, FINE_TUNED_LABEL
 
     eval_dir = _eval_dir(eval_ref, workspace)

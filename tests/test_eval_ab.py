@@ -6,7 +6,6 @@ upstream names the training run (the link `studio lineage` follows from a traini
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

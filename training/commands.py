@@ -10,7 +10,6 @@ from typing import Annotated
 
 import typer
 
-
 #: Blind A/B hooks, filled by the app layer (studio_app/ab.py) so training never imports review_app:
 #: "to_review"(eval_dir, db, workspace, overlap) -> counts; "ab_report"(eval_run, db, workspace) -> result.
 AB_HOOKS: dict = {}
