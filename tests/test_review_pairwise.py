@@ -146,3 +146,21 @@ def test_a_choice_must_be_a_candidate_and_a_tie_has_nothing_to_edit(store, tmp_p
 def test_wilson_interval_matches_the_textbook_value():
     lo, hi = wilson(8, 10)  # Wilson 95 % for 8/10: 0.4902 .. 0.9433
     assert (lo, hi) == (0.4902, 0.9433)
+
+
+def test_studio_review_load_takes_pairwise_jsonl_and_refuses_a_bad_row_in_one_sentence(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from studio_app.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    res = CliRunner().invoke(app, ["review", "load", str(pairs_file(tmp_path, n=3)), "--db", db])
+    assert res.exit_code == 0, res.output
+    with ReviewStore(db) as s:
+        assert s.progress()["items"] == 3
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"messages": [{"role": "assistant", "content": "a"}], "candidates": []}) + "\n")
+    res = CliRunner().invoke(app, ["review", "load", str(bad), "--db", db])
+    assert res.exit_code != 0 and isinstance(res.exception, StudioError)  # studio's main() prints it as one line
+    assert "bad.jsonl line 1: field messages must end with the user's turn" in str(res.exception)
