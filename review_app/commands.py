@@ -94,6 +94,12 @@ def register(app: typer.Typer) -> None:
         """Queue a data set for review. Loading the same data again changes nothing.
 
         Example: `studio review load runs/demo-curate/kept.parquet --overlap 2`
+
+        Pairwise items (pick the better of two or more answers): a JSONL file whose rows carry `candidates`,
+        one object a line: {"messages": [{"role": "user", "content": "..."}], "candidates": [{"content": "...",
+        "model": "...", "run": "...", "origin": "..."}, ...], "source": "...", "blind": false}. `messages` is the
+        prompt in the record schema of studio/schema.py (ending with the user's turn); model/run/origin are
+        each answer's provenance, hidden from reviewers when "blind" is true (see review_app/pairwise.py).
         """
         from review_app.recorded import load_recorded
         from studio.context import current_workspace, reporter

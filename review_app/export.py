@@ -105,6 +105,8 @@ class Selection:
     agreement_of: dict[str, float | None] = field(default_factory=dict)
     decisions_by_origin: dict[str, Counter] = field(default_factory=dict)
     total_items: int = 0
+    pairwise: list[dict[str, Any]] = field(default_factory=list)  # review_app.pairwise.preference_pairs
+    pairwise_skipped: Counter = field(default_factory=Counter)
 
 
 # ---------------------------------------------------------------------------------------- selecting
@@ -163,6 +165,10 @@ def select(store: Any, cfg: ExportConfig) -> Selection:
     for item in sel.rejected:
         by_origin[item.origin]["rejected"] += 1
     sel.decisions_by_origin = {k: by_origin[k] for k in sorted(by_origin)}
+    if cfg.format == "dpo":
+        from review_app.pairwise import preference_pairs
+
+        sel.pairwise, sel.pairwise_skipped = preference_pairs(store)
     return sel
 
 
@@ -173,13 +179,15 @@ def _answer(messages: list[dict[str, str]]) -> dict[str, str] | None:
 
 def dpo_pairs(sel: Selection, include_synthetic: bool = True) -> tuple[list[dict[str, Any]], Counter]:
     """Preference pairs: (1) an edited answer (chosen) over the reviewer's original (rejected); (2) an accepted
-    answer (chosen) over a rejected answer to the same prompt. Returns (pairs, skipped counts by reason)."""
-    skipped: Counter = Counter()
+    answer (chosen) over a rejected answer to the same prompt; (3) pairwise review: the winner (as edited) over
+    each other candidate, with provenance (ties and split votes skipped, counted). Returns (pairs, skipped counts
+    by reason)."""
+    skipped: Counter = Counter(sel.pairwise_skipped)
     pairs: list[dict[str, Any]] = []
     seen: set[str] = set()
 
     def add(kind: str, prompt: list[dict[str, str]], chosen_row: dict[str, Any], chosen_msgs, rejected_msgs,
-            rejected_item_id: str) -> None:
+            rejected_item_id: str, provenance: dict[str, Any] | None = None) -> None:
         chosen, rejected = _answer(chosen_msgs), _answer(rejected_msgs)
         if chosen is None or rejected is None or not prompt or prompt[-1]["role"] != "user":
             skipped[f"{kind}: not a prompt followed by one answer"] += 1
@@ -198,7 +206,8 @@ def dpo_pairs(sel: Selection, include_synthetic: bool = True) -> tuple[list[dict
                       "chosen_id": chosen_row["id"], "rejected_item_id": rejected_item_id,
                       "messages": prompt + [chosen], "extra_messages": [prompt + [rejected]],
                       "meta": chosen_row["meta"], "origin": chosen_row["origin"],
-                      "record": {"prompt": prompt, "chosen": [chosen], "rejected": [rejected]}})
+                      "record": {"prompt": prompt, "chosen": [chosen], "rejected": [rejected]},
+                      **({"provenance": provenance} if provenance else {})})
 
     for row in sel.approved:
         if row["edited"]:
@@ -216,6 +225,17 @@ def dpo_pairs(sel: Selection, include_synthetic: bool = True) -> tuple[list[dict
         row = best_by_prompt.get(prompt_key(item.messages))
         if row is not None:
             add("accepted_vs_rejected", row["messages"][:-1], row, row["messages"], item.messages, item.id)
+    for p in sel.pairwise:
+        if not include_synthetic and "synthetic" in (p["provenance"]["chosen"].get("origin"),
+                                                     p["provenance"]["rejected"].get("origin")):
+            skipped["pairwise: synthetic excluded"] += 1
+            continue
+        chosen_msgs = p["prompt"] + [{"role": "assistant", "content": p["chosen"]}]
+        row = {"item_id": p["item_id"], "source": p["source"], "id": p["chosen_candidate"],
+               "meta": json.dumps(p["meta"], ensure_ascii=False, sort_keys=True), "origin": "pairwise"}
+        add("pairwise", p["prompt"], row, chosen_msgs, p["prompt"] + [{"role": "assistant", "content": p["rejected"]}],
+            p["item_id"], provenance={**p["provenance"], "edited": p["edited"], "dataset_run": p["dataset_run"],
+                                      "rejected_candidate": p["rejected_candidate"]})
     return pairs, skipped
 
 
@@ -357,6 +377,8 @@ def run_export(store: Any, cfg: ExportConfig, workspace: Workspace | None = None
                     if cfg.format == "dpo":
                         entry.update(kind=r["kind"], item_ids=r["item_ids"], chosen_id=r["chosen_id"],
                                      rejected_item_id=r["rejected_item_id"])
+                        if "provenance" in r:
+                            entry["provenance"] = r["provenance"]
                     ids_lines.append(entry)
             write_jsonl(ids_lines, staged / IDS_FILE)
             files.append((staged / IDS_FILE, {"rows": len(ids_lines)}))
@@ -383,6 +405,9 @@ def run_export(store: Any, cfg: ExportConfig, workspace: Workspace | None = None
                                    "filtered": dict(sel.dropped), "tokens": token_stats,
                                    "upstream": [{k: u[k] for k in ("run_id", "kind", "found")} for u in upstream]}
             run.extra["versioning"] = versioning
+            if cfg.format == "dpo":
+                run.extra["export"]["dpo_kinds"] = dict(Counter(r["kind"] for r in rows))
+                run.extra["export"]["pairwise_skipped"] = dict(sel.pairwise_skipped)
     if version:
         seal(out)
     return run.published()

@@ -14,7 +14,9 @@ REJECT_REASONS = ("wrong facts", "incomplete", "unsafe / policy", "personal data
                   "duplicate", "formatting")
 
 #: key → button label prefix; the script below clicks the button whose label starts with it.
-SHORTCUTS = {"a": "Accept", "r": "Reject", "s": "Skip", "u": "Undo"}
+#: key -> the start of the button label(s) it clicks (a: Accept on single items, "A is better" on pairwise ones)
+SHORTCUTS = {"a": ["Accept", "A is better"], "b": ["B is better"], "t": ["Tie"], "r": ["Reject"], "s": ["Skip"],
+             "u": ["Undo"]}
 
 
 def last_response(messages: list[dict[str, str]]) -> str:
@@ -163,10 +165,10 @@ if (!window.parent.__reviewShortcuts) {
     const tag = (t && t.tagName || "").toLowerCase();
     if (tag === "textarea" || tag === "input" || (t && t.isContentEditable)) return;
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
-    const label = keys[ev.key.toLowerCase()];
-    if (!label) return;
+    const labels = keys[ev.key.toLowerCase()];
+    if (!labels) return;
     const button = Array.from(doc.querySelectorAll("button"))
-      .find((b) => b.innerText.trim().startsWith(label) && !b.disabled);
+      .find((b) => labels.some((l) => b.innerText.trim().startsWith(l)) && !b.disabled);
     if (button) { ev.preventDefault(); button.click(); }
   });
 }

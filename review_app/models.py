@@ -14,6 +14,9 @@ migrated database agree. Timestamps are naive UTC datetimes on both SQLite and P
 - `decisions`: who decided what, when, how long it took, with edits, rating, reasons and comment.
   Never deleted: an undo or a replacement sets `undone_at`. `idempotency_key` is unique, so a decision
   submitted twice is stored once.
+- pairwise items (`kind` "pairwise", migration 0002): `messages` is the prompt, `candidates` the answers
+  with their provenance; a pairwise decision is verdict "accept" with `choice` = the winning candidate's id
+  or "tie" (see `review_app/pairwise.py`).
 - `audit_log`: append-only (database triggers refuse UPDATE and DELETE).
 """
 
@@ -72,6 +75,8 @@ class Item(Base):
     n_claimed: Mapped[int] = mapped_column(Integer, default=0)
     n_decided: Mapped[int] = mapped_column(Integer, default=0)
     loaded_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    kind: Mapped[str] = mapped_column(String(16), default="single", server_default="single")
+    candidates: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
     # The queue walks this index in order; the filter columns ride along so a filtered walk never
     # leaves the index (bench/README.md `## review`: the filtered next item without them).
@@ -123,6 +128,7 @@ class Decision(Base):
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime)
     undone_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    choice: Mapped[str | None] = mapped_column(String(64))  # pairwise: the winning candidate's id or "tie"
 
     __table_args__ = (Index("ix_decisions_reviewer_created", "reviewer_id", "created_at"),)
 

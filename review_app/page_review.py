@@ -1,5 +1,6 @@
 """Review page: the next item in the reviewer's queue, the response editor with its diff, and the
-accept / reject / skip / undo buttons (keys a, r, s, u)."""
+accept / reject / skip / undo buttons (keys a, r, s, u). Pairwise items are shown by `page_pairwise`
+(keys a, b, t, s)."""
 
 from __future__ import annotations
 
@@ -61,6 +62,11 @@ def render(store, user) -> None:
         st.success("Nothing left in your queue with these filters. Thank you!")
         return
     st.session_state.setdefault("shown_at", {}).setdefault(item.id, time.monotonic())
+    if item.extra.get("kind") == "pairwise":
+        from review_app import page_pairwise
+
+        page_pairwise.render_item(store, user, item)
+        return
     md = logic.safe_markdown
     facts = [f"origin **{md(item.origin)}**", f"source {md(item.source)}"]
     if item.quality is not None:

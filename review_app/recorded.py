@@ -24,7 +24,13 @@ def load_recorded(store: ReviewStore, dataset: str | Path, workspace: Workspace 
     with Run("review", workspace=workspace, config={"action": "load", "overlap": overlap, "order": order,
                                                     "db": _db(store)}) as run:
         run.add_input(dataset)
-        counts = store.load_dataset(dataset, overlap=overlap, order=order, load_run=run.run_id)
+        from review_app.pairwise import is_pairwise_file, load_pairwise
+
+        if isinstance(dataset, str | Path) and Path(dataset).is_file() and is_pairwise_file(Path(dataset)):
+            counts = load_pairwise(store, Path(dataset), overlap=overlap, load_run=run.run_id)
+            run.extra["kind"] = "pairwise"
+        else:
+            counts = store.load_dataset(dataset, overlap=overlap, order=order, load_run=run.run_id)
         run.counts.input = counts["input"]
         run.counts.kept = counts["added"]
         run.counts.drop("already_present", counts["already_present"])

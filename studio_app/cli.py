@@ -369,6 +369,11 @@ def demo(
 def _register_package_commands() -> None:
     for module in COMMAND_MODULES:
         importlib.import_module(module).register(app)
+    # the app layer joins training's eval to the review store (blind A/B; training never imports review_app)
+    from studio_app import ab
+    from training.commands import AB_HOOKS
+
+    AB_HOOKS.update(to_review=ab.send_to_review, ab_report=ab.ab_report)
 
 
 _register_package_commands()

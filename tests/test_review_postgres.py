@@ -67,7 +67,7 @@ def rows(n: int) -> list[dict]:
 
 def test_store_works_on_postgresql(pg_url):
     store = ReviewStore(pg_url, bcrypt_rounds=4)
-    assert store.dialect == "postgresql" and store.schema_revision() == "0001"
+    assert store.dialect == "postgresql" and store.schema_revision() == "0002"
     store.add_reviewer("ann", "password-ann")
     store.add_reviewer("bob", "password-bob")
     assert store.load_dataset(rows(6), overlap=2)["added"] == 6

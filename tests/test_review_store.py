@@ -40,12 +40,12 @@ def test_opening_a_database_migrates_it_to_head_and_the_models_match_the_migrati
     from review_app.models import Base
 
     s = ReviewStore(tmp_path / "r.db")
-    assert s.schema_revision() == "0001"
+    assert s.schema_revision() == "0002"
     with s.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
     s.close()
-    assert ReviewStore(tmp_path / "r.db").schema_revision() == "0001"  # re-opening is a no-op
+    assert ReviewStore(tmp_path / "r.db").schema_revision() == "0002"  # re-opening is a no-op
 
 
 def test_loading_the_same_data_twice_changes_nothing(store):

@@ -10,6 +10,10 @@ from typing import Annotated
 
 import typer
 
+#: Blind A/B hooks, filled by the app layer (studio_app/ab.py) so training never imports review_app:
+#: "to_review"(eval_dir, db, workspace, overlap) -> counts; "ab_report"(eval_run, db, workspace) -> result.
+AB_HOOKS: dict = {}
+
 
 def register(app: typer.Typer) -> None:
     app.command("train")(train_command)
@@ -112,8 +116,8 @@ def _train_dpo(cfg, train: Path, val: Path | None, out: Path | None, resume: boo
 
 
 def eval_command(
-    model: Annotated[str, typer.Option("--model", help="An adapter folder from `studio train` (scored with and without the adapter), a model folder, or `default`.")],
-    data: Annotated[Path, typer.Option("--data", help="Chat JSONL to score; the last assistant turn of each conversation is the reference.")],
+    model: Annotated[str | None, typer.Option("--model", help="An adapter folder from `studio train` (scored with and without the adapter), a model folder, or `default`.", show_default=False)] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="Chat JSONL to score; the last assistant turn of each conversation is the reference.", show_default=False)] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default: a new folder under the workspace's runs/).")] = None,
     max_examples: Annotated[int, typer.Option("--max-examples", help="Score at most this many conversations (0 = all).")] = 64,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Longest greedy generation.")] = 64,
@@ -126,6 +130,10 @@ def eval_command(
     forgetting: Annotated[bool, typer.Option("--forgetting/--no-forgetting", help="Also score the shipped general-capability set (32 self-instruct tasks) before and after; flag forgetting.")] = True,
     redteam: Annotated[bool, typer.Option("--redteam/--no-redteam", help="Also answer the shipped red-team prompts (manipulative, false premise) before and after; flag a drop in refusals/corrections.")] = True,
     redteam_data: Annotated[list[Path] | None, typer.Option("--redteam-data", help="More red-team prompts: an `edge-cases` synth output (kept.parquet or JSONL); its manipulative and false-premise prompts are used. Repeatable.", show_default=False)] = None,
+    to_review: Annotated[bool, typer.Option("--to-review", help="Blind A/B: queue base vs fine-tuned generations (an adapter's) in the review store as blind pairwise items (sides random, models hidden).")] = False,
+    overlap: Annotated[int, typer.Option("--overlap", help="With --to-review: reviewers per blind item (2+ measures agreement).")] = 2,
+    ab_report: Annotated[str | None, typer.Option("--ab-report", help="Blind A/B result of an earlier `--to-review` eval run (id or folder): win rate with a 95 % Wilson interval and agreement, as a new eval run.", show_default=False)] = None,
+    db: Annotated[str | None, typer.Option("--db", help="With --to-review / --ab-report: review database URL (default: the workspace's review.db).", show_default=False)] = None,
 ) -> None:
     """Score a model on held-out chat data: assistant-token perplexity, ROUGE-L, exact match (and a judge), each
     with a 95 % bootstrap interval.
@@ -144,12 +152,36 @@ def eval_command(
         studio eval --model runs/train-.../adapter --data export/val.jsonl
 
         studio eval --model default --data val.jsonl --max-examples 20
+
+    Blind A/B with people: `--to-review` also queues base vs fine-tuned answers for review as blind pairwise items;
+    once rated, `studio eval --ab-report EVAL_RUN` reports the fine-tuned model's win rate (ties half, 95 % Wilson
+    interval) and the reviewers' agreement as a new eval run (ab.json, report.html; upstream the eval and training
+    runs, so `studio lineage` reaches it).
+
+        studio eval --model runs/train-.../adapter --data exports/v1/test.jsonl --to-review
+
+        studio eval --ab-report eval-20261206-...
     """
     from studio.context import current_workspace, reporter
+    from studio.errors import StudioError
     from training.evaluate import EvalSettings, OpenAIJudge, run_eval
 
+    if ab_report is not None:
+        if "ab_report" not in AB_HOOKS:
+            raise StudioError("--ab-report needs the review store; run it through the `studio` command.")
+        res = AB_HOOKS["ab_report"](ab_report, db, current_workspace())
+        reporter().table(f"blind A/B of {res['eval_run']} ({res['judgements']} judgements)",
+                         ["fine-tuned wins", "ties", "base wins", "win rate (ties half)", "95 % CI", "agreement"],
+                         [[res["wins"], res["ties"], res["losses"], res["win_rate"], str(res["ci95"]),
+                           res["agreement"]["percent_agreement"]]])
+        reporter().out.print(f"report: [bold]{res['report']}[/]")
+        return
+    if model is None or data is None:
+        raise StudioError("studio eval needs --model and --data (or --ab-report EVAL_RUN for a blind A/B result).")
+    if to_review and "to_review" not in AB_HOOKS:
+        raise StudioError("--to-review needs the review store; run it through the `studio` command.")
     settings = EvalSettings(max_examples=max_examples or None, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                            max_length=max_length)
+                            max_length=max_length, ab_pairs=to_review)
     redactor = None
     if judge_url and redact:  # the judge sees prompts, references and answers: redact them like synth does
         from curate.pii import PiiRedactor
@@ -194,3 +226,8 @@ def eval_command(
             rows = [[check.name, found["verdict"] + (" (flagged)" if found["flagged"] else "")]]
             rep.table(f"{check.name} check", ["check", "verdict"], rows)
     rep.out.print(f"report: [bold]{result['report']}[/]")
+    if to_review:
+        eval_dir = Path(result["report"]).parent
+        sent = AB_HOOKS["to_review"](eval_dir, db, current_workspace(), overlap)
+        rep.out.print(f"blind A/B: {sent['added']} pairwise items queued for review ({sent['already_present']} already "
+                      f"there); when rated: studio eval --ab-report {eval_dir}")

@@ -66,6 +66,9 @@ class EvalSettings:
     max_length: int = 1024
     samples_in_report: int = 10
     num_threads: int | None = None
+    ab_pairs: bool = False
+    """For an adapter: also write ab_pairs.jsonl, base vs fine-tuned generations as blind pairwise review items
+    (the pairwise JSONL shape `studio review load` reads; `studio eval --to-review` queues them)."""
 
 
 @dataclass
@@ -438,8 +441,54 @@ def run_eval(model_ref: str, data_path: str | Path, out_dir: str | Path | None, 
             run.extra["change"] = differences
         run.add_output(out_dir / "eval.json")
         run.add_output(out_dir / "report.html")
+        if settings.ab_pairs and is_adapter:
+            ab = write_ab_pairs(out_dir / AB_PAIRS_FILE, usable, scores[0].predictions, scores[1].predictions,
+                                base_name=Path(str(base_dir)).name, adapter=model_ref, eval_run=run.run_id)
+            run.extra["ab_pairs"] = ab
+            run.add_output(out_dir / AB_PAIRS_FILE, rows=ab["items"])
     result["report"] = str(out_dir / "report.html")
     return result
+
+
+# ---------------------------------------------------------------------------------------------- blind A/B
+AB_PAIRS_FILE = "ab_pairs.jsonl"
+#: the provenance `model` of each side in ab_pairs.jsonl (the A/B report counts wins of FINE_TUNED over BASE)
+BASE_LABEL, FINE_TUNED_LABEL = "base", "fine-tuned"
+
+
+def train_run_of(adapter: str | Path) -> str | None:
+    """The run id of the training run that wrote an adapter folder (its manifest is one folder up)."""
+    manifest = Path(adapter).parent / "manifest.json"
+    try:
+        return json.loads(manifest.read_text(encoding="utf-8")).get("run_id") if manifest.is_file() else None
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def write_ab_pairs(path: Path, conversations: list, base_preds: list[str], tuned_preds: list[str], *, base_name: str,
+                   adapter: str, eval_run: str) -> dict[str, Any]:
+    """Base and fine-tuned generations for the held-out prompts as blind pairwise items (one JSON object a line:
+    messages = the prompt, two candidates with provenance, blind: true). Prompts where both models wrote the
+    same text, or one wrote nothing, are left out and counted."""
+    train_run = train_run_of(adapter)
+    rows, same, empty = [], 0, 0
+    for conv, base, tuned in zip(conversations, base_preds, tuned_preds, strict=True):
+        prompt, _ = split_reference(conv)
+        if not base.strip() or not tuned.strip():
+            empty += 1
+            continue
+        if _normalize(base) == _normalize(tuned):
+            same += 1
+            continue
+        rows.append({"messages": prompt, "blind": True, "source": f"eval:{eval_run}", "origin": "ab",
+                     "meta": {"ab_eval_run": eval_run, "ab_train_run": train_run},
+                     "candidates": [{"content": base, "model": BASE_LABEL, "run": base_name, "origin": "base"},
+                                    {"content": tuned, "model": FINE_TUNED_LABEL, "run": train_run or adapter,
+                                     "origin": "adapter"}]})
+    with atomic_open(path) as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return {"items": len(rows), "same_answer": same, "empty_answer": empty, "train_run": train_run}
 
 
 # ---------------------------------------------------------------------------------------------- report

@@ -88,7 +88,8 @@ class Analytics:
         self.db = db
 
     def _active_by_item(self, item_ids: Iterable[str] | None = None) -> dict[str, list[dict[str, Any]]]:
-        where = [DECISIONS.c.undone_at.is_(None), DECISIONS.c.verdict != "skip"]
+        # pairwise decisions (a choice between candidates) are not verdicts on one example: see review_app.pairwise
+        where = [DECISIONS.c.undone_at.is_(None), DECISIONS.c.verdict != "skip", DECISIONS.c.choice.is_(None)]
         if item_ids is not None:
             where.append(DECISIONS.c.item_id.in_(list(item_ids)))
         by_item: dict[str, list[dict[str, Any]]] = defaultdict(list)

@@ -84,8 +84,10 @@ class Decisions:
     def record_decision(self, item_id: str, reviewer: str, verdict: str,
                         edited_messages: list[dict[str, str]] | None = None, rating: int | None = None,
                         reasons: Sequence[str] = (), comment: str | None = None, seconds: float | None = None,
-                        source: str = "app", idempotency_key: str | None = None) -> dict[str, Any]:
-        """Store one decision (once per idempotency key) and update the queue; returns the stored decision."""
+                        source: str = "app", idempotency_key: str | None = None,
+                        choice: str | None = None) -> dict[str, Any]:
+        """Store one decision (once per idempotency key) and update the queue; returns the stored decision.
+        `choice` is for pairwise items only (the winning candidate's id or "tie"; see `review_app.pairwise`)."""
         if verdict not in VERDICTS:
             raise StudioError(f"verdict {verdict!r} is unknown; use one of {', '.join(VERDICTS)}.")
         if rating is not None and (isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5):
@@ -94,7 +96,7 @@ class Decisions:
         try:
             with self.db.tx(write=True) as conn:
                 return self._record(conn, item_id, reviewer, verdict, edited_messages, rating, reasons,
-                                    comment, seconds, source, idempotency_key)
+                                    comment, seconds, source, idempotency_key, choice)
         except IntegrityError:
             # Another process stored the same key between our check and our insert: that one stands.
             if idempotency_key is None:
@@ -105,7 +107,7 @@ class Decisions:
             return {**found[0], "created": False}
 
     def _record(self, conn: Connection, item_id: str, reviewer: str, verdict: str, edited_messages, rating,
-                reasons, comment, seconds, source, key) -> dict[str, Any]:
+                reasons, comment, seconds, source, key, choice=None) -> dict[str, Any]:
         # The hot path of the app: one read (item, this reviewer's assignment and their current decision in one
         # join), then only writes, all with statements built once (see `_hot_statements`); the stored decision
         # is returned from the values written, not read back.
@@ -125,7 +127,7 @@ class Decisions:
                 edited = None
         row = {"item_id": item_id, "reviewer_id": rid, "verdict": verdict, "edited_messages": edited, "rating": rating,
                "reasons": list(reasons), "comment": comment or None, "seconds": seconds, "source": source,
-               "idempotency_key": key, "created_at": now, "undone_at": None}
+               "idempotency_key": key, "created_at": now, "undone_at": None, "choice": choice}
         # Idempotency without a lookup: the unique key refuses the second insert, which then writes nothing.
         decision_id = conn.execute(st["insert_decision"], row).scalar()
         if decision_id is None:
@@ -155,7 +157,8 @@ class Decisions:
         if slot or n_decided:
             conn.execute(st[f"item_counts_{slot}"], {"p_item": item_id, "p_dd": n_decided})
         self.db.audit(conn, reviewer, "decide", item_id, decision_id, verdict=verdict, source=source,
-                      rating=rating, reasons=list(reasons), edited=edited is not None, key=key)
+                      rating=rating, reasons=list(reasons), edited=edited is not None, key=key,
+                      **({"choice": choice} if choice is not None else {}))
         out = {"id": decision_id, **row, "reviewer": reviewer, "role": role, "created": True}
         del out["reviewer_id"]
         return out
@@ -214,7 +217,7 @@ class Decisions:
             rid = self.db.rid(conn, actor, create_role="rule")
             candidates = conn.execute(select(ITEMS.c.id, ITEMS.c.quality, ITEMS.c.pii_count, ITEMS.c.scores, ITEMS.c.origin,
                                              ITEMS.c.source, ITEMS.c.tags)
-                                      .where(ITEMS.c.status == "open", ITEMS.c.n_claimed == 0)).all()
+                                      .where(ITEMS.c.status == "open", ITEMS.c.n_claimed == 0, ITEMS.c.kind == "single")).all()
             fields = {"quality": lambda r: r.quality, "pii_count": lambda r: r.pii_count, "origin": lambda r: r.origin,
                       "source": lambda r: r.source, "tags": lambda r: tags_list(r.tags)}
             columns = {n: [fields[n](r) if n in fields else r.scores.get(n) for r in candidates] for n in sorted(rule.names)}
@@ -227,7 +230,8 @@ class Decisions:
                 conn.execute(DECISIONS.insert(), [{
                     "item_id": i, "reviewer_id": rid, "verdict": verdict, "edited_messages": None, "rating": None,
                     "reasons": [], "comment": f"rule {name}: {rule.text}", "seconds": None, "source": "rule",
-                    "idempotency_key": f"{actor}:{i}", "created_at": now, "undone_at": None} for i in chunk])
+                    "idempotency_key": f"{actor}:{i}", "created_at": now, "undone_at": None, "choice": None}
+                    for i in chunk])
             for start in range(0, len(matched), 1000):
                 chunk = matched[start:start + 1000]
                 ids = dict(conn.execute(select(DECISIONS.c.item_id, DECISIONS.c.id).where(

@@ -39,6 +39,7 @@ class ItemFilter:
     pii: bool | None = None  # True: only items with PII found; False: only items without
     source: str | None = None  # substring of the example's source
     tags: tuple[str, ...] = ()  # any of these tags
+    kind: str | None = None  # "single" or "pairwise" (review_app.pairwise); None: both
 
     @classmethod
     def of(cls, value: ItemFilter | dict[str, Any] | None) -> ItemFilter:
@@ -69,6 +70,8 @@ class ItemFilter:
             conds.append(ITEMS.c.source.contains(self.source, autoescape=True))
         if self.tags:
             conds.append(or_(*(ITEMS.c.tags.contains(f"|{t}|", autoescape=True) for t in self.tags)))
+        if self.kind:
+            conds.append(ITEMS.c.kind == self.kind)
         return conds
 
 
@@ -292,6 +295,43 @@ class Queue:
                           overlap=overlap, order=order, **counts)
         return counts
 
+    def load_pairwise(self, rows: list[dict[str, Any]], overlap: int = 1, dataset: str = "in-memory",
+                      run_id: str | None = None, load_run: str | None = None) -> dict[str, int]:
+        """Queue pairwise items (rows already checked by `review_app.pairwise.pairwise_rows`: id, messages =
+        the prompt, candidates with ids and provenance); ids already in the store are left as they are.
+        They are served in a fixed shuffle by id (`order=random`)."""
+        if overlap < 1:
+            raise StudioError(f"--overlap must be at least 1 (got {overlap}).")
+        now = utcnow()
+        counts = {"input": len(rows), "added": 0, "already_present": 0, "duplicate_in_input": 0, "quarantined": 0}
+        with self.db.tx(write=True) as conn:
+            seen: set[str] = set()
+            for start in range(0, len(rows), 1000):
+                chunk = [r for r in rows[start:start + 1000]]
+                present = set(conn.execute(select(ITEMS.c.id).where(ITEMS.c.id.in_([r["id"] for r in chunk]))).scalars())
+                new_rows = []
+                for row in chunk:
+                    if row["id"] in seen:
+                        counts["duplicate_in_input"] += 1
+                        continue
+                    seen.add(row["id"])
+                    if row["id"] in present:
+                        counts["already_present"] += 1
+                        continue
+                    f = item_fields(row)
+                    new_rows.append({
+                        "id": row["id"], "messages": row["messages"], "origin": row.get("origin") or "pairwise",
+                        "source": row.get("source") or "", **f, "dataset": dataset, "dataset_run": run_id,
+                        "load_run": load_run, "overlap": overlap, "priority": queue_priority("random", row["id"], None, 0),
+                        "status": "open", "n_claimed": 0, "n_decided": 0, "loaded_at": now, "kind": "pairwise",
+                        "candidates": row["candidates"]})
+                if new_rows:
+                    conn.execute(ITEMS.insert(), new_rows)
+                    counts["added"] += len(new_rows)
+            self.db.audit(conn, "system", "load", dataset=dataset, dataset_run=run_id, load_run=load_run,
+                          overlap=overlap, order="random", kind="pairwise", **counts)
+        return counts
+
     def next_item(self, reviewer: str, filters: ItemFilter | dict[str, Any] | None = None) -> ReviewItem | None:
         """The item this reviewer holds (if it still matches the filters), else a newly leased one."""
         flt = ItemFilter.of(filters)
@@ -359,7 +399,7 @@ class Queue:
             tags=tags_list(row.tags), dataset=row.dataset, attempt=lease[0] if lease else 0,
             expires_at=lease[1] if lease else None,
             extra={"status": row.status, "overlap": row.overlap, "n_decided": row.n_decided,
-                   "dataset_run": row.dataset_run})
+                   "dataset_run": row.dataset_run, "kind": row.kind, "candidates": row.candidates})
 
     def get_item(self, item_id: str) -> ReviewItem:
         with self.db.tx() as conn:
