@@ -1,6 +1,6 @@
-"""Sentence embeddings for curation steps, with an on-disk cache keyed by (model, text view, id).
+"""Sentence embeddings for curation steps, with an on-disk cache keyed by (model, text view, text hash).
 
-`semantic_dedupe` asks `EmbeddingCache.embed(ids, texts)` for unit-length vectors; ids already encoded
+`semantic_dedupe` asks `EmbeddingCache.embed(ids, texts)` for unit-length vectors; texts already encoded
 with the same model, text view and truncation are read back from Parquet shards under
 `<studio cache>/embeddings/<key>/` and only the rest are encoded (batched, longest first, with a
 progress bar). Models load from local folders only: the bundled all-MiniLM-L6-v2 by default, or `static`, model2vec
@@ -185,10 +185,21 @@ class EmbeddingCache:
             for p in parts:
                 p.unlink(missing_ok=True)
 
+    @staticmethod
+    def keys(texts: list[str]) -> list[str]:
+        """The cache key of each text (its vectors are stored under it)."""
+        return [hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest() for t in texts]
+
     def embed(self, ids: list[str], texts: list[str], reporter: Reporter | None = None) -> np.ndarray:
-        """Unit-length float32 vectors, one row per id (in the order given)."""
+        """Unit-length float32 vectors, one row per id (in the order given).
+
+        The cache is keyed by a hash of the text itself, not by `ids`: one id can carry different text (an item
+        edited in review keeps its id, the export's leak check embeds the edit), and a stale vector would
+        silently pair the wrong rows."""
         reporter = reporter or Reporter(quiet=True)
         n = len(ids)
+        ids = self.keys(texts)
+        self.encoded = 0
         index = pl.DataFrame({"id": ids, "_pos": np.arange(n)})
         cached = self._read(index["id"])
         hit = index.join(cached, on="id", how="inner")
@@ -199,7 +210,7 @@ class EmbeddingCache:
             out[hit["_pos"].to_numpy()] = vecs
         self.cache_hits = hit.height
         missing_pos = np.setdiff1d(np.arange(n), hit["_pos"].to_numpy(), assume_unique=True)
-        # Equal ids have equal text: encode each missing id once.
+        # Equal keys have equal text: encode each missing text once.
         miss = index[missing_pos].unique("id", keep="first", maintain_order=True)
         if miss.height:
             miss_texts = [texts[i] for i in miss["_pos"].to_list()]

@@ -37,7 +37,7 @@ def ray_cluster(tmp_path_factory):
 
 def _inputs(sample_data: Path, shared_data: Path) -> list[str]:
     t0 = sorted(f for f in (shared_data / "t0").glob("*.jsonl") if f.stat().st_size > 0)
-    sample = [p for p in sorted(sample_data.iterdir()) if p.suffix in (".jsonl", ".json", ".csv")]
+    sample = [p for p in sorted(sample_data.iterdir()) if p.suffix in (".jsonl", ".json", ".csv") and p.name != "planted.json"]
     return [str(p) for p in [*sample, *t0[:4]]]
 
 
@@ -94,7 +94,7 @@ def test_ray_engine_keeps_the_highest_quality_row_of_each_cluster_as_the_local_e
     # score (heuristics only: no language model) runs in a Ray actor pool and adds `quality`; near_dedupe must
     # then keep each cluster's highest-quality row (ties: first in input order) exactly as the local step does.
     out = tmp_path_factory.mktemp("quality")
-    inputs = [str(p) for p in sorted(sample_data.iterdir()) if p.suffix in (".jsonl", ".json", ".csv")]
+    inputs = [str(p) for p in sorted(sample_data.iterdir()) if p.suffix in (".jsonl", ".json", ".csv") and p.name != "planted.json"]
     steps = ["normalize", {"score": {"model": False}}, "exact_dedupe", {"near_dedupe": {"threshold": 0.5}}]
     cfg = PipelineConfig(inputs=inputs, steps=steps, report=False)
     local = run_pipeline(cfg, out_dir=out / "local")

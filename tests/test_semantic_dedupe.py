@@ -225,14 +225,29 @@ def test_embedding_cache_without_compaction_only_adds_shards_and_compact_merges_
     rng = np.random.default_rng(0)
     stored = {}
     for shard in range(MAX_SHARDS + 3):
-        ids = [f"id-{shard}-{i}" for i in range(4)]
+        texts = [f"text-{shard}-{i}" for i in range(4)]
         vecs = rng.standard_normal((4, 8)).astype(np.float32)
-        cache.store(ids, vecs)
-        stored.update(zip(ids, vecs, strict=True))
+        cache.store(cache.keys(texts), vecs)
+        stored.update(zip(texts, vecs, strict=True))
         assert len(list(cache.dir.glob("part-*.parquet"))) == shard + 1
     cache.compact()
     assert len(list(cache.dir.glob("part-*.parquet"))) == 1
-    ids = sorted(stored)
-    back = cache.embed(ids, ["unused"] * len(ids))  # every id is a cache hit: no model is loaded
-    assert cache.cache_hits == len(ids) and cache.encoded == 0
-    np.testing.assert_array_equal(back, np.stack([stored[i] for i in ids]))
+    texts = sorted(stored)
+    back = cache.embed([f"row-{i}" for i in range(len(texts))], texts)  # all cache hits: no model is loaded
+    assert cache.cache_hits == len(texts) and cache.encoded == 0
+    np.testing.assert_array_equal(back, np.stack([stored[t] for t in texts]))
+
+
+def test_an_id_whose_text_changed_is_encoded_again_not_served_a_stale_vector(tmp_path):
+    # An item edited in review keeps its id; the export's leak check embeds the edit. A cache keyed by id served
+    # the unedited text's vector and put a paraphrase of a held-out example into train.
+    from curate.embeddings import EmbeddingCache
+
+    cache = EmbeddingCache(root=tmp_path)
+    before = cache.embed(["item-1"], ["How do I return a tent that leaks at the seams?"])
+    after = cache.embed(["item-1"], ["What will the weather be in Lisbon tomorrow?"])
+    assert cache.cache_hits == 0 and cache.encoded == 1
+    assert float(before[0] @ after[0]) < 0.8
+    again = cache.embed(["another-id"], ["How do I return a tent that leaks at the seams?"])
+    assert cache.cache_hits == 1 and cache.encoded == 0
+    np.testing.assert_array_equal(again, before)
