@@ -205,13 +205,11 @@ def train_dpo(cfg: TrainConfig, train_path: str | Path, val_path: str | Path | N
     from studio.models import resolve_base_model
     from studio.runs import Run
     from training.trainer import (
-        add_lora,
         attn_implementation,
         build_optimizer,
         cpu_bf16,
-        enable_checkpointing,
-        load_base_model,
         load_tokenizer,
+        load_trainable_model,
         lr_factor,
         prepare_process,
         set_threads,
@@ -250,10 +248,7 @@ def train_dpo(cfg: TrainConfig, train_path: str | Path, val_path: str | Path | N
         reporter.info(f"preference pairs: {len(train_tok)} train, {len(held_tok)} held out; "
                       f"{train_dropped + held_dropped} longer than max_length {cfg.max_length} dropped")
         t0 = time.perf_counter()
-        model = load_base_model(base_dir, method, cfg, cuda)
-        if cfg.gradient_checkpointing:
-            enable_checkpointing(model)
-        model = add_lora(model, cfg)
+        model = load_trainable_model(base_dir, method, cfg, cuda)
         run.time("load_model", time.perf_counter() - t0)
 
         def logps(pairs: list[TokenizedPair]):

@@ -223,6 +223,14 @@ def enable_checkpointing(model) -> None:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
+def load_trainable_model(base_dir: Path, method: str, cfg: TrainConfig, cuda: bool):
+    """The base model, with gradient checkpointing when configured, and fresh LoRA adapters: what SFT and DPO train."""
+    model = load_base_model(base_dir, method, cfg, cuda)
+    if cfg.gradient_checkpointing:
+        enable_checkpointing(model)
+    return add_lora(model, cfg)
+
+
 def add_lora(model, cfg: TrainConfig):
     from peft import LoraConfig, get_peft_model
 
@@ -618,10 +626,7 @@ def train(cfg: TrainConfig, train_path: str | Path, val_path: str | Path | None,
         run.time("tokenize", time.perf_counter() - t0)
         _report_data(reporter, train_stats, val_stats, cfg.max_length)
         t0 = time.perf_counter()
-        model = load_base_model(base_dir, method, cfg, cuda)
-        if cfg.gradient_checkpointing:
-            enable_checkpointing(model)
-        model = add_lora(model, cfg)
+        model = load_trainable_model(base_dir, method, cfg, cuda)
         run.time("load_model", time.perf_counter() - t0)
         trainer = Trainer(cfg, model, tokenizer, train_ex, val_ex, out_dir, optimizer_name, cuda, reporter)
         _announce_plan(reporter, trainer, cfg)
