@@ -267,3 +267,61 @@ def test_validation_split_keeps_variants_of_one_prompt_and_one_duplicate_group_o
     assert len(paraphrases) == 1
     n_val = len(val_file.read_text().splitlines())
     assert 4 <= n_val <= 12 and n_val + len(train_file.read_text().splitlines()) == len(lines)
+
+
+def test_prompt_labels_are_the_non_assistant_tokens_and_their_loss_matches_the_full_logits(tokenizer, base_model):
+    """Instruction modelling (prompt_loss_weight): every token outside the assistant turns is a prompt label except
+    each example's first (in a packed row it would be predicted from the previous example) and the padding; the
+    prompt NLL from `nll_parts` equals the cross-entropy of the full logits at exactly those positions."""
+    import torch.nn.functional as F
+
+    from training.loss import nll_parts
+
+    examples = [encode_conversation(tokenizer, claims_conversation(i)) for i in range(3)]
+    batch = collate(examples, tokenizer.pad_token_id, packing=True, multiple_of=64, with_prompt_labels=True)
+    ids, labels, prompt = batch["input_ids"][0], batch["labels"][0], batch["prompt_labels"][0]
+    real = sum(len(ex.input_ids) for ex in examples)
+    starts = {0, len(examples[0].input_ids), len(examples[0].input_ids) + len(examples[1].input_ids)}
+    for pos in range(len(ids)):
+        if pos >= real or pos in starts:
+            assert prompt[pos] == IGNORE and labels[pos] == IGNORE
+        elif labels[pos] == IGNORE:
+            assert prompt[pos] == ids[pos]
+        else:
+            assert prompt[pos] == IGNORE
+    assert "claim" in tokenizer.decode([t for t in prompt.tolist() if t != IGNORE]).lower()
+    with torch.no_grad():
+        assistant, prompt_nll, n = nll_parts(base_model, batch, with_prompt=True)
+        without, none, n2 = nll_parts(base_model, batch)
+        logits = base_model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits
+    expected = F.cross_entropy(logits[0, :-1].float(), prompt[1:], ignore_index=IGNORE, reduction="sum")
+    assert none is None and n == n2 and abs(float(assistant) - float(without)) < 1e-4 * float(without)
+    assert abs(float(prompt_nll) - float(expected)) < 1e-3 * float(expected)
+    unpacked = collate(examples, tokenizer.pad_token_id, packing=False, with_prompt_labels=True)
+    assert int((unpacked["prompt_labels"] != IGNORE).sum()) == int((prompt != IGNORE).sum())
+
+
+def test_neftune_noise_is_scaled_per_example_and_only_in_training_mode():
+    """NEFTune: alpha/sqrt(L·d) with L the token's own example length (not the packed row's), none on padding, and
+    the hook leaves embeddings untouched in eval mode (validation and eval score clean inputs)."""
+    import math
+
+    from training.trainer import neftune_hook, neftune_scale
+
+    scale = neftune_scale([10, 40], (1, 64), alpha=5.0, dim=16, packing=True)
+    assert torch.allclose(scale[0, :10], torch.full((10,), 5 / math.sqrt(10 * 16)))
+    assert torch.allclose(scale[0, 10:50], torch.full((40,), 5 / math.sqrt(40 * 16)))
+    assert (scale[0, 50:] == 0).all()
+    rows = neftune_scale([10, 40], (2, 64), alpha=5.0, dim=16, packing=False)
+    assert rows[0, 9] > 0 and rows[0, 10] == 0 and rows[1, 39] > 0 and rows[1, 40] == 0
+    emb = torch.nn.Embedding(100, 16)
+    emb.register_forward_hook(neftune_hook(lambda: scale))
+    ids = torch.arange(64).unsqueeze(0)
+    clean = emb.weight[ids].detach()
+    emb.train()
+    noisy = emb(ids).detach()
+    delta = (noisy - clean).abs()
+    assert (delta[0, :50].amax(dim=-1) > 0).all() and (delta[0, 50:] == 0).all()
+    assert (delta[0] <= scale[0].unsqueeze(-1) + 1e-6).all()
+    emb.eval()
+    assert torch.equal(emb(ids).detach(), clean)

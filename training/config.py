@@ -104,6 +104,13 @@ class TrainConfig(BaseModel):
     epochs: float = Field(3.0, gt=0, description="Passes over the training set (ignored when max_steps is set; "
                           "Alpaca and transformers use 3).")
     max_steps: int | None = Field(None, ge=1, description="Optimizer steps to run; overrides epochs.")
+    prompt_loss_weight: float = Field(0.0, ge=0, le=1, description="Weight of the prompt (non-assistant) tokens' "
+                                      "next-token loss, added to the assistant tokens' (instruction modelling, Shi et "
+                                      "al. 2024; Axolotl's train_on_inputs is 1). Validation and eval score "
+                                      "assistant tokens only.")
+    neftune_noise_alpha: float = Field(0.0, ge=0, description="NEFTune (Jain et al. 2023): uniform noise of scale "
+                                       "alpha/sqrt(length × hidden size) added to the input embeddings of each "
+                                       "training example (TRL's neftune_noise_alpha; the paper uses 5). 0 = off.")
     seed: int = Field(42, description="Seeds LoRA init, dropout and the data order (one permutation per epoch).")
 
     # -- data

@@ -215,7 +215,16 @@ def plan_batches(lengths: list[int], order: list[int], batch_size: int, max_leng
     return batches
 
 
-def collate(examples: list[TokenizedExample], pad_id: int, packing: bool, multiple_of: int = 1):
+def prompt_labels(ex: TokenizedExample) -> list[int]:
+    """The ids of an example's non-assistant tokens as labels (IGNORE at assistant tokens and at its first token)."""
+    out = [t if lab == IGNORE else IGNORE for t, lab in zip(ex.input_ids, ex.labels, strict=True)]
+    if out:
+        out[0] = IGNORE
+    return out
+
+
+def collate(examples: list[TokenizedExample], pad_id: int, packing: bool, multiple_of: int = 1,
+            with_prompt_labels: bool = False):
     """Tensors for one micro-batch.
 
     Packed: one row, `position_ids` restarting at 0 per example and no attention mask (that is what makes
@@ -224,6 +233,7 @@ def collate(examples: list[TokenizedExample], pad_id: int, packing: bool, multip
     packed row's padding is one more sequence of its own, so nothing attends to it): on CPU every new matmul
     shape adds oneDNN primitives to a process-wide cache, and rows of every length from 1 to 1,024 made a
     training run's memory grow every step (bench/README.md `## train_cpu`); lengths in steps of 64 bound the shapes to 16.
+    `with_prompt_labels` adds `prompt_labels` (`prompt_labels()` of each example) for a loss over the prompt too.
     """
     import torch
 
@@ -235,19 +245,27 @@ def collate(examples: list[TokenizedExample], pad_id: int, packing: bool, multip
         ids += [pad_id] * pad
         labels += [IGNORE] * pad
         positions += list(range(pad))
-        return {"input_ids": torch.tensor([ids]), "labels": torch.tensor([labels]),
-                "position_ids": torch.tensor([positions])}
+        batch = {"input_ids": torch.tensor([ids]), "labels": torch.tensor([labels]),
+                 "position_ids": torch.tensor([positions])}
+        if with_prompt_labels:
+            batch["prompt_labels"] = torch.tensor([[t for ex in examples for t in prompt_labels(ex)] + [IGNORE] * pad])
+        return batch
     width = max(len(ex.input_ids) for ex in examples)
     width += -width % multiple_of
     ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
     labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
+    prompt = torch.full((len(examples), width), IGNORE, dtype=torch.long)
     mask = torch.zeros((len(examples), width), dtype=torch.long)
     for row, ex in enumerate(examples):
         n = len(ex.input_ids)
         ids[row, :n] = torch.tensor(ex.input_ids)
         labels[row, :n] = torch.tensor(ex.labels)
+        prompt[row, :n] = torch.tensor(prompt_labels(ex))
         mask[row, :n] = 1
-    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+    batch = {"input_ids": ids, "labels": labels, "attention_mask": mask}
+    if with_prompt_labels:
+        batch["prompt_labels"] = prompt
+    return batch
 
 
 def split_train_val(path: str | Path, out_dir: str | Path, val_fraction: float = 0.1, min_val: int = 4) -> tuple[Path, Path]:

@@ -58,27 +58,49 @@ def token_nll(model, batch: dict, chunk: int = CHUNK):
 
 def supervised_nll(model, batch: dict, chunk: int = CHUNK):
     """(sum of token NLLs as a 0-dim tensor with grad, number of supervised tokens) for one batch."""
+    total, _, n_tokens = nll_parts(model, batch, chunk)
+    return total, n_tokens
+
+
+def nll_parts(model, batch: dict, chunk: int = CHUNK, with_prompt: bool = False):
+    """(assistant-token NLL sum, prompt-token NLL sum or None, assistant tokens) for one batch, from one backbone pass.
+
+    The prompt part (instruction modelling, Shi et al. 2024) is computed only when `with_prompt` and the batch has
+    `prompt_labels` (the prompt tokens' ids, IGNORE elsewhere; `training.data.collate`).
+    """
     import torch
-    from torch.utils.checkpoint import checkpoint
 
     labels = batch["labels"]
     targets = labels[:, 1:]
     valid = targets != IGNORE
     n_tokens = int(valid.sum())
-    if n_tokens == 0:
-        return torch.zeros((), device=labels.device), 0
-    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    prompt_targets = batch.get("prompt_labels") if with_prompt else None
+    inputs = {k: v for k, v in batch.items() if k not in ("labels", "prompt_labels")}
+    prompt_valid = None
+    if prompt_targets is not None:
+        prompt_targets = prompt_targets[:, 1:]
+        prompt_valid = prompt_targets != IGNORE
+    if n_tokens == 0 and (prompt_valid is None or not bool(prompt_valid.any())):
+        return torch.zeros((), device=labels.device), None, 0
     backbone, head = _split_model(model)
     if backbone is None:  # an architecture without the usual backbone/head split: logits at labelled positions
-        return _nll_from_logits(model, inputs, targets, valid), n_tokens
-    hidden = backbone(**inputs, use_cache=False).last_hidden_state[:, :-1][valid]
-    chosen = targets[valid]
+        return _nll_from_logits(model, inputs, targets, valid), None, n_tokens
+    hidden = backbone(**inputs, use_cache=False).last_hidden_state[:, :-1]
+    total = _sum_nll(head, hidden[valid], targets[valid], chunk)
+    prompt = None if prompt_valid is None else _sum_nll(head, hidden[prompt_valid], prompt_targets[prompt_valid], chunk)
+    return total, prompt, n_tokens
+
+
+def _sum_nll(head, hidden, chosen, chunk: int):
+    import torch
+    from torch.utils.checkpoint import checkpoint
+
     total = torch.zeros((), device=hidden.device, dtype=torch.float32)
     grad = torch.is_grad_enabled()
     for start in range(0, hidden.shape[0], chunk):
         h, t = hidden[start:start + chunk], chosen[start:start + chunk]
         total = total + (checkpoint(_chunk_nll, head, h, t, use_reentrant=False) if grad else _chunk_nll(head, h, t))
-    return total, n_tokens
+    return total
 
 
 def _nll_from_logits(model, inputs: dict, targets, valid):

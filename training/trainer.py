@@ -45,7 +45,7 @@ from training.data import (
     plan_batches,
     split_train_val,
 )
-from training.loss import supervised_nll
+from training.loss import nll_parts, supervised_nll
 
 log = logging.getLogger("studio.train")
 
@@ -285,6 +285,37 @@ def merge_adapter(base_dir: Path, adapter_dir: Path, out_dir: Path, method: str,
     return out_dir
 
 
+def neftune_scale(lengths: list[int], shape, alpha: float, dim: int, packing: bool):
+    """NEFTune's per-token noise scale alpha/sqrt(L·d) (Jain et al. 2023), L = the length of the token's own example
+    (in a packed row, not the row's), 0 on padding; `shape` is the micro-batch's (rows, width)."""
+    import torch
+
+    scale = torch.zeros(tuple(shape), dtype=torch.float32)
+    start = 0
+    for row, n in enumerate(lengths):
+        value = alpha / math.sqrt(n * dim)
+        if packing:
+            scale[0, start:start + n] = value
+            start += n
+        else:
+            scale[row, :n] = value
+    return scale
+
+
+def neftune_hook(current_scale):
+    """A forward hook for the input embeddings that adds uniform(-1, 1) × `current_scale()` noise in training mode
+    only (validation, eval and generation see clean embeddings), and nothing when `current_scale()` is None."""
+    import torch
+
+    def hook(module, inputs, output):
+        scale = current_scale()
+        if not module.training or scale is None:
+            return None
+        return output + torch.empty_like(output).uniform_(-1, 1) * scale.to(output.dtype).unsqueeze(-1)
+
+    return hook
+
+
 # ------------------------------------------------------------------------------------------------ plan
 
 
@@ -370,12 +401,23 @@ class Trainer:
         self.tokens = 0
         self.train_seconds = 0.0
         self.stopped_early = False
+        self._neft_scale = None
+        if cfg.neftune_noise_alpha > 0:
+            self._install_neftune()
 
     # -- batches
-    def _batch(self, examples: list[TokenizedExample], indices: list[int]) -> dict:
+    def _batch(self, examples: list[TokenizedExample], indices: list[int], training: bool = False) -> dict:
         batch = collate([examples[i] for i in indices], self.pad_id, self.cfg.packing,
-                        multiple_of=1 if self.cuda else CPU_SHAPE_MULTIPLE)
+                        multiple_of=1 if self.cuda else CPU_SHAPE_MULTIPLE,
+                        with_prompt_labels=training and self.cfg.prompt_loss_weight > 0)
+        if training and self.cfg.neftune_noise_alpha > 0:
+            batch["neftune_scale"] = neftune_scale([len(examples[i].input_ids) for i in indices], batch["input_ids"].shape,
+                                                   self.cfg.neftune_noise_alpha,
+                                                   self.model.get_input_embeddings().embedding_dim, self.cfg.packing)
         return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+
+    def _install_neftune(self) -> None:
+        self.model.get_input_embeddings().register_forward_hook(neftune_hook(lambda: self._neft_scale))
 
     def validation_loss(self) -> float:
         import torch
@@ -395,16 +437,22 @@ class Trainer:
         import torch
 
         micro = self.plan[self.step * self.cfg.grad_accum:(self.step + 1) * self.cfg.grad_accum]
-        batches = [self._batch(self.train_ex, indices) for indices in micro]
+        batches = [self._batch(self.train_ex, indices, training=True) for indices in micro]
         n_label = sum(int((b["labels"][:, 1:] != -100).sum()) for b in batches)
         n_tokens = sum(sum(len(self.train_ex[i].input_ids) for i in indices) for indices in micro)
         t0 = time.perf_counter()
         loss_sum = 0.0
+        weight = self.cfg.prompt_loss_weight
         for batch in batches:
+            self._neft_scale = batch.pop("neftune_scale", None)
             with autocast(self.bf16):
-                nll, _ = supervised_nll(self.model, batch)
-            (nll / max(n_label, 1)).backward()
+                nll, prompt_nll, _ = nll_parts(self.model, batch, with_prompt=weight > 0)
+            # the prompt tokens add weight × their loss, normalised like the assistant tokens' (by their count), so
+            # the assistant gradient is what it is without the option; what is logged stays the assistant loss
+            loss = nll if prompt_nll is None else nll + weight * prompt_nll
+            (loss / max(n_label, 1)).backward()
             loss_sum += float(nll.detach())
+        self._neft_scale = None
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.cfg.max_grad_norm))
         lr = self.scheduler.get_last_lr()[0]
         self.optimizer.step()

@@ -1,0 +1,62 @@
+"""Short training probes on the validation set only: which setting lowers the held-out validation loss?
+
+Trains on the 200 train rows of `bench/train_cpu.py`'s fixed split (the 52 test rows are never read here) with the
+trainer's own validation hold-out (the same 20 rows for every probe, grouped like the export), the shipped
+defaults plus `--set key=value` overrides (values parsed as JSON), and appends the run's validation curve to
+`--log` (JSONL). The lowest validation loss decides between settings (bench/README.md `## train_cpu`, probes).
+
+    python bench/train_probe.py --name neftune5 --set neftune_noise_alpha=5 --max-steps 30 --eval-steps 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--log", type=Path, default=Path(__file__).parent / "results" / "train_probes.jsonl")
+    args = ap.parse_args()
+
+    from train_cpu import conversations, write_jsonl
+
+    from training.config import TrainConfig
+    from training.trainer import train
+
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    train_rows, _ = conversations()  # the test rows are discarded unread by this script
+    cfg = TrainConfig(**overrides)
+    with tempfile.TemporaryDirectory(prefix="train_probe_") as tmp:
+        work = Path(tmp)
+        write_jsonl(work / "train.jsonl", train_rows)
+        t0 = time.perf_counter()
+        m = train(cfg, work / "train.jsonl", None, work / "run").metrics
+    rec = {"name": args.name, "set": overrides, "steps": m["steps"], "total_steps": m["total_steps"],
+           "val_before": m["val_loss_before"], "val_best": m["val_loss_best"], "best_step": m["best_step"],
+           "evals": [(e["step"], e["val_loss"]) for e in m["evals"]], "train_loss_last": m["train_loss_last"],
+           "tokens_per_second": m["tokens_per_second"], "wall_s": round(time.perf_counter() - t0, 1),
+           "val_rows": m["data"]["validation"]["kept"], "train_rows": m["data"]["train"]["kept"]}
+    print(json.dumps(rec))
+    args.log.parent.mkdir(parents=True, exist_ok=True)
+    with args.log.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(rec) + "\n")
+
+
+if __name__ == "__main__":
+    main()
