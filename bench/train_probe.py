@@ -25,6 +25,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--name", required=True)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--train-rows", type=int, help="train on only the first N rows of the trainer's own train part "
+                    "(same validation rows): what fewer training rows cost, to judge a smaller hold-out")
     ap.add_argument("--log", type=Path, default=Path(__file__).parent / "results" / "train_probes.jsonl")
     args = ap.parse_args()
 
@@ -46,8 +48,16 @@ def main() -> None:
         work = Path(tmp)
         write_jsonl(work / "train.jsonl", train_rows)
         t0 = time.perf_counter()
-        m = train(cfg, work / "train.jsonl", None, work / "run").metrics
-    rec = {"name": args.name, "set": overrides, "steps": m["steps"], "total_steps": m["total_steps"],
+        if args.train_rows:
+            from training.data import split_train_val
+
+            train_file, val_file = split_train_val(work / "train.jsonl", work / "split")
+            lines = train_file.read_text(encoding="utf-8").splitlines()[:args.train_rows]
+            train_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            m = train(cfg, train_file, val_file, work / "run").metrics
+        else:
+            m = train(cfg, work / "train.jsonl", None, work / "run").metrics
+    rec = {"name": args.name, "set": overrides, "train_rows_cap": args.train_rows, "steps": m["steps"], "total_steps": m["total_steps"],
            "val_before": m["val_loss_before"], "val_best": m["val_loss_best"], "best_step": m["best_step"],
            "evals": [(e["step"], e["val_loss"]) for e in m["evals"]], "train_loss_last": m["train_loss_last"],
            "tokens_per_second": m["tokens_per_second"], "wall_s": round(time.perf_counter() - t0, 1),

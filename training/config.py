@@ -35,6 +35,12 @@ batch of 16 and one epoch, 64 examples give 4 optimizer steps, the first spent i
 
 A run planned with fewer than `MIN_STEPS` optimizer steps is announced before it starts, with what to change.
 
+Options from the literature that are available but off by default, because they did not lower the validation loss
+of the bundled model on 180 instructions (probes in bench/README.md `train_cpu`): `prompt_loss_weight`
+(instruction modelling: Shi et al., "Instruction Tuning With Loss Over Instructions", NeurIPS 2024,
+arXiv:2405.14394) and `neftune_noise_alpha` (Jain et al., "NEFTune: Noisy Embeddings Improve Instruction
+Finetuning", ICLR 2024, arXiv:2310.05914).
+
 Other defaults are ours and say why in their description.
 """
 
