@@ -107,7 +107,7 @@ def synth(
         if generator == "edge-cases" and not job.categories:
             from synth.targeting import topics
 
-            job.categories = topics(rows)
+            job.categories = topics(rows, aim["target"])
         rep.info(f"aiming at {aim['target'].group} ({aim['target'].axis}), under-represented in "
                  f"{job.target_skew['group_by']} {job.target_skew['group']} (audit of {job.target_skew['audit_run']}); "
                  f"{len(rows)} seed rows rewritten about {aim['target'].group}")

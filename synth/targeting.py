@@ -36,7 +36,7 @@ from synth.generators.base import Candidate, ChatFn, Generator, Redactor
 WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 #: how many of the group's words the prompt guidance names as examples
 GUIDANCE_WORDS = 6
-#: the shortest seed prompt used as an edge-cases topic, in words (shorter ones are cut at this many words)
+#: an edge-cases topic from a seed request that names no one: its first this many words
 TOPIC_WORDS = 30
 
 
@@ -210,14 +210,16 @@ def seed_rows(rows: list[dict[str, Any]], target: SkewTarget) -> list[dict[str, 
     return [r for r in mine if target.counts(_text(r))[1] > 0] or mine
 
 
-def topics(rows: list[dict[str, Any]]) -> list[str]:
-    """edge-cases categories from seed rows: each one's request, cut to TOPIC_WORDS words."""
+def topics(rows: list[dict[str, Any]], target: SkewTarget) -> list[str]:
+    """edge-cases categories from (rewritten) seed rows: the sentences of each request that name the target
+    group, or else its first TOPIC_WORDS words."""
     out = []
     for r in rows:
-        user = next((m["content"] for m in r["messages"] if m["role"] == "user"), "")
-        words = user.split()
-        if words:
-            out.append(" ".join(words[:TOPIC_WORDS]))
+        user = " ".join(next((m["content"] for m in r["messages"] if m["role"] == "user"), "").split())
+        naming = [x for x in re.split(r"(?<=[.!?])\s+", user) if target.counts(x)[0]]
+        topic = " ".join(naming) if naming else " ".join(user.split()[:TOPIC_WORDS])
+        if topic:
+            out.append(topic)
     return list(dict.fromkeys(out))
 
 
