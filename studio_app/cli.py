@@ -341,7 +341,7 @@ def runs(
     limit: Annotated[int, typer.Option(help="Show at most this many runs.")] = 30,
 ) -> None:
     """List runs, newest first, with kind, time and row counts (an export that made a dataset version shows its
-    name, e.g. `export v2`).
+    name, e.g. `export v2`; a synth run aimed at an audit finding its group, e.g. `synth aimed at male (gender)`).
 
     Example: `studio runs --kind curate`
     """
