@@ -112,3 +112,28 @@ def test_synth_help_teaches_aiming_at_an_audit_finding():
     assert res.exit_code == 0
     for text in ("--target-skew", "--target-group", "--target-axis", "studio synth paraphrase --target-skew"):
         assert text in res.output
+
+
+def test_an_aimed_generator_drops_examples_that_do_not_name_the_group_and_marks_every_candidate():
+    import asyncio
+
+    from synth.generators.base import Candidate, Generator, GenSettings
+    from synth.prompts import PromptLibrary
+    from synth.targeting import AimedGenerator
+
+    class Fixed(Generator):
+        name = "paraphrase"
+
+        async def generate(self, chat, indices):
+            texts = ["My husband wants his refund.", "My wife wants her refund.", "Where is the parcel?",
+                     "He asked his brother about her order."]
+            return [Candidate(i, "paraphrase.v1", messages=[{"role": "user", "content": texts[i]},
+                                                            {"role": "assistant", "content": "Sure."}]) for i in indices]
+
+    target = make_target({**TICKETS, "audit_run": "curate-x"}, bias_audit.TERMS, bias_audit.COUNTERPARTS)
+    aimed = AimedGenerator(Fixed(PromptLibrary([]), GenSettings()), target)
+    cands = asyncio.run(aimed.generate(None, [0, 1, 2, 3]))
+    assert [c.drop_reason for c in cands] == [None, "off_target", "off_target", None]
+    assert all(c.meta["skew_target"] == {"audit_run": "curate-x", "axis": "gender", "group": "male",
+                                         "in": "source file tickets.json"} for c in cands)
+    assert aimed.name == "paraphrase" and aimed.describe()["skew_target"]["group"] == "male"
