@@ -11,7 +11,8 @@ reads them, takes the largest (or the one where `--target-group` is under-repres
    so `seed_ids` still names the real row;
 2. adds one line of guidance to every prompt naming the group (`Feedback.focus`);
 3. drops, as `off_target`, a generated example that does not name the group at least once and more often
-   than the other side: such a row would not move the skew;
+   than the other side: such a row would not move the skew (and, as `echoed_guidance`, one that copies the
+   guidance line, whose example words would otherwise count);
 4. records the finding (audit run, axis, group, figures) in the synth manifest (`target_skew`) and in each
    example's meta (`skew_target`), so `studio lineage` and the next audit can tell what it was for.
 
@@ -92,6 +93,12 @@ class SkewTarget:
         """The line every prompt gets: which group the example must be about, with example words."""
         return (f"The person in it must be {self.group} ({self.axis}): write about them with words such as "
                 f"{', '.join(self.words[:GUIDANCE_WORDS])}.")
+
+    def echoes_guidance(self, text: str) -> bool:
+        """Whether `text` repeats the guidance line (a small model copies it): its word list would count as
+        naming the group without the example being about anyone."""
+        lowered = " ".join(text.lower().split())
+        return ", ".join(self.words[:GUIDANCE_WORDS]) in lowered or f"must be {self.group} ({self.axis})" in lowered
 
     def lineage(self) -> dict[str, Any]:
         """What each generated example's meta keeps: the finding in short."""
@@ -243,7 +250,8 @@ def skew_moved(seeds: list[dict[str, Any]], kept: list[dict[str, Any]], target: 
 
 class AimedGenerator(Generator):
     """Any generator aimed at a `SkewTarget`: each candidate's meta names the finding, and a finished example that
-    does not name the target group (at least once, and more than the other side) is dropped as `off_target`."""
+    does not name the target group (at least once, and more than the other side) is dropped as `off_target`, one
+    that repeats the guidance line as `echoed_guidance`."""
 
     def __init__(self, inner: Generator, target: SkewTarget) -> None:
         super().__init__(inner.prompts, inner.settings, inner.feedback)
@@ -255,7 +263,10 @@ class AimedGenerator(Generator):
         cands = await self.inner.generate(chat, indices)
         for cand in cands:
             cand.meta["skew_target"] = self.target.lineage()
-            if cand.ok and not self.target.on_target("\n".join(m["content"] for m in cand.messages or [])):
+            text = "\n".join(m["content"] for m in cand.messages or [])
+            if cand.ok and self.target.echoes_guidance(text):
+                cand.drop("echoed_guidance")
+            elif cand.ok and not self.target.on_target(text):
                 cand.drop("off_target")
         return cands
 

@@ -114,7 +114,7 @@ def test_synth_help_teaches_aiming_at_an_audit_finding():
         assert text in res.output
 
 
-def test_an_aimed_generator_drops_examples_that_do_not_name_the_group_and_marks_every_candidate():
+def test_an_aimed_generator_drops_examples_that_do_not_name_the_group_or_copy_its_guidance():
     import asyncio
 
     from synth.generators.base import Candidate, Generator, GenSettings
@@ -126,14 +126,14 @@ def test_an_aimed_generator_drops_examples_that_do_not_name_the_group_and_marks_
 
         async def generate(self, chat, indices):
             texts = ["My husband wants his refund.", "My wife wants her refund.", "Where is the parcel?",
-                     "He asked his brother about her order."]
+                     "He asked his brother about her order.", "Hi. " + target.guidance()]
             return [Candidate(i, "paraphrase.v1", messages=[{"role": "user", "content": texts[i]},
                                                             {"role": "assistant", "content": "Sure."}]) for i in indices]
 
     target = make_target({**TICKETS, "audit_run": "curate-x"}, bias_audit.TERMS, bias_audit.COUNTERPARTS)
     aimed = AimedGenerator(Fixed(PromptLibrary([]), GenSettings()), target)
-    cands = asyncio.run(aimed.generate(None, [0, 1, 2, 3]))
-    assert [c.drop_reason for c in cands] == [None, "off_target", "off_target", None]
+    cands = asyncio.run(aimed.generate(None, [0, 1, 2, 3, 4]))
+    assert [c.drop_reason for c in cands] == [None, "off_target", "off_target", None, "echoed_guidance"]
     assert all(c.meta["skew_target"] == {"audit_run": "curate-x", "axis": "gender", "group": "male",
                                          "in": "source file tickets.json"} for c in cands)
     assert aimed.name == "paraphrase" and aimed.describe()["skew_target"]["group"] == "male"
