@@ -728,17 +728,29 @@ def _decode_whole(path: Path, data: bytes, what: str) -> str:
 
 def _head_records(path: Path, data: bytes, text: str | None) -> list[Any]:
     """Up to DETECT_RECORDS parsed records from the start of a file (JSONL bytes, or a JSON array's text),
-    parsing no further than they reach."""
+    parsing no further than they reach. Parsing stops early once more than half of DETECT_RECORDS records in a row
+    have one format: the rest could not outvote it, so `_detect_from_objects` decides the same (and a folder of
+    many files of long records parses about half as much JSON just to detect formats)."""
     found: list[Any] = []
+    majority = DETECT_RECORDS // 2 + 1
+    agreed: list[str | None] = []  # the format all records so far share, while they share one
+
+    def settled(obj: Any) -> bool:
+        found.append(obj)
+        fmt = detect_record_format(obj)
+        if len(found) == 1:
+            agreed.append(fmt)
+        elif agreed and agreed[0] != fmt:
+            agreed.clear()
+        return len(found) == DETECT_RECORDS or (bool(agreed) and agreed[0] is not None and len(found) >= majority)
+
     if text is not None:
         for _line, obj, _q in _json_array_elements(path, text):
-            if _q is None:
-                found.append(obj)
-                if len(found) == DETECT_RECORDS:
-                    break
+            if _q is None and settled(obj):
+                break
         return found
     start = 0
-    while len(found) < DETECT_RECORDS and start < len(data):
+    while start < len(data):
         end = data.find(b"\n", start)
         end = len(data) if end == -1 else end
         raw = data[start:end].strip()
@@ -746,9 +758,11 @@ def _head_records(path: Path, data: bytes, text: str | None) -> list[Any]:
         if not raw:
             continue
         try:
-            found.append(json.loads(raw))
+            obj = json.loads(raw)
         except (ValueError, RecursionError):
             continue
+        if settled(obj):
+            break
     return found
 
 
@@ -1100,8 +1114,9 @@ def _read_files(files: list[Path], fmt: str | None, csv_mapping: CsvMapping | No
 
     group: list[tuple[Path, bytes]] = []
     group_fmt = ""
+    plain_folders: set[Path] = set()
     for path in files:
-        check_run_output(path)  # a run's output is read only when that run finished
+        check_run_output(path, plain_folders)  # a run's output is read only when that run finished
         prepared = _jsonl_prepared(path, fmt)
         if prepared is None or prepared[1] != group_fmt:
             if group:

@@ -324,3 +324,22 @@ def test_a_folder_reads_as_its_files_read_one_by_one_bad_lines_included(tmp_path
     assert rows[f"{folder / 'f.jsonl'}:3"]["messages"][1]["content"] == "answer 3"
     assert result.formats[str(folder / "c.json")] == "alpaca" and result.formats[str(folder / "f.jsonl")] == (
         "prompt-completion")
+
+
+def test_format_detection_stops_early_only_when_the_rest_could_not_outvote(tmp_path):
+    """Detection parses fewer than DETECT_RECORDS records only once a majority of them agree; a file whose first
+    records disagree is still decided by the vote over all DETECT_RECORDS of them."""
+    from studio.readers import DETECT_RECORDS, _head_records
+
+    pc = json.dumps({"prompt": "p", "completion": "c"})
+    alpaca = json.dumps({"instruction": "i", "output": "o"})
+    agreeing = tmp_path / "agreeing.jsonl"
+    agreeing.write_text("\n".join([pc] * 40) + "\n")
+    assert len(_head_records(agreeing, agreeing.read_bytes(), None)) == DETECT_RECORDS // 2 + 1
+    # one alpaca record first, then prompt-completion: all DETECT_RECORDS are read and the majority wins
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text("\n".join([alpaca] + [pc] * 39) + "\n")
+    assert len(_head_records(mixed, mixed.read_bytes(), None)) == DETECT_RECORDS
+    result = read_file(mixed)
+    assert result.formats[str(mixed)] == "prompt-completion"
+    assert result.n_rows == 39 and [q.line for q in result.quarantine] == [1]
