@@ -470,8 +470,10 @@ def _two_turns(user, assistant):
         "messages", [], dtype=pl.List(turns.dtype))})
 
 
-def _map_frame(fmt: str, df, chunk: bytes):
+def _map_frame(fmt: str, df, chunk: bytes, keys_counted: bool = False):
     """Map a chunk Polars parsed onto (line-less) schema columns: (mapped frame or None, rows to redo).
+    `keys_counted`: `_every_key_inferred` proved the chunk has one key per non-null value of `df` (no key written
+    twice, no null), which spares counting the fields' names in the bytes.
 
     Returns None when the chunk's columns are not exactly the format's (meta fields, another shape, a key
     written twice in a record): then every line of the chunk is read one by one. Otherwise `redo` marks the
@@ -511,7 +513,7 @@ def _map_frame(fmt: str, df, chunk: bytes):
         return None
     cols = {c: (df[c] if c in df.columns else pl.Series(c, [None] * df.height, dtype=pl.String)).cast(pl.String)
             for c in fields}
-    if any(chunk.count(b'"%s"' % c.encode()) != cols[c].is_not_null().sum() for c in fields):
+    if not keys_counted and any(chunk.count(b'"%s"' % c.encode()) != cols[c].is_not_null().sum() for c in fields):
         return None
     frame = pl.DataFrame(cols)
     if fmt == "prompt-completion":
@@ -624,20 +626,20 @@ def _every_key_inferred(df, chunk: bytes, line_ends) -> bool:
     return int((arr[after] == 58).sum()) == sum(df[c].is_not_null().sum() for c in df.columns)
 
 
-def _parse_ndjson(chunk: bytes, line_ends):
+def _parse_ndjson(chunk: bytes, line_ends) -> tuple[Any, bool]:
     """Polars' parse of a JSONL chunk with every key of every line as a column (a key first seen after line 100 must
     not vanish from meta): the default inference from the first 100 lines when `_every_key_inferred` proves it saw
     every key, as on most files of flat text records (it parses once where full inference parses twice), else
-    inference from every line."""
+    inference from every line. Returns (frame, whether the keys were counted)."""
     import polars as pl
 
     try:
         df = pl.read_ndjson(chunk)
         if _every_key_inferred(df, chunk, line_ends):
-            return df
+            return df, True
     except Exception:  # noqa: BLE001, S110 - the full-inference parse below raises what it raises
         pass
-    return pl.read_ndjson(chunk, infer_schema_length=None)
+    return pl.read_ndjson(chunk, infer_schema_length=None), False
 
 
 def _read_jsonl(path: Path, data: bytes, fmt: str, files: _Files | None = None) -> _Collector:
@@ -661,7 +663,7 @@ def _read_jsonl(path: Path, data: bytes, fmt: str, files: _Files | None = None) 
             continue
         chunk = data if (lo, hi) == (0, len(starts)) else data[starts[lo]:ends[hi - 1]]
         try:
-            df = _parse_ndjson(chunk, ends[lo:hi] - starts[lo])
+            df, keys_counted = _parse_ndjson(chunk, ends[lo:hi] - starts[lo])
             parsed = df.height == hi - lo
         except Exception:  # noqa: BLE001 - Polars raises several error types for bad JSON; the lines say which
             parsed = False
@@ -672,7 +674,7 @@ def _read_jsonl(path: Path, data: bytes, fmt: str, files: _Files | None = None) 
                 mid = (lo + hi) // 2
                 pending += [(mid, hi), (lo, mid)]
             continue
-        mapped = _map_frame(fmt, df, chunk)
+        mapped = _map_frame(fmt, df, chunk, keys_counted)
         del df
         if mapped is None:
             if file_of is not None and file_of[lo] != file_of[hi - 1]:  # one file with other keys: try each file
