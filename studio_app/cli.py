@@ -16,12 +16,12 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-# Polars' allocator (jemalloc) keeps freed pages resident for 10 s by default, so the copies of the text a read
-# makes on its way (parsed columns, the canonical JSON hashed for ids) stayed in RSS through the steps after it and
-# set a command's peak. 200 ms gives them back between phases at no measurable CPU cost (0 ms costs ~0.3 s of system
-# time on all of t0); see bench/README.md, curate_e2e. Read when Polars loads, so it must be set before any import
-# of it; a value the user set wins.
-os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:200,muzzy_decay_ms:0")
+# Polars' allocator (jemalloc) gives freed pages back over 10 s by default, so the copies of the text a read makes on
+# its way (parsed columns, the canonical JSON hashed for ids) stayed resident into the step after it and raised a
+# command's peak. Over 1 s they are mostly gone when the step peaks: on all of t0 ~50 MiB lower at the same CPU time
+# (200 ms: ~65 MiB lower for ~0.2 s more system time; 0 ms: ~0.3 s more); see bench/README.md, curate_e2e. Read when
+# Polars loads, so it is set before any import of it; a value the user set wins.
+os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:1000,muzzy_decay_ms:0")
 
 import typer  # noqa: E402
 
