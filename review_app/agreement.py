@@ -1,5 +1,7 @@
-"""Inter-annotator agreement from the statistics libraries: Cohen's kappa per pair of reviewers
-(scikit-learn), Fleiss' kappa over all reviewers (statsmodels), Krippendorff's alpha (`krippendorff`).
+"""Inter-annotator agreement: Cohen's kappa per pair of reviewers and Fleiss' kappa over all reviewers (the
+textbook formulas on count tables, in NumPy: the same figures as scikit-learn's `cohen_kappa_score` and statsmodels'
+`fleiss_kappa`, which tests/test_review_store.py checks, without their ~3 s import each on the lead page's first load),
+and Krippendorff's alpha (`krippendorff`).
 
 Pure functions over `{item_id: {reviewer: label}}`; the store feeds them the current human decisions
 (skips, undone decisions and rule decisions excluded). A statistic that is undefined on the data (one
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections import Counter
+from collections import Counter, defaultdict
 from typing import Any
 
 VERDICT_CODES = {"accept": 1, "reject": 0}
@@ -24,43 +26,62 @@ def _clean(x: float | None) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), 4)
 
 
+def cohen_kappa(table) -> float | None:
+    """Cohen's kappa from a square table of counts (rows: one rater's labels, columns: the other's, same order):
+    (observed - chance agreement) / (1 - chance agreement); None when chance agreement is 1."""
+    import numpy as np
+
+    cm = np.asarray(table, dtype=float)
+    n = cm.sum()
+    observed = np.trace(cm) / n
+    expected = float(cm.sum(axis=1) @ cm.sum(axis=0)) / n**2
+    return None if expected >= 1 else _clean((observed - expected) / (1 - expected))
+
+
 def cohen_pairs(labels: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Cohen's kappa and raw agreement for each pair of reviewers over the items both labelled."""
-    import warnings
-
-    from sklearn.metrics import cohen_kappa_score
-
-    reviewers = sorted({r for per_item in labels.values() for r in per_item})
+    """Cohen's kappa and raw agreement for each pair of reviewers over the items both labelled (one pass over the
+    items, counting each pair's (label, label) cells)."""
+    cells: dict[tuple[str, str], Counter] = defaultdict(Counter)
+    for per_item in labels.values():
+        for a, b in itertools.combinations(sorted(per_item), 2):
+            cells[a, b][per_item[a], per_item[b]] += 1
     out = []
-    for a, b in itertools.combinations(reviewers, 2):
-        shared = [(v[a], v[b]) for v in labels.values() if a in v and b in v]
-        if not shared:
-            continue
-        xa, xb = zip(*shared, strict=True)
-        agree = sum(x == y for x, y in shared) / len(shared)
+    for (a, b), counts in sorted(cells.items()):
+        n = sum(counts.values())
+        cats = sorted({x for pair in counts for x in pair}, key=str)
         kappa = None
-        if len(shared) >= 2 and len(set(xa) | set(xb)) > 1:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                kappa = _clean(cohen_kappa_score(xa, xb))
-        out.append({"a": a, "b": b, "items": len(shared), "agreement": round(agree, 4), "cohen_kappa": kappa})
+        if n >= 2 and len(cats) > 1:
+            kappa = cohen_kappa([[counts[x, y] for y in cats] for x in cats])
+        agree = sum(c for (x, y), c in counts.items() if x == y) / n
+        out.append({"a": a, "b": b, "items": n, "agreement": round(agree, 4), "cohen_kappa": kappa})
     return out
+
+
+def fleiss_kappa(table) -> float | None:
+    """Fleiss' kappa from an items × categories table of counts, every row summing to the same number of raters
+    (Fleiss 1971; statsmodels' `fleiss_kappa(method="fleiss")`)."""
+    import numpy as np
+
+    t = np.asarray(table, dtype=float)
+    raters = t.sum(axis=1).max()
+    p_cat = t.sum(axis=0) / (t.shape[0] * raters)
+    observed = ((t * t).sum(axis=1) - raters) / (raters * (raters - 1))
+    expected = float((p_cat * p_cat).sum())
+    return None if expected >= 1 else _clean((observed.mean() - expected) / (1 - expected))
 
 
 def fleiss(labels: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Fleiss' kappa over the items with the most common number of raters (it needs a fixed count)."""
-    from statsmodels.stats.inter_rater import fleiss_kappa
-
     counts = Counter(len(v) for v in labels.values() if len(v) >= 2)
     if not counts:
         return {"fleiss_kappa": None, "items": 0, "raters_per_item": None}
     raters, _ = max(counts.items(), key=lambda kv: (kv[1], kv[0]))
-    rows = [list(v.values()) for v in labels.values() if len(v) == raters]
+    rows = [Counter(v.values()) for v in labels.values() if len(v) == raters]
     categories = sorted({x for row in rows for x in row}, key=str)
     if len(rows) < 2 or len(categories) < 2:
         return {"fleiss_kappa": None, "items": len(rows), "raters_per_item": raters}
-    table = [[row.count(c) for c in categories] for row in rows]
-    return {"fleiss_kappa": _clean(fleiss_kappa(table, method="fleiss")), "items": len(rows), "raters_per_item": raters}
+    table = [[row[c] for c in categories] for row in rows]
+    return {"fleiss_kappa": fleiss_kappa(table), "items": len(rows), "raters_per_item": raters}
 
 
 def krippendorff_alpha(labels: dict[str, dict[str, Any]], level: str) -> float | None:

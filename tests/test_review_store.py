@@ -251,6 +251,28 @@ def test_agreement_matches_hand_computed_kappa(store):
     assert ag["verdict_alpha"] is not None and ag["rating_alpha"] is not None
 
 
+def test_cohen_and_fleiss_from_count_tables_match_scikit_learn_and_statsmodels():
+    import random
+
+    from sklearn.metrics import cohen_kappa_score
+    from statsmodels.stats.inter_rater import fleiss_kappa
+
+    from review_app.agreement import cohen_pairs, fleiss
+
+    rng = random.Random(7)
+    people = ["ann", "bob", "cat", "dan"]
+    labels = {f"item{i}": {p: rng.choice(["accept", "accept", "reject"]) for p in rng.sample(people, 3 if i % 4 else 2)}
+              for i in range(300)}
+    for pair in cohen_pairs(labels):
+        shared = [(v[pair["a"]], v[pair["b"]]) for v in labels.values() if pair["a"] in v and pair["b"] in v]
+        assert pair["items"] == len(shared) > 2
+        assert pair["cohen_kappa"] == round(cohen_kappa_score(*zip(*shared, strict=True)), 4)
+    rows = [list(v.values()) for v in labels.values() if len(v) == 3]
+    table = [[row.count(c) for c in ("accept", "reject")] for row in rows]
+    assert fleiss(labels) == {"fleiss_kappa": round(fleiss_kappa(table, method="fleiss"), 4), "items": len(rows),
+                              "raters_per_item": 3}
+
+
 def test_audit_log_is_append_only(store):
     store.load_dataset([example(1, 0.1)])
     with store.engine.connect() as conn:
