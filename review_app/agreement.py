@@ -120,3 +120,70 @@ def agreement_report(verdicts: dict[str, dict[str, str]], ratings: dict[str, dic
         "rating_alpha": krippendorff_alpha(rated, "ordinal"),
         "rated_items_with_overlap": len(rated),
     }
+
+
+def _alpha_from_counts(counts, level: str) -> float | None:
+    """Krippendorff's alpha from an items × values table of counts (columns in value order), as
+    `krippendorff_alpha` computes it from the reviewers × items matrix (the library reduces that to these counts)."""
+    import krippendorff
+    import numpy as np
+
+    if counts.height < 2 or counts.width < 2:
+        return None
+    values = [int(c) for c in counts.columns]
+    try:
+        return _clean(krippendorff.alpha(value_counts=counts.to_numpy().astype(float), value_domain=np.array(values),
+                                         level_of_measurement=level))
+    except ValueError:
+        return None
+
+
+def agreement_from_votes(votes) -> dict[str, Any]:
+    """`agreement_report` from a Polars frame of people's current votes (item_id, person, verdict, rating; one row per
+    item and person), computed on count tables in Polars: the same figures without a Python loop over items."""
+    import polars as pl
+
+    coded = votes.filter(pl.col("verdict").is_in(list(VERDICT_CODES))).with_columns(
+        pl.col("verdict").replace_strict(VERDICT_CODES, return_dtype=pl.Int64).alias("code"))
+    multi = coded.filter(pl.len().over("item_id") >= 2)
+    rated = (votes.filter(pl.col("rating").is_not_null()).filter(pl.len().over("item_id") >= 2)
+             .with_columns(pl.col("rating").cast(pl.Int64).alias("code")))
+
+    def counts(frame):  # items × values present, in value order
+        if frame.is_empty():
+            return pl.DataFrame()
+        table = frame.group_by("item_id", "code").len().pivot(on="code", index="item_id", values="len")
+        cols = sorted((c for c in table.columns if c != "item_id"), key=int)
+        return table.select(cols).fill_null(0)
+
+    pairs = []
+    if not multi.is_empty():
+        left = multi.select("item_id", a="person", x="code")
+        cells = (left.join(multi.select("item_id", b="person", y="code"), on="item_id").filter(pl.col("a") < pl.col("b"))
+                 .group_by("a", "b", "x", "y").len().sort("a", "b"))
+        for (a, b), cell in cells.group_by("a", "b", maintain_order=True):
+            n = int(cell["len"].sum())
+            cats = sorted(set(cell["x"]) | set(cell["y"]))
+            got = {(x, y): c for x, y, c in cell.select("x", "y", "len").iter_rows()}
+            kappa = cohen_kappa([[got.get((x, y), 0) for y in cats] for x in cats]) if n >= 2 and len(cats) > 1 else None
+            agree = sum(c for (x, y), c in got.items() if x == y) / n
+            pairs.append({"a": a, "b": b, "items": n, "agreement": round(agree, 4), "cohen_kappa": kappa})
+    verdict_counts = counts(multi)
+    fleiss_out: dict[str, Any] = {"fleiss_kappa": None, "items": 0, "raters_per_item": None}
+    if verdict_counts.height:
+        n_raters = verdict_counts.sum_horizontal()
+        sizes = n_raters.value_counts(name="n").rows()
+        raters, _ = max(((int(k), int(n)) for k, n in sizes), key=lambda kv: (kv[1], kv[0]))
+        table = verdict_counts.filter(n_raters == raters)
+        table = table.select(c for c in table.columns if table[c].sum() > 0)
+        fleiss_out = {"fleiss_kappa": fleiss_kappa(table.to_numpy()) if table.height >= 2 and table.width >= 2 else None,
+                      "items": table.height, "raters_per_item": raters}
+    rating_counts = counts(rated)
+    return {
+        "items_with_overlap": verdict_counts.height,
+        "pairs": pairs,
+        "fleiss": fleiss_out,
+        "verdict_alpha": _alpha_from_counts(verdict_counts, "nominal"),
+        "rating_alpha": _alpha_from_counts(rating_counts, "ordinal"),
+        "rated_items_with_overlap": rating_counts.height,
+    }

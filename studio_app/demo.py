@@ -301,8 +301,8 @@ def stage_pairwise(ctx: DemoContext) -> None:
             complete = next(c["id"] for c in row["candidates"] if c["model"] == REVIEWED)
             if not store.decisions(item_id=row["id"]):
                 record_preference(store, row["id"], DEMO_REVIEWER[0], complete, reason=DEMO_PAIRWISE_RULE)
-    ctx.add("pairwise", "pairwise items: reviewed answer vs the same cut after 2 sentences", len(rows), pairs_file)
-    ctx.add("pairwise", "DEMO ONLY: decided by the demo lead's rule (complete answer wins)", len(rows))
+    ctx.add("pairwise", "pairwise items (reviewed vs cut after 2 sentences)", len(rows), pairs_file)
+    ctx.add("pairwise", "DEMO ONLY: decided by rule (complete answer wins)", len(rows))
     ctx.reporter.info(f"pairwise: {len(rows)} items ({counts['added']} newly queued), reviewed answer vs the same "
                       f"cut after two sentences, all decided by rule: complete answer wins; "
                       f"{time.perf_counter() - t0:.1f} s")

@@ -101,8 +101,8 @@ class Analytics:
 
     def votes_frame(self):
         """People's current verdicts as a Polars frame, one row per (item, person): item_id, person, verdict, rating,
-        seconds, source and `pairwise` (a choice between candidates, not a verdict on one example). Read in one SQL
-        statement of five narrow columns, oldest first, and reduced to each person's latest in Polars; kept until the
+        seconds, source, `pairwise` (a choice between candidates, not a verdict on one example) and decision_id. Read in one SQL
+        statement of narrow columns (no JSON, no timestamps), oldest first, and reduced to each person's latest in Polars; kept until the
         next decision is recorded or undone (`decisions_version`), so the dashboard's parts share one read."""
         import polars as pl
 
@@ -111,15 +111,22 @@ class Analytics:
         if cached is not None and cached[0] == version:
             return cached[1]
         d = DECISIONS.c
+        stmt = (select(d.item_id, d.reviewer_id, d.verdict, d.rating, d.seconds, d.source, d.choice.is_not(None), d.id)
+                .where(d.undone_at.is_(None), d.verdict != "skip", d.source.notin_(OFF_QUEUE_SOURCES))
+                .order_by(d.created_at, d.id))
         with self.db.tx() as conn:
             people = {rid: person_of(name) for rid, name in conn.execute(select(REVIEWERS.c.id, REVIEWERS.c.name))}
-            rows = conn.execute(select(d.item_id, d.reviewer_id, d.verdict, d.rating, d.seconds, d.source,
-                                       d.choice.is_not(None))
-                                .where(d.undone_at.is_(None), d.verdict != "skip", d.source.notin_(OFF_QUEUE_SOURCES))
-                                .order_by(d.created_at, d.id)).all()
+            # straight from the driver's cursor: SQLAlchemy's per-row objects cost more than the query at 100k rows
+            # (the statement has constants only, so its binds are rendered inline)
+            cursor = conn.connection.cursor()
+            cursor.execute(str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})))
+            rows = cursor.fetchall()
+            cursor.close()
         schema = {"item_id": pl.String, "reviewer_id": pl.Int64, "verdict": pl.String, "rating": pl.Int64,
-                  "seconds": pl.Float64, "source": pl.String, "pairwise": pl.Boolean}
-        frame = pl.DataFrame(rows, schema=schema, orient="row")
+                  "seconds": pl.Float64, "source": pl.String, "pairwise": pl.Boolean, "decision_id": pl.Int64}
+        columns = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
+        frame = pl.DataFrame([pl.Series(name, col, dtype=dtype, strict=False)
+                              for (name, dtype), col in zip(schema.items(), columns, strict=True)])
         frame = _latest_per_person(frame.with_columns(
             pl.col("reviewer_id").replace_strict(people, return_dtype=pl.String).alias("person")).drop("reviewer_id"))
         self._votes = (version, frame)
@@ -202,56 +209,52 @@ class Analytics:
         return pl.DataFrame([{k: r[k] for k in schema} for r in rows], schema=schema)
 
     def disagreements(self) -> list[dict[str, Any]]:
-        """Items where people's current verdicts differ, with their decisions (id, reviewer, verdict, rating, reasons,
-        comment, seconds, source, created_at) and any lead resolution, in the order of each item's first decision.
-        The items are found in `votes_frame`; only their decisions are read, in the columns listed."""
+        """Items where people's current verdicts differ, with those verdicts' decisions (id, reviewer, verdict, rating,
+        reasons, comment, seconds, source, created_at) and any lead resolution, in the order of each item's first
+        current vote. The items and decision ids come from `votes_frame`; only those decisions are read."""
         import polars as pl
 
-        votes = self.votes_frame().filter(~pl.col("pairwise"))
-        ids = (votes.group_by("item_id").agg(pl.col("verdict").n_unique().alias("n")).filter(pl.col("n") > 1)
-               ["item_id"].to_list())
+        votes = (self.votes_frame().filter(~pl.col("pairwise"))
+                 .filter(pl.col("verdict").n_unique().over("item_id") > 1).select("item_id", "decision_id"))
+        if votes.is_empty():
+            return []
         d = DECISIONS.c
         # reasons unparsed: most are "[]", and a JSON parse per row was a third of the time at 100k decisions
-        cols = (d.id, d.item_id, REVIEWERS.c.name, d.verdict, d.rating, type_coerce(d.reasons, String), d.comment,
-                d.seconds, d.source, d.created_at)
-        keys = ("id", "item_id", "reviewer", "verdict", "rating", "reasons", "comment", "seconds", "source", "created_at")
-        rows: list[tuple] = []
+        cols = (d.id, REVIEWERS.c.name, d.verdict, d.rating, type_coerce(d.reasons, String), d.comment, d.seconds,
+                d.source, d.created_at, d.item_id)
+        keys = ("id", "reviewer", "verdict", "rating", "reasons", "comment", "seconds", "source", "created_at", "item_id")
+        ids = votes["decision_id"].to_list()
         with self.db.tx() as conn:
+            found = []
             for k in range(0, len(ids), 5000):  # SQLite allows 32,766 bound values per statement
-                rows += conn.execute(select(*cols).join(REVIEWERS, REVIEWERS.c.id == d.reviewer_id)
-                                     .where(d.item_id.in_(ids[k:k + 5000]), d.undone_at.is_(None), d.verdict != "skip",
-                                            d.choice.is_(None))).all()
-        by_item: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for r in sorted(rows, key=lambda r: (r.created_at, r.id)):
+                found += conn.execute(select(*cols).join(REVIEWERS, REVIEWERS.c.id == d.reviewer_id)
+                                      .where(d.id.in_(ids[k:k + 5000]))).all()
+            resolutions = conn.execute(select(*cols).join(REVIEWERS, REVIEWERS.c.id == d.reviewer_id)
+                                       .where(d.source == "resolution", d.undone_at.is_(None), d.choice.is_(None))
+                                       .order_by(d.created_at, d.id)).all()
+
+        def as_dict(r) -> dict[str, Any]:
             row = dict(zip(keys, r, strict=True))
             raw = row["reasons"]
             row["reasons"] = [] if raw == "[]" else json.loads(raw) if isinstance(raw, str) else list(raw or ())
-            by_item[r.item_id].append(row)
-        out = []
-        for item_id, ds in by_item.items():
-            people = people_votes(ds)
-            if len({d["verdict"] for d in people}) > 1:
-                resolution = [d for d in ds if d["source"] == "resolution"]
-                out.append({"item_id": item_id, "decisions": people,
-                            "resolution": resolution[-1] if resolution else None})
-        return out
+            return row
+
+        by_id = {r[0]: as_dict(r) for r in found}
+        resolved = {r.item_id: as_dict(r) for r in resolutions}  # the latest per item
+        out: dict[str, dict[str, Any]] = {}
+        for item_id, decision_id in votes.iter_rows():
+            entry = out.setdefault(item_id, {"item_id": item_id, "decisions": [], "resolution": resolved.get(item_id)})
+            entry["decisions"].append(by_id[decision_id])
+        return list(out.values())
 
     def agreement(self) -> dict[str, Any]:
         """Cohen's kappa per pair, Fleiss' kappa and Krippendorff's alpha over people's current decisions (from
-        `votes_frame`: the items two or more people decided)."""
+        `votes_frame`, on count tables: `review_app.agreement.agreement_from_votes`)."""
         import polars as pl
 
-        from review_app.agreement import agreement_report
+        from review_app.agreement import agreement_from_votes
 
-        votes = (self.votes_frame().filter(~pl.col("pairwise"))
-                 .filter(pl.len().over("item_id") >= 2).select("item_id", "person", "verdict", "rating"))
-        verdicts: dict[str, dict[str, str]] = defaultdict(dict)
-        ratings: dict[str, dict[str, int]] = defaultdict(dict)
-        for item_id, person, verdict, rating in votes.iter_rows():
-            verdicts[item_id][person] = verdict
-            if rating is not None:
-                ratings[item_id][person] = rating
-        return agreement_report(verdicts, ratings)
+        return agreement_from_votes(self.votes_frame().filter(~pl.col("pairwise")))
 
     def reviewer_stats(self) -> list[dict[str, Any]]:
         """Per person (Label Studio and app names joined): items decided, accept rate, median seconds per decision and
