@@ -91,12 +91,12 @@ def test_blind_ab_from_eval_to_review_to_the_win_rate_in_the_report_and_lineage(
     # lineage: from a trained example to its training run, and from there to the blind A/B judgements
     res = runner.invoke(app, ["lineage", example, "--json"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
-    chain = json.loads(res.output)
+    chain = json.loads(res.stdout)
     assert [t["run_id"] for t in chain["training"]] == [train_run] and chain["training"][0]["trained_on_example"]
     ab_eval = next(e for e in chain["evaluations"] if e["run_id"] == manifest["run_id"])
     assert ab_eval["metrics"]["blind A/B"]["win_rate"] == ab["win_rate"]
     assert ab_eval["metrics"]["blind A/B"]["ci95"] == ab["ci95"]
     res = runner.invoke(app, ["lineage", example], catch_exceptions=False, env={"COLUMNS": "400"})
     assert res.exit_code == 0, res.output
-    line = next(x for x in res.output.splitlines() if x.strip().startswith(f"eval {manifest['run_id']}"))
+    line = next(x for x in res.stdout.splitlines() if x.strip().startswith(f"eval {manifest['run_id']}"))
     assert '"blind A/B"' in line and f'"win_rate": {ab["win_rate"]}' in line
