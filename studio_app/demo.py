@@ -1,7 +1,7 @@
 """`studio demo`: the whole chain on the bundled sample data, ending with a summary table.
 
 Each stage is a function that takes the demo context and returns rows for the summary; issues that add a
-stage (PII, synth, review, export, train, dpo) add a function to STAGES. Must finish in under 10 minutes on a
+stage (PII, synth, review, export, train, pairwise, dpo) add a function to STAGES. Must finish in under 10 minutes on a
 2-core machine.
 """
 
