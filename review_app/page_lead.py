@@ -60,8 +60,8 @@ def _by_day(rows: list[dict[str, Any]]):
     return fig
 
 
-# agreement and disagreements read every decision into Python (~16 s of CPU at 100k decisions: bench/README.md
-# `review`); they are kept per store and decisions version, so a rerun with no new decision reuses them
+# agreement and the disagreement list (~1 and ~2 s at 100k decisions on a busy machine: bench/README.md `review`)
+# are kept per store and decisions version, so a rerun with no new decision reuses them
 @st.cache_data(max_entries=4, show_spinner=False)
 def _agreement(url: str, version: tuple, _store) -> dict[str, Any]:
     return _store.agreement()

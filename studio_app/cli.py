@@ -11,11 +11,26 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
-import typer
+# Polars' allocator (jemalloc) gives freed pages back over 10 s by default, so the copies of the text a read makes on
+# its way (parsed columns, the canonical JSON hashed for ids) stayed resident into the step after it and raised a
+# command's peak. Over 1 s they are mostly gone when the step peaks: on all of t0 ~50 MiB lower at the same CPU time
+# (200 ms: ~65 MiB lower for ~0.2 s more system time; 0 ms: ~0.3 s more); see bench/README.md, curate_e2e. Read when
+# Polars loads, so it is set before any import of it; a value the user set wins.
+os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:1000,muzzy_decay_ms:0")
+
+# The studio never downloads from a model hub (models come from installed packages or local paths), but libraries
+# it loads may try: importing bitsandbytes on a CPU with AVX512-BF16 asks the hub for a kernel of
+# kernels-community and checks its publisher online, whichever step loads transformers first (semantic_dedupe,
+# score, train). Offline mode from the start keeps every such attempt local; a value the user set wins.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import typer  # noqa: E402
 
 from studio.context import CommandContext, current_workspace, reporter
 from studio.errors import StudioError
@@ -61,13 +76,14 @@ def _main(
 def _quiet_libraries() -> None:
     """Library chatter a user cannot act on stays off the terminal (it still reaches run.log where it is logged):
     transformers' per-load "Loading weights" bars and its deprecation notices about its own internals, and the
-    `kernels` package's offline notice when bitsandbytes loads (we keep it offline on purpose)."""
+    `kernels` package's offline notice and bitsandbytes' fallback notice when it loads (offline on purpose)."""
     import os
     import warnings
 
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read by transformers and huggingface_hub at import
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers(\.|$)")
     logging.getLogger("kernels").setLevel(logging.ERROR)
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)  # "failed to load ... from kernels-community": offline on purpose
 
 
 def _console_logging(level: int) -> None:

@@ -1,7 +1,7 @@
 """`studio demo`: the whole chain on the bundled sample data, ending with a summary table.
 
 Each stage is a function that takes the demo context and returns rows for the summary; issues that add a
-stage (PII, synth, review, export, train, dpo) add a function to STAGES. Must finish in under 10 minutes on a
+stage (PII, synth, review, export, train, pairwise, dpo) add a function to STAGES. Must finish in under 10 minutes on a
 2-core machine.
 """
 
@@ -230,11 +230,15 @@ def stage_train(ctx: DemoContext) -> None:
             f"{timings['score']:.0f} / {timings['forgetting']:.0f} / {timings['redteam']:.0f}")
 
 
-#: Fewer preference pairs than this from review, and the demo lead's rule-made edits add pairs (see stage_dpo).
-DEMO_MIN_PAIRS = 16
-#: The demo-only edit that stands in for reviewers' corrections: an edited answer (chosen) over its original
-#: (rejected) is a DPO pair, as a reviewer's real edit would be.
-DEMO_EDIT_RULE = "DEMO ONLY: the demo lead's rule trims the answer to its first two sentences"
+#: The pairwise stage: this many exported training conversations become pairwise items.
+DEMO_PAIRWISE = 16
+#: ... taken from those the review rule approved on quality (so a junk answer the demo lead let through is not
+#: the "better" one), with an answer of three or more sentences, short enough for DPO's max_length.
+DEMO_PAIRWISE_MIN_QUALITY = 0.9
+DEMO_PAIRWISE_MAX_CHARS = 1000
+#: The demo-only rating rule that stands in for the reviewer choosing between the two answers.
+DEMO_PAIRWISE_RULE = "DEMO ONLY: the demo lead's rule prefers the complete answer over the same answer cut short"
+REVIEWED, CUT = "reviewed answer (export)", "DEMO cut: first two sentences"
 #: The demo's DPO run: a few steps on CPU, 2 pairs a step (β 0.1, the DPO paper's default).
 DEMO_DPO = {"base_model": "default", "method": "lora", "max_steps": 8, "batch_size": 2, "grad_accum": 1,
             "max_length": 320, "learning_rate": 1e-3, "warmup_ratio": 0.0}
@@ -248,28 +252,66 @@ def first_two_sentences(text: str) -> str | None:
     return " ".join(sentences[:2]) if len(sentences) >= 3 else None
 
 
-def demo_edits(store, wanted: int) -> int:
-    """DEMO ONLY: the demo lead accepts `wanted` approved items with their answer trimmed (`DEMO_EDIT_RULE`),
-    in item-id order; returns how many were edited."""
-    done = 0
-    for row in sorted(store.approved_items(), key=lambda r: r["item_id"]):
-        if done >= wanted or row["edited"] or row["messages"][-1]["role"] != "assistant":
+def pairwise_rows_from_export(export: Path, store) -> list[dict[str, Any]]:
+    """Up to DEMO_PAIRWISE pairwise rows (review_app/pairwise.py's shape) from the export's training split: the
+    prompt, its reviewed answer and the same answer cut after two sentences; the source names the export line."""
+    import json
+
+    lines = export.read_text(encoding="utf-8").splitlines()
+    rows = []
+    for line in export.with_name("ids.jsonl").read_text(encoding="utf-8").splitlines():
+        entry = json.loads(line)
+        if entry["file"] != export.name or len(rows) >= DEMO_PAIRWISE:
             continue
-        short = first_two_sentences(row["messages"][-1]["content"])
-        if short is None:
+        messages = json.loads(lines[entry["line"] - 1])["messages"]
+        quality = store.get_item(entry["item_id"]).quality
+        if (quality is None or quality < DEMO_PAIRWISE_MIN_QUALITY or len(messages) < 2
+                or [m["role"] for m in messages[-2:]] != ["user", "assistant"]
+                or sum(len(m["content"]) for m in messages) > DEMO_PAIRWISE_MAX_CHARS):
             continue
-        store.record_decision(row["item_id"], DEMO_REVIEWER[0], "accept", comment=DEMO_EDIT_RULE,
-                              edited_messages=[*row["messages"][:-1], {"role": "assistant", "content": short}])
-        done += 1
-    return done
+        cut = first_two_sentences(messages[-1]["content"])
+        if cut is not None:
+            rows.append({"messages": messages[:-1], "source": f"{export}:{entry['line']}", "meta": {"demo": "pairwise"},
+                         "candidates": [{"content": messages[-1]["content"], "model": REVIEWED, "origin": entry["origin"]},
+                                        {"content": cut, "model": CUT, "origin": "edited"}]})
+    return rows
+
+
+def stage_pairwise(ctx: DemoContext) -> None:
+    """Pairwise review in short (`studio review load` of a pairs file, then one choice per item): each item holds a
+    prompt of the exported training set with two answers — the reviewed one and the same answer cut after two
+    sentences — and a clearly labelled demo-only rule (`DEMO_PAIRWISE_RULE`) stands in for the reviewer and picks
+    the complete one. The base model gives the cut answer the higher likelihood (it is shorter), so these are pairs
+    it does not already prefer; the DPO stage trains on them (`studio export --format dpo`)."""
+    from review_app.pairwise import pairwise_rows, record_preference
+    from review_app.recorded import load_recorded
+    from review_app.store import ReviewStore
+    from studio.writers import write_jsonl
+
+    t0 = time.perf_counter()
+    pairs_file = ctx.workspace.data_dir / "demo_pairs.jsonl"
+    with ReviewStore(ctx.workspace.review_db_url) as store:
+        rows = pairwise_rows_from_export(Path(ctx.outputs["export"]), store)
+        if not rows:
+            ctx.add("pairwise", "skipped: no exported answer of three or more sentences", 0)
+            return
+        write_jsonl(rows, pairs_file)
+        _, counts = load_recorded(store, pairs_file, ctx.workspace)
+        for row in pairwise_rows(pairs_file):  # the items as stored: the ids of each item and its candidates
+            complete = next(c["id"] for c in row["candidates"] if c["model"] == REVIEWED)
+            if not store.decisions(item_id=row["id"]):
+                record_preference(store, row["id"], DEMO_REVIEWER[0], complete, reason=DEMO_PAIRWISE_RULE)
+    ctx.add("pairwise", "pairwise items (reviewed vs cut after 2 sentences)", len(rows), pairs_file)
+    ctx.add("pairwise", "DEMO ONLY: decided by rule (complete answer wins)", len(rows))
+    ctx.reporter.info(f"pairwise: {len(rows)} items ({counts['added']} newly queued), reviewed answer vs the same "
+                      f"cut after two sentences, all decided by rule: complete answer wins; "
+                      f"{time.perf_counter() - t0:.1f} s")
 
 
 def stage_dpo(ctx: DemoContext) -> None:
     """One short DPO run (`studio train --objective dpo`) on the preference pairs review produced (`studio export
-    --format dpo`), with the before/after preference accuracy on the training pairs and on held-out prompts.
-
-    No person edits during the demo, so when review gave fewer than DEMO_MIN_PAIRS pairs, a clearly labelled
-    demo-only rule (`DEMO_EDIT_RULE`) edits approved answers; each edit and its original make a pair."""
+    --format dpo`: the pairwise stage's items, and any edit a person made), with the before/after preference
+    accuracy on the training pairs and on held-out prompts, and the base model's own preference as the baseline."""
     from review_app.export import ExportConfig, run_export
     from review_app.store import ReviewStore
     from training.config import TrainConfig
@@ -277,26 +319,15 @@ def stage_dpo(ctx: DemoContext) -> None:
 
     out = ctx.workspace.data_dir / "export-dpo"
     cfg = ExportConfig(format="dpo", out=out, splits={"train": 1.0}, seed=0, overwrite=True)
+    pairs = 0
     with ReviewStore(ctx.workspace.review_db_url) as store:
-        def export() -> int:
-            if not store.approved_items():
-                return 0
-            try:
-                run = run_export(store, cfg, workspace=ctx.workspace, reporter=ctx.reporter,
-                                 db_label=ctx.workspace.review_db_url)
-            except StudioError as err:  # no pairs yet: the export refuses to write an empty set
-                if "no preference pairs" not in str(err):
-                    raise
-                return 0
-            return run.extra["export"]["splits"].get("train", 0)
-
-        pairs = export()
-        if pairs < DEMO_MIN_PAIRS:
-            edited = demo_edits(store, DEMO_MIN_PAIRS - pairs)
-            ctx.reporter.warn(f"only {pairs} preference pairs from review; {DEMO_EDIT_RULE} on {edited} approved "
-                              "items, so each edit and its original make a pair.")
-            ctx.add("dpo", "DEMO ONLY: answers trimmed by the demo lead's rule", edited)
-            pairs = export()
+        try:
+            run = run_export(store, cfg, workspace=ctx.workspace, reporter=ctx.reporter,
+                             db_label=ctx.workspace.review_db_url)
+            pairs = run.extra["export"]["splits"].get("train", 0)
+        except StudioError as err:  # no pairs: the export refuses to write an empty set
+            if "no preference pairs" not in str(err) and "nothing to export" not in str(err):
+                raise
     ctx.add("dpo", "preference pairs (export --format dpo)", pairs, out / "train.jsonl")
     if pairs < 2:
         ctx.add("dpo", "skipped: too few preference pairs", pairs)
@@ -360,7 +391,7 @@ def demo_workspace(directory: Path, fresh: bool) -> Workspace:
 
 
 #: Demo stages in order.
-STAGES = [stage_curate, stage_synth, stage_review, stage_export, stage_train, stage_dpo]
+STAGES = [stage_curate, stage_synth, stage_review, stage_export, stage_train, stage_pairwise, stage_dpo]
 
 
 @contextlib.contextmanager

@@ -27,5 +27,11 @@ def test_demo_runs_end_to_end_from_elsewhere_and_shows_a_real_gain_without_noise
     assert "(better" in perplexity, perplexity
     before, after = (float(x) for x in perplexity.split("│")[3].split("(")[0].split("→"))
     assert after < before
+    # the pairwise stage feeds DPO pairs the base model does not already prefer, and DPO moves the preference
+    rows = {line.split("│")[2].strip(): line.split("│")[3].strip() for line in out.splitlines() if line.count("│") >= 4}
+    assert rows["pairwise items (reviewed vs cut after 2 sentences)"] == "16"
+    assert float(rows["base model already prefers chosen (training pairs)"]) < 0.5
+    before, after = (float(x) for x in rows["preference accuracy before → after (training pairs)"].split("(")[0].split("→"))
+    assert after > before
     for noise in ("Loading weights", "FutureWarning", "INFO httpx", "Traceback", "WARNING kernels"):
         assert noise not in out, noise

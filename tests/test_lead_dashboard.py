@@ -103,14 +103,38 @@ def check_store_figures(store: ReviewStore, ids: dict[int, str]) -> None:
     assert waiting["count"] == queue["stage"]["awaiting another reviewer"]
     assert ids[4] in {w["item_id"] for w in waiting["items"]}
     assert next(w for w in waiting["items"] if w["item_id"] == ids[4])["by"] == ["ann: accept"]
+    check_agreement_and_disagreements(store, ids)
+
+
+def check_agreement_and_disagreements(store: ReviewStore, ids: dict[int, str]) -> None:
+    """Agreement and the disagreement list (read from the compact votes projection) against DECISIONS, and fresh
+    again after one more decision (the projection is kept per decisions version)."""
+    # people's latest verdicts on items with two or more people: 0 ann A bob A, 1 ann R bob A, 2 ann A cat A,
+    # 3 bob R cat R (item 5 is cat twice: one person)
+    ag = store.agreement()
+    assert ag["items_with_overlap"] == 4
+    assert ag["pairs"] == [{"a": "ann", "b": "bob", "items": 2, "agreement": 0.5, "cohen_kappa": 0.0},
+                           {"a": "ann", "b": "cat@x.org", "items": 1, "agreement": 1.0, "cohen_kappa": None},
+                           {"a": "bob", "b": "cat@x.org", "items": 1, "agreement": 1.0, "cohen_kappa": None}]
+    assert ag["fleiss"]["items"] == 4 and ag["fleiss"]["raters_per_item"] == 2
+    # Fleiss: P = 3/4 items agree; p_accept = 5/8 -> Pe = (5/8)^2 + (3/8)^2 = 34/64
+    assert ag["fleiss"]["fleiss_kappa"] == round((0.75 - 34 / 64) / (1 - 34 / 64), 4)
+    [one] = store.disagreements()
+    assert one["item_id"] == ids[1] and one["resolution"] is None
+    assert [(d["reviewer"], d["verdict"]) for d in one["decisions"]] == [("ann", "reject"), ("bob", "accept")]
+    store.record_decision(ids[4], "bob", "reject", reasons=["wrong facts"], seconds=1.0)
+    assert [d["item_id"] for d in store.disagreements()] == [ids[1], ids[4]]
+    assert store.disagreements()[1]["decisions"][1]["reasons"] == ["wrong facts"]
+    assert {r["reviewer"]: r["decided"] for r in store.reviewer_stats()}["bob"] == 4
+    assert store.agreement()["items_with_overlap"] == 5
 
 
 def test_dashboard_figures_match_the_decisions_on_sqlite(tmp_path):
     store = ReviewStore(tmp_path / "review.db", bcrypt_rounds=4)
     ids = make_decisions(store)
-    check_store_figures(store, ids)
     assert store.queue_breakdown()["stage"] == {"complete": 5, "awaiting another reviewer": 1,
                                                 "awaiting first review": 4}  # 0-3 and 5; 4; 6-9
+    check_store_figures(store, ids)
     store.close()
 
 

@@ -251,6 +251,52 @@ def test_agreement_matches_hand_computed_kappa(store):
     assert ag["verdict_alpha"] is not None and ag["rating_alpha"] is not None
 
 
+def test_cohen_and_fleiss_from_count_tables_match_scikit_learn_and_statsmodels():
+    import random
+
+    from sklearn.metrics import cohen_kappa_score
+    from statsmodels.stats.inter_rater import fleiss_kappa
+
+    from review_app.agreement import cohen_pairs, fleiss
+
+    rng = random.Random(7)
+    people = ["ann", "bob", "cat", "dan"]
+    labels = {f"item{i}": {p: rng.choice(["accept", "accept", "reject"]) for p in rng.sample(people, 3 if i % 4 else 2)}
+              for i in range(300)}
+    for pair in cohen_pairs(labels):
+        shared = [(v[pair["a"]], v[pair["b"]]) for v in labels.values() if pair["a"] in v and pair["b"] in v]
+        assert pair["items"] == len(shared) > 2
+        assert pair["cohen_kappa"] == round(cohen_kappa_score(*zip(*shared, strict=True)), 4)
+    rows = [list(v.values()) for v in labels.values() if len(v) == 3]
+    table = [[row.count(c) for c in ("accept", "reject")] for row in rows]
+    assert fleiss(labels) == {"fleiss_kappa": round(fleiss_kappa(table, method="fleiss"), 4), "items": len(rows),
+                              "raters_per_item": 3}
+
+
+def test_agreement_from_the_votes_frame_equals_the_report_from_per_item_labels():
+    import random
+
+    import polars as pl
+
+    from review_app.agreement import agreement_from_votes, agreement_report
+
+    for seed in range(20):  # one to four people, empty stores, one label only, ratings sparse or constant
+        rng = random.Random(seed)
+        people = ["ann", "bob", "cat", "dan"][: rng.choice([1, 2, 3, 4])]
+        rows = [(f"item{i}", p, "accept" if seed % 5 == 0 else rng.choice(["accept", "reject"]),
+                 rng.choice([None, 1, 2, 3, 4, 5]) if seed % 3 else rng.choice([None, 4]))
+                for i in range(rng.choice([0, 1, 2, 5, 40])) for p in rng.sample(people, rng.randint(1, len(people)))]
+        verdicts: dict = {}
+        ratings: dict = {}
+        for item, person, verdict, rating in rows:
+            verdicts.setdefault(item, {})[person] = verdict
+            if rating is not None:
+                ratings.setdefault(item, {})[person] = rating
+        frame = pl.DataFrame(rows, schema={"item_id": pl.String, "person": pl.String, "verdict": pl.String,
+                                           "rating": pl.Int64}, orient="row")
+        assert agreement_from_votes(frame) == agreement_report(verdicts, ratings), seed
+
+
 def test_audit_log_is_append_only(store):
     store.load_dataset([example(1, 0.1)])
     with store.engine.connect() as conn:

@@ -165,3 +165,32 @@ def test_loading_the_4bit_base_attempts_no_network_connection(tmp_path):
         runs[mode] = int(proc.stdout.strip().splitlines()[-1])
     assert runs["control"] > 0  # without the studio's setting, bitsandbytes does reach for the hub
     assert runs["studio"] == 0
+
+
+CLI_GUARD = r"""
+import socket, sys
+attempts = []
+def refuse(*args, **kwargs):
+    attempts.append(repr(args[:2]))
+    raise OSError("network disabled by the test")
+socket.socket.connect = refuse
+socket.getaddrinfo = refuse
+socket.create_connection = refuse
+if sys.argv[1] == "cli":
+    import studio_app.cli  # noqa: F401  (what every studio command's process imports first)
+import bitsandbytes  # what transformers imports when any step loads a model (semantic_dedupe, score, train)
+print(len(attempts))
+"""
+
+
+def test_a_studio_process_attempts_no_hub_connection_whichever_step_imports_bitsandbytes(tmp_path):
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(Path.home()), "OMP_NUM_THREADS": "1"}
+    runs = {}
+    for mode in ("control", "cli"):
+        proc = subprocess.run([sys.executable, "-c", CLI_GUARD, mode], capture_output=True, text=True, env=env,
+                              cwd=tmp_path, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        runs[mode] = int(proc.stdout.strip().splitlines()[-1])
+    if runs["control"] == 0:
+        pytest.skip("bitsandbytes asks the hub only on CPUs with AVX512-BF16; this one has none, so nothing to guard")
+    assert runs["cli"] == 0

@@ -24,7 +24,8 @@ transactions, audit trail), each in its own module:
   resolution beating everything, people beating rules), `approved_frame`, `disagreements()`,
   `agreement()` (Cohen's / Fleiss' kappa, Krippendorff's alpha), `progress(reviewer=None)`, `dashboard()` (the
   lead dashboard, aggregated in SQL: `reviewer_stats`, `source_stats`, `decisions_by_day`, `queue_breakdown`,
-  `awaiting_second`).
+  `awaiting_second`); `votes_frame()` (people's current verdicts from one compact SQL projection, kept per
+  decisions version) feeds `reviewer_stats`, `agreement` and `disagreements`.
 
 `ReviewStore(url)` (a URL, a plain file path or a postgresql:// URL) builds the four on one `Database` and
 offers each part's public methods as its own, so `store.next_item(...)` and `store.queue.next_item(...)`

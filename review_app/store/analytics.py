@@ -1,15 +1,20 @@
 """What review produced, read from decisions: the approved examples under an approval policy, disagreements,
 inter-annotator agreement and progress counts; and the lead dashboard's figures (people, pace, queue), which are
-aggregated in SQL (the same statements on SQLite and PostgreSQL) so the page stays fast at 100k items."""
+aggregated in SQL (the same statements on SQLite and PostgreSQL) so the page stays fast at 100k items.
+
+People's current votes (who said what on which item) feed the per-reviewer figures, agreement and the list of
+disagreements: they come from one compact SQL projection (item, reviewer, verdict, rating, seconds; no JSON, no
+timestamps) read once per decisions version into a Polars frame, instead of every full decision row into Python
+dicts (bench/README.md `review`: the lead page at 100k decisions)."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import defaultdict
-from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, or_, select
+from sqlalchemy import String, and_, case, exists, func, or_, select, type_coerce
 
 from review_app.store.database import ASSIGNMENTS, DECISIONS, ITEMS, OFF_QUEUE_SOURCES, REVIEWERS, Database
 from review_app.store.decisions import decision_rows
@@ -18,6 +23,7 @@ from studio.errors import StudioError
 POLICIES = ("unanimous", "majority", "any")
 
 
+@functools.lru_cache(maxsize=4096)
 def person_of(reviewer: str) -> str:
     """Who a reviewer name stands for: the Label Studio annotator `labelstudio:ann@x.org` and the app login
     `ann@x.org` are one person, so one person deciding in both places is never two votes."""
@@ -81,17 +87,54 @@ def people_votes(ds: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(latest.values())
 
 
+def _latest_per_person(frame):
+    """Rows of `frame` (oldest first) reduced to each person's latest on each item, as `people_votes` does."""
+    return frame.unique(subset=["item_id", "person"], keep="last", maintain_order=True)
+
+
 class Analytics:
     """Outcomes of review: approved items, disagreements, agreement, progress."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._votes: tuple[tuple, Any] | None = None  # (decisions_version, frame): see `votes_frame`
 
-    def _active_by_item(self, item_ids: Iterable[str] | None = None) -> dict[str, list[dict[str, Any]]]:
+    def votes_frame(self):
+        """People's current verdicts as a Polars frame, one row per (item, person): item_id, person, verdict, rating,
+        seconds, source, `pairwise` (a choice between candidates, not a verdict on one example) and decision_id. Read in one SQL
+        statement of narrow columns (no JSON, no timestamps), oldest first, and reduced to each person's latest in Polars; kept until the
+        next decision is recorded or undone (`decisions_version`), so the dashboard's parts share one read."""
+        import polars as pl
+
+        version = self.decisions_version()
+        cached = self._votes
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        d = DECISIONS.c
+        stmt = (select(d.item_id, d.reviewer_id, d.verdict, d.rating, d.seconds, d.source, d.choice.is_not(None), d.id)
+                .where(d.undone_at.is_(None), d.verdict != "skip", d.source.notin_(OFF_QUEUE_SOURCES))
+                .order_by(d.created_at, d.id))
+        with self.db.tx() as conn:
+            people = {rid: person_of(name) for rid, name in conn.execute(select(REVIEWERS.c.id, REVIEWERS.c.name))}
+            # straight from the driver's cursor: SQLAlchemy's per-row objects cost more than the query at 100k rows
+            # (the statement has constants only, so its binds are rendered inline)
+            cursor = conn.connection.cursor()
+            cursor.execute(str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})))
+            rows = cursor.fetchall()
+            cursor.close()
+        schema = {"item_id": pl.String, "reviewer_id": pl.Int64, "verdict": pl.String, "rating": pl.Int64,
+                  "seconds": pl.Float64, "source": pl.String, "pairwise": pl.Boolean, "decision_id": pl.Int64}
+        columns = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
+        frame = pl.DataFrame([pl.Series(name, col, dtype=dtype, strict=False)
+                              for (name, dtype), col in zip(schema.items(), columns, strict=True)])
+        frame = _latest_per_person(frame.with_columns(
+            pl.col("reviewer_id").replace_strict(people, return_dtype=pl.String).alias("person")).drop("reviewer_id"))
+        self._votes = (version, frame)
+        return frame
+
+    def _active_by_item(self) -> dict[str, list[dict[str, Any]]]:
         # pairwise decisions (a choice between candidates) are not verdicts on one example: see review_app.pairwise
         where = [DECISIONS.c.undone_at.is_(None), DECISIONS.c.verdict != "skip", DECISIONS.c.choice.is_(None)]
-        if item_ids is not None:
-            where.append(DECISIONS.c.item_id.in_(list(item_ids)))
         by_item: dict[str, list[dict[str, Any]]] = defaultdict(list)
         with self.db.tx() as conn:
             for d in decision_rows(conn, *where):
@@ -166,54 +209,69 @@ class Analytics:
         return pl.DataFrame([{k: r[k] for k in schema} for r in rows], schema=schema)
 
     def disagreements(self) -> list[dict[str, Any]]:
-        """Items where people's current verdicts differ, with their decisions and any lead resolution."""
-        by_item = self._active_by_item()
-        out = []
-        for item_id, ds in by_item.items():
-            people = people_votes(ds)
-            if len({d["verdict"] for d in people}) > 1:
-                resolution = [d for d in ds if d["source"] == "resolution"]
-                out.append({"item_id": item_id, "decisions": people,
-                            "resolution": resolution[-1] if resolution else None})
-        return out
+        """Items where people's current verdicts differ, with those verdicts' decisions (id, reviewer, verdict, rating,
+        reasons, comment, seconds, source, created_at) and any lead resolution, in the order of each item's first
+        current vote. The items and decision ids come from `votes_frame`; only those decisions are read."""
+        import polars as pl
+
+        votes = (self.votes_frame().filter(~pl.col("pairwise"))
+                 .filter(pl.col("verdict").n_unique().over("item_id") > 1).select("item_id", "decision_id"))
+        if votes.is_empty():
+            return []
+        d = DECISIONS.c
+        # reasons unparsed: most are "[]", and a JSON parse per row was a third of the time at 100k decisions
+        cols = (d.id, REVIEWERS.c.name, d.verdict, d.rating, type_coerce(d.reasons, String), d.comment, d.seconds,
+                d.source, d.created_at, d.item_id)
+        keys = ("id", "reviewer", "verdict", "rating", "reasons", "comment", "seconds", "source", "created_at", "item_id")
+        ids = votes["decision_id"].to_list()
+        with self.db.tx() as conn:
+            found = []
+            for k in range(0, len(ids), 5000):  # SQLite allows 32,766 bound values per statement
+                found += conn.execute(select(*cols).join(REVIEWERS, REVIEWERS.c.id == d.reviewer_id)
+                                      .where(d.id.in_(ids[k:k + 5000]))).all()
+            resolutions = conn.execute(select(*cols).join(REVIEWERS, REVIEWERS.c.id == d.reviewer_id)
+                                       .where(d.source == "resolution", d.undone_at.is_(None), d.choice.is_(None))
+                                       .order_by(d.created_at, d.id)).all()
+
+        def as_dict(r) -> dict[str, Any]:
+            row = dict(zip(keys, r, strict=True))
+            raw = row["reasons"]
+            row["reasons"] = [] if raw == "[]" else json.loads(raw) if isinstance(raw, str) else list(raw or ())
+            return row
+
+        by_id = {r[0]: as_dict(r) for r in found}
+        resolved = {r.item_id: as_dict(r) for r in resolutions}  # the latest per item
+        out: dict[str, dict[str, Any]] = {}
+        for item_id, decision_id in votes.iter_rows():
+            entry = out.setdefault(item_id, {"item_id": item_id, "decisions": [], "resolution": resolved.get(item_id)})
+            entry["decisions"].append(by_id[decision_id])
+        return list(out.values())
 
     def agreement(self) -> dict[str, Any]:
-        """Cohen's kappa per pair, Fleiss' kappa and Krippendorff's alpha over people's current decisions."""
-        from review_app.agreement import agreement_report
+        """Cohen's kappa per pair, Fleiss' kappa and Krippendorff's alpha over people's current decisions (from
+        `votes_frame`, on count tables: `review_app.agreement.agreement_from_votes`)."""
+        import polars as pl
 
-        verdicts: dict[str, dict[str, str]] = defaultdict(dict)
-        ratings: dict[str, dict[str, int]] = defaultdict(dict)
-        for item_id, ds in self._active_by_item().items():
-            for d in people_votes(ds):
-                verdicts[item_id][person_of(d["reviewer"])] = d["verdict"]
-                if d["rating"] is not None:
-                    ratings[item_id][person_of(d["reviewer"])] = d["rating"]
-        return agreement_report(verdicts, ratings)
+        from review_app.agreement import agreement_from_votes
+
+        return agreement_from_votes(self.votes_frame().filter(~pl.col("pairwise")))
 
     def reviewer_stats(self) -> list[dict[str, Any]]:
         """Per person (Label Studio and app names joined): items decided, accept rate, median seconds per decision and
         agreement with the others (share of (their verdict, another person's verdict) pairs on shared items that
-        match), over people's current verdicts; most decided first."""
-        votes = _current_votes()
-        other = votes.alias("other")
-        accepts = func.sum(case((votes.c.verdict == "accept", 1), else_=0))
-        with self.db.tx() as conn:
-            base = conn.execute(select(votes.c.person, func.count(), accepts).group_by(votes.c.person)).all()
-            sub = select(votes.c.person, votes.c.seconds).subquery("s")
-            medians = _medians(conn, sub.c.person, sub.c.seconds)
-            pairs = conn.execute(
-                select(votes.c.person, func.count(), func.sum(case((votes.c.verdict == other.c.verdict, 1), else_=0)),
-                       func.count(func.distinct(votes.c.item_id)))
-                .select_from(votes.join(other, and_(other.c.item_id == votes.c.item_id, other.c.person != votes.c.person)))
-                .group_by(votes.c.person)).all()
-        shared = {p: (int(n), int(agree), int(items)) for p, n, agree, items in pairs}
-        out = []
-        for person, decided, acc in base:
-            n_pairs, agree, items = shared.get(person, (0, 0, 0))
-            out.append({"reviewer": person, "decided": int(decided), "accept_rate": round(int(acc) / int(decided), 4),
-                        "median_seconds": round(medians[person], 2) if person in medians else None,
-                        "shared_items": items,
-                        "agreement": round(agree / n_pairs, 4) if n_pairs else None})
+        match), over people's current verdicts (`votes_frame`); most decided first."""
+        import polars as pl
+
+        others = pl.len().over("item_id") - 1  # other people's verdicts on the same item
+        same = pl.len().over("item_id", "verdict") - 1  # ... that match this one
+        per = (self.votes_frame().with_columns(others.alias("others"), same.alias("same"))
+               .group_by("person").agg(pl.len().alias("decided"), (pl.col("verdict") == "accept").sum().alias("acc"),
+                                       pl.col("seconds").median().alias("median"), pl.col("others").sum().alias("pairs"),
+                                       pl.col("same").sum().alias("agree"), (pl.col("others") > 0).sum().alias("shared")))
+        out = [{"reviewer": r["person"], "decided": r["decided"], "accept_rate": round(r["acc"] / r["decided"], 4),
+                "median_seconds": round(r["median"], 2) if r["median"] is not None else None,
+                "shared_items": r["shared"], "agreement": round(r["agree"] / r["pairs"], 4) if r["pairs"] else None}
+               for r in per.iter_rows(named=True)]
         return sorted(out, key=lambda r: (-r["decided"], r["reviewer"]))
 
     def source_stats(self) -> list[dict[str, Any]]:
