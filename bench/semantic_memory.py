@@ -83,7 +83,8 @@ def main() -> None:
     ap.add_argument("--save-drops", type=Path)
     args = ap.parse_args()
     sampler = Sampler(int(args.limit_gb * 2**30))
-    from curate import embeddings, step as step_mod
+    from curate import embeddings
+    from curate import step as step_mod
     from curate.embeddings import EmbeddingCache, resolve_model
     from curate.pipeline import run_steps
     from curate.steps.semantic_dedupe import SemanticDedupe

@@ -278,7 +278,6 @@ def test_streaming_pairs_give_the_all_pairs_greedy_result_with_boundary_rows(see
     # Dense groups of near-copies (every pair of a group above the threshold: all pairs are quadratic there) and
     # loose neighbours, in overlapping clusters (boundary rows sit in two): the streaming pass must drop exactly
     # the rows the all-pairs rule drops, with the same dup_of, while emitting far fewer pairs than exist.
-    from curate.steps.semantic_dedupe import cluster_pairs
 
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(12, 16))
