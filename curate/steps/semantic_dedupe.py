@@ -9,7 +9,9 @@ Method (SemDeDup: Abbas et al. 2023, "SemDeDup: Data-efficient learning at web-s
 deduplication", arXiv:2303.09540): k-means over the unit-length embeddings into clusters of about
 `cluster_size` rows, then exact pairwise cosine similarity only *within* each cluster, so cost grows as
 n · cluster_size, not n². Near-identical meanings (cosine ≥ 0.95) sit a hair apart and land in the same
-cluster; a pair split across a cluster boundary can be missed, the trade SemDeDup makes at web scale.
+cluster; a pair split across a cluster boundary can be missed, the trade SemDeDup makes at web scale. Inside a
+cluster the comparison is one streaming pass in rank order against the rows that may still be kept
+(`cluster_pairs`), so memory stays linear in rows even where thousands of near-copies share a cluster.
 Within a cluster rows are visited best-first (highest `quality` when the column exists, else input
 order); a row is dropped when its cosine to an already *kept* row is ≥ `threshold`, so each dropped row's
 `dup_of` is a kept row with `similarity` ≥ threshold, and no two kept rows of one cluster are that close.
@@ -288,9 +290,9 @@ class SemanticDedupe(StagedStep):
     sample of the vectors (≤ 128 per centroid, fetched by row) → per block, each row's nearest centroid and the
     second nearest within the boundary margin, the (label, row, quality, vector) entries → per cluster, its rows
     in rank order (highest quality, then input order) and its pairs with cosine ≥ threshold → on the driver, the
-    pairs resolved greedily best-first → the marks. The driver holds the centroid sample and the pairs at or above
-    the threshold (O(duplicate pairs): small at 0.95, large at a loose threshold over many near-copies), never
-    all vectors."""
+    pairs resolved greedily best-first → the marks. The driver holds the centroid sample and the pairs the
+    streaming pass emits (`cluster_pairs`: each row paired only with the rows that may be kept, so a dense cluster
+    of near-copies gives linearly many pairs, not quadratically many), never all vectors."""
 
     name = "semantic_dedupe"
     Config = SemanticDedupeConfig
