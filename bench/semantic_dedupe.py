@@ -50,14 +50,21 @@ def load_rows(n: int, seed: int = 0) -> pl.DataFrame:
 
     files = sorted(p for p in T0.glob("*.jsonl") if p.stat().st_size)  # t0 ships a few empty files
     frame = read_inputs(files).frame().unique("id", keep="first", maintain_order=True)
-    if n > frame.height:
-        # Beyond t0's 55k unique rows: perturbed copies (a suffix makes a new id and text).
-        reps = -(-n // frame.height)
-        frame = pl.concat([frame.with_columns(
+    if n <= frame.height:
+        return frame.sample(n=n, seed=seed, shuffle=True)
+    # Beyond t0's 55k unique rows: perturbed copies (a suffix makes a new id and text). The sample is drawn over
+    # positions of all copies, as `frame.sample` of their concatenation would, and only the sampled rows are built:
+    # building every copy first held two copies of the text at 1M rows.
+    reps = -(-n // frame.height)
+    pos = pl.Series("pos", np.arange(frame.height * reps)).sample(n=n, seed=seed, shuffle=True).to_numpy()
+    parts = []
+    for r in range(reps):
+        mine = np.flatnonzero(pos // frame.height == r)
+        parts.append(frame[pos[mine] % frame.height].with_columns(
             pl.col("messages").list.eval(pl.element().struct.with_fields(
                 pl.field("content") + (f" [{r}]" if r else ""))),
-            (pl.col("id") + (f"-{r}" if r else "")).alias("id")) for r in range(reps)])
-    return frame.sample(n=n, seed=seed, shuffle=True)
+            (pl.col("id") + (f"-{r}" if r else "")).alias("id"), pl.Series("_at", mine)))
+    return pl.concat(parts).sort("_at").drop("_at")
 
 
 def run_step(frame: pl.DataFrame, **cfg):

@@ -251,3 +251,58 @@ def test_an_id_whose_text_changed_is_encoded_again_not_served_a_stale_vector(tmp
     again = cache.embed(["another-id"], ["How do I return a tent that leaks at the seams?"])
     assert cache.cache_hits == 1 and cache.encoded == 0
     np.testing.assert_array_equal(again, before)
+
+
+def greedy_reference(emb: np.ndarray, rank: np.ndarray, clusters: list[np.ndarray], threshold: float
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """The rule stated plainly, row by row over all pairs: in rank order, a row is dropped when a kept better row
+    sharing a cluster with it has cosine ≥ threshold; `dup_of` is the most similar such row."""
+    n = emb.shape[0]
+    together = np.zeros((n, n), dtype=bool)
+    for members in clusters:
+        together[np.ix_(members, members)] = True
+    sims = emb @ emb.T
+    dup_of = np.full(n, -1)
+    kept: list[int] = []
+    for j in np.argsort(rank, kind="stable"):
+        near = [i for i in kept if together[j, i] and sims[j, i] >= threshold]
+        if near:
+            dup_of[j] = max(near, key=lambda i: sims[j, i])
+        else:
+            kept.append(j)
+    return dup_of, sims
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_streaming_pairs_give_the_all_pairs_greedy_result_with_boundary_rows(seed):
+    # Dense groups of near-copies (every pair of a group above the threshold: all pairs are quadratic there) and
+    # loose neighbours, in overlapping clusters (boundary rows sit in two): the streaming pass must drop exactly
+    # the rows the all-pairs rule drops, with the same dup_of, while emitting far fewer pairs than exist.
+
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(12, 16))
+    emb = np.repeat(centres, 25, axis=0) + rng.normal(scale=rng.uniform(0.02, 0.3, size=(300, 1)), size=(300, 16))
+    emb = (emb / np.linalg.norm(emb, axis=1, keepdims=True)).astype(np.float32)
+    order = rng.permutation(300)
+    clusters = [np.sort(order[a:a + 80]) for a in range(0, 300, 60)]  # 20 rows shared by neighbouring clusters
+    rank = rng.permutation(300)
+    threshold = 0.97
+    dup_of, sim = find_duplicates(emb, rank, clusters, threshold)
+    expected, sims = greedy_reference(emb, rank, clusters, threshold)
+    assert 50 < (expected >= 0).sum() < 290
+    np.testing.assert_array_equal(dup_of, expected)
+    dropped = dup_of >= 0
+    np.testing.assert_allclose(sim[dropped], sims[dropped, dup_of[dropped]], atol=1e-5)
+
+
+def test_streaming_pairs_of_a_dense_cluster_grow_linearly_not_quadratically():
+    # 200 near-copies of one text, no boundary rows: all 19,900 pairs are above the threshold, but the streaming
+    # pass compares each row with the one kept row only, so it emits 199 pairs and drops every copy but the first.
+    from curate.steps.semantic_dedupe import cluster_pairs
+
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=16) + rng.normal(scale=0.01, size=(200, 16))
+    emb = (emb / np.linalg.norm(emb, axis=1, keepdims=True)).astype(np.float32)
+    assert (emb @ emb.T).min() >= 0.99
+    pj, pi, _ = cluster_pairs(np.arange(200), emb, 0.99)
+    assert pj.tolist() == list(range(1, 200)) and set(pi.tolist()) == {0}

@@ -9,7 +9,9 @@ Method (SemDeDup: Abbas et al. 2023, "SemDeDup: Data-efficient learning at web-s
 deduplication", arXiv:2303.09540): k-means over the unit-length embeddings into clusters of about
 `cluster_size` rows, then exact pairwise cosine similarity only *within* each cluster, so cost grows as
 n · cluster_size, not n². Near-identical meanings (cosine ≥ 0.95) sit a hair apart and land in the same
-cluster; a pair split across a cluster boundary can be missed, the trade SemDeDup makes at web scale.
+cluster; a pair split across a cluster boundary can be missed, the trade SemDeDup makes at web scale. Inside a
+cluster the comparison is one streaming pass in rank order against the rows that may still be kept
+(`cluster_pairs`), so memory stays linear in rows even where thousands of near-copies share a cluster.
 Within a cluster rows are visited best-first (highest `quality` when the column exists, else input
 order); a row is dropped when its cosine to an already *kept* row is ≥ `threshold`, so each dropped row's
 `dup_of` is a kept row with `similarity` ≥ threshold, and no two kept rows of one cluster are that close.
@@ -140,24 +142,77 @@ def group_clusters(rows: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, li
     return np.unique(labels), [rows[part] for part in np.split(order, bounds)]
 
 
-def cluster_pairs(members: np.ndarray, vecs: np.ndarray, threshold: float
+def cluster_pairs(members: np.ndarray, vecs: np.ndarray, threshold: float, shared: np.ndarray | None = None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pairs of one cluster with cosine ≥ threshold: (later row j, earlier row i, cosine), as row indices.
+    """The pairs of one cluster the greedy resolution needs: (later row j, earlier row i, cosine ≥ threshold).
 
-    `members` are the cluster's row indices in rank order (best first) and `vecs` their unit vectors in that
-    order; the similarity matrix is computed `BLOCK_ROWS` rows at a time. Only an earlier (better-ranked) row
-    can be the kept partner of a later one, so each pair appears once, as (worse, better).
+    `members` are the cluster's row indices in rank order (best first), `vecs` their unit vectors in that order,
+    `shared` which of them sit in another cluster too (boundary rows; None = none). One streaming pass in rank
+    order against the rows that may still be kept (`BLOCK_ROWS` rows at a time), not all pairs: in a dense cluster
+    of near-copies all pairs are quadratically many (2.8 M pairs at 100k t0 rows, est. ~280 M at 1M: the 1M run's
+    OOM), while a row here is compared with, and paired to, only the rows that may be kept.
+
+    A row is *surely dropped* — left out of the candidates later rows are compared with — when one of its partners
+    among the candidates is a row `i` not in another cluster whose own candidate partners are all partners of this
+    row too: `i` is either kept, or dropped by one of those (its partners all lie in this cluster), so this row has
+    a kept partner either way. Every other row stays a candidate. A row kept by the greedy rule is never surely
+    dropped, so every pair (row, kept better row) is emitted, and `resolve_pairs` over these pairs gives the same
+    drops and `dup_of` as over all pairs. Without boundary rows this is the plain streaming greedy pass (candidates
+    = rows kept so far); a boundary row stays a candidate until its other cluster is known.
     """
+    m = members.size
+    if shared is None:
+        shared = np.zeros(m, dtype=bool)
+    cand = np.empty((m, vecs.shape[1]), dtype=vecs.dtype)  # candidates' vectors, in rank order
+    cand_at = np.empty(m, dtype=np.int64)  # their positions in `members`
+    # per candidate: sure = kept whatever the other clusters do (not shared, no candidate partner); else its
+    # candidate partners (indices into `cand`), for the subset test
+    sure = np.zeros(m, dtype=bool)
+    partners: dict[int, np.ndarray] = {}
+    n_cand = 0
     found_j, found_i, found_s = [], [], []
-    for start in range(0, members.size, BLOCK_ROWS):
-        block = vecs[start:start + BLOCK_ROWS] @ vecs[: start + BLOCK_ROWS].T
-        jj, ii = np.nonzero(np.tril(block >= threshold, k=start - 1))
-        found_j.append(members[jj + start])
-        found_i.append(members[ii])
-        found_s.append(block[jj, ii])
+    for start in range(0, m, BLOCK_ROWS):
+        block = vecs[start:start + BLOCK_ROWS]
+        to_cand = block @ cand[:n_cand].T  # this block against the candidates before it
+        within = block @ block.T  # and against its own earlier rows
+        hit_cand = to_cand >= threshold
+        hit_within = np.tril(within >= threshold, k=-1)
+        block_cand = np.full(block.shape[0], -1, dtype=np.int64)  # each block row's index in `cand`, if one
+        for r in range(block.shape[0]):
+            p = np.flatnonzero(hit_cand[r])
+            sims = to_cand[r, p]
+            earlier = np.flatnonzero(hit_within[r, :r])
+            if earlier.size:
+                earlier = earlier[block_cand[earlier] >= 0]
+                if earlier.size:
+                    p = np.concatenate([p, block_cand[earlier]])
+                    sims = np.concatenate([sims, within[r, earlier]])
+            if p.size:
+                found_j.append(np.full(p.size, members[start + r]))
+                found_i.append(members[cand_at[p]])
+                found_s.append(sims)
+                if sure[p].any() or _surely_dropped(p, partners, shared, cand_at):
+                    continue
+            cand[n_cand] = block[r]
+            cand_at[n_cand] = start + r
+            block_cand[r] = n_cand
+            if p.size or shared[start + r]:
+                partners[n_cand] = p
+            else:
+                sure[n_cand] = True
+            n_cand += 1
     if not found_j:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
-    return np.concatenate(found_j), np.concatenate(found_i), np.concatenate(found_s)
+    return (np.concatenate(found_j).astype(np.int64), np.concatenate(found_i).astype(np.int64),
+            np.concatenate(found_s).astype(np.float32))
+
+
+def _surely_dropped(p: np.ndarray, partners: dict[int, np.ndarray], shared: np.ndarray, cand_at: np.ndarray) -> bool:
+    """Whether candidates `p` include one not in another cluster whose candidate partners are all in `p`."""
+    for i in p.tolist():
+        if not shared[cand_at[i]] and np.isin(partners[i], p, assume_unique=True).all():
+            return True
+    return False
 
 
 def resolve_pairs(pj: np.ndarray, pi: np.ndarray, ps: np.ndarray, rank_j: np.ndarray
@@ -207,11 +262,12 @@ def find_duplicates(emb: np.ndarray, rank: np.ndarray, clusters: list[np.ndarray
     dup_of = np.full(n, -1, dtype=np.int64)
     sim_out = np.full(n, np.nan, dtype=np.float32)
     found = []
+    entries = np.bincount(np.concatenate(clusters), minlength=n) if clusters else np.zeros(n, np.int64)
     for members in clusters:
         if members.size < 2:
             continue
         members = members[np.argsort(rank[members], kind="stable")]
-        found.append(cluster_pairs(members, emb[members], threshold))
+        found.append(cluster_pairs(members, emb[members], threshold, entries[members] > 1))
     if not found:
         return dup_of, sim_out
     pj, pi, ps = (np.concatenate(x) for x in zip(*found, strict=True))
@@ -234,9 +290,9 @@ class SemanticDedupe(StagedStep):
     sample of the vectors (≤ 128 per centroid, fetched by row) → per block, each row's nearest centroid and the
     second nearest within the boundary margin, the (label, row, quality, vector) entries → per cluster, its rows
     in rank order (highest quality, then input order) and its pairs with cosine ≥ threshold → on the driver, the
-    pairs resolved greedily best-first → the marks. The driver holds the centroid sample and the pairs at or above
-    the threshold (O(duplicate pairs): small at 0.95, large at a loose threshold over many near-copies), never
-    all vectors."""
+    pairs resolved greedily best-first → the marks. The driver holds the centroid sample and the pairs the
+    streaming pass emits (`cluster_pairs`: each row paired only with the rows that may be kept, so a dense cluster
+    of near-copies gives linearly many pairs, not quadratically many), never all vectors."""
 
     name = "semantic_dedupe"
     Config = SemanticDedupeConfig
@@ -301,7 +357,8 @@ class SemanticDedupe(StagedStep):
         else:
             at, labels = assign_clusters(emb, ctx.value, self.config.boundary_margin, offset)
         local = at - offset
-        entries = pl.DataFrame({KEY: labels, ROW: at, "vec": emb[local]})
+        shared = np.bincount(local, minlength=rows.size)[local] > 1  # the row sits in two clusters
+        entries = pl.DataFrame({KEY: labels, ROW: at, "vec": emb[local], "shared": shared})
         q = quality_of(df)
         if q is not None:
             entries = entries.with_columns(pl.Series("q", q[local]))
@@ -314,6 +371,7 @@ class SemanticDedupe(StagedStep):
         rows = entries.get_column(ROW).to_numpy()
         labels = entries.get_column(KEY).to_numpy()
         q = entries.get_column("q").to_numpy() if "q" in entries.columns else np.zeros(rows.size)
+        shared = entries.get_column("shared").to_numpy() if rows.size else np.zeros(0, dtype=bool)
         found = []
         names, groups = group_clusters(np.arange(rows.size), labels) if rows.size else (np.zeros(0, np.int64), [])
         vecs = entries.get_column("vec").to_numpy() if rows.size else None
@@ -321,7 +379,7 @@ class SemanticDedupe(StagedStep):
             if ent.size < 2:
                 continue
             ent = ent[np.lexsort((rows[ent], -q[ent]))]
-            pj, pi, ps = cluster_pairs(rows[ent], vecs[ent], self.config.threshold)
+            pj, pi, ps = cluster_pairs(rows[ent], vecs[ent], self.config.threshold, shared[ent])
             found.append((pj, pi, ps, np.full(pj.size, label, np.int64)))
         if found:
             pj, pi, ps, lab = (np.concatenate(x) for x in zip(*found, strict=True))
