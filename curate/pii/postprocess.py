@@ -48,16 +48,23 @@ _BARE_POSSESSIVE = re.compile(r"(?:['’]s|s['’])(?=\s*(?:[.,;:!?)]|$))")
 #: of Alzheimer's", "screening for Hodgkin"), not a person
 _THING_BEFORE = re.compile(
     r"(?i)\b(?:sell|sells|selling|sold|buy|buying|bought|stock|stocks|order|ordered|returned|screening\s+for|"
-    r"screened\s+for|tested\s+for|history\s+of|diagnosed\s+with|diagnosis\s+of|treated\s+for|signs\s+of)\s+"
+    r"screened\s+for|tested\s+for|history\s+of|diagnosed\s+with|diagnosis\s+of|treated\s+for|signs\s+of|"
+    r"ship|ships|shipping|deliver|delivers|carry|carries|swap|exchange|replace|refund|"
+    # a diagnosis list's heading ("Past medical history: Crohn's", "Dx: Bell's palsy")
+    r"history\s*:|pmh\s*:|dx\s*:|diagnosis\s*:|diagnoses\s*:|impression\s*:)\s+"
     r"(?:(?:the|a|an|some|any|your|my|our)\s+)?$")
 #: an article (or possessive) right before a one-word PERSON span, and a lower-case word right after it
-_ARTICLE_BEFORE = re.compile(r"(?i)\b(?:the|a|an|our|your|this|that|these|those)\s+$")
+_ARTICLE_BEFORE = re.compile(r"(?i)\b(?:the|a|an|our|your|this|that|these|those|my|his|her|their)\s+$")
+#: determiners that spaCy sometimes puts inside a PERSON span ("the Ray-Ban", "a Mr Muscle"): no name starts so
+_LEADING_DETERMINER = re.compile(r"(?i)(?:the|a|an|my|our|your|his|her|their|this|that)\s+")
+#: a possessive followed by a capitalised word inside one span names a shop or brand ("Victoria's Secret")
+_POSSESSIVE_BRAND = re.compile(r"[^\W\d_]['’]s\s+[A-Z][a-z]")
 _LOWER_AFTER = re.compile(r"\s+[a-z]")
 _LOCATIVE = re.compile(
     r"(?i)\b(?:live[sd]?|living|lives|moved|moving|move|travel(?:l)?ing|travel(?:l)?ed|flew|fly(?:ing)?|born|"
     r"grew up|based|located|stay(?:ing|ed)?|visit(?:ing|ed)?|trip|city|town|village|state|country|"
     r"vacation|holiday|office|branch|store)\s+(?:in|to|from|at|of|near)?\s*(?:the\s+)?$"
-    r"|\b(?:in|near|outside|around)\s+$")
+    r"|\b(?:in|near|outside|around|past|opposite)\s+$")
 _RELATIVE_DATE_WORDS = {
     "today", "tomorrow", "yesterday", "tonight", "now", "day", "days", "week", "weeks", "month", "months", "year",
     "years", "next", "last", "this", "that", "the", "a", "an", "few", "couple", "of", "morning", "afternoon",
@@ -164,9 +171,13 @@ class PostProcessor:
         if any(a <= start and end <= b for a, b in self._allowed):
             return
         if kind == "PERSON":
-            if is_code_or_number(value) or names_a_thing(text, start, end):
+            lead = _LEADING_DETERMINER.match(value)
+            if lead and lead.end() < len(value):
+                start += lead.end()
+                value = text[start:end]
+            if is_code_or_number(value) or names_a_thing(text, start, end) or _POSSESSIVE_BRAND.search(value):
                 return
-            if value.lower() in known_places() or _LOCATIVE.search(text[max(0, start - 40):start]):
+            if value.lower() in known_places() or _LOCATIVE.search(text[max(0, start - 40):_title_start(text, start)]):
                 if "LOCATION" not in self.config.entities:
                     return
                 kind = "LOCATION"
@@ -185,7 +196,7 @@ def names_a_thing(text: str, start: int, end: int) -> bool:
     if _THING_BEFORE.search(text[max(0, start - 30):_title_start(text, start)]):
         return True
     short = len(text[start:end].split()) <= 3
-    return short and bool(_ARTICLE_BEFORE.search(text[max(0, start - 12):start])) and bool(
+    return short and bool(_ARTICLE_BEFORE.search(text[max(0, start - 12):_title_start(text, start)])) and bool(
         _LOWER_AFTER.match(text, end))
 
 

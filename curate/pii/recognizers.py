@@ -322,7 +322,16 @@ _NAME_BEFORE = ["hi", "hello", "hey", "dear", "thanks", "thank you", "thx", "che
                 "spoke to", "speak to", "talked to", "talk to", "talked with", "ask", "asked", "told", "tell",
                 "ok so", "so", "and", "best", "regards", "kind regards", "best regards", "sincerely", "this is",
                 "i am", "i'm", "from", "to", "with", "for", "by", "contacted", "visited", "met", "saw", "seen",
-                "treated", "examined", "forward this to", "behalf of", "according to", "signed for by"]
+                "treated", "examined", "forward this to", "behalf of", "according to", "signed for by",
+                # greetings and wishes ("happy birthday Kento", "welcome back Ana") and questions that open on
+                # a person ("Could Tomas please ...", "Is Ignat still ...": taken for known first names only)
+                "birthday", "congratulations", "congrats", "welcome", "welcome back", "bye", "goodbye", "love",
+                "wishes", "best wishes", "warm regards", "many thanks", "yours", "yours truly", "could", "can",
+                "would", "will", "did", "does", "is", "was", "has", "should", "reviewed", "called", "phoned",
+                "emailed", "paid", "interviewed", "consult with", "transferred to", "copied to", "cc"]
+_CAPITALISED_BEFORE = regex.compile(r"[[:Lu:]][[:L:]'’\-]*[ \t]+$")
+#: cue words after which only a known first name (not any unknown word) is taken
+_WEAK_CUES = {"could", "can", "would", "will", "did", "does", "is", "was", "has", "should", "love"}
 _PREPOSITIONS = {"from", "to", "with", "for", "by"}
 #: ... words after it ("Amara said", "Tomasz from your billing team", "Alba is listed") ...
 _NAME_AFTER = ["said", "says", "told", "asked", "promised", "mentioned", "called", "emailed", "wrote", "from your",
@@ -337,13 +346,24 @@ _ROLES = ["patient", "pt", "customer", "client", "claimant", "policyholder", "po
           "dad", "son", "daughter", "brother", "sister", "aunt", "uncle", "grandmother", "grandfather", "nurse",
           "doctor", "dr", "agent", "adjuster", "caller", "resident", "guardian", "carer", "caregiver",
           "next of kin", "emergency contact", "contact person", "attn", "attention", "employee", "manager",
-          "colleague", "friend", "cc"]
+          "colleague", "friend", "cc",
+          # more people's roles in support, claims and clinical notes
+          "assessor", "investigator", "inspector", "surveyor", "technician", "engineer", "physician", "surgeon",
+          "consultant", "therapist", "physiotherapist", "pharmacist", "paramedic", "midwife", "officer",
+          "receptionist", "representative", "rep", "advisor", "adviser", "courier", "handover", "third party",
+          "owner", "homeowner", "occupant", "victim", "applicant", "member", "spouse", "fiance", "fiancé",
+          "fiancee", "girlfriend", "boyfriend", "grandson", "granddaughter", "niece", "nephew", "cousin",
+          "stepson", "stepdaughter", "child", "baby", "infant", "student", "teacher", "supervisor", "foreman",
+          "contractor", "plumber", "electrician", "builder", "mechanic", "dentist", "gp", "locum", "registrar",
+          "resident", "intern", "student nurse", "health visitor", "social worker", "interpreter", "translator",
+          "claimant's", "patient's", "insured's", "signed by", "signature"]
 #: after a greeting any capitalised word is a name, except these
 _NOT_GREETED = {"Team", "Support", "Everyone", "All", "There", "Again", "Sir", "Madam", "Guys", "Folks", "Customer",
                 "Friend", "Friends", "Both", "You", "Regards", "Wishes", "Way", "Price", "Seller", "Practice"}
 #: after these (greetings and sign-offs) any capitalised word is taken as a name
 _GREETINGS = ["hi", "hello", "hey", "dear", "thanks", "thank you", "best", "regards", "kind regards", "best regards",
-              "sincerely"]
+              "sincerely", "birthday", "congratulations", "congrats", "welcome", "welcome back", "bye", "goodbye",
+              "wishes", "best wishes", "warm regards", "many thanks", "yours", "yours truly"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -368,7 +388,34 @@ def faker_names() -> tuple[frozenset[str], frozenset[str]]:
                 values = list(values) if isinstance(values, dict | list | tuple) else []
                 found[kind].update(v for v in values if isinstance(v, str) and v.isalpha()
                                    and len(v) >= 3 and v[0].isupper() and v not in NOT_NAMES)
+    first, last = census_names()
+    found["first"].update(n for n in first if n not in NOT_NAMES)
+    found["last"].update(n for n in last if n not in NOT_NAMES)
     return frozenset(found["first"]), frozenset(found["last"])
+
+
+@functools.lru_cache(maxsize=1)
+def census_names() -> tuple[frozenset[str], frozenset[str]]:
+    """(first names, surnames) of the 1990 US Census as the `names` package ships them (public-domain data, MIT
+    package): 5,163 given names and 88,799 surnames, which add the surnames Faker lacks (Faker knows 46 % of
+    the surnames of bench/pii_names.py's tuning part, Faker and the Census together 60 %). Empty when the
+    package is missing."""
+    try:
+        import names as census
+    except ImportError:
+        return frozenset(), frozenset()
+    from importlib.resources import files
+
+    def read(*parts: str) -> set[str]:
+        out: set[str] = set()
+        for part in parts:
+            for line in files(census).joinpath(part).read_text(encoding="ascii").splitlines():
+                word = line.split(maxsplit=1)[0] if line.strip() else ""
+                if len(word) >= 3 and word.isalpha():
+                    out.add(word.capitalize())
+        return out
+
+    return frozenset(read("dist.female.first", "dist.male.first")), frozenset(read("dist.all.last"))
 
 
 from spacy.lang.en.stop_words import STOP_WORDS  # noqa: E402 - needed only from here on
@@ -425,6 +472,23 @@ class KnownNameRecognizer(LocalRecognizer):
             regex.MULTILINE)
         self.lower = regex.compile(
             rf"{start}(?P<cue>{cues})\.?[\s,:]+(?P<first>{low})(?:\s+(?P<last>{low}))?(?![\w@])", regex.MULTILINE)
+        # "Campbell confirmed", "Emilia Novak also reported": a name before a past-tense verb
+        self.before_verb = regex.compile(rf"{start}(?P<first>{word})(?:\s+(?P<last>{word}))?\s+(?:(?:still|also|then|"
+                                         rf"just|has|had|have|was)\s+)?(?P<verb>[[:Ll:]]{{2,}}ed)\b", regex.MULTILINE)
+        self.lower_before_verb = regex.compile(rf"{start}(?P<first>{low})(?:\s+(?P<last>{low}))?\s+(?:(?:still|also|"
+                                               rf"then|just|has|had|have|was)\s+)?[[:Ll:]]{{2,}}ed\b", regex.MULTILINE)
+        # a sign-off: the line after one that ends in a comma ("Best wishes,\nJanice Orr")
+        self.signature = regex.compile(rf",[ \t]*\n[ \t]*(?P<first>{word}|{low})(?:[ \t]+(?P<last>{word}|{low}))?"
+                                       rf"(?![\w@])")
+        # two lower-case words that are a first name and a surname, or one of them and a word English lacks
+        self.lower_pair = regex.compile(rf"(?<![\w@.'’])(?P<first>{low})\s+(?P<last>{low})(?![\w@])")
+        # after a bare preposition, a word English lacks is a name when a clause goes on after it ("taken from
+        # ayna on site", "rebooked for elbio at the patient's request"), not when a noun follows ("by ortho team")
+        bare = r"\p{Cf}*[[:Ll:]][[:Ll:]\p{Cf}\-]+"  # a lower-case word without a possessive
+        self.lower_prep = regex.compile(
+            rf"{start}(?i:from|to|with|for|by)\s+(?P<first>{bare})(?:\s+(?P<last>{bare}))?(?:['’]s\b|\s+(?:on|at|in|re|"
+            rf"about|regarding|and|"
+            rf"who|to|for|from|with|is|was|has|had|said|says|yesterday|today)\b)", regex.MULTILINE)
 
     def load(self) -> None:
         pass
@@ -437,6 +501,12 @@ class KnownNameRecognizer(LocalRecognizer):
     def _lower_word(word: str) -> bool:
         """A lower-case word that may be an unlisted name: not a stop word, a common word or a verb form."""
         return not (word in STOP_WORDS or word in lower_names()[2] or word.endswith(("ed", "ing", "ly")))
+
+    @staticmethod
+    def _lower_common(word: str) -> bool:
+        """A lower-case word that is a stop word, a listed common word or a verb/adverb form: never a name."""
+        word = word.lower()
+        return word in STOP_WORDS or word in lower_names()[2] or word.endswith(("ing", "ly")) or len(word) < 3
 
     def _unknown(self, word: str) -> bool:
         """A lower-case word of 3+ letters that the vocabulary lacks: in a name position, most likely a name."""
@@ -456,6 +526,10 @@ class KnownNameRecognizer(LocalRecognizer):
             greeted = m["cue"].lower() in _GREETINGS and not self._common(word)
             if word in first or greeted:
                 out.append(_result(self, "PERSON", m.start("first"), m.end("first"), 0.75))
+            elif (m["cue"].lower() not in _WEAK_CUES and not m["last"] and not self._common(word)
+                  and (word in last or self._unknown(word.lower()))):
+                # one surname or one word English lacks after a cue ("changed by Pomeroy", "copied to Tadanori")
+                out.append(_result(self, "PERSON", m.start("first"), m.end("first"), 0.65))
             elif m["last"] and not (self._common(word) or self._common(m["last"])):
                 # two uncommon capitalised words after a cue ("for Seid Globelnik", "with Duygu Aksoy")
                 out.append(_result(self, "PERSON", m.start("first"), m.end("last"), 0.7))
@@ -470,6 +544,21 @@ class KnownNameRecognizer(LocalRecognizer):
                 out.append(_result(self, "PERSON", m.start("first"), m.end("last"), 0.7))
             elif m["first"] in first and not m["last"]:
                 out.append(_result(self, "PERSON", m.start("first"), m.end("first"), 0.75))
+        for m in self.before_verb.finditer(text):
+            words = [w for w in (m["first"], m["last"]) if w]
+            if any(self._common(w) for w in words) or m["verb"] in STOP_WORDS or _CAPITALISED_BEFORE.search(
+                    text, 0, m.start("first")):
+                continue  # part of a longer capitalised run ("the Glasgow Coma Scale covered") names a thing
+            known = [w in first or w in last or self._unknown(w.lower()) for w in words]
+            if (len(words) == 2 and any(known)) or (len(words) == 1 and (words[0] in first
+                                                                         or self._unknown(words[0].lower()))):
+                out.append(_result(self, "PERSON", m.start("first"), m.end("last") if m["last"] else m.end("first"),
+                                   0.65))
+        for m in self.signature.finditer(text):
+            if self._common(m["first"].capitalize()) or self._lower_common(m["first"]):
+                continue
+            last_ok = m["last"] and not (self._common(m["last"].capitalize()) or self._lower_common(m["last"]))
+            out.append(_result(self, "PERSON", m.start("first"), m.end("last") if last_ok else m.end("first"), 0.7))
         for m in self.role.finditer(text):
             if self._common(m["first"]):
                 continue
@@ -486,6 +575,24 @@ class KnownNameRecognizer(LocalRecognizer):
             last_ok = m["last"] and (m["last"] in low_last or m["last"] in low_first or self._unknown(m["last"]))
             end = m.end("last") if last_ok else m.end("first")
             out.append(_result(self, "PERSON", m.start("first"), end, 0.7))
+        for m in self.lower_pair.finditer(text, overlapped=True):
+            a, b = m["first"], regex.sub(r"['’]s$", "", m["last"])
+            if self._lower_common(a) or self._lower_common(b):
+                continue
+            if (a in low_first and (b in low_last or b in low_first or self._unknown(b))) or (
+                    self._unknown(a) and b in low_last and self._unknown(b)):
+                out.append(_result(self, "PERSON", m.start("first"), m.end("last"), 0.65))
+        for m in self.lower_prep.finditer(text):
+            words = [w for w in (m["first"], m["last"]) if w]
+            if not any(self._lower_common(w) for w in words) and all(w in low_first or w in low_last
+                                                                       or self._unknown(w) for w in words):
+                out.append(_result(self, "PERSON", m.start("first"), m.end("last") if m["last"] else m.end("first"),
+                                   0.65))
+        for m in self.lower_before_verb.finditer(text):
+            if m["first"] in low_first and not self._lower_common(m["first"]):
+                last_ok = m["last"] and (m["last"] in low_last or self._unknown(m["last"]))
+                out.append(_result(self, "PERSON", m.start("first"), m.end("last") if last_ok else m.end("first"),
+                                   0.65))
         for m in self.lower_after.finditer(text, overlapped=True):
             if m["first"] in low_first or self._unknown(m["first"]):
                 last_ok = m["last"] and (m["last"] in low_last or self._unknown(m["last"]) or self._lower_word(m["last"]))
