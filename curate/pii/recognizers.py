@@ -485,6 +485,16 @@ class KnownNameRecognizer(LocalRecognizer):
         # after a bare preposition, a word English lacks is a name when a clause goes on after it ("taken from
         # ayna on site", "rebooked for elbio at the patient's request"), not when a noun follows ("by ortho team")
         bare = r"\p{Cf}*[[:Ll:]][[:Ll:]\p{Cf}\-]+"  # a lower-case word without a possessive
+        # a surname with a particle ("Ancilla van der Wardt", "hi, this is maria du cane")
+        particles = r"(?:van|von|der|den|de|du|da|di|del|della|des|le|la|ter|ten|bin|ibn|al|el|dos|das|st\.?)"
+        self.particle = regex.compile(rf"(?<![\w@.])(?P<first>{word}|{low})\s+(?:{particles}\s+){{1,2}}"
+                                      rf"(?P<last>{word}|{low})(?![\w@])")
+        # a title in lower-case chat ("ms vitaly kozlov is anxious", "asked for dr okafor")
+        self.lower_title = regex.compile(rf"{start}(?:mr|mrs|ms|miss|mx|dr|prof)\.?\s+(?P<first>{bare})"
+                                         rf"(?:\s+(?P<last>{bare}))?(?![\w@])", regex.MULTILINE)
+        # two words after a preposition that end a sentence or clause ("from pipaluk lyberth.")
+        self.lower_prep_pair = regex.compile(rf"{start}(?i:from|to|with|for|by)\s+(?P<first>{bare})\s+(?P<last>{bare})"
+                                             rf"(?=\s*(?:[.,;:!?]|$))", regex.MULTILINE)
         self.lower_prep = regex.compile(
             rf"{start}(?i:from|to|with|for|by)\s+(?P<first>{bare})(?:\s+(?P<last>{bare}))?(?:['’]s\b|\s+(?:on|at|in|re|"
             rf"about|regarding|and|"
@@ -506,7 +516,9 @@ class KnownNameRecognizer(LocalRecognizer):
     def _lower_common(word: str) -> bool:
         """A lower-case word that is a stop word, a listed common word or a verb/adverb form: never a name."""
         word = word.lower()
-        return word in STOP_WORDS or word in lower_names()[2] or word.endswith(("ing", "ly")) or len(word) < 3
+        first, last, common = lower_names()
+        return word in STOP_WORDS or word in common or len(word) < 3 or (
+            word.endswith(("ing", "ly")) and word not in first and word not in last)  # "vitaly", "kelly" are names
 
     def _unknown(self, word: str) -> bool:
         """A lower-case word of 3+ letters that the vocabulary lacks: in a name position, most likely a name."""
@@ -547,13 +559,18 @@ class KnownNameRecognizer(LocalRecognizer):
         for m in self.before_verb.finditer(text):
             words = [w for w in (m["first"], m["last"]) if w]
             if any(self._common(w) for w in words) or m["verb"] in STOP_WORDS or _CAPITALISED_BEFORE.search(
-                    text, 0, m.start("first")):
+                    text[max(0, m.start("first") - 40):m.start("first")]):
                 continue  # part of a longer capitalised run ("the Glasgow Coma Scale covered") names a thing
             known = [w in first or w in last or self._unknown(w.lower()) for w in words]
             if (len(words) == 2 and any(known)) or (len(words) == 1 and (words[0] in first
                                                                          or self._unknown(words[0].lower()))):
                 out.append(_result(self, "PERSON", m.start("first"), m.end("last") if m["last"] else m.end("first"),
                                    0.65))
+        for m in self.particle.finditer(text, overlapped=True):
+            name, rest = m["first"], m["last"]
+            if (name in first or name.lower() in lower_names()[0]) and not (
+                    self._common(rest.capitalize()) or self._lower_common(rest)):
+                out.append(_result(self, "PERSON", m.start("first"), m.end("last"), 0.7))
         for m in self.signature.finditer(text):
             if self._common(m["first"].capitalize()) or self._lower_common(m["first"]):
                 continue
@@ -575,12 +592,23 @@ class KnownNameRecognizer(LocalRecognizer):
             last_ok = m["last"] and (m["last"] in low_last or m["last"] in low_first or self._unknown(m["last"]))
             end = m.end("last") if last_ok else m.end("first")
             out.append(_result(self, "PERSON", m.start("first"), end, 0.7))
+        for m in self.lower_title.finditer(text):
+            # the title is the evidence: only stop words and listed common words are not names here
+            if m["first"] in STOP_WORDS or m["first"] in lower_names()[2]:
+                continue
+            end = m.end("last") if m["last"] and not self._lower_common(m["last"]) else m.end("first")
+            out.append(_result(self, "PERSON", m.start("first"), end, 0.7))
         for m in self.lower_pair.finditer(text, overlapped=True):
             a, b = m["first"], regex.sub(r"['’]s$", "", m["last"])
             if self._lower_common(a) or self._lower_common(b):
                 continue
             if (a in low_first and (b in low_last or b in low_first or self._unknown(b))) or (
                     self._unknown(a) and b in low_last and self._unknown(b)):
+                out.append(_result(self, "PERSON", m.start("first"), m.end("last"), 0.65))
+        for m in self.lower_prep_pair.finditer(text):
+            a, b = m["first"], m["last"]
+            if not (self._lower_common(a) or self._lower_common(b)) and all(
+                    w in low_first or w in low_last or self._unknown(w) for w in (a, b)):
                 out.append(_result(self, "PERSON", m.start("first"), m.end("last"), 0.65))
         for m in self.lower_prep.finditer(text):
             words = [w for w in (m["first"], m["last"]) if w]
