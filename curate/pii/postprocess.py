@@ -175,6 +175,8 @@ class PostProcessor:
             if lead and lead.end() < len(value):
                 start += lead.end()
                 value = text[start:end]
+            start = _extend_left(text, start)
+            value = text[start:end]
             if is_code_or_number(value) or names_a_thing(text, start, end) or _POSSESSIVE_BRAND.search(value):
                 return
             if value.lower() in known_places() or _LOCATIVE.search(text[max(0, start - 40):_title_start(text, start)]):
@@ -200,6 +202,32 @@ def names_a_thing(text: str, start: int, end: int) -> bool:
         _LOWER_AFTER.match(text, end))
 
 
+#: a capitalised word right before a PERSON span, itself after a word on the same line (not a sentence start)
+_NAME_WORD_BEFORE = re.compile(r"(?<=[^\W\d_][ \t,])[ \t]*([A-Z][^\W\d_'’\-]*[a-z][^\W\d_'’\-]*) $")
+
+
+@functools.cache
+def _stop_words() -> frozenset[str]:
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    return frozenset(STOP_WORDS)
+
+
+_MORE_TITLES = {"sir", "dame", "mister", "doctor", "nurse", "madam", "lord", "lady", "saint", "st"}
+
+
+def _extend_left(text: str, start: int) -> int:
+    """Start of a PERSON span taken one capitalised word further left when spaCy tagged only the surname ("Could
+    Maika Petrov please ..."): not past a stop word, a title or a greeting word."""
+    m = _NAME_WORD_BEFORE.search(text, max(0, start - 30), start)
+    if not m:
+        return start
+    word = m.group(1)
+    if word.lower() in _stop_words() or word.lower() in _NOT_NAME_WORDS or word.lower() in _MORE_TITLES:
+        return start
+    return m.start(1)
+
+
 _TITLE_BEFORE = re.compile(r"(?i)\b(?:dr|mr|mrs|ms|miss|st|saint)\.?\s+$")
 
 
@@ -221,6 +249,11 @@ def resolve_overlaps(spans: list[PiiEntity]) -> list[PiiEntity]:
                 break
         else:
             merged.append(s)
+    # A PERSON span that covers another NER guess and more ("Ludmila Gorska" over spaCy's LOCATION "Gorska")
+    # wins over it: otherwise the rest of the name is left in the text.
+    persons = [s for s in merged if s.type == "PERSON"]
+    merged = [s for s in merged if s.type == "PERSON" or s.type not in NER_TYPES or not any(
+        p.start <= s.start and s.end <= p.end and (p.end - p.start) > (s.end - s.start) for p in persons)]
     ranked = sorted(merged, key=lambda s: (s.type not in NER_TYPES, s.score, s.end - s.start), reverse=True)
     kept: list[PiiEntity] = []
     for s in ranked:

@@ -329,6 +329,10 @@ _NAME_BEFORE = ["hi", "hello", "hey", "dear", "thanks", "thank you", "thx", "che
                 "wishes", "best wishes", "warm regards", "many thanks", "yours", "yours truly", "could", "can",
                 "would", "will", "did", "does", "is", "was", "has", "should", "reviewed", "called", "phoned",
                 "emailed", "paid", "interviewed", "consult with", "transferred to", "copied to", "cc"]
+def _strip_possessive(word: str) -> str:
+    return word[:-2] if word.endswith(("'s", "’s")) else word
+
+
 _CAPITALISED_BEFORE = regex.compile(r"[[:Lu:]][[:L:]'’\-]*[ \t]+$")
 #: cue words after which only a known first name (not any unknown word) is taken
 _WEAK_CUES = {"could", "can", "would", "will", "did", "does", "is", "was", "has", "should", "love"}
@@ -498,7 +502,10 @@ class KnownNameRecognizer(LocalRecognizer):
         self.lower_prep = regex.compile(
             rf"{start}(?i:from|to|with|for|by)\s+(?P<first>{bare})(?:\s+(?P<last>{bare}))?(?:['’]s\b|\s+(?:on|at|in|re|"
             rf"about|regarding|and|"
-            rf"who|to|for|from|with|is|was|has|had|said|says|yesterday|today)\b)", regex.MULTILINE)
+            rf"who|to|for|from|with|is|was|has|had|said|says|yesterday|today|before|after|without|but|because|"
+            rf"until|when|if|so|then)\b)", regex.MULTILINE)
+        # an appositive first name between commas ("the guy who hit me, Rufus, gave me ...")
+        self.appositive = regex.compile(rf",[ \t]*(?P<first>{word}|{bare})(?:[ \t]+(?P<last>{word}|{bare}))?[ \t]*,")
 
     def load(self) -> None:
         pass
@@ -533,8 +540,13 @@ class KnownNameRecognizer(LocalRecognizer):
             if m["first"] in first and (m["last"] in last or (m["last"] not in NOT_NAMES
                                                                and m["last"].lower() not in STOP_WORDS)):
                 out.append(_result(self, "PERSON", m.start(), m.end(), 0.85))
+        for m in self.appositive.finditer(text, overlapped=True):
+            name = m["first"]
+            if name in first or name.lower() in lower_names()[0]:
+                last_ok = m["last"] and not (self._common(m["last"].capitalize()) or self._lower_common(m["last"]))
+                out.append(_result(self, "PERSON", m.start("first"), m.end("last") if last_ok else m.end("first"), 0.7))
         for m in self.before.finditer(text):
-            word = m["first"]
+            word = _strip_possessive(m["first"])  # "Spoke to Andrzej's GP"
             greeted = m["cue"].lower() in _GREETINGS and not self._common(word)
             if word in first or greeted:
                 out.append(_result(self, "PERSON", m.start("first"), m.end("first"), 0.75))
@@ -599,11 +611,14 @@ class KnownNameRecognizer(LocalRecognizer):
             end = m.end("last") if m["last"] and not self._lower_common(m["last"]) else m.end("first")
             out.append(_result(self, "PERSON", m.start("first"), end, 0.7))
         for m in self.lower_pair.finditer(text, overlapped=True):
-            a, b = m["first"], regex.sub(r"['’]s$", "", m["last"])
+            a, b = m["first"], _strip_possessive(m["last"])
             if self._lower_common(a) or self._lower_common(b):
                 continue
+            # two words English lacks are a name too ("hilarion evdokimov"), when both are long enough not to be
+            # chat shorthand
+            both_unknown = self._unknown(a) and self._unknown(b) and min(len(a), len(b)) >= 4
             if (a in low_first and (b in low_last or b in low_first or self._unknown(b))) or (
-                    self._unknown(a) and b in low_last and self._unknown(b)):
+                    self._unknown(a) and b in low_last) or both_unknown:
                 out.append(_result(self, "PERSON", m.start("first"), m.end("last"), 0.65))
         for m in self.lower_prep_pair.finditer(text):
             a, b = m["first"], m["last"]
