@@ -213,7 +213,10 @@ def _stop_words() -> frozenset[str]:
     return frozenset(STOP_WORDS)
 
 
-_MORE_TITLES = {"sir", "dame", "mister", "doctor", "nurse", "madam", "lord", "lady", "saint", "st"}
+_MORE_TITLES = {"sir", "dame", "mister", "doctor", "nurse", "madam", "lord", "lady", "saint", "st", "professor",
+                "president", "senator", "sen", "mayor", "governor", "judge", "captain", "coach", "teacher", "officer",
+                "sergeant", "general", "minister", "king", "queen", "prince", "princess", "pope", "father", "sister",
+                "brother", "uncle", "aunt", "reverend", "rev", "chairman", "ceo", "director", "agent", "detective"}
 
 
 def _extend_left(text: str, start: int) -> int:

@@ -337,6 +337,7 @@ _CAPITALISED_BEFORE = regex.compile(r"[[:Lu:]][[:L:]'’\-]*[ \t]+$")
 #: cue words after which only a known first name (not any unknown word) is taken
 _WEAK_CUES = {"could", "can", "would", "will", "did", "does", "is", "was", "has", "should", "love"}
 _PREPOSITIONS = {"from", "to", "with", "for", "by"}
+_BARE_LINKS = {"to", "from", "and", "so", "ok so"}
 #: ... words after it ("Amara said", "Tomasz from your billing team", "Alba is listed") ...
 _NAME_AFTER = ["said", "says", "told", "asked", "promised", "mentioned", "called", "emailed", "wrote", "from your",
                "from the", "from billing", "is handling", "was handling", "please", "is", "was", "has", "had",
@@ -392,34 +393,7 @@ def faker_names() -> tuple[frozenset[str], frozenset[str]]:
                 values = list(values) if isinstance(values, dict | list | tuple) else []
                 found[kind].update(v for v in values if isinstance(v, str) and v.isalpha()
                                    and len(v) >= 3 and v[0].isupper() and v not in NOT_NAMES)
-    first, last = census_names()
-    found["first"].update(n for n in first if n not in NOT_NAMES)
-    found["last"].update(n for n in last if n not in NOT_NAMES)
     return frozenset(found["first"]), frozenset(found["last"])
-
-
-@functools.lru_cache(maxsize=1)
-def census_names() -> tuple[frozenset[str], frozenset[str]]:
-    """(first names, surnames) of the 1990 US Census as the `names` package ships them (public-domain data, MIT
-    package): 5,163 given names and 88,799 surnames, which add the surnames Faker lacks (Faker knows 46 % of
-    the surnames of bench/pii_names.py's tuning part, Faker and the Census together 60 %). Empty when the
-    package is missing."""
-    try:
-        import names as census
-    except ImportError:
-        return frozenset(), frozenset()
-    from importlib.resources import files
-
-    def read(*parts: str) -> set[str]:
-        out: set[str] = set()
-        for part in parts:
-            for line in files(census).joinpath(part).read_text(encoding="ascii").splitlines():
-                word = line.split(maxsplit=1)[0] if line.strip() else ""
-                if len(word) >= 3 and word.isalpha():
-                    out.add(word.capitalize())
-        return out
-
-    return frozenset(read("dist.female.first", "dist.male.first")), frozenset(read("dist.all.last"))
 
 
 from spacy.lang.en.stop_words import STOP_WORDS  # noqa: E402 - needed only from here on
@@ -468,8 +442,8 @@ class KnownNameRecognizer(LocalRecognizer):
         self.after = regex.compile(rf"(?<![\w@.])(?P<first>{word})(?:\s+(?P<last>{word}))?[\s,]+"
                                    rf"(?i:{_keyword_alternation(_NAME_AFTER)})\b")
         self.role = regex.compile(
-            rf"{start}(?i:{_keyword_alternation(_ROLES)})\.?[\s,:]+(?P<first>{word})(?:\s+(?P<last>{word}))?(?![\w@])",
-            regex.MULTILINE)
+            rf"{start}(?P<cue>(?i:{_keyword_alternation(_ROLES)}))(?P<dot>\.?)[\s,:]+(?P<first>{word})"
+            rf"(?:\s+(?P<last>{word}))?(?![\w@])", regex.MULTILINE)
         cues = _keyword_alternation([*_NAME_BEFORE, *_ROLES])
         self.lower_after = regex.compile(
             rf"{start}(?P<first>{low})(?:\s+(?P<last>{low}))?[\s,]+(?:{_keyword_alternation(_NAME_AFTER)})\b",
@@ -496,6 +470,12 @@ class KnownNameRecognizer(LocalRecognizer):
         # a title in lower-case chat ("ms vitaly kozlov is anxious", "asked for dr okafor")
         self.lower_title = regex.compile(rf"{start}(?:mr|mrs|ms|miss|mx|dr|prof)\.?\s+(?P<first>{bare})"
                                          rf"(?:\s+(?P<last>{bare}))?(?![\w@])", regex.MULTILINE)
+        # after "to"/"from", a capitalised word English lacks is a name when the sentence ends or a clause goes on
+        # after it ("send the cheque to Elbek.", "consent obtained from Ignat before the procedure"), not in a
+        # heading or a list ("Introduction to Typography", "from Tahoe and Reno")
+        self.to_from = regex.compile(rf"(?<![\w@.])(?i:to|from)\s+(?P<first>{word})(?:(?=\s*[.!?](?:\s|$))|(?=['’]s\b)|"
+                                     rf"(?=\s+(?:before|after|about|re|regarding|on|at|who|yesterday|today|last|"
+                                     rf"this|in\s+person)\b))")
         # two words after a preposition that end a sentence or clause ("from pipaluk lyberth.")
         self.lower_prep_pair = regex.compile(rf"{start}(?i:from|to|with|for|by)\s+(?P<first>{bare})\s+(?P<last>{bare})"
                                              rf"(?=\s*(?:[.,;:!?]|$))", regex.MULTILINE)
@@ -504,8 +484,10 @@ class KnownNameRecognizer(LocalRecognizer):
             rf"about|regarding|and|"
             rf"who|to|for|from|with|is|was|has|had|said|says|yesterday|today|before|after|without|but|because|"
             rf"until|when|if|so|then)\b)", regex.MULTILINE)
-        # an appositive first name between commas ("the guy who hit me, Rufus, gave me ...")
-        self.appositive = regex.compile(rf",[ \t]*(?P<first>{word}|{bare})(?:[ \t]+(?P<last>{word}|{bare}))?[ \t]*,")
+        # an appositive first name between commas after a word for a person ("the guy who hit me, Rufus, gave
+        # me ..."), not an item of a list ("spinach, kale, tomatoes")
+        self.appositive = regex.compile(rf"(?i:\b(?:me|him|her|them|us|guy|man|woman|lady|person|gentleman|girl|"
+                                        rf"boy|chap|fellow|someone|somebody|caller|one)),[ \t]*(?P<first>{word}|{bare})(?:[ \t]+(?P<last>{word}|{bare}))?[ \t]*,")
 
     def load(self) -> None:
         pass
@@ -550,9 +532,10 @@ class KnownNameRecognizer(LocalRecognizer):
             greeted = m["cue"].lower() in _GREETINGS and not self._common(word)
             if word in first or greeted:
                 out.append(_result(self, "PERSON", m.start("first"), m.end("first"), 0.75))
-            elif (m["cue"].lower() not in _WEAK_CUES and not m["last"] and not self._common(word)
-                  and (word in last or self._unknown(word.lower()))):
-                # one surname or one word English lacks after a cue ("changed by Pomeroy", "copied to Tadanori")
+            elif (m["cue"].lower() not in _WEAK_CUES and m["cue"].lower() not in _BARE_LINKS and not m["last"]
+                  and not self._common(word) and self._unknown(word.lower())):
+                # one word English lacks after a cue ("reviewed Soib", "copied to Tadanori"); not after a bare
+                # preposition or "and", where it is as often a place or a subject ("Introduction to Typography")
                 out.append(_result(self, "PERSON", m.start("first"), m.end("first"), 0.65))
             elif m["last"] and not (self._common(word) or self._common(m["last"])):
                 # two uncommon capitalised words after a cue ("for Seid Globelnik", "with Duygu Aksoy")
@@ -568,6 +551,9 @@ class KnownNameRecognizer(LocalRecognizer):
                 out.append(_result(self, "PERSON", m.start("first"), m.end("last"), 0.7))
             elif m["first"] in first and not m["last"]:
                 out.append(_result(self, "PERSON", m.start("first"), m.end("first"), 0.75))
+        for m in self.to_from.finditer(text):
+            if not self._common(m["first"]) and (m["first"] in first or self._unknown(m["first"].lower())):
+                out.append(_result(self, "PERSON", m.start("first"), m.end("first"), 0.65))
         for m in self.before_verb.finditer(text):
             words = [w for w in (m["first"], m["last"]) if w]
             if any(self._common(w) for w in words) or m["verb"] in STOP_WORDS or _CAPITALISED_BEFORE.search(
@@ -584,12 +570,15 @@ class KnownNameRecognizer(LocalRecognizer):
                     self._common(rest.capitalize()) or self._lower_common(rest)):
                 out.append(_result(self, "PERSON", m.start("first"), m.end("last"), 0.7))
         for m in self.signature.finditer(text):
-            if self._common(m["first"].capitalize()) or self._lower_common(m["first"]):
-                continue
+            name = m["first"]
+            if self._common(name.capitalize()) or self._lower_common(name) or not (
+                    name in first or name.lower() in lower_names()[0] or self._unknown(name.lower())):
+                continue  # a department or a phrase, not a name ("Faithfully,\nHuman Resources")
             last_ok = m["last"] and not (self._common(m["last"].capitalize()) or self._lower_common(m["last"]))
             out.append(_result(self, "PERSON", m.start("first"), m.end("last") if last_ok else m.end("first"), 0.7))
         for m in self.role.finditer(text):
-            if self._common(m["first"]):
+            # a full stop after a role word longer than an abbreviation ("pt.", "dr.") ends its sentence
+            if self._common(m["first"]) or (m["dot"] and len(m["cue"]) > 3):
                 continue
             end = m.end("last") if m["last"] and not self._common(m["last"]) else m.end("first")
             out.append(_result(self, "PERSON", m.start("first"), end, 0.75))
