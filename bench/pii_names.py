@@ -1,12 +1,13 @@
 """Benchmark: how many person names survive `redact_pii`, and how many harmless look-alikes it keeps.
 
-    PYTHONPATH=. python bench/pii_names.py [--part tune|heldout|both] [--per-template N] [--show N]
+    PYTHONPATH=. python bench/pii_names.py [--part tune|dev|tune+dev|heldout|both] [--per-template N] [--show N]
 
 Builds support, claims and clinical messages from sources the recognizers do not use: given names and surnames
 of FakeNameGenerator.com_3000.csv (many countries) and the PERSON spans of presidio-research's synthetic set,
 both in ../shared/data/pii/. Everything is split by a fixed seed into a **tuning** part and a **held-out** part:
 the name rows, the presidio PERSON values AND the message templates (so held-out messages put names after words
-that were never seen while tuning). Rules are tuned on `--part tune` only; `--part heldout` is run once at the end.
+that were never seen while tuning). Rules are tuned on `--part tune` and `--part dev` (templates and look-alikes
+of its own, tuning names) only; `--part heldout` is run once at the end.
 
 Each message holds one name in one of several shapes (full name, first name, surname with a title, whole message
 lower-cased as in chat, the name at a line start) and, in some templates, structured identifiers (e-mail, phone,
