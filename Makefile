@@ -38,7 +38,7 @@ labelstudio-venv: install
 ## The test suite (what CI runs): the import contracts of pyproject.toml (layers, independence, no cycles), then pytest.
 test: install system-deps labelstudio-venv
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 lint: install
 	$(VENV)/bin/ruff check .

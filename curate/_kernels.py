@@ -325,3 +325,19 @@ def components(n, a, b):
     for i in range(n):  # parents point to smaller nodes, so one pass in index order resolves every root
         parent[i] = parent[parent[i]]
     return parent
+
+
+@njit(cache=True)
+def take_docs(offsets, hashes, docs):
+    """The CSR documents `docs` (indices, in that order) of (offsets, hashes): one copy of each hash, no index
+    arrays (what `np.repeat` + `np.arange` + a gather would build over every selected hash)."""
+    out_off = np.empty(len(docs) + 1, dtype=np.int64)
+    out_off[0] = 0
+    for i in range(len(docs)):
+        d = docs[i]
+        out_off[i + 1] = out_off[i] + offsets[d + 1] - offsets[d]
+    out = np.empty(out_off[-1], dtype=hashes.dtype)
+    for i in range(len(docs)):
+        d = docs[i]
+        out[out_off[i]: out_off[i + 1]] = hashes[offsets[d]: offsets[d + 1]]
+    return out_off, out

@@ -43,6 +43,18 @@ TERMS: dict[str, dict[str, tuple[str, ...]]] = {
                   "pensioner", "pensioners", "aged"),
     },
 }
+#: counterpart of each term for counterfactual data augmentation (Lu et al. 2018, "Gender bias in neural natural
+#: language processing"; Zmigrod et al. 2019): swapping them both ways turns a row about one side into the same row
+#: about the other. "her" becomes "his" (possessive, the commoner use in support text). Age has no such pairs.
+COUNTERPARTS: dict[str, dict[str, str]] = {
+    "gender": dict(pair for f, m in (
+        ("she", "he"), ("herself", "himself"), ("hers", "his"), ("woman", "man"), ("women", "men"), ("girl", "boy"),
+        ("girls", "boys"), ("lady", "gentleman"), ("ladies", "gentlemen"), ("wife", "husband"), ("wives", "husbands"),
+        ("mother", "father"), ("mothers", "fathers"), ("mom", "dad"), ("daughter", "son"), ("daughters", "sons"),
+        ("sister", "brother"), ("sisters", "brothers"), ("girlfriend", "boyfriend"), ("grandmother", "grandfather"),
+        ("grandma", "grandpa"), ("aunt", "uncle"), ("niece", "nephew"), ("mrs", "mr"), ("female", "male"),
+        ("females", "males")) for pair in ((f, m), (m, f))) | {"her": "his", "his": "her", "him": "her", "mum": "dad", "ms": "mr"},
+}
 WINDOW = 10
 """Context window (words either side) for co-occurrence, as GenBiT's default fixed window."""
 MIN_MENTIONS = 10
@@ -64,6 +76,8 @@ class BiasAudit:
     """female / male mentions, female share, avg |bias| (GenBiT), words scored."""
     flags: list[str] = field(default_factory=list)
     """Sentences naming the largest skews; empty when nothing crosses the thresholds."""
+    skews: list[dict[str, Any]] = field(default_factory=list)
+    """The representation skews behind the first flags, as figures (see `skews`)."""
 
 
 def _tokens(texts: pl.Series) -> pl.DataFrame:
@@ -134,9 +148,11 @@ def _fisher_p(a: int, b: int, c: int, d: int) -> float:
     return float(fisher_exact([[a, b], [c, d]]).pvalue)
 
 
-def skew_flags(rep: pl.DataFrame) -> list[str]:
-    """Groups whose share of one side of a dimension differs from the rest of the set (see module doc)."""
-    flags: list[tuple[float, str]] = []
+def skews(rep: pl.DataFrame) -> list[dict[str, Any]]:
+    """Groups whose share of one side of a dimension differs from the rest of the set (see module doc), largest
+    difference first: where (group_by, group), which axis, the side over- and the side under-represented in that
+    group, the figures, and the sentence the report shows (`flag`). `studio synth --target-skew` aims at these."""
+    found: list[dict[str, Any]] = []
     for name in rep["group_by"].unique(maintain_order=True).to_list() if rep.height else []:
         part = rep.filter(pl.col("group_by") == name)
         if part.height < 2:
@@ -150,12 +166,21 @@ def skew_flags(rep: pl.DataFrame) -> list[str]:
                 if a + b < MIN_MENTIONS or ra + rb == 0:
                     continue
                 diff = a / (a + b) - ra / (ra + rb)
-                if abs(diff) >= SKEW_DIFF and _fisher_p(a, b, ra, rb) < SKEW_P:
-                    side = list(sides)[0] if diff > 0 else list(sides)[1]
-                    share, rest = (a / (a + b), ra / (ra + rb)) if diff > 0 else (b / (a + b), rb / (ra + rb))
-                    flags.append((abs(diff), f"{name} {row['group']}: {share:.0%} of its {a + b} {dim} mentions are "
-                                             f"{side}, against {rest:.0%} in the rest of the set"))
-    return [text for _, text in sorted(flags, key=lambda f: -f[0])]
+                if abs(diff) < SKEW_DIFF or (p_value := _fisher_p(a, b, ra, rb)) >= SKEW_P:
+                    continue
+                over, under = list(sides) if diff > 0 else list(sides)[::-1]
+                share, rest = (a / (a + b), ra / (ra + rb)) if diff > 0 else (b / (a + b), rb / (ra + rb))
+                found.append({"group_by": name, "group": row["group"], "axis": dim, "over": over, "under": under,
+                              "mentions": a + b, "share": round(share, 3), "rest_share": round(rest, 3),
+                              "p_value": float(f"{p_value:.3g}"),
+                              "flag": f"{name} {row['group']}: {share:.0%} of its {a + b} {dim} mentions are "
+                                      f"{over}, against {rest:.0%} in the rest of the set"})
+    return sorted(found, key=lambda f: -abs(f["share"] - f["rest_share"]))
+
+
+def skew_flags(rep: pl.DataFrame) -> list[str]:
+    """The sentences of `skews`, largest first."""
+    return [s["flag"] for s in skews(rep)]
 
 
 def association_flags(assoc: pl.DataFrame, scores: dict[str, Any], top: int = 5) -> list[str]:
@@ -175,4 +200,5 @@ def audit(texts: pl.Series, groups: dict[str, pl.Series]) -> BiasAudit:
     """Representation per group, GenBiT association over all texts, and the flags (largest skew first)."""
     rep = representation(texts, groups)
     assoc, scores = association(texts)
-    return BiasAudit(rep, assoc, scores, skew_flags(rep) + association_flags(assoc, scores))
+    found = skews(rep)
+    return BiasAudit(rep, assoc, scores, [s["flag"] for s in found] + association_flags(assoc, scores), found)

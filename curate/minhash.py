@@ -30,6 +30,7 @@ near-duplicate of anything.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -91,8 +92,11 @@ class Shingles:
 
     def take(self, docs: np.ndarray) -> Shingles:
         """The documents `docs` (indices), in that order, as a new Shingles."""
-        counts = self.counts[docs]
-        return Shingles(_offsets(counts), self.hashes[_gather_ranges(self.offsets[docs], counts)])
+        return Shingles(*_kernels.take_docs(self.offsets, self.hashes, np.asarray(docs, dtype=np.int64)))
+
+    def local_view(self, docs: np.ndarray) -> ShingleView:
+        """The documents `docs` without copying their hashes (for readers in the same process: `exact_jaccard`)."""
+        return ShingleView(self, np.asarray(docs, dtype=np.int64))
 
     @staticmethod
     def concat(parts: list[Shingles]) -> Shingles:
@@ -104,19 +108,18 @@ class Shingles:
         return Shingles(_offsets(counts), np.concatenate([p.hashes for p in parts]))
 
 
+@dataclass
+class ShingleView:
+    """Documents `docs` of `base`, in that order, sharing its hashes (`Shingles.local_view`)."""
+
+    base: Shingles
+    docs: np.ndarray
+
+
 def _offsets(lengths: np.ndarray) -> np.ndarray:
     out = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=out[1:])
     return out
-
-
-def _gather_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Concatenation of arange(starts[i], starts[i] + lengths[i]) for all i, without a Python loop."""
-    total = int(lengths.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    shift = np.repeat(starts - _offsets(lengths)[:-1], lengths)
-    return np.arange(total, dtype=np.int64) + shift
 
 
 def _utf8_buffer(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -240,6 +243,7 @@ def has_shingles(shingles: Shingles) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------- LSH
 
 
+@functools.lru_cache(maxsize=64)  # ~40 ms of integration; a staged step asks in two stages
 def optimal_param(threshold: float, num_perm: int, false_positive_weight: float = 0.5,
                   false_negative_weight: float = 0.5) -> tuple[int, int]:
     """(bands, rows) minimising the weighted false-positive and false-negative probability areas.
@@ -281,7 +285,7 @@ def estimated_jaccard(sig: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     return _kernels.estimated_jaccard(np.ascontiguousarray(sig), pairs[:, 0].copy(), pairs[:, 1].copy())
 
 
-def exact_jaccard(shingles: Shingles, pairs: np.ndarray) -> np.ndarray:
+def exact_jaccard(shingles: Shingles | ShingleView, pairs: np.ndarray) -> np.ndarray:
     """Exact Jaccard similarity of the shingle sets of each pair (|A ∩ B| / |A ∪ B|; 0 when both are empty).
 
     Takes the raw shingle hashes (repeats inside a document count once). Each pair is turned so that its
@@ -293,6 +297,8 @@ def exact_jaccard(shingles: Shingles, pairs: np.ndarray) -> np.ndarray:
     if len(pairs) == 0:
         return np.zeros(0)
     pairs = np.asarray(pairs, dtype=np.int64)
+    if isinstance(shingles, ShingleView):
+        shingles, pairs = shingles.base, shingles.docs[pairs]
     seen = np.bincount(pairs.ravel())
     first, second = seen[pairs[:, 0]], seen[pairs[:, 1]]
     turn = (second > first) | ((second == first) & (pairs[:, 1] < pairs[:, 0]))
@@ -408,4 +414,5 @@ def load_kernels() -> None:
     band_keys(sig, 2, 4)
     estimated_jaccard(sig, pairs)
     exact_jaccard(shingles, pairs)
+    shingles.take(np.array([1, 0]))
     connected_components(2, pairs)

@@ -273,7 +273,7 @@ def _audit(run: Run, rows: pl.DataFrame) -> str:
             groups["split"] = kept["meta"].str.json_path_match("$.split")
         text = kept.select(pl.concat_str([pl.col("_prompt"), pl.col("_response")], separator="\n")).to_series()
         result = bias_audit.audit(text, groups)
-        found |= {"bias_flags": result.flags, "gender": result.scores}
+        found |= {"bias_flags": result.flags, "skews": result.skews, "gender": result.scores}
         parts.append(_bias(result))
     run.extra["audit"] = found
     return "".join(parts)

@@ -77,7 +77,9 @@ class Out:
       share as `ctx.rows`; after the last stage they are the marks (`StagedStep.mark`);
     - `keep` (per-block stages): per-row values in the block's row order (NumPy arrays, Polars Series, or objects
       with `take(indices)` and a static `concat(parts)` such as `minhash.Shingles`) that later stages read back by
-      row with `ctx.lookup`, wherever the row's block is;
+      row with `ctx.lookup`, wherever the row's block is (an object may also offer `local_view(indices)`, which the
+      local executor uses instead of `take` to avoid the copy; what it returns only needs to serve the step's
+      own readers);
     - `result`: for the next stage when it runs on the driver (it gets every call's result, in order); a driver
       stage's own `result` reaches every later stage as `ctx.value`;
     - `stats`: numbers added to the step's stats (summed over calls).
@@ -159,7 +161,9 @@ class _LocalContext(Context):
         self.keep: dict[str, Any] = {}
 
     def lookup(self, rows: np.ndarray, fields: tuple[str, ...]) -> dict[str, Any]:
-        return {f: take(self.keep[f], rows) for f in fields}
+        """Values that offer `local_view(indices)` are read in place (one process: nothing to copy or send)."""
+        return {f: self.keep[f].local_view(rows) if hasattr(self.keep[f], "local_view") else take(self.keep[f], rows)
+                for f in fields}
 
 
 class StagedStep(Step):

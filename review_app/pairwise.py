@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.errors import StudioError
+from studio.jsonl import json_objects
 from studio.schema import example_id, is_example_id
 
 TIE = "tie"
@@ -50,18 +51,8 @@ def pairwise_rows(path: Path) -> list[dict[str, Any]]:
     from review_app.store.queue import clean_messages
 
     rows = []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{path} line {n}"
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise StudioError(f"{where}: not valid JSON ({e.msg}); write one JSON object per line.") from None
-            if not isinstance(raw, dict):
-                raise StudioError(f"{where}: a row must be a JSON object with messages and candidates.")
-            rows.append(check_row(raw, where, clean_messages))
+    for n, raw in json_objects(path, "write one JSON object per line with messages and candidates"):
+        rows.append(check_row(raw, f"{path} line {n}", clean_messages))
     if not rows:
         raise StudioError(f"{path} holds no rows; write one JSON object per line with messages and candidates.")
     return rows

@@ -29,9 +29,12 @@ class CommandContext:
 
 def command_context() -> CommandContext:
     """The CommandContext of the running command, else the defaults."""
-    import click
+    try:  # typer 0.29 runs commands on its own copy of click, whose context stack click itself cannot see
+        from typer._click.globals import get_current_context
+    except ImportError:
+        from click import get_current_context
 
-    ctx = click.get_current_context(silent=True)
+    ctx = get_current_context(silent=True)
     found = ctx.find_object(CommandContext) if ctx is not None else None
     return found or CommandContext()
 

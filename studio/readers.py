@@ -470,8 +470,10 @@ def _two_turns(user, assistant):
         "messages", [], dtype=pl.List(turns.dtype))})
 
 
-def _map_frame(fmt: str, df, chunk: bytes):
+def _map_frame(fmt: str, df, chunk: bytes, keys_counted: bool = False):
     """Map a chunk Polars parsed onto (line-less) schema columns: (mapped frame or None, rows to redo).
+    `keys_counted`: `_every_key_inferred` proved the chunk has one key per non-null value of `df` (no key written
+    twice, no null), which spares counting the fields' names in the bytes.
 
     Returns None when the chunk's columns are not exactly the format's (meta fields, another shape, a key
     written twice in a record): then every line of the chunk is read one by one. Otherwise `redo` marks the
@@ -511,7 +513,7 @@ def _map_frame(fmt: str, df, chunk: bytes):
         return None
     cols = {c: (df[c] if c in df.columns else pl.Series(c, [None] * df.height, dtype=pl.String)).cast(pl.String)
             for c in fields}
-    if any(chunk.count(b'"%s"' % c.encode()) != cols[c].is_not_null().sum() for c in fields):
+    if not keys_counted and any(chunk.count(b'"%s"' % c.encode()) != cols[c].is_not_null().sum() for c in fields):
         return None
     frame = pl.DataFrame(cols)
     if fmt == "prompt-completion":
@@ -582,6 +584,64 @@ def _read_line(out: _Collector, lineno: int, raw: bytes) -> None:
     out.add(lineno, obj)
 
 
+_JSON_SPACE = (32, 9, 13)  # what may stand between a key's closing quote and its colon on one line
+
+
+def _every_key_inferred(df, chunk: bytes, line_ends) -> bool:
+    """True when `df`, parsed from `chunk` with Polars' default schema inference (the first 100 lines), surely has a
+    column for every key of every record: its columns are all String and the chunk holds exactly as many keys as
+    they have non-null values (`line_ends`: where each of the chunk's lines ends, a NumPy array). In JSON a quote
+    inside a string is escaped (an odd run of backslashes before it), so the other quotes open and close strings in
+    turn on each line, and a key is a string whose closing quote is followed by a colon (JSON whitespace between).
+    False (a null value, a nested record, a key Polars did not see, a line with an odd number of quotes) sends the
+    chunk to full inference: never a wrong read, only a slower one."""
+    import numpy as np
+    import polars as pl
+
+    if not df.width or any(dtype != pl.String for dtype in df.schema.values()):
+        return False
+    arr = np.frombuffer(chunk, np.uint8)
+    end = len(arr)
+
+    def step_over(pos, byte_values, step):
+        """`pos` moved by `step` (in place) while on a byte in `byte_values`; how many bytes each moved over."""
+        run = np.zeros(len(pos), np.int64)
+        active = np.arange(len(pos))
+        while len(active):  # one step for all positions still on such a byte: runs are short and rare
+            at = pos[active]
+            inside = (at >= 0) & (at < end)
+            on = arr[np.clip(at, 0, max(end - 1, 0))]
+            active = active[inside & np.logical_or.reduce([on == b for b in byte_values])]
+            pos[active] += step
+            run[active] += 1
+        return run
+
+    quotes = np.flatnonzero(arr == 34)
+    quotes = quotes[step_over(quotes - 1, (92,), -1) % 2 == 0]  # the unescaped ones
+    if (np.bincount(np.searchsorted(line_ends, quotes)) % 2).any():
+        return False
+    after = quotes[1::2] + 1  # each closing quote's next byte, then past any whitespace
+    step_over(after, _JSON_SPACE, 1)
+    after = after[after < end]
+    return int((arr[after] == 58).sum()) == sum(df[c].is_not_null().sum() for c in df.columns)
+
+
+def _parse_ndjson(chunk: bytes, line_ends) -> tuple[Any, bool]:
+    """Polars' parse of a JSONL chunk with every key of every line as a column (a key first seen after line 100 must
+    not vanish from meta): the default inference from the first 100 lines when `_every_key_inferred` proves it saw
+    every key, as on most files of flat text records (it parses once where full inference parses twice), else
+    inference from every line. Returns (frame, whether the keys were counted)."""
+    import polars as pl
+
+    try:
+        df = pl.read_ndjson(chunk)
+        if _every_key_inferred(df, chunk, line_ends):
+            return df, True
+    except Exception:  # noqa: BLE001, S110 - the full-inference parse below raises what it raises
+        pass
+    return pl.read_ndjson(chunk, infer_schema_length=None), False
+
+
 def _read_jsonl(path: Path, data: bytes, fmt: str, files: _Files | None = None) -> _Collector:
     """JSONL in bulk (see the module docstring). With `files`, `data` is those files one after another, parsed
     together; a range of lines that cannot be mapped in bulk is then retried file by file before line by line."""
@@ -603,8 +663,7 @@ def _read_jsonl(path: Path, data: bytes, fmt: str, files: _Files | None = None) 
             continue
         chunk = data if (lo, hi) == (0, len(starts)) else data[starts[lo]:ends[hi - 1]]
         try:
-            # every line's keys, not only the first 100 lines': a key further down must not vanish from meta
-            df = pl.read_ndjson(chunk, infer_schema_length=None)
+            df, keys_counted = _parse_ndjson(chunk, ends[lo:hi] - starts[lo])
             parsed = df.height == hi - lo
         except Exception:  # noqa: BLE001 - Polars raises several error types for bad JSON; the lines say which
             parsed = False
@@ -615,7 +674,7 @@ def _read_jsonl(path: Path, data: bytes, fmt: str, files: _Files | None = None) 
                 mid = (lo + hi) // 2
                 pending += [(mid, hi), (lo, mid)]
             continue
-        mapped = _map_frame(fmt, df, chunk)
+        mapped = _map_frame(fmt, df, chunk, keys_counted)
         del df
         if mapped is None:
             if file_of is not None and file_of[lo] != file_of[hi - 1]:  # one file with other keys: try each file
@@ -728,17 +787,29 @@ def _decode_whole(path: Path, data: bytes, what: str) -> str:
 
 def _head_records(path: Path, data: bytes, text: str | None) -> list[Any]:
     """Up to DETECT_RECORDS parsed records from the start of a file (JSONL bytes, or a JSON array's text),
-    parsing no further than they reach."""
+    parsing no further than they reach. Parsing stops early once more than half of DETECT_RECORDS records in a row
+    have one format: the rest could not outvote it, so `_detect_from_objects` decides the same (and a folder of
+    many files of long records parses about half as much JSON just to detect formats)."""
     found: list[Any] = []
+    majority = DETECT_RECORDS // 2 + 1
+    agreed: list[str | None] = []  # the format all records so far share, while they share one
+
+    def settled(obj: Any) -> bool:
+        found.append(obj)
+        fmt = detect_record_format(obj)
+        if len(found) == 1:
+            agreed.append(fmt)
+        elif agreed and agreed[0] != fmt:
+            agreed.clear()
+        return len(found) == DETECT_RECORDS or (bool(agreed) and agreed[0] is not None and len(found) >= majority)
+
     if text is not None:
         for _line, obj, _q in _json_array_elements(path, text):
-            if _q is None:
-                found.append(obj)
-                if len(found) == DETECT_RECORDS:
-                    break
+            if _q is None and settled(obj):
+                break
         return found
     start = 0
-    while len(found) < DETECT_RECORDS and start < len(data):
+    while start < len(data):
         end = data.find(b"\n", start)
         end = len(data) if end == -1 else end
         raw = data[start:end].strip()
@@ -746,9 +817,11 @@ def _head_records(path: Path, data: bytes, text: str | None) -> list[Any]:
         if not raw:
             continue
         try:
-            found.append(json.loads(raw))
+            obj = json.loads(raw)
         except (ValueError, RecursionError):
             continue
+        if settled(obj):
+            break
     return found
 
 
@@ -1100,8 +1173,9 @@ def _read_files(files: list[Path], fmt: str | None, csv_mapping: CsvMapping | No
 
     group: list[tuple[Path, bytes]] = []
     group_fmt = ""
+    plain_folders: set[Path] = set()
     for path in files:
-        check_run_output(path)  # a run's output is read only when that run finished
+        check_run_output(path, plain_folders)  # a run's output is read only when that run finished
         prepared = _jsonl_prepared(path, fmt)
         if prepared is None or prepared[1] != group_fmt:
             if group:

@@ -307,15 +307,22 @@ def claim_output_dir(out: str | Path, overwrite: bool) -> None:
                           "replaces only what it wrote: move them away or choose another folder.")
 
 
-def check_run_output(path: str | Path) -> None:
+def check_run_output(path: str | Path, plain_folders: set[Path] | None = None) -> None:
     """Refuse to read a file from a run folder (one holding run.log or a manifest) unless that run finished and
     its manifest lists the file with the same sha256: a kill -9 can leave outputs without a manifest, or a
-    manifest of another run beside them, and neither may pass downstream as a finished result."""
+    manifest of another run beside them, and neither may pass downstream as a finished result.
+
+    `plain_folders` (a set the caller keeps while reading many files) remembers the folders found to be no run
+    folder, so a folder of many files is looked at once, not once per file."""
     from studio.errors import InputError
 
     path = Path(path)
     folder = path.parent
-    if path.name in RUN_FILES or not any((folder / name).exists() for name in RUN_FILES):
+    if path.name in RUN_FILES or (plain_folders is not None and folder in plain_folders):
+        return
+    if not any((folder / name).exists() for name in RUN_FILES):
+        if plain_folders is not None:
+            plain_folders.add(folder)
         return
     problem = None
     try:

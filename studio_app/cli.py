@@ -11,11 +11,19 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
-import typer
+# Polars' allocator (jemalloc) gives freed pages back over 10 s by default, so the copies of the text a read makes on
+# its way (parsed columns, the canonical JSON hashed for ids) stayed resident into the step after it and raised a
+# command's peak. Over 1 s they are mostly gone when the step peaks: on all of t0 ~50 MiB lower at the same CPU time
+# (200 ms: ~65 MiB lower for ~0.2 s more system time; 0 ms: ~0.3 s more); see bench/README.md, curate_e2e. Read when
+# Polars loads, so it is set before any import of it; a value the user set wins.
+os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:1000,muzzy_decay_ms:0")
+
+import typer  # noqa: E402
 
 from studio.context import CommandContext, current_workspace, reporter
 from studio.errors import StudioError
@@ -290,10 +298,48 @@ def lineage(
     ws = current_workspace()
     with ReviewStore(review_db(db, ws)) as store:
         chain = trace(example_id, store, workspace=ws, runs_root=root)
+    target = _synth_target(chain)
+    if target:
+        chain["synth"]["target_skew"] = target
     if as_json:
         typer.echo(json.dumps(chain, indent=2, ensure_ascii=False, default=str))
-    else:
-        reporter().out.print(render_lineage(chain), markup=False, highlight=False)
+        return
+    text = render_lineage(chain)
+    if target:  # the synth section's last line: which audit finding the run was aimed at
+        text = text.replace("\n\n4. review", "\n" + "\n".join(_target_lines(target)) + "\n\n4. review", 1)
+    reporter().out.print(text, markup=False, highlight=False)
+
+
+def _synth_target(chain: dict) -> dict | None:
+    """The audit finding a synthetic example's run was aimed at (`studio synth --target-skew`): from the synth
+    manifest (with the mentions before and after), else from the example's own meta."""
+    import json
+
+    synth = chain.get("synth")
+    if not synth:
+        return None
+    if synth.get("manifest"):
+        try:
+            m = json.loads(Path(synth["manifest"]).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            m = {}
+        found = m.get("target_skew") or (m.get("config") or {}).get("target_skew")
+        if found:
+            return found
+    return (chain["example"].get("meta") or {}).get("skew_target")
+
+
+def _target_lines(t: dict) -> list[str]:
+    group = t.get("under") or t.get("group")
+    where = f"{t['group_by']} {t['group']}" if "group_by" in t else t.get("in", "?")
+    lines = [f"    aimed at {group} ({t.get('axis')}), under-represented in {where}; audit of run {t.get('audit_run')}"]
+    if t.get("flag"):
+        lines.append(f"      finding: {t['flag']}")
+    moved = t.get("mentions")
+    if moved and moved["generated"]["share"] is not None and moved["seeds"]["share"] is not None:
+        lines.append(f"      {group} share of {t['axis']} mentions: seed rows {moved['seeds']['share']:.0%} "
+                     f"→ generated {moved['generated']['share']:.0%}")
+    return lines
 
 
 @app.command()
@@ -303,7 +349,7 @@ def runs(
     limit: Annotated[int, typer.Option(help="Show at most this many runs.")] = 30,
 ) -> None:
     """List runs, newest first, with kind, time and row counts (an export that made a dataset version shows its
-    name, e.g. `export v2`).
+    name, e.g. `export v2`; a synth run aimed at an audit finding its group, e.g. `synth aimed at male (gender)`).
 
     Example: `studio runs --kind curate`
     """
@@ -323,7 +369,9 @@ def runs(
         c = m.get("counts", {})
         dropped = sum(c.get("dropped", {}).values())
         version = (m.get("versioning") or {}).get("version")
-        rows.append([m.get("run_id", "?"), m.get("kind", "?") + (f" {version}" if version else ""), m.get("started_at", "?"), m.get("status", "?"),
+        aimed = (m.get("target_skew") or {}).get("under")
+        label = f" {version}" if version else f" aimed at {aimed} ({m['target_skew'].get('axis')})" if aimed else ""
+        rows.append([m.get("run_id", "?"), m.get("kind", "?") + label, m.get("started_at", "?"), m.get("status", "?"),
                      c.get("input", 0), c.get("kept", 0), dropped, c.get("quarantined", 0)])
     reporter().table("runs", ["run", "kind", "started (UTC)", "status", "input", "kept", "dropped", "quarantined"], rows)
 

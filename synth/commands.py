@@ -47,6 +47,9 @@ def synth(
     curate_steps: Annotated[bool, typer.Option("--curate/--no-curate", help="Pass new examples through the available curate steps (dedupe, PII).")] = True,
     redact: Annotated[bool, typer.Option("--redact/--no-redact", help="Remote backends: PII-redact inputs before sending (turning it off is recorded).")] = True,
     prompts: Annotated[Path | None, typer.Option(help="Folder of prompt templates (<name>.v<N>.txt) that override the bundled ones.")] = None,
+    target_skew: Annotated[Path | None, typer.Option("--target-skew", help="Aim at the largest skew the bias audit of this curate run flagged (its folder, manifest.json or run id): seeds are its kept rows of the skewed group, rewritten about the under-represented group; examples that do not name that group are dropped as off_target; the finding is recorded in the manifest and each example's meta.", show_default=False, rich_help_panel="Aim at an audit finding")] = None,
+    target_group: Annotated[str | None, typer.Option("--target-group", help="With --target-skew: aim at the largest skew where this group is under-represented (female, male, young, older). Alone: the same, in the workspace's newest curate run with an audit.", show_default=False, rich_help_panel="Aim at an audit finding")] = None,
+    target_axis: Annotated[str | None, typer.Option("--target-axis", help="Only skews on this axis (gender or age).", show_default=False, rich_help_panel="Aim at an audit finding")] = None,
 ) -> None:
     """Generate synthetic examples with an LLM; resumable, fault-tolerant, with lineage on every example.
 
@@ -67,6 +70,15 @@ def synth(
         studio synth edge-cases -c "refund after 90 days" -c "wrong policy cited" --n 12
 
         studio synth paraphrase kept.parquet --n 50 --out runs/para   # then, after a crash: ... --resume
+
+    Fill a gap the curate report's audit found (its "Audit" section names each skew, largest first, e.g.
+    "source file tickets.json: 74% of its 38 gender mentions are female, against 0% in the rest"): the
+    rows of that source are paraphrased about the group it under-represents (here male), and the synth
+    manifest, `studio runs` and `studio lineage` name the finding:
+
+        studio synth paraphrase --target-skew runs/curate-x --n 20
+
+        studio synth edge-cases --target-skew runs/curate-x --target-group female --n 12
     """
     from studio.context import current_workspace, reporter
     from studio.errors import StudioError
@@ -85,7 +97,21 @@ def synth(
                    judge=backend != "local" if judge is None else judge, judge_threshold=judge_threshold,
                    min_quality=min_quality if curate_steps else 0.0, redact=redact, prompts_dir=str(prompts_dir) if prompts_dir else None)
     rows, kind = [], None
-    if inputs:
+    aim = None
+    if target_skew or target_group or target_axis:
+        aim = _aim(generator, target_skew, target_group, target_axis, ws, inputs)
+        inputs = aim["inputs"]
+        rows, kind = [aim["target"].counterfactual(r) for r in aim["seeds"]], "examples"
+        job.inputs = [str(p) for p in inputs]
+        job.target_skew = aim["target"].finding
+        if generator == "edge-cases" and not job.categories:
+            from synth.targeting import topics
+
+            job.categories = topics(rows, aim["target"])
+        rep.info(f"aiming at {aim['target'].group} ({aim['target'].axis}), under-represented in "
+                 f"{job.target_skew['group_by']} {job.target_skew['group']} (audit of {job.target_skew['audit_run']}); "
+                 f"{len(rows)} seed rows rewritten about {aim['target'].group}")
+    elif inputs:
         result = read_inputs(inputs)
         rows, kind = result.rows, result.kind
         if result.quarantine:
@@ -93,11 +119,17 @@ def synth(
     elif generator != "edge-cases":
         raise StudioError(f"{generator} needs input files; name seed examples or documents after the generator.")
     feedback = _feedback(exemplars, avoid)
+    if aim:
+        feedback.focus = aim["target"].guidance()
     review_stats = None
     if from_review:
         review_stats = _review_feedback(from_review, feedback)
         rep.info(f"from review: {len(feedback.exemplars)} exemplars, avoiding {', '.join(feedback.avoid) or 'nothing'}")
     gen = build_generator(job, rows, kind, feedback=feedback)
+    if aim:
+        from synth.targeting import AimedGenerator
+
+        gen = AimedGenerator(gen, aim["target"])
     existing = _existing(against, rows if kind == "examples" else [])
     post = curated_postprocess(existing, rep, min_quality=job.min_quality) if curate_steps else None
     be = make_backend(backend_cfg)
@@ -105,9 +137,11 @@ def synth(
     run = run_synth(job, gen, be, out_dir=out, workspace=ws, reporter=rep, resume=resume, redactor=redactor,
                     postprocess=post, inputs=list(inputs or []))
     if review_stats is not None:
-        _record_review_feedback(run, review_stats)
+        _add_to_manifest(run, "review_feedback", review_stats)
         rep.table("review acceptance of earlier synthetic examples", ["generator / template", "accepted", "decided", "rate"],
                   [[k, v["accepted"], v["decided"], f"{v['rate']:.0%}"] for k, v in review_stats["acceptance"].items()])
+    if aim:
+        _record_target(run, aim, rep)
     _summary(rep, run)
 
 
@@ -211,8 +245,43 @@ def _review_feedback(db: str, feedback, max_exemplars: int = 32, max_reasons: in
             "acceptance": {k: {"accepted": a, "decided": n, "rate": a / n} for k, (a, n) in sorted(by_template.items())}}
 
 
-def _record_review_feedback(run, stats: dict) -> None:
-    """Add what review taught this run to its manifest (and the workspace copy)."""
+def _aim(generator: str, target_skew: Path | None, group: str | None, axis: str | None, ws,
+         inputs: list[Path] | None) -> dict[str, Any]:
+    """The audit finding to aim at (`synth.targeting`), with the audit's term lists, and its seed rows: the
+    skewed group's rows of the given inputs, or of the curate run's kept.parquet when none are given."""
+    from curate.bias_audit import COUNTERPARTS, TERMS
+    from studio.errors import StudioError
+    from studio.readers import read_inputs
+    from synth.targeting import find_audit_manifest, kept_output, make_target, pick_finding, seed_rows
+
+    if generator == "grounded-qa":
+        raise StudioError("--target-skew aims paraphrase, edge-cases, self-instruct or evol-instruct at a skew; "
+                          "grounded-qa writes about documents, not about the rows of a skewed source.")
+    manifest, path = find_audit_manifest(target_skew, ws)
+    target = make_target(pick_finding(manifest, path, TERMS, group, axis), TERMS, COUNTERPARTS)
+    inputs = list(inputs or []) or [kept_output(manifest, path)]
+    result = read_inputs(inputs, kind="examples")
+    return {"target": target, "seeds": seed_rows(result.rows, target), "inputs": inputs}
+
+
+def _record_target(run, aim: dict[str, Any], rep) -> None:
+    """Put the finding aimed at, and how the mentions moved (seed rows as they were → kept rows), in the manifest."""
+    import polars as pl
+
+    from synth.targeting import skew_moved
+
+    target = aim["target"]
+    kept = pl.read_parquet(run.dir / "kept.parquet").to_dicts()
+    moved = skew_moved(aim["seeds"], kept, target)
+    _add_to_manifest(run, "target_skew", {**target.finding, "mentions": moved})
+    rep.table(f"aimed at {target.group} ({target.axis}): {target.finding['flag']}",
+              ["", "rows", f"{target.group} mentions", f"{target.finding['over']} mentions", f"{target.group} share"],
+              [[name, m["rows"], m[target.group], m[target.finding["over"]], "–" if m["share"] is None else f"{m['share']:.0%}"]
+               for name, m in (("seed rows (as curated)", moved["seeds"]), ("generated (kept)", moved["generated"]))])
+
+
+def _add_to_manifest(run, key: str, value: Any) -> None:
+    """Add `key` to a finished run's manifest (and the workspace copy): what review taught it, what it aimed at."""
     import json
 
     from studio.atomic import atomic_open
@@ -223,7 +292,7 @@ def _record_review_feedback(run, stats: dict) -> None:
     for path in paths:
         if path.exists():
             data = json.loads(path.read_text(encoding="utf-8"))
-            data["review_feedback"] = stats
+            data[key] = value
             with atomic_open(path) as fh:
                 json.dump(data, fh, indent=2, ensure_ascii=False)
                 fh.write("\n")

@@ -72,6 +72,7 @@ class SynthJob(BaseModel):
     prompts_dir: str | None = None
     options: dict[str, Any] = Field(default_factory=dict, description="generator-specific settings")
     from_review: str | None = None
+    target_skew: dict[str, Any] | None = Field(None, description="the audit finding aimed at (synth.targeting)")
 
     def request_shaping(self) -> dict[str, Any]:
         data = self.model_dump(mode="json")

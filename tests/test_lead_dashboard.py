@@ -9,7 +9,8 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 
-from test_review_browser import CHROMIUM, FLAGS, server  # noqa: F401  (fixture: a real streamlit server)
+from appserver import CHROMIUM, FLAGS, log_in
+from test_review_browser import server  # noqa: F401  (fixture: a real streamlit server)
 from test_review_postgres import pg_url  # noqa: F401  (fixture: a real PostgreSQL server for this module)
 
 from review_app.store import ReviewStore
@@ -137,10 +138,7 @@ def test_lead_sees_per_reviewer_figures_that_match_the_store_in_chromium(server)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_page()
-        page.goto(base)
-        page.get_by_role("textbox", name="Name").fill("lead.lee")
-        page.get_by_role("textbox", name="Password").fill("lee-password")
-        page.get_by_role("button", name="Log in").click()
+        log_in(page, base, "lead.lee", "lee-password")
         page.get_by_text("Lead view").click()
         table = page.locator('[data-testid="stTable"]').first
         expect(table).to_contain_text("agreement with others", timeout=30_000)

@@ -324,3 +324,56 @@ def test_a_folder_reads_as_its_files_read_one_by_one_bad_lines_included(tmp_path
     assert rows[f"{folder / 'f.jsonl'}:3"]["messages"][1]["content"] == "answer 3"
     assert result.formats[str(folder / "c.json")] == "alpaca" and result.formats[str(folder / "f.jsonl")] == (
         "prompt-completion")
+
+
+def test_format_detection_stops_early_only_when_the_rest_could_not_outvote(tmp_path):
+    """Detection parses fewer than DETECT_RECORDS records only once a majority of them agree; a file whose first
+    records disagree is still decided by the vote over all DETECT_RECORDS of them."""
+    from studio.readers import DETECT_RECORDS, _head_records
+
+    pc = json.dumps({"prompt": "p", "completion": "c"})
+    alpaca = json.dumps({"instruction": "i", "output": "o"})
+    agreeing = tmp_path / "agreeing.jsonl"
+    agreeing.write_text("\n".join([pc] * 40) + "\n")
+    assert len(_head_records(agreeing, agreeing.read_bytes(), None)) == DETECT_RECORDS // 2 + 1
+    # one alpaca record first, then prompt-completion: all DETECT_RECORDS are read and the majority wins
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text("\n".join([alpaca] + [pc] * 39) + "\n")
+    assert len(_head_records(mixed, mixed.read_bytes(), None)) == DETECT_RECORDS
+    result = read_file(mixed)
+    assert result.formats[str(mixed)] == "prompt-completion"
+    assert result.n_rows == 39 and [q.line for q in result.quarantine] == [1]
+
+
+def test_default_schema_inference_is_used_only_when_every_key_was_seen(tmp_path, monkeypatch):
+    """Polars infers a schema from the first 100 lines; the reader keeps that parse only when the count of keys in
+    the bytes proves no line has another key, despite quotes, colons and backslashes inside the text, and reads
+    exactly what full inference reads either way."""
+    import numpy as np
+
+    from studio import readers
+
+    awkward = ['say \\"Sicko\\": yes', ':starts with a colon', 'ends in a backslash \\\\', '\\\\\\": odd', 'tab\\there {\\"k\\": 1}']
+    lines = [f'{{"prompt": "{awkward[i % len(awkward)]} {i}", "completion" :\t"c{i}"}}' for i in range(300)]
+    complete = "\n".join(lines) + "\n"
+    late_key = "\n".join(lines[:200] + ['{"prompt": "p", "completion": "c", "topic": "late"}'] + lines[200:]) + "\n"
+    late_null = "\n".join(lines[:200] + ['{"prompt": "p", "completion": null}'] + lines[200:]) + "\n"
+
+    def proven(text: str) -> bool:
+        data = text.encode()
+        ends = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
+        return readers._every_key_inferred(pl.read_ndjson(data), data, ends)
+
+    assert proven(complete)
+    assert not proven(late_key) and not proven(late_null)
+    for name, text in (("complete", complete), ("late_key", late_key), ("late_null", late_null)):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text(text)
+        fast = read_file(path)
+        with monkeypatch.context() as m:
+            m.setattr(readers, "_every_key_inferred", lambda *a: False)
+            full = read_file(path)
+        assert fast.frame().equals(full.frame()) and fast.quarantine == full.quarantine
+    late = read_file(tmp_path / "late_key.jsonl").frame()
+    assert late.filter(pl.col("source").str.ends_with(":201"))["meta"].to_list() == ['{"topic": "late"}']
+    assert [q.line for q in read_file(tmp_path / "late_null.jsonl").quarantine] == [201]

@@ -7,33 +7,17 @@ The time from page load to the first item shown is printed (bench/README.md reco
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
+from appserver import CHROMIUM, FLAGS, REPO, free_port, need_chromium, review_app  # noqa: F401  (re-exported)
 
 from review_app.store import ReviewStore
-
-REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture()
 def server(tmp_path):
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing; run scripts/install_system_deps.sh (as root) to install chromium")
+    need_chromium()
     url = f"sqlite:///{tmp_path / 'review.db'}"
     store = ReviewStore(url, bcrypt_rounds=4)
     store.add_reviewer("nurse.kim", "kim-password")
@@ -41,24 +25,8 @@ def server(tmp_path):
                                       {"role": "assistant", "content": f"Reply number {i}, with `code {i}`."}],
                          "origin": "real", "source": f"t.jsonl:{i}", "meta": "{}", "quality": i / 10, "pii_count": 0}
                         for i in range(4)])
-    port = free_port()
-    env = {**os.environ, "STUDIO_REVIEW_DB": url, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO / "review_app" / "app.py"), "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not start: " + proc.stdout.read().decode()[-2000:])
-    yield f"http://127.0.0.1:{port}", store
-    proc.terminate()
-    proc.wait(10)
+    with review_app(url, tmp_path) as base:
+        yield base, store
     store.close()
 
 

@@ -5,13 +5,9 @@ their agreement is computed, and the page's DOM never holds a candidate's model,
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 
 import pytest
-from test_review_browser import CHROMIUM, FLAGS, REPO, free_port
+from appserver import CHROMIUM, FLAGS, log_in, need_chromium, review_app
 
 from review_app.pairwise import TIE, choices, load_pairwise, pairwise_agreement, side_order
 from review_app.store import ReviewStore
@@ -21,8 +17,7 @@ SECRETS = ("zz-base-model-x", "zz-tuned-model-y", "train-zzsecret", "zzorigin")
 
 @pytest.fixture()
 def server(tmp_path):
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing; run scripts/install_system_deps.sh (as root) to install chromium")
+    need_chromium()
     url = f"sqlite:///{tmp_path / 'review.db'}"
     store = ReviewStore(url, bcrypt_rounds=4)
     for name in ("ann", "bob"):
@@ -35,26 +30,8 @@ def server(tmp_path):
                         "origin": SECRETS[3]}],
         "source": "blind", "blind": True}) + "\n" for i in range(3)), encoding="utf-8")
     load_pairwise(store, path, overlap=2)
-    port = free_port()
-    env = {**os.environ, "STUDIO_REVIEW_DB": url, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO / "review_app" / "app.py"), "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
-    import socket
-
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not start: " + proc.stdout.read().decode()[-2000:])
-    yield f"http://127.0.0.1:{port}", store
-    proc.terminate()
-    proc.wait(10)
+    with review_app(url, tmp_path) as base:
+        yield base, store
     store.close()
 
 
@@ -62,11 +39,7 @@ def review_with_keys(browser, base, store, name, keys):
     from playwright.sync_api import expect
 
     page = browser.new_context().new_page()
-    page.goto(base)
-    page.get_by_role("textbox", name="Name").wait_for(timeout=30_000)
-    page.get_by_role("textbox", name="Name").fill(name)
-    page.get_by_role("textbox", name="Password").fill(f"{name}-password")
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, base, name, f"{name}-password")
     marker = page.locator('[data-testid="review-item-id"]')
     expected = {}
     previous = None

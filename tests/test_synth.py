@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -488,3 +489,82 @@ def _alpaca(tmp_path: Path, pairs: list[tuple[str, str]]) -> Path:
     path = tmp_path / "pairs.json"
     path.write_text(json.dumps([{"instruction": q, "input": "", "output": a} for q, a in pairs]), encoding="utf-8")
     return path
+
+
+def test_synth_aimed_at_the_audits_largest_skew_names_the_under_represented_group_and_lineage_records_it(
+        tmp_path, llama_url, workspace):
+    """A curate run whose audit flags one source for talking about women only; `studio synth paraphrase
+    --target-skew RUN` paraphrases that source's rows about men, and the manifest, `studio runs` and
+    `studio lineage` name the finding."""
+    from types import SimpleNamespace
+
+    from typer.testing import CliRunner
+
+    from curate import bias_audit
+    from curate.pipeline import PipelineConfig, run_pipeline
+    from review_app.store import ReviewStore
+    from studio_app.cli import app
+
+    data = tmp_path / "data"
+    data.mkdir()
+    women = ["My wife ordered the stove, but she is hopeless with the settings. Can you help her?",
+             "My mother bought a tent and she is confused by the poles. What should she do?",
+             "My daughter got the jacket as a gift and she wants another size. Can she exchange it?",
+             "My sister paid twice for her order. Can she get one payment back?",
+             "My girlfriend lost her receipt. Can she still return the boots?"]
+    men = [f"My brother asked about order {i}: when will it arrive?" for i in range(6)]
+    neutral = [f"Where is my parcel number {i}? It is late." for i in range(6)]
+    for name, texts in (("tickets.jsonl", women), ("chat.jsonl", men), ("faq.jsonl", neutral)):
+        with open(data / name, "w", encoding="utf-8") as fh:
+            for t in texts:
+                fh.write(json.dumps({"messages": [{"role": "user", "content": t},
+                                                  {"role": "assistant", "content": "Happy to help with that."}]}) + "\n")
+    curate = run_pipeline(PipelineConfig(inputs=[str(data / n) for n in ("tickets.jsonl", "chat.jsonl", "faq.jsonl")],
+                                         steps=["normalize"]), out_dir=workspace.runs_dir / "curate", workspace=workspace)
+    largest = json.loads(curate.manifest_path.read_text())["audit"]["skews"][0]
+    assert (largest["group"], largest["over"], largest["under"]) == ("tickets.jsonl", "female", "male")
+
+    out = tmp_path / "aimed"
+    cli = CliRunner()
+    res = cli.invoke(app, ["-q", "-w", str(workspace.root), "synth", "paraphrase", "--target-skew", str(curate.dir),
+                           "--n", "2", "--out", str(out), "--backend", "openai", "--base-url", llama_url + "/v1",
+                           "--model", "smollm2", "--no-judge", "--no-curate", "--no-redact", "--temperature", "0",
+                           "--max-tokens", "60"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    kept, dropped, quarantine, manifest = _outputs(SimpleNamespace(dir=out))
+    _check_accounting(kept, dropped, quarantine, manifest)
+    assert kept.height == 2
+
+    def mentions(texts: list[str], side: str) -> float:
+        """Mentions of one side's words per row, counted as the audit counts them."""
+        words = set(bias_audit.TERMS["gender"][side])
+        return sum(w in words for t in texts for w in re.findall(r"[a-z]+(?:'[a-z]+)?", t.lower())) / len(texts)
+
+    seeds = [r for r in read_inputs([curate.dir / "kept.parquet"]).rows if r["source"].startswith(str(data / "tickets"))]
+    seed_text = ["\n".join(m["content"] for m in r["messages"]) for r in seeds]
+    new_text = ["\n".join(m["content"] for m in msgs) for msgs in kept["messages"].to_list()]
+    assert mentions(new_text, "male") > mentions(seed_text, "male")  # the skew moves the right way
+    assert mentions(new_text, "male") > mentions(new_text, "female")
+    assert all(t not in seed_text for t in new_text)
+
+    finding = manifest["target_skew"]
+    assert {k: finding[k] for k in ("audit_run", "group_by", "group", "axis", "over", "under")} == {
+        "audit_run": curate.run_id, "group_by": "source file", "group": "tickets.jsonl", "axis": "gender",
+        "over": "female", "under": "male"}
+    assert finding["share"] == largest["share"] and finding["mentions"]["generated"]["rows"] == 2
+    assert curate.run_id in manifest["upstream_manifests"]
+    seed_ids = {r["id"] for r in seeds}
+    for meta in map(json.loads, kept["meta"]):
+        assert meta["skew_target"] == {"audit_run": curate.run_id, "axis": "gender", "group": "male",
+                                       "in": "source file tickets.jsonl"}
+        assert set(meta["seed_ids"]) <= seed_ids
+
+    runs = cli.invoke(app, ["-w", str(workspace.root), "runs"], env={"COLUMNS": "250"})
+    assert "synth aimed at male (gender)" in runs.output
+    with ReviewStore(workspace.review_db_url, bcrypt_rounds=4) as store:
+        store.load_dataset(out / "kept.parquet")
+    lineage = cli.invoke(app, ["-w", str(workspace.root), "lineage", kept["id"][0]], env={"COLUMNS": "250"})
+    assert lineage.exit_code == 0, lineage.output
+    assert (f"aimed at male (gender), under-represented in source file tickets.jsonl; audit of run {curate.run_id}"
+            in lineage.output)
+    assert f"finding: {largest['flag']}" in lineage.output

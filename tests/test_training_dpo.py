@@ -93,7 +93,8 @@ def test_dpo_adapter_loads_back_with_the_same_preferences(dpo_run, pairs_dir):
     (None, "does not exist"),
     ('{"messages": [{"role": "user", "content": "hi"}]}\n', "line 1: field `prompt` is missing"),
     ('{"prompt": [{"role": "user", "content": "hi"}], "chosen": [], "rejected": []}\n', "line 1: field `chosen`"),
-    ("not json\n", "line 1 is not valid JSON"),
+    ("not json\n", "line 1: not valid JSON"),
+    ("[1, 2]\n", "line 1: not a JSON object"),
 ])
 def test_missing_or_malformed_pairs_file_is_one_clear_sentence(tmp_path, content, expected):
     path = tmp_path / "pairs.jsonl"

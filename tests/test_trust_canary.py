@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 
 import pytest
+from appserver import free_port
 from synth_fault_proxy import FaultProxy
 from test_labelstudio import ls  # noqa: F401 - the module's running Label Studio
 from test_review_postgres import pg_url  # noqa: F401 - the module's PostgreSQL server
 from test_synth import llama_url  # noqa: F401 - the session's llama.cpp server
-from test_trust_ui import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 #: the console script as users run it (manifests record its command line), else the module

@@ -13,19 +13,12 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
+from appserver import CHROMIUM, FLAGS, REPO, log_in, need_chromium, review_app
 
-from review_app.commands import STREAMLIT_FLAGS
 from review_app.store import ReviewStore
-
-REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 def hostile_payloads(sink: str) -> list[str]:
@@ -66,29 +59,13 @@ class Sink(BaseHTTPRequestHandler):
         pass
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _listening(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
 @pytest.fixture()
 def hostile_app(tmp_path):
     import polars as pl
 
     from studio.schema import example_id, polars_schema
 
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing; run scripts/install_system_deps.sh (as root) to install chromium")
+    need_chromium()
     sink_server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
     threading.Thread(target=sink_server.serve_forever, daemon=True).start()
     sink = f"http://127.0.0.1:{sink_server.server_address[1]}"
@@ -117,20 +94,8 @@ def hostile_app(tmp_path):
     for name, verdict in ((payloads[1] + "@x.org", "reject"), (payloads[0] + "@y.org", "accept")):
         store.record_decision(second.id, name, verdict, reasons=[payloads[2]] if verdict == "reject" else (),
                               comment=body, source="labelstudio")
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "review_app" / "app.py"),
-                             "--server.address", "127.0.0.1", "--server.port", str(port), *STREAMLIT_FLAGS],
-                            env={**env, "STUDIO_REVIEW_DB": url}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            cwd=tmp_path)
-    deadline = time.time() + 60
-    while not _listening(port):
-        if time.time() > deadline or proc.poll() is not None:
-            proc.kill()
-            pytest.fail("streamlit did not start")
-        time.sleep(0.2)
-    yield f"http://127.0.0.1:{port}", sink, payloads
-    proc.terminate()
-    proc.wait(10)
+    with review_app(url, tmp_path, env) as base:
+        yield base, sink, payloads
     store.close()
     sink_server.shutdown()
 
@@ -169,10 +134,7 @@ def test_hostile_ids_text_tags_comments_and_names_render_inert_in_chromium(hosti
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_page()
-        page.goto(base)
-        page.get_by_role("textbox", name="Name").fill("lead.amy", timeout=60_000)
-        page.get_by_role("textbox", name="Password").fill("amy-password")
-        page.get_by_role("button", name="Log in").click()
+        log_in(page, base, "lead.amy", "amy-password", timeout_ms=60_000)
         expect(page.get_by_text("Question 0").first).to_be_visible(timeout=60_000)
         text = check_page(page, sink, "review page")
         assert "<script>window.__pwned = 1</script>" in text  # shown as typed, not run and not dropped

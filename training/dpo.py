@@ -36,6 +36,7 @@ from typing import Any
 from studio.atomic import atomic_open
 from studio.console import Reporter
 from studio.errors import StudioError
+from studio.jsonl import json_objects
 from studio.workspace import Workspace
 from training.config import TrainConfig
 from training.data import TokenizedExample, collate, encode_conversation
@@ -80,26 +81,17 @@ def read_pairs(path: str | Path) -> list[Pair]:
     if not path.is_file():
         raise StudioError(f"preference pairs file {path} does not exist; {hint}.")
     pairs = []
-    with open(path, encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise StudioError(f"{path} line {line_no} is not valid JSON ({exc.msg}); {hint}.") from None
-            if not isinstance(record, dict):
-                raise StudioError(f"{path} line {line_no} is not a JSON object; {hint}.")
-            for field in ("prompt", "chosen", "rejected"):
-                if not _messages(record.get(field)):
-                    raise StudioError(f"{path} line {line_no}: field `{field}` is missing or not a list of "
-                                      f"{{role, content}} messages; {hint}.")
-            if record["prompt"][-1]["role"] != "user":
-                raise StudioError(f"{path} line {line_no}: field `prompt` must end with a user turn; {hint}.")
-            for field in ("chosen", "rejected"):
-                if len(record[field]) != 1 or record[field][0]["role"] != "assistant":
-                    raise StudioError(f"{path} line {line_no}: field `{field}` must hold one assistant message; {hint}.")
-            pairs.append(Pair(line_no, record["prompt"], record["chosen"][0], record["rejected"][0]))
+    for line_no, record in json_objects(path, hint):
+        for field in ("prompt", "chosen", "rejected"):
+            if not _messages(record.get(field)):
+                raise StudioError(f"{path} line {line_no}: field `{field}` is missing or not a list of "
+                                  f"{{role, content}} messages; {hint}.")
+        if record["prompt"][-1]["role"] != "user":
+            raise StudioError(f"{path} line {line_no}: field `prompt` must end with a user turn; {hint}.")
+        for field in ("chosen", "rejected"):
+            if len(record[field]) != 1 or record[field][0]["role"] != "assistant":
+                raise StudioError(f"{path} line {line_no}: field `{field}` must hold one assistant message; {hint}.")
+        pairs.append(Pair(line_no, record["prompt"], record["chosen"][0], record["rejected"][0]))
     if not pairs:
         raise StudioError(f"{path} holds no preference pairs; {hint}.")
     return pairs

@@ -51,13 +51,15 @@ class Candidate:
 
 @dataclass
 class Feedback:
-    """What review taught: approved examples as few-shot exemplars, rejection reasons as things to avoid."""
+    """What review taught: approved examples as few-shot exemplars, rejection reasons as things to avoid; and
+    `focus`, one line every prompt gets first (`synth.targeting`: the group an audit found under-represented)."""
 
     exemplars: list[dict[str, str]] = field(default_factory=list)  # {"prompt": ..., "response": ...}
     avoid: list[str] = field(default_factory=list)
+    focus: str = ""
 
     def guidance(self, index: int, k: int = 2) -> str:
-        parts = []
+        parts = [self.focus] if self.focus else []
         if self.exemplars:
             picks = random.Random(index).sample(self.exemplars, min(k, len(self.exemplars)))
             shots = "\n".join(f"- {e['prompt']}" + (f" → {e['response']}" if e.get("response") else "") for e in picks)

@@ -46,7 +46,8 @@ class Paraphrase(Generator):
     async def _one(self, chat: ChatFn, index: int) -> Candidate:
         source = self.examples[index % len(self.examples)]
         style = STYLES[(index // len(self.examples)) % len(STYLES)]
-        prompt = self.template.render(instruction=source["prompt"], style=style)
+        steer = " ".join(x for x in (style, self.feedback.focus) if x)
+        prompt = self.template.render(instruction=source["prompt"], style=steer)
         cand = Candidate(index, self.template.label,
                          meta=self.lineage(self.template, seed_ids=[source["id"]], style=style or "plain"))
         reply = await chat(self.settings.request(prompt, index), stage="paraphrase")
