@@ -1,12 +1,13 @@
 """Benchmark: how many person names survive `redact_pii`, and how many harmless look-alikes it keeps.
 
-    PYTHONPATH=. python bench/pii_names.py [--part tune|heldout|both] [--per-template N] [--show N]
+    PYTHONPATH=. python bench/pii_names.py [--part tune|dev|tune+dev|heldout|both] [--per-template N] [--show N]
 
 Builds support, claims and clinical messages from sources the recognizers do not use: given names and surnames
 of FakeNameGenerator.com_3000.csv (many countries) and the PERSON spans of presidio-research's synthetic set,
 both in ../shared/data/pii/. Everything is split by a fixed seed into a **tuning** part and a **held-out** part:
 the name rows, the presidio PERSON values AND the message templates (so held-out messages put names after words
-that were never seen while tuning). Rules are tuned on `--part tune` only; `--part heldout` is run once at the end.
+that were never seen while tuning). Rules are tuned on `--part tune` and `--part dev` (templates and look-alikes
+of its own, tuning names) only; `--part heldout` is run once at the end.
 
 Each message holds one name in one of several shapes (full name, first name, surname with a title, whole message
 lower-cased as in chat, the name at a line start) and, in some templates, structured identifiers (e-mail, phone,
@@ -36,6 +37,8 @@ sys.path.insert(0, str(REPO))
 DATA = Path(os.environ.get("STUDIO_SHARED_DATA", REPO.parent / "shared" / "data")) / "pii"
 SPLIT_SEED = 17
 PARTS = ("tune", "heldout")
+#: "dev" uses its own templates and look-alikes and the tuning part's names (see DEV_TEMPLATES)
+ALL_PARTS = (*PARTS, "dev")
 
 # {name} is replaced by the name in the chosen shape; {id} by a structured identifier sentence (or nothing).
 TEMPLATES = {
@@ -130,6 +133,66 @@ ID_SENTENCES = [
     (" Card ending {card} was charged twice.", "card"), (" Claim number CLM-{claim}.", "claim"), ("", None),
     ("", None), ("", None),
 ]
+#: A third part, "dev": templates and look-alikes written for it alone (issue 17 item 9, second round), filled with
+#: the tuning part's names. Rules are checked on tune AND dev, so a rule that only fits the tuning templates shows.
+DEV_TEMPLATES = {
+    "support": [
+        "Hello, {name} speaking. The replacement charger is also faulty.{id}",
+        "Could {name} please check why the invoice lists two items?{id}",
+        "I was transferred to {name} and then the line went dead.{id}",
+        "so i called and {name} told me to wait another week{id}",
+        "The courier said {name} would sign for it, but the box is gone.{id}",
+        "Best wishes,\n{name}{id}",
+        "Gift message: happy birthday {name}, love from all of us.{id}",
+        "Delivery address changed by {name} without my consent.{id}",
+        "Left with reception, signed {name}.{id}",
+        "Is {name} still working in the returns department?{id}",
+        "My colleague {name} has the original receipt.{id}",
+        "Sent from my phone. Regards, {name}{id}",
+    ],
+    "claims": [
+        "Loss reported by {name} on the online portal.{id}",
+        "Assessor {name} estimated the roof repair at 4,000.{id}",
+        "{name} confirmed the car was parked when it was hit.{id}",
+        "Payment was made to {name} in error, please reverse.{id}",
+        "Interview with {name} scheduled for Monday morning.{id}",
+        "the guy who hit me, {name}, gave me a fake number{id}",
+        "Third party: {name}\nVehicle: blue hatchback{id}",
+        "Photos supplied by {name} show mould behind the sink.{id}",
+        "We await a signed statement from {name}.{id}",
+        "Our investigator met {name} at the property.{id}",
+    ],
+    "clinical": [
+        "Reviewed {name} on the ward round; afebrile overnight.{id}",
+        "Carer {name} reports poor appetite this week.{id}",
+        "Telephone consult with {name} re: blood results.{id}",
+        "Handover: {name} in bed 4 needs obs at 2am.{id}",
+        "{name} declined the flu vaccine today.{id}",
+        "Letter copied to {name} and the practice nurse.{id}",
+        "hx from {name}: fell at home, no loss of consciousness{id}",
+        "Midwife {name} attended the delivery.{id}",
+        "Bloods taken by {name} at 09:30.{id}",
+        "Ms {name} is anxious about the scan.{id}",
+    ],
+}
+DEV_LOOK_ALIKES = [
+    "Tourette syndrome", "Asperger's", "Cushing's syndrome", "Addison's disease", "Guillain-Barre syndrome",
+    "Rorschach test", "Heimlich", "Colles fracture", "Bunsen burner", "Salk vaccine", "Marshall Amplifier",
+    "Ray-Ban", "Estee Lauder", "Ben Sherman", "Jimmy Choo", "Kate Spade", "Paul Smith", "Louis Vuitton",
+    "Taco Bell", "Papa John's", "Jack Wolfskin", "Lincoln Navigator", "Mercedes Benz", "Morgan Stanley",
+    "Dr. Martens", "Mr Muscle", "Mrs Butterworth's", "Victoria Park", "Buckingham Palace", "Fort Lauderdale",
+    "Charlotte", "Austin", "Florence", "Sydney Harbour", "Amber Yellow", "Olive Green", "Ruby Red", "Jade",
+]
+DEV_LOOK_ALIKE_TEMPLATES = [
+    "My {thing} stopped working after a week.",
+    "Do you ship {thing} to Canada?",
+    "Past medical history: {thing}.",
+    "The claim covers a {thing} stolen from the boot.",
+    "We drove past {thing} on the way home.",
+    "Can I swap the {thing} for a different size?",
+    "Query {thing}, refer to neurology.",
+    "The {thing} in the photo is not what arrived.",
+]
 SHAPES = ("full", "first", "title_last", "lower_full", "lower_first", "line_start")
 
 
@@ -182,12 +245,15 @@ def _ids(rng: random.Random, given: str, surname: str) -> dict[str, str]:
 def build(part: str, per_template: int = 4, lookalikes_per: int = 3) -> list[Message]:
     """The messages of one part (deterministic)."""
     rng = random.Random(f"{SPLIT_SEED}:{part}:messages")
-    people = load_names(part)
+    people = load_names("tune" if part == "dev" else part)
     rng.shuffle(people)
+    if part == "dev":
+        people = people[::-1]  # other names than the tuning templates get first
+    templates_by_domain = DEV_TEMPLATES if part == "dev" else {d: _split(t, part, d) for d, t in TEMPLATES.items()}
     out: list[Message] = []
     k = 0
-    for domain, templates in TEMPLATES.items():
-        for template in _split(templates, part, domain):
+    for domain, templates in templates_by_domain.items():
+        for template in templates:
             for _ in range(per_template):
                 given, surname, title = people[k % len(people)]
                 k += 1
@@ -197,7 +263,7 @@ def build(part: str, per_template: int = 4, lookalikes_per: int = 3) -> list[Mes
                 name = {"full": f"{given} {surname}", "first": given, "title_last": f"{title}. {surname}",
                         "lower_full": f"{given} {surname}", "lower_first": given,
                         "line_start": f"{given} {surname}"}[shape]
-                if template.startswith("Dr. {name}") or template.startswith("Nurse {name}"):
+                if template.startswith(("Dr. {name}", "Nurse {name}", "Ms {name}")):
                     name = surname if shape in ("title_last", "first", "lower_first") else name
                 id_template, id_kind = ID_SENTENCES[rng.randrange(len(ID_SENTENCES))]
                 values = _ids(rng, given, surname)
@@ -208,10 +274,11 @@ def build(part: str, per_template: int = 4, lookalikes_per: int = 3) -> list[Mes
                 words = [w for w in re.findall(r"[^\W\d_]+", name) if len(w) >= 2 and w.lower() not in
                          {"mr", "mrs", "ms", "dr", "miss", "mx"}]
                 out.append(Message(text, "name", words, [values[id_kind]] if id_kind else [], shape, domain))
-    things = _split(LOOK_ALIKES, part, "lookalike")
+    things = DEV_LOOK_ALIKES if part == "dev" else _split(LOOK_ALIKES, part, "lookalike")
+    look_templates = DEV_LOOK_ALIKE_TEMPLATES if part == "dev" else LOOK_ALIKE_TEMPLATES
     for i, thing in enumerate(things):
         for j in range(lookalikes_per):
-            template = LOOK_ALIKE_TEMPLATES[(i + j) % len(LOOK_ALIKE_TEMPLATES)]
+            template = look_templates[(i + j) % len(look_templates)]
             out.append(Message(template.format(thing=thing), "lookalike", [thing], domain="lookalike"))
     return out
 
@@ -250,7 +317,7 @@ def synth_person_recall(part: str) -> tuple[int, int]:
     from curate.pii import PiiRedactor
 
     synth = json.loads((DATA / "presidio_synth_dataset_v2.json").read_text(encoding="utf-8"))
-    docs = _split(synth, part, "synth-docs")
+    docs = _split(synth, "tune" if part == "dev" else part, "synth-docs")
     gold = [[(s["start_position"], s["end_position"]) for s in d["spans"] if s["entity_type"] == "PERSON"]
             for d in docs]
     docs = [d for d, g in zip(docs, gold, strict=True) if g]
@@ -267,13 +334,14 @@ def synth_person_recall(part: str) -> tuple[int, int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", choices=[*PARTS, "both"], default="tune")
+    ap.add_argument("--part", choices=[*ALL_PARTS, "both", "tune+dev"], default="tune")
     ap.add_argument("--per-template", type=int, default=6)
     ap.add_argument("--show", type=int, default=0, help="print up to N failures (redacted text only)")
     args = ap.parse_args()
     print("| part | names surviving | look-alikes kept | structured ids surviving | presidio PERSON recall |")
     print("|---|---|---|---|---|")
-    for part in PARTS if args.part == "both" else (args.part,):
+    parts = {"both": PARTS, "tune+dev": ("tune", "dev")}.get(args.part, (args.part,))
+    for part in parts:
         r = measure(part, args.per_template, args.show)
         fr, tr = r["person_recall"]
         print(f"| {part} | {r['survived']}/{r['names']} = {100 * r['survived'] / r['names']:.1f} % "

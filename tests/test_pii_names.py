@@ -67,3 +67,36 @@ def test_benchmark_parts_share_no_template_name_or_look_alike():
     assert len(tune) > 1000 and len(held) > 1000 and not tune & held
     looks = [set(bench._split(bench.LOOK_ALIKES, part, "lookalike")) for part in bench.PARTS]
     assert not looks[0] & looks[1]
+
+
+# Second round (issue 17 item 9): places names stand that the first rules missed, and the look-alikes and plain
+# lists those rules must leave alone. Sentences written for this test, not taken from bench/pii_names.py.
+@pytest.mark.parametrize("text, name", [
+    ("Kind wishes,\nOrsolya Brandt", "Orsolya Brandt"),                     # sign-off line after a comma
+    ("happy birthday zdenka, from all of us", "zdenka"),                     # greeting in lower-case chat
+    ("Stefania Loreti confirmed the address by phone.", "Stefania Loreti"),  # two words before a past-tense verb
+    ("the man who called, Vasco, was rude", "Vasco"),                        # appositive after a word for a person
+    ("Please post the form to Ejiro.", "Ejiro"),                             # to + a word English lacks, sentence end
+    ("escalated by cosmin tarnovski yesterday", "cosmin tarnovski"),         # lower-case pair after a preposition
+    ("paperwork signed by dragoslav on site", "dragoslav"),
+    ("ms ilinca voicu is waiting in reception", "ilinca voicu"),             # title in lower-case chat
+    ("Sender: Mireille van der Lught", "Mireille van der Lught"),            # surname particles
+    ("Surveyor Teodor inspected the roof.", "Teodor"),                       # a role word of claims work
+])
+def test_second_round_name_positions_are_tagged(redactor, text, name):
+    out = redactor.redact_texts([text])[0]
+    assert not any(word in out for word in name.split() if len(word) > 3), out
+
+
+@pytest.mark.parametrize("text", [
+    "Can I swap the Tommy Bahama shirt for a larger size?",        # determiner inside spaCy's span is stripped
+    "We stopped near Dr Seuss Park on the way.",                  # title before a place after "near"
+    "Do you ship Kate Spade bags to Norway?",                      # what is shipped is a product
+    "Past medical history: Addison's disease, asthma.",
+    "My Calvin Klein watch stopped working.",                       # "my" + brand + lower-case word
+    "Shopping list: spinach, kale, olive oil, rice, pepper",        # list items are not appositives
+    "Week 3: Introduction to Typography",                          # heading, not a person after "to"
+    "The practitioner is called a dentist.\nTranslate to French:",  # a role word does not reach the next line
+])
+def test_second_round_look_alikes_and_lists_keep_their_words(redactor, text):
+    assert "<PERSON>" not in redactor.redact_texts([text])[0], redactor.redact_texts([text])[0]

@@ -48,16 +48,23 @@ _BARE_POSSESSIVE = re.compile(r"(?:['’]s|s['’])(?=\s*(?:[.,;:!?)]|$))")
 #: of Alzheimer's", "screening for Hodgkin"), not a person
 _THING_BEFORE = re.compile(
     r"(?i)\b(?:sell|sells|selling|sold|buy|buying|bought|stock|stocks|order|ordered|returned|screening\s+for|"
-    r"screened\s+for|tested\s+for|history\s+of|diagnosed\s+with|diagnosis\s+of|treated\s+for|signs\s+of)\s+"
+    r"screened\s+for|tested\s+for|history\s+of|diagnosed\s+with|diagnosis\s+of|treated\s+for|signs\s+of|"
+    r"ship|ships|shipping|deliver|delivers|carry|carries|swap|exchange|replace|refund|"
+    # a diagnosis list's heading ("Past medical history: Crohn's", "Dx: Bell's palsy")
+    r"history\s*:|pmh\s*:|dx\s*:|diagnosis\s*:|diagnoses\s*:|impression\s*:)\s+"
     r"(?:(?:the|a|an|some|any|your|my|our)\s+)?$")
 #: an article (or possessive) right before a one-word PERSON span, and a lower-case word right after it
-_ARTICLE_BEFORE = re.compile(r"(?i)\b(?:the|a|an|our|your|this|that|these|those)\s+$")
+_ARTICLE_BEFORE = re.compile(r"(?i)\b(?:the|a|an|our|your|this|that|these|those|my|his|her|their)\s+$")
+#: determiners that spaCy sometimes puts inside a PERSON span ("the Ray-Ban", "a Mr Muscle"): no name starts so
+_LEADING_DETERMINER = re.compile(r"(?i)(?:the|a|an|my|our|your|his|her|their|this|that)\s+")
+#: a possessive followed by a capitalised word inside one span names a shop or brand ("Victoria's Secret")
+_POSSESSIVE_BRAND = re.compile(r"[^\W\d_]['’]s\s+[A-Z][a-z]")
 _LOWER_AFTER = re.compile(r"\s+[a-z]")
 _LOCATIVE = re.compile(
     r"(?i)\b(?:live[sd]?|living|lives|moved|moving|move|travel(?:l)?ing|travel(?:l)?ed|flew|fly(?:ing)?|born|"
     r"grew up|based|located|stay(?:ing|ed)?|visit(?:ing|ed)?|trip|city|town|village|state|country|"
     r"vacation|holiday|office|branch|store)\s+(?:in|to|from|at|of|near)?\s*(?:the\s+)?$"
-    r"|\b(?:in|near|outside|around)\s+$")
+    r"|\b(?:in|near|outside|around|past|opposite)\s+$")
 _RELATIVE_DATE_WORDS = {
     "today", "tomorrow", "yesterday", "tonight", "now", "day", "days", "week", "weeks", "month", "months", "year",
     "years", "next", "last", "this", "that", "the", "a", "an", "few", "couple", "of", "morning", "afternoon",
@@ -164,9 +171,15 @@ class PostProcessor:
         if any(a <= start and end <= b for a, b in self._allowed):
             return
         if kind == "PERSON":
-            if is_code_or_number(value) or names_a_thing(text, start, end):
+            lead = _LEADING_DETERMINER.match(value)
+            if lead and lead.end() < len(value):
+                start += lead.end()
+                value = text[start:end]
+            start = _extend_left(text, start)
+            value = text[start:end]
+            if is_code_or_number(value) or names_a_thing(text, start, end) or _POSSESSIVE_BRAND.search(value):
                 return
-            if value.lower() in known_places() or _LOCATIVE.search(text[max(0, start - 40):start]):
+            if value.lower() in known_places() or _LOCATIVE.search(text[max(0, start - 40):_title_start(text, start)]):
                 if "LOCATION" not in self.config.entities:
                     return
                 kind = "LOCATION"
@@ -185,8 +198,37 @@ def names_a_thing(text: str, start: int, end: int) -> bool:
     if _THING_BEFORE.search(text[max(0, start - 30):_title_start(text, start)]):
         return True
     short = len(text[start:end].split()) <= 3
-    return short and bool(_ARTICLE_BEFORE.search(text[max(0, start - 12):start])) and bool(
+    return short and bool(_ARTICLE_BEFORE.search(text[max(0, start - 12):_title_start(text, start)])) and bool(
         _LOWER_AFTER.match(text, end))
+
+
+#: a capitalised word right before a PERSON span, itself after a word on the same line (not a sentence start)
+_NAME_WORD_BEFORE = re.compile(r"(?<=[^\W\d_][ \t,])[ \t]*([A-Z][^\W\d_'’\-]*[a-z][^\W\d_'’\-]*) $")
+
+
+@functools.cache
+def _stop_words() -> frozenset[str]:
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    return frozenset(STOP_WORDS)
+
+
+_MORE_TITLES = {"sir", "dame", "mister", "doctor", "nurse", "madam", "lord", "lady", "saint", "st", "professor",
+                "president", "senator", "sen", "mayor", "governor", "judge", "captain", "coach", "teacher", "officer",
+                "sergeant", "general", "minister", "king", "queen", "prince", "princess", "pope", "father", "sister",
+                "brother", "uncle", "aunt", "reverend", "rev", "chairman", "ceo", "director", "agent", "detective"}
+
+
+def _extend_left(text: str, start: int) -> int:
+    """Start of a PERSON span taken one capitalised word further left when spaCy tagged only the surname ("Could
+    Maika Petrov please ..."): not past a stop word, a title or a greeting word."""
+    m = _NAME_WORD_BEFORE.search(text, max(0, start - 30), start)
+    if not m:
+        return start
+    word = m.group(1)
+    if word.lower() in _stop_words() or word.lower() in _NOT_NAME_WORDS or word.lower() in _MORE_TITLES:
+        return start
+    return m.start(1)
 
 
 _TITLE_BEFORE = re.compile(r"(?i)\b(?:dr|mr|mrs|ms|miss|st|saint)\.?\s+$")
@@ -210,6 +252,11 @@ def resolve_overlaps(spans: list[PiiEntity]) -> list[PiiEntity]:
                 break
         else:
             merged.append(s)
+    # A PERSON span that covers another NER guess and more ("Ludmila Gorska" over spaCy's LOCATION "Gorska")
+    # wins over it: otherwise the rest of the name is left in the text.
+    persons = [s for s in merged if s.type == "PERSON"]
+    merged = [s for s in merged if s.type == "PERSON" or s.type not in NER_TYPES or not any(
+        p.start <= s.start and s.end <= p.end and (p.end - p.start) > (s.end - s.start) for p in persons)]
     ranked = sorted(merged, key=lambda s: (s.type not in NER_TYPES, s.score, s.end - s.start), reverse=True)
     kept: list[PiiEntity] = []
     for s in ranked:

@@ -322,8 +322,22 @@ _NAME_BEFORE = ["hi", "hello", "hey", "dear", "thanks", "thank you", "thx", "che
                 "spoke to", "speak to", "talked to", "talk to", "talked with", "ask", "asked", "told", "tell",
                 "ok so", "so", "and", "best", "regards", "kind regards", "best regards", "sincerely", "this is",
                 "i am", "i'm", "from", "to", "with", "for", "by", "contacted", "visited", "met", "saw", "seen",
-                "treated", "examined", "forward this to", "behalf of", "according to", "signed for by"]
+                "treated", "examined", "forward this to", "behalf of", "according to", "signed for by",
+                # greetings and wishes ("happy birthday Kento", "welcome back Ana") and questions that open on
+                # a person ("Could Tomas please ...", "Is Ignat still ...": taken for known first names only)
+                "birthday", "congratulations", "congrats", "welcome", "welcome back", "bye", "goodbye", "love",
+                "wishes", "best wishes", "warm regards", "many thanks", "yours", "yours truly", "could", "can",
+                "would", "will", "did", "does", "is", "was", "has", "should", "reviewed", "called", "phoned",
+                "emailed", "paid", "interviewed", "consult with", "transferred to", "copied to", "cc"]
+def _strip_possessive(word: str) -> str:
+    return word[:-2] if word.endswith(("'s", "’s")) else word
+
+
+_CAPITALISED_BEFORE = regex.compile(r"[[:Lu:]][[:L:]'’\-]*[ \t]+$")
+#: cue words after which only a known first name (not any unknown word) is taken
+_WEAK_CUES = {"could", "can", "would", "will", "did", "does", "is", "was", "has", "should", "love"}
 _PREPOSITIONS = {"from", "to", "with", "for", "by"}
+_BARE_LINKS = {"to", "from", "and", "so", "ok so"}
 #: ... words after it ("Amara said", "Tomasz from your billing team", "Alba is listed") ...
 _NAME_AFTER = ["said", "says", "told", "asked", "promised", "mentioned", "called", "emailed", "wrote", "from your",
                "from the", "from billing", "is handling", "was handling", "please", "is", "was", "has", "had",
@@ -337,13 +351,24 @@ _ROLES = ["patient", "pt", "customer", "client", "claimant", "policyholder", "po
           "dad", "son", "daughter", "brother", "sister", "aunt", "uncle", "grandmother", "grandfather", "nurse",
           "doctor", "dr", "agent", "adjuster", "caller", "resident", "guardian", "carer", "caregiver",
           "next of kin", "emergency contact", "contact person", "attn", "attention", "employee", "manager",
-          "colleague", "friend", "cc"]
+          "colleague", "friend", "cc",
+          # more people's roles in support, claims and clinical notes
+          "assessor", "investigator", "inspector", "surveyor", "technician", "engineer", "physician", "surgeon",
+          "consultant", "therapist", "physiotherapist", "pharmacist", "paramedic", "midwife", "officer",
+          "receptionist", "representative", "rep", "advisor", "adviser", "courier", "handover", "third party",
+          "owner", "homeowner", "occupant", "victim", "applicant", "member", "spouse", "fiance", "fiancé",
+          "fiancee", "girlfriend", "boyfriend", "grandson", "granddaughter", "niece", "nephew", "cousin",
+          "stepson", "stepdaughter", "child", "baby", "infant", "student", "teacher", "supervisor", "foreman",
+          "contractor", "plumber", "electrician", "builder", "mechanic", "dentist", "gp", "locum", "registrar",
+          "resident", "intern", "student nurse", "health visitor", "social worker", "interpreter", "translator",
+          "claimant's", "patient's", "insured's", "signed by", "signature"]
 #: after a greeting any capitalised word is a name, except these
 _NOT_GREETED = {"Team", "Support", "Everyone", "All", "There", "Again", "Sir", "Madam", "Guys", "Folks", "Customer",
                 "Friend", "Friends", "Both", "You", "Regards", "Wishes", "Way", "Price", "Seller", "Practice"}
 #: after these (greetings and sign-offs) any capitalised word is taken as a name
 _GREETINGS = ["hi", "hello", "hey", "dear", "thanks", "thank you", "best", "regards", "kind regards", "best regards",
-              "sincerely"]
+              "sincerely", "birthday", "congratulations", "congrats", "welcome", "welcome back", "bye", "goodbye",
+              "wishes", "best wishes", "warm regards", "many thanks", "yours", "yours truly"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -417,14 +442,52 @@ class KnownNameRecognizer(LocalRecognizer):
         self.after = regex.compile(rf"(?<![\w@.])(?P<first>{word})(?:\s+(?P<last>{word}))?[\s,]+"
                                    rf"(?i:{_keyword_alternation(_NAME_AFTER)})\b")
         self.role = regex.compile(
-            rf"{start}(?i:{_keyword_alternation(_ROLES)})\.?[\s,:]+(?P<first>{word})(?:\s+(?P<last>{word}))?(?![\w@])",
-            regex.MULTILINE)
+            rf"{start}(?P<cue>(?i:{_keyword_alternation(_ROLES)}))(?P<dot>\.?)[\s,:]+(?P<first>{word})"
+            rf"(?:\s+(?P<last>{word}))?(?![\w@])", regex.MULTILINE)
         cues = _keyword_alternation([*_NAME_BEFORE, *_ROLES])
         self.lower_after = regex.compile(
             rf"{start}(?P<first>{low})(?:\s+(?P<last>{low}))?[\s,]+(?:{_keyword_alternation(_NAME_AFTER)})\b",
             regex.MULTILINE)
         self.lower = regex.compile(
             rf"{start}(?P<cue>{cues})\.?[\s,:]+(?P<first>{low})(?:\s+(?P<last>{low}))?(?![\w@])", regex.MULTILINE)
+        # "Campbell confirmed", "Emilia Novak also reported": a name before a past-tense verb
+        self.before_verb = regex.compile(rf"{start}(?P<first>{word})(?:\s+(?P<last>{word}))?\s+(?:(?:still|also|then|"
+                                         rf"just|has|had|have|was)\s+)?(?P<verb>[[:Ll:]]{{2,}}ed)\b", regex.MULTILINE)
+        self.lower_before_verb = regex.compile(rf"{start}(?P<first>{low})(?:\s+(?P<last>{low}))?\s+(?:(?:still|also|"
+                                               rf"then|just|has|had|have|was)\s+)?[[:Ll:]]{{2,}}ed\b", regex.MULTILINE)
+        # a sign-off: the line after one that ends in a comma ("Best wishes,\nJanice Orr")
+        self.signature = regex.compile(rf",[ \t]*\n[ \t]*(?P<first>{word}|{low})(?:[ \t]+(?P<last>{word}|{low}))?"
+                                       rf"(?![\w@])")
+        # two lower-case words that are a first name and a surname, or one of them and a word English lacks
+        self.lower_pair = regex.compile(rf"(?<![\w@.'’])(?P<first>{low})\s+(?P<last>{low})(?![\w@])")
+        # after a bare preposition, a word English lacks is a name when a clause goes on after it ("taken from
+        # ayna on site", "rebooked for elbio at the patient's request"), not when a noun follows ("by ortho team")
+        bare = r"\p{Cf}*[[:Ll:]][[:Ll:]\p{Cf}\-]+"  # a lower-case word without a possessive
+        # a surname with a particle ("Ancilla van der Wardt", "hi, this is maria du cane")
+        particles = r"(?:van|von|der|den|de|du|da|di|del|della|des|le|la|ter|ten|bin|ibn|al|el|dos|das|st\.?)"
+        self.particle = regex.compile(rf"(?<![\w@.])(?P<first>{word}|{low})\s+(?:{particles}\s+){{1,2}}"
+                                      rf"(?P<last>{word}|{low})(?![\w@])")
+        # a title in lower-case chat ("ms vitaly kozlov is anxious", "asked for dr okafor")
+        self.lower_title = regex.compile(rf"{start}(?:mr|mrs|ms|miss|mx|dr|prof)\.?\s+(?P<first>{bare})"
+                                         rf"(?:\s+(?P<last>{bare}))?(?![\w@])", regex.MULTILINE)
+        # after "to"/"from", a capitalised word English lacks is a name when the sentence ends or a clause goes on
+        # after it ("send the cheque to Elbek.", "consent obtained from Ignat before the procedure"), not in a
+        # heading or a list ("Introduction to Typography", "from Tahoe and Reno")
+        self.to_from = regex.compile(rf"(?<![\w@.])(?i:to|from)\s+(?P<first>{word})(?:(?=\s*[.!?](?:\s|$))|(?=['’]s\b)|"
+                                     rf"(?=\s+(?:before|after|about|re|regarding|on|at|who|yesterday|today|last|"
+                                     rf"this|in\s+person)\b))")
+        # two words after a preposition that end a sentence or clause ("from pipaluk lyberth.")
+        self.lower_prep_pair = regex.compile(rf"{start}(?i:from|to|with|for|by)\s+(?P<first>{bare})\s+(?P<last>{bare})"
+                                             rf"(?=\s*(?:[.,;:!?]|$))", regex.MULTILINE)
+        self.lower_prep = regex.compile(
+            rf"{start}(?i:from|to|with|for|by)\s+(?P<first>{bare})(?:\s+(?P<last>{bare}))?(?:['’]s\b|\s+(?:on|at|in|re|"
+            rf"about|regarding|and|"
+            rf"who|to|for|from|with|is|was|has|had|said|says|yesterday|today|before|after|without|but|because|"
+            rf"until|when|if|so|then)\b)", regex.MULTILINE)
+        # an appositive first name between commas after a word for a person ("the guy who hit me, Rufus, gave
+        # me ..."), not an item of a list ("spinach, kale, tomatoes")
+        self.appositive = regex.compile(rf"(?i:\b(?:me|him|her|them|us|guy|man|woman|lady|person|gentleman|girl|"
+                                        rf"boy|chap|fellow|someone|somebody|caller|one)),[ \t]*(?P<first>{word}|{bare})(?:[ \t]+(?P<last>{word}|{bare}))?[ \t]*,")
 
     def load(self) -> None:
         pass
@@ -437,6 +500,14 @@ class KnownNameRecognizer(LocalRecognizer):
     def _lower_word(word: str) -> bool:
         """A lower-case word that may be an unlisted name: not a stop word, a common word or a verb form."""
         return not (word in STOP_WORDS or word in lower_names()[2] or word.endswith(("ed", "ing", "ly")))
+
+    @staticmethod
+    def _lower_common(word: str) -> bool:
+        """A lower-case word that is a stop word, a listed common word or a verb/adverb form: never a name."""
+        word = word.lower()
+        first, last, common = lower_names()
+        return word in STOP_WORDS or word in common or len(word) < 3 or (
+            word.endswith(("ing", "ly")) and word not in first and word not in last)  # "vitaly", "kelly" are names
 
     def _unknown(self, word: str) -> bool:
         """A lower-case word of 3+ letters that the vocabulary lacks: in a name position, most likely a name."""
@@ -451,11 +522,21 @@ class KnownNameRecognizer(LocalRecognizer):
             if m["first"] in first and (m["last"] in last or (m["last"] not in NOT_NAMES
                                                                and m["last"].lower() not in STOP_WORDS)):
                 out.append(_result(self, "PERSON", m.start(), m.end(), 0.85))
+        for m in self.appositive.finditer(text, overlapped=True):
+            name = m["first"]
+            if name in first or name.lower() in lower_names()[0]:
+                last_ok = m["last"] and not (self._common(m["last"].capitalize()) or self._lower_common(m["last"]))
+                out.append(_result(self, "PERSON", m.start("first"), m.end("last") if last_ok else m.end("first"), 0.7))
         for m in self.before.finditer(text):
-            word = m["first"]
+            word = _strip_possessive(m["first"])  # "Spoke to Andrzej's GP"
             greeted = m["cue"].lower() in _GREETINGS and not self._common(word)
             if word in first or greeted:
                 out.append(_result(self, "PERSON", m.start("first"), m.end("first"), 0.75))
+            elif (m["cue"].lower() not in _WEAK_CUES and m["cue"].lower() not in _BARE_LINKS and not m["last"]
+                  and not self._common(word) and self._unknown(word.lower())):
+                # one word English lacks after a cue ("reviewed Soib", "copied to Tadanori"); not after a bare
+                # preposition or "and", where it is as often a place or a subject ("Introduction to Typography")
+                out.append(_result(self, "PERSON", m.start("first"), m.end("first"), 0.65))
             elif m["last"] and not (self._common(word) or self._common(m["last"])):
                 # two uncommon capitalised words after a cue ("for Seid Globelnik", "with Duygu Aksoy")
                 out.append(_result(self, "PERSON", m.start("first"), m.end("last"), 0.7))
@@ -470,8 +551,34 @@ class KnownNameRecognizer(LocalRecognizer):
                 out.append(_result(self, "PERSON", m.start("first"), m.end("last"), 0.7))
             elif m["first"] in first and not m["last"]:
                 out.append(_result(self, "PERSON", m.start("first"), m.end("first"), 0.75))
+        for m in self.to_from.finditer(text):
+            if not self._common(m["first"]) and (m["first"] in first or self._unknown(m["first"].lower())):
+                out.append(_result(self, "PERSON", m.start("first"), m.end("first"), 0.65))
+        for m in self.before_verb.finditer(text):
+            words = [w for w in (m["first"], m["last"]) if w]
+            if any(self._common(w) for w in words) or m["verb"] in STOP_WORDS or _CAPITALISED_BEFORE.search(
+                    text[max(0, m.start("first") - 40):m.start("first")]):
+                continue  # part of a longer capitalised run ("the Glasgow Coma Scale covered") names a thing
+            known = [w in first or w in last or self._unknown(w.lower()) for w in words]
+            if (len(words) == 2 and any(known)) or (len(words) == 1 and (words[0] in first
+                                                                         or self._unknown(words[0].lower()))):
+                out.append(_result(self, "PERSON", m.start("first"), m.end("last") if m["last"] else m.end("first"),
+                                   0.65))
+        for m in self.particle.finditer(text, overlapped=True):
+            name, rest = m["first"], m["last"]
+            if (name in first or name.lower() in lower_names()[0]) and not (
+                    self._common(rest.capitalize()) or self._lower_common(rest)):
+                out.append(_result(self, "PERSON", m.start("first"), m.end("last"), 0.7))
+        for m in self.signature.finditer(text):
+            name = m["first"]
+            if self._common(name.capitalize()) or self._lower_common(name) or not (
+                    name in first or name.lower() in lower_names()[0] or self._unknown(name.lower())):
+                continue  # a department or a phrase, not a name ("Faithfully,\nHuman Resources")
+            last_ok = m["last"] and not (self._common(m["last"].capitalize()) or self._lower_common(m["last"]))
+            out.append(_result(self, "PERSON", m.start("first"), m.end("last") if last_ok else m.end("first"), 0.7))
         for m in self.role.finditer(text):
-            if self._common(m["first"]):
+            # a full stop after a role word longer than an abbreviation ("pt.", "dr.") ends its sentence
+            if self._common(m["first"]) or (m["dot"] and len(m["cue"]) > 3):
                 continue
             end = m.end("last") if m["last"] and not self._common(m["last"]) else m.end("first")
             out.append(_result(self, "PERSON", m.start("first"), end, 0.75))
@@ -486,6 +593,38 @@ class KnownNameRecognizer(LocalRecognizer):
             last_ok = m["last"] and (m["last"] in low_last or m["last"] in low_first or self._unknown(m["last"]))
             end = m.end("last") if last_ok else m.end("first")
             out.append(_result(self, "PERSON", m.start("first"), end, 0.7))
+        for m in self.lower_title.finditer(text):
+            # the title is the evidence: only stop words and listed common words are not names here
+            if m["first"] in STOP_WORDS or m["first"] in lower_names()[2]:
+                continue
+            end = m.end("last") if m["last"] and not self._lower_common(m["last"]) else m.end("first")
+            out.append(_result(self, "PERSON", m.start("first"), end, 0.7))
+        for m in self.lower_pair.finditer(text, overlapped=True):
+            a, b = m["first"], _strip_possessive(m["last"])
+            if self._lower_common(a) or self._lower_common(b):
+                continue
+            # two words English lacks are a name too ("hilarion evdokimov"), when both are long enough not to be
+            # chat shorthand
+            both_unknown = self._unknown(a) and self._unknown(b) and min(len(a), len(b)) >= 4
+            if (a in low_first and (b in low_last or b in low_first or self._unknown(b))) or (
+                    self._unknown(a) and b in low_last) or both_unknown:
+                out.append(_result(self, "PERSON", m.start("first"), m.end("last"), 0.65))
+        for m in self.lower_prep_pair.finditer(text):
+            a, b = m["first"], m["last"]
+            if not (self._lower_common(a) or self._lower_common(b)) and all(
+                    w in low_first or w in low_last or self._unknown(w) for w in (a, b)):
+                out.append(_result(self, "PERSON", m.start("first"), m.end("last"), 0.65))
+        for m in self.lower_prep.finditer(text):
+            words = [w for w in (m["first"], m["last"]) if w]
+            if not any(self._lower_common(w) for w in words) and all(w in low_first or w in low_last
+                                                                       or self._unknown(w) for w in words):
+                out.append(_result(self, "PERSON", m.start("first"), m.end("last") if m["last"] else m.end("first"),
+                                   0.65))
+        for m in self.lower_before_verb.finditer(text):
+            if m["first"] in low_first and not self._lower_common(m["first"]):
+                last_ok = m["last"] and (m["last"] in low_last or self._unknown(m["last"]))
+                out.append(_result(self, "PERSON", m.start("first"), m.end("last") if last_ok else m.end("first"),
+                                   0.65))
         for m in self.lower_after.finditer(text, overlapped=True):
             if m["first"] in low_first or self._unknown(m["first"]):
                 last_ok = m["last"] and (m["last"] in low_last or self._unknown(m["last"]) or self._lower_word(m["last"]))
