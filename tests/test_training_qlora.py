@@ -134,7 +134,8 @@ def test_qlora_resume_continues_the_same_loss_curve(qtrained, data_dir, tmp_path
         [h["loss"] for h in qtrained.metrics["history"]], rel=1e-2)
 
 
-GUARD = r"""
+#: What each guarded process runs first: every way of opening a connection is refused and counted.
+REFUSE_NETWORK = r"""
 import socket, sys
 attempts = []
 def refuse(*args, **kwargs):
@@ -143,6 +144,22 @@ def refuse(*args, **kwargs):
 socket.socket.connect = refuse
 socket.getaddrinfo = refuse
 socket.create_connection = refuse
+"""
+
+
+def connection_attempts(tmp_path, body: str, modes: tuple[str, ...]) -> dict[str, int]:
+    """Connection attempts a fresh process makes running `body` (after REFUSE_NETWORK) with each mode as argv[1]."""
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(Path.home()), "OMP_NUM_THREADS": "1"}
+    runs = {}
+    for mode in modes:
+        proc = subprocess.run([sys.executable, "-c", REFUSE_NETWORK + body + "print(len(attempts))\n", mode],
+                              capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        runs[mode] = int(proc.stdout.strip().splitlines()[-1])
+    return runs
+
+
+LOAD_4BIT = r"""
 from studio.models import smollm2_hf_dir
 from training.config import TrainConfig
 from training import trainer
@@ -151,46 +168,24 @@ if sys.argv[1] == "studio":
 else:  # control: bitsandbytes imported the way a plain script would, to show the guard sees the attempt
     import bitsandbytes
 model = trainer.load_base_model(smollm2_hf_dir(), "qlora", TrainConfig(method="qlora"), cuda=False)
-print(len(attempts))
 """
 
 
 def test_loading_the_4bit_base_attempts_no_network_connection(tmp_path):
-    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(Path.home()), "OMP_NUM_THREADS": "1"}
-    runs = {}
-    for mode in ("studio", "control"):
-        proc = subprocess.run([sys.executable, "-c", GUARD, mode], capture_output=True, text=True, env=env,
-                              cwd=tmp_path, timeout=300)
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        runs[mode] = int(proc.stdout.strip().splitlines()[-1])
+    runs = connection_attempts(tmp_path, LOAD_4BIT, ("studio", "control"))
     assert runs["control"] > 0  # without the studio's setting, bitsandbytes does reach for the hub
     assert runs["studio"] == 0
 
 
-CLI_GUARD = r"""
-import socket, sys
-attempts = []
-def refuse(*args, **kwargs):
-    attempts.append(repr(args[:2]))
-    raise OSError("network disabled by the test")
-socket.socket.connect = refuse
-socket.getaddrinfo = refuse
-socket.create_connection = refuse
+IMPORT_AFTER_CLI = r"""
 if sys.argv[1] == "cli":
     import studio_app.cli  # noqa: F401  (what every studio command's process imports first)
 import bitsandbytes  # what transformers imports when any step loads a model (semantic_dedupe, score, train)
-print(len(attempts))
 """
 
 
 def test_a_studio_process_attempts_no_hub_connection_whichever_step_imports_bitsandbytes(tmp_path):
-    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(Path.home()), "OMP_NUM_THREADS": "1"}
-    runs = {}
-    for mode in ("control", "cli"):
-        proc = subprocess.run([sys.executable, "-c", CLI_GUARD, mode], capture_output=True, text=True, env=env,
-                              cwd=tmp_path, timeout=300)
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        runs[mode] = int(proc.stdout.strip().splitlines()[-1])
+    runs = connection_attempts(tmp_path, IMPORT_AFTER_CLI, ("control", "cli"))
     if runs["control"] == 0:
         pytest.skip("bitsandbytes asks the hub only on CPUs with AVX512-BF16; this one has none, so nothing to guard")
     assert runs["cli"] == 0
