@@ -79,11 +79,8 @@ def inputs(sample_data) -> list[str]:
     return [str(sample_data / n) for n in ("support_chat.jsonl", "product_qa.jsonl", "faq_alpaca.json")]
 
 
-def test_a_toy_staged_step_runs_the_same_on_both_engines(inputs, tmp_path_factory):
-    local_step = LongestPerFile()
-    local_kept, local_dropped = run_steps(with_drop_columns(read_inputs(inputs).frame()), [local_step])
-    assert local_kept.height == 3 and sum(d.height for d in local_dropped) == read_inputs(inputs).n_input - 3
-
+def run_on_ray(step, inputs, tmp_path_factory) -> tuple[pl.DataFrame, pl.DataFrame, Run, int]:
+    """(kept, dropped, run, blocks) of `step` run by the Ray executor on `inputs`, read as several blocks."""
     import ray
 
     from curate import ray_engine
@@ -95,13 +92,22 @@ def test_a_toy_staged_step_runs_the_same_on_both_engines(inputs, tmp_path_factor
     try:
         blocks = ray_engine.read_blocks(PipelineConfig(inputs=inputs), ray_data=False).blocks
         with Run("curate", out_dir=tmp_path_factory.mktemp("run")) as run:
-            kept, dropped = ray_engine.run_steps_ray(blocks, [LongestPerFile()], run, Reporter(quiet=True))
+            kept, dropped = ray_engine.run_steps_ray(blocks, [step], run, Reporter(quiet=True))
             run.counts.input, run.counts.kept = blocks.rows, kept.rows
         ray_kept = pl.concat([pl.from_arrow(ray.get(r)) for r in kept.refs]).drop(ROW)
         ray_dropped = pl.concat([pl.from_arrow(ray.get(r)) for _, d in dropped for r in d.refs]).drop(ROW)
     finally:
         if started:
             ray.shutdown()
+    return ray_kept, ray_dropped, run, len(blocks.refs)
+
+
+def test_a_toy_staged_step_runs_the_same_on_both_engines(inputs, tmp_path_factory):
+    local_step = LongestPerFile()
+    local_kept, local_dropped = run_steps(with_drop_columns(read_inputs(inputs).frame()), [local_step])
+    assert local_kept.height == 3 and sum(d.height for d in local_dropped) == read_inputs(inputs).n_input - 3
+
+    ray_kept, ray_dropped, run, _ = run_on_ray(LongestPerFile(), inputs, tmp_path_factory)
     assert ray_kept.equals(local_kept)
     assert ray_dropped.sort("id").equals(pl.concat(local_dropped).sort("id"))
     assert ray_dropped.get_column("drop_reason").unique().to_list() == ["shorter"]
@@ -116,27 +122,9 @@ def test_a_toy_step_with_every_stage_kind_runs_the_same_on_both_engines(inputs, 
     assert local_dropped.height == local_step.stats["short"] - 3 > 0  # the short ones but the longest of each file
     assert local_dropped.get_column("dup_of").is_in(local_kept.get_column("id").to_list()).all()
 
-    import ray
-
-    from curate import ray_engine
-
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, _temp_dir=str(tmp_path_factory.mktemp("ray")), include_dashboard=False, log_to_driver=False)
-    try:
-        # several blocks, so lookups cross blocks and the marks travel to the blocks holding their rows
-        blocks = ray_engine.read_blocks(PipelineConfig(inputs=inputs), ray_data=False).blocks
-        assert len(blocks.refs) > 1
-        ray_step = ShortPerFile()
-        with Run("curate", out_dir=tmp_path_factory.mktemp("run")) as run:
-            kept, dropped = ray_engine.run_steps_ray(blocks, [ray_step], run, Reporter(quiet=True))
-            run.counts.input, run.counts.kept = blocks.rows, kept.rows
-        ray_kept = pl.concat([pl.from_arrow(ray.get(r)) for r in kept.refs]).drop(ROW)
-        ray_dropped = pl.concat([pl.from_arrow(ray.get(r)) for _, d in dropped for r in d.refs]).drop(ROW)
-    finally:
-        if started:
-            ray.shutdown()
+    # several blocks, so lookups cross blocks and the marks travel to the blocks holding their rows
+    ray_kept, ray_dropped, run, blocks = run_on_ray(ShortPerFile(), inputs, tmp_path_factory)
+    assert blocks > 1
     assert ray_kept.equals(local_kept)
     assert ray_dropped.equals(local_dropped)
     assert run.steps[0]["short"] == local_step.stats["short"]
