@@ -59,3 +59,15 @@ def static_models(tmp_path_factory) -> Path:
 
         static_model_path()
     return root / "models"
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory):
+    """A real local Ray cluster (2 CPUs, token auth off as in conftest's environment), started by the first test that
+    needs it and shared by the rest of the session (the Ray engine tests' session-scoped runs need it that long)."""
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    import ray
+
+    ray.init(num_cpus=2, _temp_dir=str(tmp_path_factory.mktemp("ray")), include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()

@@ -5,7 +5,6 @@ on the local engine and on a real local Ray cluster, and into the curate report 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import polars as pl
@@ -117,16 +116,6 @@ def test_curate_report_and_manifest_carry_the_audit(tmp_path, sample_data, plant
     page = (run.dir / "report.html").read_text()
     assert 'id="audit"' in page and "Demographic mentions per 100 kept rows" in page
     assert planted["gender_skew"]["file"] in page.split('id="audit"')[1]
-
-
-@pytest.fixture(scope="module")
-def ray_cluster(tmp_path_factory):
-    os.environ["RAY_AUTH_MODE"] = "disabled"
-    import ray
-
-    ray.init(num_cpus=2, _temp_dir=str(tmp_path_factory.mktemp("ray")), include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
 
 
 def test_q_offensive_and_its_filter_give_the_same_rows_on_the_ray_engine(tmp_path, ray_cluster, sample_data, planted):

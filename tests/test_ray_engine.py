@@ -25,16 +25,6 @@ from studio.readers import read_inputs
 STEPS = ["normalize", "exact_dedupe", {"near_dedupe": {"threshold": 0.7}}]
 
 
-@pytest.fixture(scope="session")
-def ray_cluster(tmp_path_factory):
-    os.environ["RAY_AUTH_MODE"] = "disabled"
-    import ray
-
-    ray.init(num_cpus=2, _temp_dir=str(tmp_path_factory.mktemp("ray")), include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
 def _inputs(sample_data: Path, shared_data: Path) -> list[str]:
     t0 = sorted(f for f in (shared_data / "t0").glob("*.jsonl") if f.stat().st_size > 0)
     sample = [p for p in sorted(sample_data.iterdir()) if p.suffix in (".jsonl", ".json", ".csv") and p.name != "planted.json"]

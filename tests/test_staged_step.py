@@ -86,7 +86,7 @@ def run_on_ray(step, inputs, tmp_path_factory) -> tuple[pl.DataFrame, pl.DataFra
     from curate import ray_engine
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import a test module
-    started = not ray.is_initialized()  # the Ray engine tests' session cluster may be up already
+    started = not ray.is_initialized()  # conftest's session cluster (ray_cluster) may be up already
     if started:
         ray.init(num_cpus=2, _temp_dir=str(tmp_path_factory.mktemp("ray")), include_dashboard=False, log_to_driver=False)
     try:
