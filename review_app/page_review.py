@@ -85,12 +85,16 @@ def render(store, user) -> None:
     st.markdown("**Response** (edit it if it is nearly right, then accept)")
     response = st.text_area("Response", original, height=220, key=f"edit_{key}", label_visibility="collapsed")
     edit = logic.edit_of(item.messages, response)
-    if edit is not None:
-        st.markdown("Your changes:")
-        st.markdown(logic.response_diff_html(original, response.strip()), unsafe_allow_html=True)
-    else:
-        with st.chat_message("assistant"):
-            st.markdown(md(original))
+    # One container for the preview, whichever form it takes, so the widgets below keep their place in the page:
+    # otherwise, going from an edited item (two elements) to the next one (one), the old item's Reasons box lingers
+    # beside the new one until the rerun ends.
+    with st.container():
+        if edit is not None:
+            st.markdown("Your changes:")
+            st.markdown(logic.response_diff_html(original, response.strip()), unsafe_allow_html=True)
+        else:
+            with st.chat_message("assistant"):
+                st.markdown(md(original))
     cols = st.columns(3)
     rating = cols[0].radio("Rating (1 poor – 5 excellent)", [1, 2, 3, 4, 5], index=None, horizontal=True, key=f"rating_{key}")
     reasons = cols[1].multiselect("Reasons (for reject)", logic.REJECT_REASONS, key=f"reasons_{key}")

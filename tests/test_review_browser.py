@@ -38,8 +38,12 @@ def pick_option(page, label: str, option: str, attempts: int = 5) -> None:
     seconds for the option, and open it again if the re-render swallowed the first click."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+    from playwright.sync_api import expect
+
+    box = page.locator('[data-testid="stMultiSelect"]', has_text=label)
     for _ in range(attempts):
-        page.locator('[data-testid="stMultiSelect"]', has_text=label).click()
+        expect(box).to_have_count(1, timeout=20_000)  # a rerun in progress may still show the previous item's box
+        box.click()
         choice = page.get_by_role("option", name=option)
         try:
             choice.wait_for(timeout=8_000)
@@ -48,7 +52,7 @@ def pick_option(page, label: str, option: str, attempts: int = 5) -> None:
             page.keyboard.press("Escape")
             continue
         page.keyboard.press("Escape")
-        chosen = page.locator('[data-testid="stMultiSelect"]', has_text=label).get_by_text(option)
+        chosen = box.get_by_text(option)
         try:
             chosen.wait_for(timeout=8_000)  # the choice shows as a tag in the box, so it survived any re-render
         except PlaywrightTimeout:
