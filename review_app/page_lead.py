@@ -60,20 +60,19 @@ def _by_day(rows: list[dict[str, Any]]):
     return fig
 
 
-# agreement and the disagreement list (~1 and ~2 s at 100k decisions on a busy machine: bench/README.md `review`)
-# are kept per store and decisions version, so a rerun with no new decision reuses them
-@st.cache_data(max_entries=4, show_spinner=False)
-def _agreement(url: str, version: tuple, _store) -> dict[str, Any]:
-    return _store.agreement()
+@st.cache_resource(ttl=60, max_entries=4, show_spinner="Counting decisions…")
+def _figures(url: str, version: tuple, _store) -> dict[str, Any]:
+    """Every figure of the page, computed once per store and `dashboard_version` and shared by every lead's session
+    (a resource cache: nothing is copied on a hit, so callers must not change what it returns). A new decision,
+    load or claim changes the version; the minute's expiry covers a lease that lapses, which does not."""
+    import time
+
+    figures = _store.lead_figures()
+    return {"dash": figures["dashboard"], "agreement": figures["agreement"], "disagreements": figures["disagreements"],
+            "disagreement_rows": logic.disagreement_rows(figures["disagreements"]), "at": time.strftime("%H:%M:%S")}
 
 
-@st.cache_data(max_entries=4, show_spinner=False)
-def _disagreements(url: str, version: tuple, _store) -> list[dict[str, Any]]:
-    return _store.disagreements()
-
-
-def render_dashboard(store) -> None:
-    dash = store.dashboard()
+def render_dashboard(dash: dict[str, Any]) -> None:
     queue, progress = dash["queue"], dash["progress"]
     c = st.columns(5)
     c[0].metric("items", progress["items"])
@@ -106,9 +105,10 @@ def render_dashboard(store) -> None:
 
 def render(store, user) -> None:
     st.title("Lead view")
-    render_dashboard(store)
-    version = store.decisions_version()
-    ag = _agreement(store.url, version, store)
+    figures = _figures(store.url, store.dashboard_version(), store)
+    st.caption(f"Figures as of {figures['at']}; they refresh with the next decision, load or claim.")
+    render_dashboard(figures["dash"])
+    ag = figures["agreement"]
     st.subheader("Agreement")
     c = st.columns(4)
     c[0].metric("items reviewed by 2+", ag["items_with_overlap"])
@@ -116,13 +116,13 @@ def render(store, user) -> None:
     c[2].metric("Krippendorff α (verdicts)", ag["verdict_alpha"] if ag["verdict_alpha"] is not None else "–")
     c[3].metric("Krippendorff α (ratings)", ag["rating_alpha"] if ag["rating_alpha"] is not None else "–")
     if ag["pairs"]:
-        st.dataframe(ag["pairs"], use_container_width=True, hide_index=True)
+        st.dataframe(ag["pairs"], width="stretch", hide_index=True)
     st.subheader("Disagreements")
-    disagreements = _disagreements(store.url, version, store)
+    disagreements = figures["disagreements"]
     if not disagreements:
         st.info("No disagreements.")
         return
-    st.dataframe(logic.disagreement_rows(disagreements), use_container_width=True, hide_index=True)
+    st.dataframe(figures["disagreement_rows"], width="stretch", hide_index=True)
     # one expander per item costs a query and a dozen elements: at 100k items thousands of them took minutes to render
     shown = sorted(disagreements, key=lambda d: d["resolution"] is not None)[:MAX_EXPANDERS]
     if len(disagreements) > len(shown):

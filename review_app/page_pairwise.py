@@ -62,13 +62,13 @@ def render_item(store, user, item) -> None:
     b = st.columns(len(order) + 3)
     for i, (letter, cid) in enumerate(zip(letters, order, strict=True)):
         label = f"{letter} is better" + (f" [{letter.lower()}]" if letter in "AB" else "")
-        if b[i].button(label, type="primary", key=f"pick_{letter}", use_container_width=True):
+        if b[i].button(label, type="primary", key=f"pick_{letter}", width="stretch"):
             _decide(store, user, item, cid, edits, reason)
             st.rerun()
-    if b[len(order)].button("Tie [t]", key="tie", use_container_width=True):
+    if b[len(order)].button("Tie [t]", key="tie", width="stretch"):
         _decide(store, user, item, TIE, edits, reason)
         st.rerun()
-    if b[len(order) + 1].button("Skip [s]", key="skip", use_container_width=True):
+    if b[len(order) + 1].button("Skip [s]", key="skip", width="stretch"):
         _decide(store, user, item, None, edits, reason)
         st.rerun()
     b[len(order) + 2].caption("Keys: **a** / **b** better · **t** tie · **s** skip · **u** undo (outside text boxes)")

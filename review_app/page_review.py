@@ -100,17 +100,17 @@ def render(store, user) -> None:
     reasons = cols[1].multiselect("Reasons (for reject)", logic.REJECT_REASONS, key=f"reasons_{key}")
     comment = cols[2].text_input("Comment", key=f"comment_{key}")
     b = st.columns([1, 1, 1, 3])
-    if b[0].button("Accept [a]", type="primary", key="accept", use_container_width=True):
+    if b[0].button("Accept [a]", type="primary", key="accept", width="stretch"):
         _decide(store, user, item, "accept", edit, rating, reasons, comment)
         st.rerun()
-    if b[1].button("Reject [r]", key="reject", use_container_width=True):
+    if b[1].button("Reject [r]", key="reject", width="stretch"):
         problem = logic.reject_problem(reasons)
         if problem:
             st.error(problem)
         else:
             _decide(store, user, item, "reject", edit, rating, reasons, comment)
             st.rerun()
-    if b[2].button("Skip [s]", key="skip", use_container_width=True):
+    if b[2].button("Skip [s]", key="skip", width="stretch"):
         _decide(store, user, item, "skip", edit, rating, reasons, comment)
         st.rerun()
     b[3].caption("Keys: **a** accept · **r** reject · **s** skip · **u** undo (outside text boxes)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 
-from appserver import CHROMIUM, FLAGS, log_in
+from appserver import CHROMIUM, FLAGS, REPO, log_in
 from test_review_browser import server  # noqa: F401  (fixture: a real streamlit server)
 from test_review_postgres import pg_url  # noqa: F401  (fixture: a real PostgreSQL server for this module)
 
@@ -175,3 +175,39 @@ def test_lead_sees_per_reviewer_figures_that_match_the_store_in_chromium(server)
         assert "Label Studio" in page_text and "review app" in page_text
         expect(page.get_by_text("Awaiting another reviewer:")).to_be_visible()
         browser.close()
+
+
+def test_the_lead_page_reuses_its_figures_until_a_decision_load_or_claim_changes_them(tmp_path, monkeypatch):
+    """The page's figures are cached per store version: a rerun with nothing new reads nothing again, and a new
+    decision, a new item or a new claim shows at the next rerun (the page must never show a stale count)."""
+    from streamlit.testing.v1 import AppTest
+
+    APP = str(REPO / "review_app" / "app.py")
+    url = f"sqlite:///{tmp_path / 'review.db'}"
+    store = ReviewStore(url, bcrypt_rounds=4)
+    ids = make_decisions(store)
+    monkeypatch.setenv("STUDIO_REVIEW_DB", url)
+    store.add_reviewer("lead.lee", "lee-password", role="lead")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["user"] = {"name": "lead.lee", "role": "lead"}
+    at.session_state["view"] = "Lead view"
+
+    def metric(label: str) -> str:
+        at.run()
+        assert not at.exception, at.exception
+        return next(m.value for m in at.metric if m.label == label)
+
+    reads = []
+    real = type(store.analytics).lead_figures
+    monkeypatch.setattr(type(store.analytics), "lead_figures", lambda self: reads.append(1) or real(self))
+    assert (metric("items"), metric("awaiting first review")) == (str(N_ITEMS), "4")
+    complete = int(metric("complete"))
+    assert len(reads) == 1  # the second and third reruns were served from the cache
+    store.record_decision(ids[4], "bob", "accept", seconds=5.0)  # item 4 gets its second verdict
+    assert int(metric("complete")) == complete + 1 and len(reads) == 2
+    store.load_dataset([{**items()[0], "source": "c.jsonl:0", "messages": [
+        {"role": "user", "content": "A new question?"}, {"role": "assistant", "content": "A new reply."}]}], overlap=2)
+    assert metric("items") == str(N_ITEMS + 1) and len(reads) == 3
+    assert store.next_item("ann") is not None  # a claim
+    metric("items")
+    assert len(reads) == 4

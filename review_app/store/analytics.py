@@ -349,10 +349,24 @@ class Analytics:
             n, newest, undone = conn.execute(select(func.count(), func.max(d.id), func.max(d.undone_at))).one()
         return int(n), int(newest or 0), str(undone)
 
+    def dashboard_version(self) -> tuple:
+        """Changes whenever anything the lead page shows may have changed: a decision (`decisions_version`), items
+        loaded or removed, a claim taken. A lease that lapses changes an item's status without changing this; the
+        page's cache also expires after a minute for that."""
+        with self.db.tx() as conn:
+            items = conn.execute(select(func.count(), func.max(ITEMS.c.loaded_at))).one()
+            claims = conn.execute(select(func.count(), func.max(ASSIGNMENTS.c.id))).one()
+        return (*self.decisions_version(), *map(str, items), *map(str, claims))
+
     def dashboard(self) -> dict[str, Any]:
         """Everything the lead dashboard shows, each part aggregated in SQL."""
         return {"reviewers": self.reviewer_stats(), "sources": self.source_stats(), "by_day": self.decisions_by_day(),
                 "queue": self.queue_breakdown(), "awaiting_second": self.awaiting_second(), "progress": self.progress()}
+
+    def lead_figures(self) -> dict[str, Any]:
+        """Everything the lead page shows: `dashboard()`, `agreement()` and `disagreements()` (the three people's
+        parts share one votes read)."""
+        return {"dashboard": self.dashboard(), "agreement": self.agreement(), "disagreements": self.disagreements()}
 
     def progress(self, reviewer: str | None = None) -> dict[str, Any]:
         """Counts for the progress bars: overall, and for one reviewer when named."""
