@@ -10,7 +10,8 @@ over 30 days; bulk-inserted, as a seed) are added, and (1) the per-reviewer figu
 are timed against the anchor, the same figures computed in Python from every decision row (how the store's other
 analytics worked), alternately, each with the votes projection read afresh; then each part of the page once (the
 votes projection first: `reviewer_stats`, `agreement` and `disagreements` reuse it); (2) the lead page itself is loaded (Streamlit's AppTest runs `review_app/app.py` as a
-logged-in lead on the Lead view: the whole script run, every query and chart included, no browser).
+logged-in lead on the Lead view: the whole script run, every query and chart included, no browser); (3) the same page
+as a lead sees it: a real server and headless Chromium, first visit after the server started, then again.
 
     PYTHONPATH=. python bench/review.py [--items 100000] [--decisions 2000] [--dashboard-decisions 100000]
 """
@@ -152,6 +153,7 @@ def measure_dashboard(store: ReviewStore, url: str, n_decisions: int, repeats: i
         at.run()
         page.append(time.perf_counter() - t)
         assert not at.exception, at.exception
+    browser = measure_lead_page_in_chromium(url, repeats) if Path("/usr/bin/chromium").exists() else None
     people = sum(r["decided"] for r in sql)
     print(f"\nlead dashboard: {n_decisions:,} seeded decisions ({seed_s:.1f}s to insert); "
           f"{people:,} current people's verdicts in the per-reviewer table")
@@ -161,6 +163,40 @@ def measure_dashboard(store: ReviewStore, url: str, n_decisions: int, repeats: i
     print("dashboard parts (s): " + ", ".join(f"{k} {v:.2f}" for k, v in parts.items()))
     print(f"lead page load (AppTest, whole script run): first {page[0]:.2f}s, then " +
           ", ".join(f"{x:.2f}s" for x in page[1:]))
+    if browser:
+        print("lead page in Chromium (click on 'Lead view' to the last element drawn and the app idle): "
+              f"first visit after the server started {browser[0]:.2f}s, then " + ", ".join(f"{x:.2f}s" for x in browser[1:]))
+
+
+def measure_lead_page_in_chromium(url: str, repeats: int) -> list[float]:
+    """What a lead waits for: a real `streamlit run` server and headless Chromium (the tests' `appserver`), the
+    lead logs in, then opens the Lead view `repeats` times (switching to Review in between); each time from the
+    click to the disagreements table and the last resolve box drawn, with the app idle again."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from appserver import CHROMIUM, FLAGS, log_in, review_app
+    from playwright.sync_api import expect, sync_playwright
+
+    out = []
+    with tempfile.TemporaryDirectory() as cwd, review_app(url, Path(cwd)) as base, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        sidebar, idle = page.get_by_test_id("stSidebar"), page.locator('[data-testid="stStatusWidget"]')
+        log_in(page, base, "lead", "lead-password", 120_000)
+        sidebar.get_by_text("Lead view").wait_for(timeout=120_000)
+        for k in range(repeats):
+            if k:
+                sidebar.get_by_text("Review", exact=True).click()
+                expect(idle).to_have_count(0, timeout=120_000)
+            t = time.perf_counter()
+            sidebar.get_by_text("Lead view").click()
+            page.get_by_role("heading", name="Disagreements").wait_for(timeout=300_000)
+            page.locator('[data-testid="stExpander"]').last.wait_for(timeout=300_000)
+            expect(idle).to_have_count(0, timeout=300_000)
+            out.append(time.perf_counter() - t)
+        browser.close()
+    return out
 
 
 def main() -> None:

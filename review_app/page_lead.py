@@ -60,16 +60,26 @@ def _by_day(rows: list[dict[str, Any]]):
     return fig
 
 
-@st.cache_resource(ttl=60, max_entries=4, show_spinner="Counting decisions…")
-def _figures(url: str, version: tuple, _store) -> dict[str, Any]:
-    """Every figure of the page, computed once per store and `dashboard_version` and shared by every lead's session
-    (a resource cache: nothing is copied on a hit, so callers must not change what it returns). A new decision,
-    load or claim changes the version; the minute's expiry covers a lease that lapses, which does not."""
+# Every figure is computed once per store and version and shared by every lead's session (a resource cache: nothing
+# is copied on a hit, so nothing here may change what it returns). The people's figures change only with a decision;
+# the queue's also with a load or a claim, and its minute's expiry covers a lease that lapses (which changes no
+# version).
+@st.cache_resource(ttl=600, max_entries=4, show_spinner="Counting decisions…")
+def _decided(url: str, version: tuple, _store) -> dict[str, Any]:
+    a = _store.analytics
+    disagreements = a.disagreements()
+    return {"reviewers": a.reviewer_stats(), "sources": a.source_stats(), "by_day": a.decisions_by_day(),
+            "agreement": a.agreement(), "disagreements": disagreements,
+            "disagreement_rows": logic.disagreement_rows(disagreements)}
+
+
+@st.cache_resource(ttl=60, max_entries=4, show_spinner="Counting the queue…")
+def _queue(url: str, version: tuple, _store) -> dict[str, Any]:
     import time
 
-    figures = _store.lead_figures()
-    return {"dash": figures["dashboard"], "agreement": figures["agreement"], "disagreements": figures["disagreements"],
-            "disagreement_rows": logic.disagreement_rows(figures["disagreements"]), "at": time.strftime("%H:%M:%S")}
+    a = _store.analytics
+    return {"queue": a.queue_breakdown(), "awaiting_second": a.awaiting_second(), "progress": a.progress(),
+            "at": time.strftime("%H:%M:%S")}
 
 
 def render_dashboard(dash: dict[str, Any]) -> None:
@@ -105,9 +115,10 @@ def render_dashboard(dash: dict[str, Any]) -> None:
 
 def render(store, user) -> None:
     st.title("Lead view")
-    figures = _figures(store.url, store.dashboard_version(), store)
+    figures = {**_decided(store.url, store.decisions_version(), store),
+               **_queue(store.url, store.dashboard_version(), store)}
     st.caption(f"Figures as of {figures['at']}; they refresh with the next decision, load or claim.")
-    render_dashboard(figures["dash"])
+    render_dashboard(figures)
     ag = figures["agreement"]
     st.subheader("Agreement")
     c = st.columns(4)

@@ -178,8 +178,8 @@ def test_lead_sees_per_reviewer_figures_that_match_the_store_in_chromium(server)
 
 
 def test_the_lead_page_reuses_its_figures_until_a_decision_load_or_claim_changes_them(tmp_path, monkeypatch):
-    """The page's figures are cached per store version: a rerun with nothing new reads nothing again, and a new
-    decision, a new item or a new claim shows at the next rerun (the page must never show a stale count)."""
+    """The page's figures are cached per store version: a rerun with nothing new reads nothing again; a new decision
+    refreshes everything, a new item or a new claim the queue's figures (the page must never show a stale count)."""
     from streamlit.testing.v1 import AppTest
 
     APP = str(REPO / "review_app" / "app.py")
@@ -198,16 +198,19 @@ def test_the_lead_page_reuses_its_figures_until_a_decision_load_or_claim_changes
         return next(m.value for m in at.metric if m.label == label)
 
     reads = []
-    real = type(store.analytics).lead_figures
-    monkeypatch.setattr(type(store.analytics), "lead_figures", lambda self: reads.append(1) or real(self))
+    for name in ("disagreements", "queue_breakdown"):
+        real = getattr(type(store.analytics), name)
+        monkeypatch.setattr(type(store.analytics), name,
+                            lambda self, *a, _real=real, _name=name: reads.append(_name) or _real(self, *a))
     assert (metric("items"), metric("awaiting first review")) == (str(N_ITEMS), "4")
     complete = int(metric("complete"))
-    assert len(reads) == 1  # the second and third reruns were served from the cache
+    assert reads == ["disagreements", "queue_breakdown"]  # the second and third reruns were served from the cache
     store.record_decision(ids[4], "bob", "accept", seconds=5.0)  # item 4 gets its second verdict
-    assert int(metric("complete")) == complete + 1 and len(reads) == 2
+    assert int(metric("complete")) == complete + 1
+    assert reads[2:] == ["disagreements", "queue_breakdown"]
     store.load_dataset([{**items()[0], "source": "c.jsonl:0", "messages": [
         {"role": "user", "content": "A new question?"}, {"role": "assistant", "content": "A new reply."}]}], overlap=2)
-    assert metric("items") == str(N_ITEMS + 1) and len(reads) == 3
+    assert metric("items") == str(N_ITEMS + 1) and reads[4:] == ["queue_breakdown"]  # people's figures unchanged
     assert store.next_item("ann") is not None  # a claim
     metric("items")
-    assert len(reads) == 4
+    assert reads[5:] == ["queue_breakdown"]

@@ -118,7 +118,6 @@ class ReviewStore:
     dashboard = _Part("analytics")
     decisions_version = _Part("analytics")
     dashboard_version = _Part("analytics")
-    lead_figures = _Part("analytics")
     reviewer_stats = _Part("analytics")
     source_stats = _Part("analytics")
     decisions_by_day = _Part("analytics")

@@ -363,11 +363,6 @@ class Analytics:
         return {"reviewers": self.reviewer_stats(), "sources": self.source_stats(), "by_day": self.decisions_by_day(),
                 "queue": self.queue_breakdown(), "awaiting_second": self.awaiting_second(), "progress": self.progress()}
 
-    def lead_figures(self) -> dict[str, Any]:
-        """Everything the lead page shows: `dashboard()`, `agreement()` and `disagreements()` (the three people's
-        parts share one votes read)."""
-        return {"dashboard": self.dashboard(), "agreement": self.agreement(), "disagreements": self.disagreements()}
-
     def progress(self, reviewer: str | None = None) -> dict[str, Any]:
         """Counts for the progress bars: overall, and for one reviewer when named."""
         with self.db.tx() as conn:
