@@ -272,6 +272,7 @@ class _StepRunner:
 
     def __init__(self, name: str, config: dict[str, Any]) -> None:
         if step_class(name).needs_model:  # one thread per actor; other steps never import torch (seconds per worker)
+            os.environ["OMP_NUM_THREADS"] = "1"  # the cap of a step's automatic thread count (`studio.cpu.auto_threads`)
             try:
                 import torch
 

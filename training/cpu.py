@@ -6,45 +6,9 @@ and `TrainConfig.cpu_bf16`).
 
 from __future__ import annotations
 
-import os
-import time
+from studio.cpu import idle_cores
 
-
-def _cpu_times(cpus: set[int]) -> dict[int, tuple[int, int]] | None:
-    """(busy, total) jiffies of each of `cpus` from /proc/stat, or None where there is no /proc (macOS, Windows)."""
-    try:
-        with open("/proc/stat", encoding="ascii") as fh:
-            lines = [ln.split() for ln in fh if ln.startswith("cpu") and not ln.startswith("cpu ")]
-    except OSError:
-        return None
-    out = {}
-    for parts in lines:
-        cpu = int(parts[0][3:])
-        if cpu not in cpus:
-            continue
-        values = [int(v) for v in parts[1:]]
-        idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
-        out[cpu] = (sum(values) - idle, sum(values))
-    return out
-
-
-def idle_cores(window: float = 0.5) -> int:
-    """Cores this process may use: the CPUs available to it that were mostly idle over the last `window` seconds.
-
-    Measured now rather than read from the load average, which still counts a run that ended a minute ago.
-    At least 1; without /proc, every available CPU.
-    """
-    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
-    first = _cpu_times(cpus)
-    if not first:
-        return max(1, len(cpus))
-    time.sleep(window)
-    second = _cpu_times(cpus) or first
-    busy = 0.0
-    for cpu, (b0, t0) in first.items():
-        b1, t1 = second.get(cpu, (b0, t0))
-        busy += (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
-    return max(1, min(len(cpus), round(len(cpus) - busy)))
+__all__ = ["idle_cores", "native_bf16", "threads_for"]
 
 
 def native_bf16() -> bool:

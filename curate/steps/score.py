@@ -44,8 +44,9 @@ class ScoreConfig(StepConfig):
     """Run the model signal on at most this many rows (a seeded random sample); the others get null q_ppl /
     q_ifd and their `quality` leaves the model factor out. For previews and demos on slow machines."""
     batch_tokens: int = 4096
-    threads: int = 1
-    """torch threads for the model signal (1 is fastest on the 2-core machines, ENVIRONMENT.md); 0 = torch default."""
+    threads: int = 0
+    """torch threads for the model signal; 0 (default): the cores idle when the step starts (`studio.cpu.auto_threads`:
+    one on a busy machine, where a second thread fights the other work)."""
     max_tokens: int = 4096
     """Context length of the model to be trained: longer conversations get a lower score."""
     languages: list[str] = ["en"]
@@ -120,7 +121,9 @@ class Score(Step):
         rows = np.arange(len(prompts))
         if cfg.model_sample is not None and len(prompts) > cfg.model_sample:
             rows = np.sort(np.random.default_rng(0).choice(len(prompts), size=cfg.model_sample, replace=False))
-        with torch_threads(cfg.threads):
+        from studio.cpu import auto_threads
+
+        with torch_threads(auto_threads(cfg.threads)):
             tok, model = ifd.load_scorer(model_dir)
             with reporter.progress("scoring with SmolLM2 (2 passes)", total=2 * rows.size) as advance:
                 part = ifd.model_signals(tok, model, [prompts[i] for i in rows], [responses[i] for i in rows],
