@@ -192,8 +192,10 @@ class NearDedupe(StagedStep):
         has = minhash.has_shingles(shingles)
         rows = df.get_column(ROW).to_numpy()
         bands, band_rows = self._bands()
-        entries = pl.DataFrame({KEY: minhash.band_keys(sig[has], bands, band_rows).ravel(),
-                                ROW: np.repeat(rows[has], bands)})
+        keys = minhash.band_keys(sig, bands, band_rows)  # then filtered: a copy of the keys, not of the signatures
+        if not has.all():
+            keys, rows = keys[has], rows[has]
+        entries = pl.DataFrame({KEY: keys.ravel(), ROW: np.repeat(rows, bands)})
         quality = df.get_column("quality").cast(pl.Float64).to_numpy() if "quality" in df.columns else None
         return Out(entries=entries, keep={"sig": sig, "shingles": shingles, "id": df.get_column("id"),
                                           "quality": quality})
