@@ -1,6 +1,7 @@
 """Where semantic_dedupe's memory goes: peak RSS per phase of one cold `model: static` run on n t0 rows.
 
     python bench/semantic_memory.py --sizes 100000 200000 400000 [--limit-gb 7.5] [--save-drops DIR]
+        [--boundary-margin M]
 
 A sampler thread reads this process's RSS every 20 ms and charges it to the phase running: the bench's own
 construction of the rows, then the step's stages (text extraction, cache read, encoding, cache write, merge of
@@ -81,6 +82,8 @@ def main() -> None:
     ap.add_argument("--limit-gb", type=float, default=7.5)
     ap.add_argument("--model", default="static")
     ap.add_argument("--save-drops", type=Path)
+    ap.add_argument("--boundary-margin", type=float, default=None,
+                    help="the step's boundary_margin (default: the step's own, 0.05); 0 = plain SemDeDup")
     args = ap.parse_args()
     sampler = Sampler(int(args.limit_gb * 2**30))
     from curate import embeddings
@@ -109,12 +112,13 @@ def main() -> None:
         t = time.perf_counter()
         frame = load_rows(n)
         sampler.enter("step (other)")
-        step = SemanticDedupe(model=args.model)
+        margin = {} if args.boundary_margin is None else {"boundary_margin": args.boundary_margin}
+        step = SemanticDedupe(model=args.model, **margin)
         kept, dropped = run_steps(frame, [step])
         wall = time.perf_counter() - t
         sampler.enter("idle")
         s = step.stats
-        print(f"\n## {n:,} rows, {args.model}: wall {wall:.1f} s (incl. building rows), encode {s['encode_seconds']} s "
+        print(f"\n## {n:,} rows, {args.model}, boundary_margin {step.config.boundary_margin}: wall {wall:.1f} s (incl. building rows), encode {s['encode_seconds']} s "
               f"({s['encoded'] / max(s['encode_seconds'], 1e-9):,.0f} rows/s), dropped {n - kept.height:,}, "
               f"pairs {s.get('pairs', 0):,}, driver_bytes {s.get('driver_bytes', 0) / 2**20:,.0f} MiB; "
               f"RSS before {base / 2**30:.2f} GB")
