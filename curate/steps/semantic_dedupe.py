@@ -21,7 +21,7 @@ Thresholds:
   values (0.90, 0.85) also remove rows that share only a topic (SemDeDup §4 tables; the GPTeacher
   cleaning in ../shared/data/dedup shows how fast row counts fall from 0.9 to 0.6).
 - `max_seq_length` 128 word pieces: all-MiniLM-L6-v2 was trained on ≤ 128 (its card), and encoding cost
-  grows faster than linearly with length (measured here: 28 rows/s at 128 vs 10 rows/s at 256 on t0 rows).
+  grows faster than linearly with length (bench/README.md, `## semantic_dedupe`).
 
 Columns added: `semantic_cluster` (id of the kept representative, on every member of a duplicate group,
 null for rows with no duplicate), `similarity` (cosine to `dup_of`, on dropped rows), `dup_of`.
@@ -149,8 +149,8 @@ def cluster_pairs(members: np.ndarray, vecs: np.ndarray, threshold: float, share
     `members` are the cluster's row indices in rank order (best first), `vecs` their unit vectors in that order,
     `shared` which of them sit in another cluster too (boundary rows; None = none). One streaming pass in rank
     order against the rows that may still be kept (`BLOCK_ROWS` rows at a time), not all pairs: in a dense cluster
-    of near-copies all pairs are quadratically many (2.8 M pairs at 100k t0 rows, est. ~280 M at 1M: the 1M run's
-    OOM), while a row here is compared with, and paired to, only the rows that may be kept.
+    of near-copies all pairs are quadratically many (bench/README.md, `## semantic_dedupe`: the pairs of a 1M-row
+    run did not fit in memory), while a row here is compared with, and paired to, only the rows that may be kept.
 
     A row is *surely dropped* — left out of the candidates later rows are compared with — when one of its partners
     among the candidates is a row `i` not in another cluster whose own candidate partners are all partners of this
