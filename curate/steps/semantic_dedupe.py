@@ -288,7 +288,7 @@ class SemanticDedupe(StagedStep):
     """SemDeDup as stages that either engine runs (`curate.step.StagedStep`): per block, embeddings (a model
     stage: on Ray, a pool of actors each loading the model once) → on the driver, centroids fitted on a seeded
     sample of the vectors (≤ 128 per centroid, fetched by row) → per block, each row's nearest centroid and the
-    second nearest within the boundary margin, the (label, row, quality, vector) entries → per cluster, its rows
+    second nearest within the boundary margin, the (label, row, quality) entries → per cluster, its vectors read by row, its rows
     in rank order (highest quality, then input order) and its pairs with cosine ≥ threshold → on the driver, the
     pairs resolved greedily best-first → the marks. The driver holds the centroid sample and the pairs the
     streaming pass emits (`cluster_pairs`: each row paired only with the rows that may be kept, so a dense cluster
@@ -348,7 +348,7 @@ class SemanticDedupe(StagedStep):
 
     def assign(self, ctx: Context, df: pl.DataFrame) -> Out:
         """Per block: (label, row) entries — nearest centroid, and the second nearest within `boundary_margin`
-        (`assign_clusters`) — with the row's quality and vector, keyed by label."""
+        (`assign_clusters`) — with the row's quality, keyed by label (the vectors stay where the embed stage kept them)."""
         rows = df.get_column(ROW).to_numpy()
         emb = ctx.lookup(rows, ("vec",))["vec"]
         offset = int(rows[0]) if rows.size else 0  # a block's rows are consecutive
@@ -358,7 +358,7 @@ class SemanticDedupe(StagedStep):
             at, labels = assign_clusters(emb, ctx.value, self.config.boundary_margin, offset)
         local = at - offset
         shared = np.bincount(local, minlength=rows.size)[local] > 1  # the row sits in two clusters
-        entries = pl.DataFrame({KEY: labels, ROW: at, "vec": emb[local], "shared": shared})
+        entries = pl.DataFrame({KEY: labels, ROW: at, "shared": shared})  # vectors are looked up by row, not copied
         q = quality_of(df)
         if q is not None:
             entries = entries.with_columns(pl.Series("q", q[local]))
@@ -374,12 +374,14 @@ class SemanticDedupe(StagedStep):
         shared = entries.get_column("shared").to_numpy() if rows.size else np.zeros(0, dtype=bool)
         found = []
         names, groups = group_clusters(np.arange(rows.size), labels) if rows.size else (np.zeros(0, np.int64), [])
-        vecs = entries.get_column("vec").to_numpy() if rows.size else None
+        if rows.size:  # the partition's vectors, read once by row (locally, every row in order: no copy)
+            distinct, at = np.unique(rows, return_inverse=True)
+            vecs = ctx.lookup(distinct, ("vec",))["vec"]
         for label, ent in zip(names.tolist(), groups, strict=True):
             if ent.size < 2:
                 continue
             ent = ent[np.lexsort((rows[ent], -q[ent]))]
-            pj, pi, ps = cluster_pairs(rows[ent], vecs[ent], self.config.threshold, shared[ent])
+            pj, pi, ps = cluster_pairs(rows[ent], vecs[at[ent]], self.config.threshold, shared[ent])
             found.append((pj, pi, ps, np.full(pj.size, label, np.int64)))
         if found:
             pj, pi, ps, lab = (np.concatenate(x) for x in zip(*found, strict=True))
