@@ -119,7 +119,8 @@ def assign_clusters(emb: np.ndarray, centroids: np.ndarray, margin: float, offse
     rows, labels = [], []
     for start in range(0, emb.shape[0], 65536):
         sims = emb[start:start + 65536] @ centroids.T
-        top2 = np.argpartition(-sims, 1, axis=1)[:, :2]
+        # a copy: a view would keep the whole (rows × k) index array alive in `labels` (8 GB at 1M rows, k 1000)
+        top2 = np.argpartition(-sims, 1, axis=1)[:, :2].copy()
         s2 = np.take_along_axis(sims, top2, axis=1)
         swap = s2[:, 1] > s2[:, 0]
         top2[swap] = top2[swap][:, ::-1]
