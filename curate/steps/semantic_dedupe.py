@@ -67,7 +67,9 @@ class SemanticDedupeConfig(StepConfig):
     """Average k-means cluster size; k = ceil(n / cluster_size). At or below it, one exact all-pairs pass."""
     boundary_margin: float = 0.05
     """A row whose second-nearest centroid is within this cosine of its nearest is compared in both
-    clusters: duplicates straddling a boundary are found, for a few more comparisons (0 = plain SemDeDup)."""
+    clusters: duplicates straddling a boundary are found, for a few more comparisons (0 = plain SemDeDup). Set 0
+    for millions of rows with many near-copies: a boundary row stays a candidate in both clusters, so a group of
+    near-copies on a boundary pairs quadratically, while at 0 the pairs stay linear in rows (bench/README.md)."""
     max_seq_length: int = 128
     batch_size: int = 64
     threads: int = 1
