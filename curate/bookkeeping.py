@@ -62,6 +62,8 @@ def record_step(run: Run | None, reporter: Reporter, step, rows_in: int, kept: i
     dropped_note = ", ".join(f"{reason} {n:,}" for reason, n in by_reason.items()) or "none"
     reporter.info(f"  {step.name}: {rows_in:,} rows in {seconds:.2f} s ({rows_in / max(seconds, 1e-9):,.0f} rows/s); "
                   f"kept {kept:,}, dropped {dropped_note}")
+    for warning in stats.get("warnings", []):  # a step's advice on its own settings (also in the manifest)
+        reporter.warn(f"{step.name}: {warning}")
     if run is None:
         return
     run.steps.append({"step": step.name, "config": step.config.model_dump(mode="json"), "rows_in": rows_in,

@@ -239,6 +239,6 @@ class StagedStep(Step):
 
 
 def add_stats(total: dict[str, Any], part: dict[str, Any] | None) -> None:
-    """Sum a call's stats into the step's."""
+    """Sum a call's stats into the step's (numbers add up; lists, such as `warnings`, are joined)."""
     for key, value in (part or {}).items():
-        total[key] = total.get(key, 0) + value
+        total[key] = total[key] + value if key in total else value

@@ -38,8 +38,6 @@ import alembic.config  # noqa: E402,F401
 import alembic.runtime.migration  # noqa: E402,F401
 import krippendorff  # noqa: E402,F401
 import polars  # noqa: E402,F401
-import sklearn.metrics  # noqa: E402,F401
-import statsmodels.stats.inter_rater  # noqa: E402,F401
 
 import curate.pipeline  # noqa: E402,F401
 import review_app.export  # noqa: E402,F401

@@ -306,3 +306,32 @@ def test_streaming_pairs_of_a_dense_cluster_grow_linearly_not_quadratically():
     assert (emb @ emb.T).min() >= 0.99
     pj, pi, _ = cluster_pairs(np.arange(200), emb, 0.99)
     assert pj.tolist() == list(range(1, 200)) and set(pi.tolist()) == {0}
+
+
+@pytest.mark.slow
+def test_quadratic_boundary_pairs_are_reported_with_the_setting_that_keeps_them_linear(static_models, tmp_path):
+    """80 near-copies, every one a boundary row (margin 1: each row sits in its two nearest of 4 clusters), all
+    duplicates of each other at threshold 0.5: no copy is surely dropped where it is a candidate in another cluster, so
+    a cluster's pairs grow with the square of its copies and the run says to set boundary_margin 0 (in its stats, so
+    in the manifest, and as a warning line). At margin 0 the same rows give ~1 pair a row and no warning."""
+    from rich.console import Console
+
+    from studio.console import Reporter
+
+    (tmp_path / "cache").mkdir(exist_ok=True)
+    (tmp_path / "cache" / "models").symlink_to(static_models)
+    rows = [chat(f"How do I return a tent I bought last month? Order {i}",
+                 f"Returns are free within 60 days of delivery; print the label from your order page. Ref {i}.")
+            for i in range(80)]
+    frame = examples_frame(rows)
+    console = Console(record=True, width=300)
+    quadratic = SemanticDedupe(model="static", threshold=0.5, cluster_size=20, boundary_margin=1.0)
+    run_steps(frame, [quadratic], reporter=Reporter(console=console))
+    assert quadratic.stats["pairs"] > 16 * frame.height
+    assert len(quadratic.stats["warnings"]) == 1 and "set boundary_margin: 0" in quadratic.stats["warnings"][0]
+    printed = console.export_text()
+    assert "warning: semantic_dedupe:" in printed and "set boundary_margin: 0" in printed
+
+    linear = SemanticDedupe(model="static", threshold=0.5, cluster_size=20, boundary_margin=0)
+    run_steps(frame, [linear])
+    assert linear.stats["pairs"] <= frame.height and "warnings" not in linear.stats

@@ -418,13 +418,22 @@ class SemanticDedupe(StagedStep):
             pl.DataFrame({ROW: reps, "semantic_cluster": rep_ids}),
         ], how="diagonal").cast(MARK_SCHEMA).select(list(MARK_SCHEMA))
         t_embedded = getattr(self, "_t_embedded", None)
-        return Out(rows=marks, stats={
+        warnings = []
+        if pj.size > PAIRS_PER_ROW_WARNING * ctx.total and self.config.boundary_margin > 0:
+            warnings.append(
+                f"{pj.size:,} duplicate pairs for {ctx.total:,} rows: groups of near-copies on cluster boundaries pair "
+                f"quadratically at boundary_margin {self.config.boundary_margin}; set boundary_margin: 0 to keep the "
+                "pairs, and memory, linear in rows (a boundary duplicate may then be missed)")
+        return Out(rows=marks, stats={**({"warnings": warnings} if warnings else {}),
             "duplicate_groups": int(reps.size), "pairs": int(pj.size), "driver_bytes": driver_bytes,
             "other_seconds": round(time.perf_counter() - t_embedded, 3) if t_embedded else 0.0})
 
 
 MARK_SCHEMA = {ROW: pl.Int64, "drop_reason": pl.String, "dup_of": pl.String, "semantic_cluster": pl.String,
                "similarity": pl.Float64}
+#: More pairs than this per input row reach the driver only when boundary groups of near-copies pair quadratically
+#: (a row is paired only with rows that may be kept: ~1 a row at boundary_margin 0); the step then says so.
+PAIRS_PER_ROW_WARNING = 16
 #: The Ray engine starts one embedding actor per this many rows (at most one per CPU and per block): each actor
 #: loads the model (a fresh worker imports torch and sentence-transformers: seconds of CPU), so a small input
 #: gets one actor, not one per CPU.
