@@ -238,6 +238,21 @@ class StagedStep(Step):
         return (self.mark(numbered, out.rows) if out.rows is not None else numbered).drop(ROW)
 
 
+def distinct_rows(n: int, *arrays: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The sorted distinct values of `arrays` (row numbers in [0, n)) and each array's positions among them: what
+    `np.unique` + `np.searchsorted` give, by a mask over [0, n) where n is small beside the values (no sort)."""
+    size = sum(a.size for a in arrays)
+    if n > 4 * size:
+        distinct = np.unique(np.concatenate(arrays))
+        return distinct, [np.searchsorted(distinct, a) for a in arrays]
+    seen = np.zeros(n, dtype=bool)
+    for a in arrays:
+        seen[a] = True
+    distinct = np.flatnonzero(seen)
+    at = np.cumsum(seen, dtype=np.int64) - 1
+    return distinct, [at[a] for a in arrays]
+
+
 def add_stats(total: dict[str, Any], part: dict[str, Any] | None) -> None:
     """Sum a call's stats into the step's (numbers add up; lists, such as `warnings`, are joined)."""
     for key, value in (part or {}).items():

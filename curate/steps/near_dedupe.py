@@ -52,7 +52,7 @@ import polars as pl
 from pydantic import Field, model_validator
 
 from curate import minhash
-from curate.step import KEY, ROW, Context, Out, Stage, StagedStep, StepConfig
+from curate.step import KEY, ROW, Context, Out, Stage, StagedStep, StepConfig, distinct_rows
 from studio.errors import StudioError
 
 #: Rows per batch when shingling and sketching (bounds the transient memory of text and word hashes; what is
@@ -143,21 +143,6 @@ def _split_code(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (codes >> np.uint64(32)).astype(np.int64), (codes & np.uint64(0xFFFFFFFF)).astype(np.int64)
 
 
-def _distinct(n: int, *arrays: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-    """The sorted distinct values of `arrays` (integers in [0, n)) and each array's positions among them: what
-    `np.unique` + `np.searchsorted` give, by a mask over [0, n) where n is small beside the values (no sort)."""
-    size = sum(a.size for a in arrays)
-    if n > 4 * size:
-        distinct = np.unique(np.concatenate(arrays))
-        return distinct, [np.searchsorted(distinct, a) for a in arrays]
-    seen = np.zeros(n, dtype=bool)
-    for a in arrays:
-        seen[a] = True
-    distinct = np.flatnonzero(seen)
-    at = np.cumsum(seen, dtype=np.int64) - 1
-    return distinct, [at[a] for a in arrays]
-
-
 MARK_SCHEMA = {ROW: pl.Int64, "drop_reason": pl.String, "dup_of": pl.String, "dup_cluster": pl.String,
                "similarity": pl.Float64}
 
@@ -232,14 +217,14 @@ class NearDedupe(StagedStep):
         if not len(a):
             empty = np.zeros(0, np.int64)
             return Out(result={"child": empty, "root": empty, "node": empty, "q": None}, stats=stats)
-        ends, (pa, pb) = _distinct(ctx.total, a, b)
+        ends, (pa, pb) = distinct_rows(ctx.total, a, b)
         got = ctx.lookup(ends, ("sig", "quality"))
         pairs = np.stack([pa, pb], axis=1)
         sims = minhash.estimated_jaccard(got["sig"], pairs)
         unsure = np.abs(sims - cfg.threshold) <= cfg.exact_band
         checked = np.zeros(len(pairs), dtype=bool)
         if unsure.any():  # the shingle hashes of every document an exact check may need, fetched once
-            docs, _ = _distinct(len(ends), pairs[unsure].ravel())
+            docs, _ = distinct_rows(len(ends), pairs[unsure].ravel())
             doc_at = np.full(len(ends), -1, dtype=np.int64)
             doc_at[docs] = np.arange(len(docs))
             shingles = ctx.lookup(ends[docs], ("shingles",))["shingles"]
@@ -248,7 +233,7 @@ class NearDedupe(StagedStep):
         edge = sims >= cfg.threshold
         stats.update(verified_pairs=int(edge.sum()), exact_checks=int(checked.sum()))
         ea, eb = pairs[edge, 0], pairs[edge, 1]
-        nodes, (na, nb) = _distinct(len(ends), ea, eb)
+        nodes, (na, nb) = distinct_rows(len(ends), ea, eb)
         labels = minhash.connected_components(len(nodes), np.stack([na, nb], axis=1))
         child = labels != np.arange(len(nodes))
         q = got["quality"]
@@ -279,13 +264,13 @@ class NearDedupe(StagedStep):
         """Per block: its cluster members' marks, with the exact Jaccard of each dropped row to its representative."""
         routed = ctx.rows if ctx.rows is not None else pl.DataFrame(schema={ROW: pl.Int64, "_rep": pl.Int64})
         members, reps = routed.get_column(ROW).to_numpy(), routed.get_column("_rep").to_numpy()
-        rep_rows, (rep_at,) = _distinct(ctx.total, reps)
+        rep_rows, (rep_at,) = distinct_rows(ctx.total, reps)
         rep_ids = ctx.lookup(rep_rows, ("id",))["id"] if len(rep_rows) else pl.Series([], dtype=pl.String)
         cluster = rep_ids.gather(rep_at)
         drop = np.flatnonzero(reps != members)
         similarity = np.full(len(members), np.nan)
         if len(drop):
-            pair_rows, (rep_local, member_local) = _distinct(ctx.total, reps[drop], members[drop])
+            pair_rows, (rep_local, member_local) = distinct_rows(ctx.total, reps[drop], members[drop])
             shingles = ctx.lookup(pair_rows, ("shingles",))["shingles"]
             local = np.stack([rep_local, member_local], axis=1)
             similarity[drop] = minhash.exact_jaccard(shingles, local)

@@ -38,7 +38,7 @@ import numpy as np
 import polars as pl
 from pydantic import model_validator
 
-from curate.step import KEY, ROW, Context, Out, Stage, StagedStep, StepConfig
+from curate.step import KEY, ROW, Context, Out, Stage, StagedStep, StepConfig, distinct_rows
 from curate.views import View, view_text
 
 REASON = "semantic_duplicate"
@@ -291,11 +291,11 @@ class SemanticDedupe(StagedStep):
     """SemDeDup as stages that either engine runs (`curate.step.StagedStep`): per block, embeddings (a model
     stage: on Ray, a pool of actors each loading the model once) → on the driver, centroids fitted on a seeded
     sample of the vectors (≤ 128 per centroid, fetched by row) → per block, each row's nearest centroid and the
-    second nearest within the boundary margin, the (label, row, quality) entries → per cluster, its vectors read by row, its rows
-    in rank order (highest quality, then input order) and its pairs with cosine ≥ threshold → on the driver, the
-    pairs resolved greedily best-first → the marks. The driver holds the centroid sample and the pairs the
-    streaming pass emits (`cluster_pairs`: each row paired only with the rows that may be kept, so a dense cluster
-    of near-copies gives linearly many pairs, not quadratically many), never all vectors."""
+    second nearest within the boundary margin, the (label, row, quality) entries → per cluster, its vectors read
+    by row, its rows in rank order (highest quality, then input order) and its pairs with cosine ≥ threshold → on
+    the driver, the pairs resolved greedily best-first → the marks. The driver holds the centroid sample and the
+    pairs the streaming pass emits (`cluster_pairs`: each row paired only with the rows that may be kept, so a dense
+    cluster of near-copies gives linearly many pairs, not quadratically many), never all vectors."""
 
     name = "semantic_dedupe"
     Config = SemanticDedupeConfig
@@ -351,7 +351,8 @@ class SemanticDedupe(StagedStep):
 
     def assign(self, ctx: Context, df: pl.DataFrame) -> Out:
         """Per block: (label, row) entries — nearest centroid, and the second nearest within `boundary_margin`
-        (`assign_clusters`) — with the row's quality, keyed by label (the vectors stay where the embed stage kept them)."""
+        (`assign_clusters`) — with the row's quality, keyed by label (the vectors stay where the embed stage kept
+        them)."""
         rows = df.get_column(ROW).to_numpy()
         emb = ctx.lookup(rows, ("vec",))["vec"]
         offset = int(rows[0]) if rows.size else 0  # a block's rows are consecutive
@@ -378,7 +379,7 @@ class SemanticDedupe(StagedStep):
         found = []
         names, groups = group_clusters(np.arange(rows.size), labels) if rows.size else (np.zeros(0, np.int64), [])
         if rows.size:  # the partition's vectors, read once by row (locally, every row in order: no copy)
-            distinct, at = np.unique(rows, return_inverse=True)
+            distinct, (at,) = distinct_rows(ctx.total, rows)
             vecs = ctx.lookup(distinct, ("vec",))["vec"]
         for label, ent in zip(names.tolist(), groups, strict=True):
             if ent.size < 2:
@@ -418,15 +419,14 @@ class SemanticDedupe(StagedStep):
             pl.DataFrame({ROW: reps, "semantic_cluster": rep_ids}),
         ], how="diagonal").cast(MARK_SCHEMA).select(list(MARK_SCHEMA))
         t_embedded = getattr(self, "_t_embedded", None)
-        warnings = []
+        stats = {"duplicate_groups": int(reps.size), "pairs": int(pj.size), "driver_bytes": driver_bytes,
+                 "other_seconds": round(time.perf_counter() - t_embedded, 3) if t_embedded else 0.0}
         if pj.size > PAIRS_PER_ROW_WARNING * ctx.total and self.config.boundary_margin > 0:
-            warnings.append(
+            stats["warnings"] = [
                 f"{pj.size:,} duplicate pairs for {ctx.total:,} rows: groups of near-copies on cluster boundaries pair "
                 f"quadratically at boundary_margin {self.config.boundary_margin}; set boundary_margin: 0 to keep the "
-                "pairs, and memory, linear in rows (a boundary duplicate may then be missed)")
-        return Out(rows=marks, stats={**({"warnings": warnings} if warnings else {}),
-            "duplicate_groups": int(reps.size), "pairs": int(pj.size), "driver_bytes": driver_bytes,
-            "other_seconds": round(time.perf_counter() - t_embedded, 3) if t_embedded else 0.0})
+                "pairs, and memory, linear in rows (a boundary duplicate may then be missed)"]
+        return Out(rows=marks, stats=stats)
 
 
 MARK_SCHEMA = {ROW: pl.Int64, "drop_reason": pl.String, "dup_of": pl.String, "semantic_cluster": pl.String,
