@@ -37,7 +37,6 @@ def pick_option(page, label: str, option: str, attempts: int = 5) -> None:
     that is then replaced (seen under load in CI: the option never appeared within 30 s). So open it, wait a few
     seconds for the option, and open it again if the re-render swallowed the first click."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
     from playwright.sync_api import expect
 
     box = page.locator('[data-testid="stMultiSelect"]', has_text=label)
