@@ -1,6 +1,6 @@
 """Benchmark: how many person names survive `redact_pii`, and how many harmless look-alikes it keeps.
 
-    PYTHONPATH=. python bench/pii_names.py [--part tune|dev|tune+dev|heldout|both] [--per-template N] [--show N]
+    PYTHONPATH=. python bench/pii_names.py [--part tune|dev|dev2|tuning|heldout|heldout2|both] [--per-template N] [--show N]
 
 Builds support, claims and clinical messages from sources the recognizers do not use: given names and surnames
 of FakeNameGenerator.com_3000.csv (many countries) and the PERSON spans of presidio-research's synthetic set,
@@ -37,8 +37,14 @@ sys.path.insert(0, str(REPO))
 DATA = Path(os.environ.get("STUDIO_SHARED_DATA", REPO.parent / "shared" / "data")) / "pii"
 SPLIT_SEED = 17
 PARTS = ("tune", "heldout")
-#: "dev" uses its own templates and look-alikes and the tuning part's names (see DEV_TEMPLATES)
-ALL_PARTS = (*PARTS, "dev")
+#: "dev" uses its own templates and look-alikes and the tuning part's names (see DEV_TEMPLATES); "dev2" and
+#: "heldout2" split a third pool of templates and look-alikes (POOL2) in two halves, dev2 with the tuning part's
+#: names, heldout2 with the held-out part's
+ALL_PARTS = (*PARTS, "dev", "dev2", "heldout2")
+#: Third round (issue 17 item 9): 120 message templates, 90 look-alikes and 20 look-alike templates written for it
+#: by someone who had not read the recognizers, in one file; `_split` halves each list by a fixed seed, so dev2 and
+#: heldout2 come from the same hand and the same distribution, and heldout2 is never read while tuning.
+POOL2 = Path(__file__).resolve().parent / "pii_names_pool2.json"
 
 # {name} is replaced by the name in the chosen shape; {id} by a structured identifier sentence (or nothing).
 TEMPLATES = {
@@ -193,6 +199,8 @@ DEV_LOOK_ALIKE_TEMPLATES = [
     "Query {thing}, refer to neurology.",
     "The {thing} in the photo is not what arrived.",
 ]
+#: a title or "Nurse" right before the name: the name is filled in without a title of its own
+_TITLED = re.compile(r"(?i)\b(?:dr|mr|mrs|ms|miss|mx|prof|nurse)\.?\s+\{name\}")
 SHAPES = ("full", "first", "title_last", "lower_full", "lower_first", "line_start")
 
 
@@ -245,11 +253,17 @@ def _ids(rng: random.Random, given: str, surname: str) -> dict[str, str]:
 def build(part: str, per_template: int = 4, lookalikes_per: int = 3) -> list[Message]:
     """The messages of one part (deterministic)."""
     rng = random.Random(f"{SPLIT_SEED}:{part}:messages")
-    people = load_names("tune" if part == "dev" else part)
+    people = load_names({"dev": "tune", "dev2": "tune", "heldout2": "heldout"}.get(part, part))
     rng.shuffle(people)
-    if part == "dev":
-        people = people[::-1]  # other names than the tuning templates get first
-    templates_by_domain = DEV_TEMPLATES if part == "dev" else {d: _split(t, part, d) for d, t in TEMPLATES.items()}
+    if part in ("dev", "dev2"):
+        people = people[::-1] if part == "dev" else people[len(people) // 2:] + people[:len(people) // 2]
+    if part in ("dev2", "heldout2"):
+        pool = json.loads(POOL2.read_text(encoding="utf-8"))
+        half = "tune" if part == "dev2" else "heldout"
+        templates_by_domain = {d: _split(t, half, f"pool2:{d}") for d, t in pool["templates"].items()}
+    else:
+        templates_by_domain = (DEV_TEMPLATES if part == "dev" else
+                               {d: _split(t, part, d) for d, t in TEMPLATES.items()})
     out: list[Message] = []
     k = 0
     for domain, templates in templates_by_domain.items():
@@ -263,7 +277,8 @@ def build(part: str, per_template: int = 4, lookalikes_per: int = 3) -> list[Mes
                 name = {"full": f"{given} {surname}", "first": given, "title_last": f"{title}. {surname}",
                         "lower_full": f"{given} {surname}", "lower_first": given,
                         "line_start": f"{given} {surname}"}[shape]
-                if template.startswith(("Dr. {name}", "Nurse {name}", "Ms {name}")):
+                if template.startswith(("Dr. {name}", "Nurse {name}", "Ms {name}")) or (
+                        part in ("dev2", "heldout2") and _TITLED.search(template)):
                     name = surname if shape in ("title_last", "first", "lower_first") else name
                 id_template, id_kind = ID_SENTENCES[rng.randrange(len(ID_SENTENCES))]
                 values = _ids(rng, given, surname)
@@ -274,8 +289,12 @@ def build(part: str, per_template: int = 4, lookalikes_per: int = 3) -> list[Mes
                 words = [w for w in re.findall(r"[^\W\d_]+", name) if len(w) >= 2 and w.lower() not in
                          {"mr", "mrs", "ms", "dr", "miss", "mx"}]
                 out.append(Message(text, "name", words, [values[id_kind]] if id_kind else [], shape, domain))
-    things = DEV_LOOK_ALIKES if part == "dev" else _split(LOOK_ALIKES, part, "lookalike")
-    look_templates = DEV_LOOK_ALIKE_TEMPLATES if part == "dev" else LOOK_ALIKE_TEMPLATES
+    if part in ("dev2", "heldout2"):
+        things = _split(pool["lookalikes"], half, "pool2:lookalike")
+        look_templates = _split(pool["lookalike_templates"], half, "pool2:lookalike_templates")
+    else:
+        things = DEV_LOOK_ALIKES if part == "dev" else _split(LOOK_ALIKES, part, "lookalike")
+        look_templates = DEV_LOOK_ALIKE_TEMPLATES if part == "dev" else LOOK_ALIKE_TEMPLATES
     for i, thing in enumerate(things):
         for j in range(lookalikes_per):
             template = look_templates[(i + j) % len(look_templates)]
@@ -317,7 +336,7 @@ def synth_person_recall(part: str) -> tuple[int, int]:
     from curate.pii import PiiRedactor
 
     synth = json.loads((DATA / "presidio_synth_dataset_v2.json").read_text(encoding="utf-8"))
-    docs = _split(synth, "tune" if part == "dev" else part, "synth-docs")
+    docs = _split(synth, {"dev": "tune", "dev2": "tune", "heldout2": "heldout"}.get(part, part), "synth-docs")
     gold = [[(s["start_position"], s["end_position"]) for s in d["spans"] if s["entity_type"] == "PERSON"]
             for d in docs]
     docs = [d for d, g in zip(docs, gold, strict=True) if g]
@@ -334,13 +353,13 @@ def synth_person_recall(part: str) -> tuple[int, int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", choices=[*ALL_PARTS, "both", "tune+dev"], default="tune")
+    ap.add_argument("--part", choices=[*ALL_PARTS, "both", "tune+dev", "tuning"], default="tune")
     ap.add_argument("--per-template", type=int, default=6)
     ap.add_argument("--show", type=int, default=0, help="print up to N failures (redacted text only)")
     args = ap.parse_args()
     print("| part | names surviving | look-alikes kept | structured ids surviving | presidio PERSON recall |")
     print("|---|---|---|---|---|")
-    parts = {"both": PARTS, "tune+dev": ("tune", "dev")}.get(args.part, (args.part,))
+    parts = {"both": PARTS, "tune+dev": ("tune", "dev"), "tuning": ("tune", "dev", "dev2")}.get(args.part, (args.part,))
     for part in parts:
         r = measure(part, args.per_template, args.show)
         fr, tr = r["person_recall"]

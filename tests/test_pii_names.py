@@ -26,6 +26,13 @@ def redactor() -> PiiRedactor:
     ("the other driver, iwerna, left", "iwerna"),
     ("Kajetana, 67, presents with dizziness.", "Kajetana"),                 # name, age
     ("Please send the letter to\ufeffBerthold Kranz.", "Berthold Kranz"),    # zero-width char inside
+    # issue 17 item 9, third round: positions no cue list names (each missed before it)
+    ("the invoice lists rikke as the payer, is that right?", "rikke"),      # a first name English lacks
+    ("warfarin held; þórdís to attend clinic tomorrow", "þórdís"),          # the same, at a clause start
+    ("Post-op day 1. Luís mobilising with the physio.", "Luís"),            # the same, capitalised
+    ("Advised Sophie to rest and drink fluids.", "Sophie"),                 # a first name inside a sentence
+    ("Please put a note that Tomasz Wielgus is allowed to sign.", "Tomasz Wielgus"),  # "that" opens a clause
+    ("The form was witnessed by Roisin McGarrity yesterday.", "Roisin McGarrity"),   # a Mc surname taken too
 ])
 def test_names_in_message_positions_are_tagged(redactor, text, name):
     out = redactor.redact_texts([text])[0]
@@ -42,6 +49,9 @@ def test_names_in_message_positions_are_tagged(redactor, text, name):
     "pt reviewed with physio, pain improving, seen by ortho team",   # lower-case clinical words stay
     "Do you still sell Dr Pepper in cans?",
     "Referred to the Marie Curie Hospice for respite care.",
+    "The note says Hashimoto thyroiditis, dose unchanged.",  # an eponym by its medical suffix
+    "Colours available: Violet, Orange, Pink.",            # first names in a list are colours here
+    "Add 2 Tbsp Sriracha to the sauce.",                   # two unknown words after a quantity
 ])
 def test_look_alikes_and_plain_lower_case_chat_keep_their_words(redactor, text):
     assert "<PERSON>" not in redactor.redact_texts([text])[0]

@@ -114,7 +114,8 @@ class Analyzer:
         registry = RecognizerRegistry(supported_languages=["en"])
         # A snapshot of the model's words as loaded: spaCy adds every string it tokenizes to the live store.
         vocabulary = frozenset(w.lower() for w in self.nlp_engine.nlp["en"].vocab.strings)
-        for recognizer in self._recognizers(config, ours, set(STOP_WORDS), vocabulary):
+        for recognizer in self._recognizers(config, ours, set(STOP_WORDS), vocabulary,
+                                            english_words(self.nlp_engine.nlp["en"])):
             if wanted & set(recognizer.supported_entities):
                 registry.add_recognizer(recognizer)
         # Context words may also follow a value ("416 60 039 office"): look two words ahead as well as five back.
@@ -130,7 +131,7 @@ class Analyzer:
             raise StudioError(f"redact_pii: no recognizer detects {', '.join(sorted(unknown))}; "
                               f"known entity types: {', '.join(sorted(self.engine.get_supported_entities('en')))}.")
         self.no_digit_entities = [e for e in self.entities if e not in NEEDS_DIGIT]
-        self.post = PostProcessor(config)
+        self.post = PostProcessor(config, vocabulary)
         self._plan(config, wanted)
         # Pay first-use costs (place list, regex caches, spaCy's first batch) here, once: forked workers inherit them.
         from curate.pii.postprocess import known_places
@@ -139,7 +140,7 @@ class Analyzer:
         self.analyze_docs([_WARM_UP_TEXT])
 
     @staticmethod
-    def _recognizers(config: PiiConfig, ours, stop_words: set[str], vocabulary=None) -> list:
+    def _recognizers(config: PiiConfig, ours, stop_words: set[str], vocabulary=None, dictionary=None) -> list:
         from presidio_analyzer import PatternRecognizer
         from presidio_analyzer.predefined_recognizers import (
             CreditCardRecognizer,
@@ -158,7 +159,7 @@ class Analyzer:
             UrlRecognizer(), DateRecognizer(),
             ours.AddressRecognizer(), ours.PhoneRecognizer(), ours.CardNumberRecognizer(),
             ours.date_of_birth_recognizer(), ours.zip_code_recognizer(), ours.NameAfterKeywordRecognizer(stop_words),
-            ours.KnownNameRecognizer(vocabulary),
+            ours.KnownNameRecognizer(vocabulary, dictionary),
             *ours.id_recognizers(config.id_patterns),
         ]
         for entity, values in config.deny_list.items():
@@ -227,6 +228,21 @@ class Analyzer:
 #: presidio's LemmaContextAwareEnhancer settings (defaults), with two words after the value as well as five before
 #: (context words may follow a value: "416 60 039 office").
 CONTEXT_PREFIX, CONTEXT_SUFFIX, CONTEXT_FACTOR, CONTEXT_MIN_SCORE = 5, 2, 0.35, 0.4
+
+
+def english_words(nlp) -> frozenset[str]:
+    """The words of the spaCy model's lemmatizer index (WordNet's nouns, verbs, adjectives and adverbs, ~83,000),
+    read from the model folder: the NER-only pipeline does not load the lemmatizer. Empty where the model has none."""
+    from spacy.lookups import Lookups
+
+    path = nlp.path / "lemmatizer" / "lookups" if nlp.path else None
+    if path is None or not path.exists():
+        return frozenset()
+    lookups = Lookups().from_disk(path)
+    if not lookups.has_table("lemma_index"):
+        return frozenset()
+    index = lookups.get_table("lemma_index")
+    return frozenset(w for pos in index.keys() for w in index[pos])
 
 
 def use_numpy_gemm(pipelines) -> None:

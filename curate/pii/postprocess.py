@@ -40,7 +40,11 @@ _EPONYM_NEXT = re.compile(
     # places and things named after people ("Marie Curie Hospice", "Murphy bed", "Ferris wheel")
     r"hospice|hospital|clinic|foundation|institute|house|station|airport|bridge|school|college|university|"
     r"stadium|bed|wheel|flask|dish|chair|jacket|award|prize|method|technique|model)\b"
-    r"|s?['’]\s+(?:disease|syndrome|palsy|sign|ophthalmopathy)\b", re.I)
+    r"|s?['’]\s+(?:disease|syndrome|palsy|sign|ophthalmopathy)\b"
+    # a condition or procedure by its medical suffix right after the name, without a possessive ("Kaposi sarcoma",
+    # "Hashimoto thyroiditis"; "Anna's tonsillitis" is Anna's)
+    r"|\s+[a-z]+(?:itis|sarcoma|carcinoma|lymphoma|melanoma|oma|osis|pathy|aemia|emia|algia|plasia|trophy|ectomy|"
+    r"otomy|plasty|scopy|uria|rrhoea|rrhea)\b(?<!diploma)(?<!aroma)(?<!diagnosis)(?<!prognosis)", re.I)
 #: a possessive with no noun after it names a disease or a shop ("history of Alzheimer's;", "lunch at Wendy's."):
 #: a person's possessive is followed by what is theirs ("Shishani's GP")
 _BARE_POSSESSIVE = re.compile(r"(?:['’]s|s['’])(?=\s*(?:[.,;:!?)]|$))")
@@ -60,6 +64,8 @@ _LEADING_DETERMINER = re.compile(r"(?i)(?:the|a|an|my|our|your|his|her|their|thi
 #: a possessive followed by a capitalised word inside one span names a shop or brand ("Victoria's Secret")
 _POSSESSIVE_BRAND = re.compile(r"[^\W\d_]['’]s\s+[A-Z][a-z]")
 _LOWER_AFTER = re.compile(r"\s+[a-z]")
+#: an auxiliary or modal verb: after "that" + name, "that" is a conjunction and the name a clause's subject
+_VERB_AFTER = re.compile(r"\s+(?:is|was|has|had|will|would|can|could|should|may|might|must|did|does|said|says)\b")
 _LOCATIVE = re.compile(
     r"(?i)\b(?:live[sd]?|living|lives|moved|moving|move|travel(?:l)?ing|travel(?:l)?ed|flew|fly(?:ing)?|born|"
     r"grew up|based|located|stay(?:ing|ed)?|visit(?:ing|ed)?|trip|city|town|village|state|country|"
@@ -132,8 +138,10 @@ def is_relative_date(value: str) -> bool:
 
 
 class PostProcessor:
-    def __init__(self, config: PiiConfig) -> None:
+    def __init__(self, config: PiiConfig, vocabulary: frozenset[str] = frozenset()) -> None:
         self.config = config
+        #: lower-cased words of the spaCy model's string store: a word missing from it is one English lacks
+        self.vocabulary = vocabulary
         self.allow = {v.strip().casefold() for v in config.allow_list}
 
     def __call__(self, text: str, results, artifacts=None) -> list[PiiEntity]:
@@ -176,6 +184,7 @@ class PostProcessor:
                 start += lead.end()
                 value = text[start:end]
             start = _extend_left(text, start)
+            end = self._extend_right(text, start, end)
             value = text[start:end]
             if is_code_or_number(value) or names_a_thing(text, start, end) or _POSSESSIVE_BRAND.search(value):
                 return
@@ -190,16 +199,55 @@ class PostProcessor:
         spans.append(PiiEntity(kind, start, end, round(float(score), 4)))
 
 
+    def _extend_right(self, text: str, start: int, end: int) -> int:
+        """End of a PERSON span taken one word further right when the word after it, on the same line with
+        nothing but spaces between, is a surname: a last name of Faker's lists, a "Mc"/"Mac"/"O'" name or a word
+        English lacks ("Dear Ingrid Hansen", "from Aoife McLean"); in text written all in lower case, a
+        lower-case such word ("<PERSON> sneddon"). Stop words, titles, greetings and listed common words
+        never are."""
+        if not self.vocabulary:
+            return end
+        m = _NAME_WORD_AFTER.match(text, end)
+        if not m:
+            return end
+        from curate.pii.recognizers import NOT_NAMES, faker_names, lower_names
+
+        word = m.group(1)
+        bare = word[:-2] if word.endswith(("'s", "’s")) else word
+        low = bare.lower()
+        if (low in _stop_words() or low in _NOT_NAME_WORDS or low in _MORE_TITLES or bare in NOT_NAMES
+                or low in lower_names()[2] or len(low) < 3):
+            return end
+        if bare[0].isupper():
+            # a word English lacks only after a one-word span: a first name wants a surname, a two-word span
+            # ("Mel Robbins Podcast") has one
+            named = bare in faker_names()[1] or _CELTIC_SURNAME.match(bare) or (
+                low not in self.vocabulary and " " not in text[start:end].strip())
+        else:
+            named = not any(c.isupper() for c in text) and (low in lower_names()[1] or (
+                low.isalpha() and low not in self.vocabulary))
+        return m.start(1) + len(bare) if named else end
+
+
+#: the word right after a PERSON span, separated by spaces only ("Hansen", "McLean", "O'Neill", "sneddon")
+_NAME_WORD_AFTER = re.compile(r"[ \t]+([^\W\d_][^\W\d_'’\-]*(?:[\-'’][^\W\d_]+)*)(?![\w@])")
+_CELTIC_SURNAME = re.compile(r"(?:Mc|Mac|O['’])[A-Z][a-z]+$")
+
+
 def names_a_thing(text: str, start: int, end: int) -> bool:
     """A PERSON span that names a thing: an eponym before a medical term, or up to three words between an article
     and a lower-case word (see the module docstring)."""
     if _EPONYM_NEXT.match(text, end) or _BARE_POSSESSIVE.match(text, end):
         return True
+    if " " in text[start:end].strip() and _EPONYM_NEXT.match(text, text.rindex(" ", start, end), end):
+        return True  # the span took the term in ("Hashimoto thyroiditis" tagged as one name)
     if _THING_BEFORE.search(text[max(0, start - 30):_title_start(text, start)]):
         return True
     short = len(text[start:end].split()) <= 3
-    return short and bool(_ARTICLE_BEFORE.search(text[max(0, start - 12):_title_start(text, start)])) and bool(
-        _LOWER_AFTER.match(text, end))
+    article = _ARTICLE_BEFORE.search(text[max(0, start - 12):_title_start(text, start)])
+    if article and article.group().strip().lower() == "that" and _VERB_AFTER.match(text, end):
+        return False  # "that" opens a clause whose subject is the name ("a note that Marie Pfeifer is allowed")
+    return short and bool(article) and bool(_LOWER_AFTER.match(text, end))
 
 
 #: a capitalised word right before a PERSON span, itself after a word on the same line (not a sentence start)

@@ -334,6 +334,19 @@ def _strip_possessive(word: str) -> str:
 
 
 _CAPITALISED_BEFORE = regex.compile(r"[[:Lu:]][[:L:]'’\-]*[ \t]+$")
+_CAPITALISED_AFTER = regex.compile(r"[ \t]+[[:Lu:]]")
+_LIST_BEFORE = regex.compile(r"[,/&+][ \t]*$")
+#: what stands before a thing, not a person: an article, a quantity, or a capitalised word of the same run
+_THING_CONTEXT = regex.compile(r"(?:(?i:\b(?:the|a|an|some|any|this|that|our|your|my))|\d|(?P<cap>[[:Lu:]][[:L:]'’\-]*))[ \t]+$")
+
+
+def _thing_context(text: str, start: int) -> bool:
+    """An article, a quantity or a capitalised word (not a capitalised stop word: "For", "To") right before."""
+    m = _THING_CONTEXT.search(text[max(0, start - 40):start])
+    return bool(m) and not (m["cap"] and m["cap"].lower() in STOP_WORDS)
+#: nothing, or the end of a sentence or line, right before a position
+_SENTENCE_START = regex.compile(r"(?:^|[.!?\n])[ \t\"'“(]*$")
+_CUES = frozenset(c for c in _NAME_BEFORE if " " not in c)
 #: cue words after which only a known first name (not any unknown word) is taken
 _WEAK_CUES = {"could", "can", "would", "will", "did", "does", "is", "was", "has", "should", "love"}
 _PREPOSITIONS = {"from", "to", "with", "for", "by"}
@@ -425,14 +438,19 @@ class KnownNameRecognizer(LocalRecognizer):
     missing from `vocabulary`, the spaCy model's string store (~85,000 words of its training text: "pain",
     "billing" and "maria" are in it, "szemere" and "yumika" are not)."""
 
-    def __init__(self, vocabulary=None) -> None:
+    def __init__(self, vocabulary=None, dictionary=None) -> None:
         super().__init__(supported_entities=["PERSON"], name="KnownNameRecognizer", supported_language="en")
         self.vocabulary = vocabulary if vocabulary is not None else frozenset()
+        # first names that are no English word: not in `dictionary` (the lemmatizer's word index of the spaCy
+        # model, WordNet's nouns, verbs, adjectives and adverbs: "violet", "rice", "jan" are in it, "sophie" not)
+        self.plain_first = frozenset(lower_names()[0] - dictionary) if dictionary else frozenset()
         # a zero-width format character (a pasted BOM or joiner) must not hide a name
         word = r"\p{Cf}*[[:Lu:]][[:Ll:]'’\p{Cf}\-]+"
         low = r"\p{Cf}*[[:Ll:]][[:Ll:]'’\p{Cf}\-]+"
         start = r"(?:^|(?<=[\s.,;:!?(]))"
         self.full = regex.compile(rf"(?<![\w@.])(?P<first>{word})\s+(?P<last>{word})(?![\w@])")
+        # any word that is a first name somewhere and a word nowhere in English ("Rikke", "þór", "vilhjálmur")
+        self.rare_first = regex.compile(rf"(?<![\w@.'’])(?P<first>{word}|{low})(?:['’]s)?(?![\w@'’])")
         self.before = regex.compile(
             rf"{start}(?P<cue>(?i:{_keyword_alternation(_NAME_BEFORE)}))[\s,]+(?P<first>{word})"
             rf"(?:\s+(?P<last>{word}))?(?![\w@])", regex.MULTILINE)
@@ -509,6 +527,15 @@ class KnownNameRecognizer(LocalRecognizer):
         return word in STOP_WORDS or word in common or len(word) < 3 or (
             word.endswith(("ing", "ly")) and word not in first and word not in last)  # "vitaly", "kelly" are names
 
+    def _plain_first_name(self, word: str) -> bool:
+        """A first name of Faker's lists that no English word is spelt like (see `plain_first`)."""
+        return word.lower() in self.plain_first
+
+    def _rare_first_name(self, word: str) -> bool:
+        """A first name of Faker's lists that the vocabulary lacks and that is no common word."""
+        low = word.strip("'’-").lower()
+        return low in lower_names()[0] and self._unknown(low)
+
     def _unknown(self, word: str) -> bool:
         """A lower-case word of 3+ letters that the vocabulary lacks: in a name position, most likely a name."""
         word = word.strip("'’-")
@@ -522,6 +549,37 @@ class KnownNameRecognizer(LocalRecognizer):
             if m["first"] in first and (m["last"] in last or (m["last"] not in NOT_NAMES
                                                                and m["last"].lower() not in STOP_WORDS)):
                 out.append(_result(self, "PERSON", m.start(), m.end(), 0.85))
+            elif (m["last"] in last or self._unknown(m["last"].lower())) and self._unknown(m["first"].lower()) and not (
+                    self._common(m["first"]) or self._common(m["last"]) or _thing_context(text, m.start())
+                    or _CAPITALISED_AFTER.match(text, m.end())):
+                # a word English lacks before a surname or another such word ("Aloisa Toscano", "Giovana Almeida"),
+                # not inside a run of capitalised words ("Crossbody Mountain Climbers"), nor after an article or a
+                # quantity ("the Succotash Omelet", "2 Tbsp Sriracha")
+                out.append(_result(self, "PERSON", m.start(), m.end(), 0.7))
+        lower_text = not any(c.isupper() for c in text)
+        for m in self.rare_first.finditer(text):
+            # a first name that is no English word ("Sophie", "laura"; not "Violet", "Rice", "Jan"), capitalised or
+            # in text written all in lower case, alone (a capitalised word after it makes a full name or a brand,
+            # found or not by `full`), not in a list, not after an article, a quantity or a capitalised word
+            # that is not a cue ("Taco Bell"; "Advised Sophie" at a sentence start is a verb and a name)
+            word = _strip_possessive(m["first"])
+            if not ((lower_text or word[:1].isupper()) and self._plain_first_name(word)):
+                continue
+            if _CAPITALISED_AFTER.match(text, m.end()) or _LIST_BEFORE.search(text, max(0, m.start() - 3), m.start()):
+                continue
+            before = _THING_CONTEXT.search(text[max(0, m.start() - 40):m.start()])
+            cap = before["cap"].lower() if before and before["cap"] else ""
+            opens = before and cap and _SENTENCE_START.search(text, 0, m.start() - len(before.group()))
+            if before and not (cap and (cap in STOP_WORDS or cap in _CUES or (cap.endswith("ed") and opens))):
+                continue
+            out.append(_result(self, "PERSON", m.start("first"), m.start("first") + len(word), 0.6))
+        for m in self.rare_first.finditer(text):
+            # a first name of some locale that English has no word for is a name wherever it stands; a lower-case
+            # one only in text written all in lower case
+            word = _strip_possessive(m["first"]).strip("\u200b\ufeff\u200d")
+            if (lower_text or word[:1].isupper()) and self._rare_first_name(word):
+                start = m.start("first") + m["first"].index(word)
+                out.append(_result(self, "PERSON", start, start + len(word), 0.65))
         for m in self.appositive.finditer(text, overlapped=True):
             name = m["first"]
             if name in first or name.lower() in lower_names()[0]:
@@ -626,7 +684,10 @@ class KnownNameRecognizer(LocalRecognizer):
                 out.append(_result(self, "PERSON", m.start("first"), m.end("last") if last_ok else m.end("first"),
                                    0.65))
         for m in self.lower_after.finditer(text, overlapped=True):
-            if m["first"] in low_first or self._unknown(m["first"]):
+            if m["last"] and m["first"] not in low_first and self._plain_first_name(m["last"]):
+                # a word English lacks, then a first name ("my flatmate laura is"): the name is the second word
+                out.append(_result(self, "PERSON", m.start("last"), m.end("last"), 0.7))
+            elif m["first"] in low_first or self._unknown(m["first"]):
                 last_ok = m["last"] and (m["last"] in low_last or self._unknown(m["last"]) or self._lower_word(m["last"]))
                 end = m.end("last") if last_ok else m.end("first")
                 out.append(_result(self, "PERSON", m.start("first"), end, 0.7))
