@@ -6,6 +6,7 @@ One `Reporter` is made per command invocation and passed down; library code neve
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -68,10 +69,15 @@ class Reporter:
             table.add_column(col, justify="right" if i else "left")
         for row in rows:
             table.add_row(*[f"{v:,}" if isinstance(v, int) else str(v) for v in row])
+        if not self.out.is_terminal and "COLUMNS" not in os.environ:
+            # a log or a pipe has no width: print the table at its natural width (up to 200 columns) instead of
+            # rich's 80, which wrapped the demo's summary into a column of fragments in CI logs
+            from rich.measure import Measurement
+
+            natural = Measurement.get(self.out, self.out.options.update(max_width=200), table).maximum
+            self.out.width = max(self.out.width, min(natural, 200))
         self.out.print(table)
 
 
 def _force_progress() -> bool:
-    import os
-
     return os.environ.get("STUDIO_PROGRESS") == "1" and sys.stderr is not None
