@@ -27,6 +27,9 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--train-rows", type=int, help="train on only the first N rows of the trainer's own train part "
                     "(same validation rows): what fewer training rows cost, to judge a smaller hold-out")
+    ap.add_argument("--full-finetune", action="store_true",
+                    help="train every weight of the base (fp32 master weights, bf16 autocast where the CPU has it) "
+                    "instead of LoRA adapters: the ceiling a LoRA run can be judged against")
     ap.add_argument("--log", type=Path, default=Path(__file__).parent / "results" / "train_probes.jsonl")
     args = ap.parse_args()
 
@@ -42,6 +45,16 @@ def main() -> None:
             overrides[key] = json.loads(value)
         except json.JSONDecodeError:
             overrides[key] = value
+    if args.full_finetune:
+        import training.trainer as trainer_module
+
+        def unfreeze_all(model, cfg):
+            model = model.float()  # AdamW on bf16 weights loses small updates: fp32 master weights
+            for param in model.parameters():
+                param.requires_grad_(True)
+            return model
+
+        trainer_module.add_lora = unfreeze_all
     train_rows, _ = conversations()  # the test rows are discarded unread by this script
     cfg = TrainConfig(**overrides)
     with tempfile.TemporaryDirectory(prefix="train_probe_") as tmp:
@@ -57,7 +70,7 @@ def main() -> None:
             m = train(cfg, train_file, val_file, work / "run").metrics
         else:
             m = train(cfg, work / "train.jsonl", None, work / "run").metrics
-    rec = {"name": args.name, "set": overrides, "train_rows_cap": args.train_rows, "steps": m["steps"], "total_steps": m["total_steps"],
+    rec = {"name": args.name, "set": overrides, "full_finetune": args.full_finetune, "train_rows_cap": args.train_rows, "steps": m["steps"], "total_steps": m["total_steps"],
            "val_before": m["val_loss_before"], "val_best": m["val_loss_best"], "best_step": m["best_step"],
            "evals": [(e["step"], e["val_loss"]) for e in m["evals"]], "train_loss_last": m["train_loss_last"],
            "tokens_per_second": m["tokens_per_second"], "wall_s": round(time.perf_counter() - t0, 1),
