@@ -1,6 +1,6 @@
 """Benchmark: how many person names survive `redact_pii`, and how many harmless look-alikes it keeps.
 
-    PYTHONPATH=. python bench/pii_names.py [--part tune|dev|dev2|tuning|heldout|heldout2|both] [--per-template N] [--show N]
+    PYTHONPATH=. python bench/pii_names.py [--part tune|dev|dev2|tuning|heldout|heldout2|heldout3|heldout4|both] [--per-template N] [--show N]
 
 Builds support, claims and clinical messages from sources the recognizers do not use: given names and surnames
 of FakeNameGenerator.com_3000.csv (many countries) and the PERSON spans of presidio-research's synthetic set,
@@ -40,11 +40,21 @@ PARTS = ("tune", "heldout")
 #: "dev" uses its own templates and look-alikes and the tuning part's names (see DEV_TEMPLATES); "dev2" and
 #: "heldout2" split a third pool of templates and look-alikes (POOL2) in two halves, dev2 with the tuning part's
 #: names, heldout2 with the held-out part's
-ALL_PARTS = (*PARTS, "dev", "dev2", "heldout2")
+ALL_PARTS = (*PARTS, "dev", "dev2", "heldout2", "heldout3", "heldout4")
 #: Third round (issue 17 item 9): 120 message templates, 90 look-alikes and 20 look-alike templates written for it
 #: by someone who had not read the recognizers, in one file; `_split` halves each list by a fixed seed, so dev2 and
 #: heldout2 come from the same hand and the same distribution, and heldout2 is never read while tuning.
 POOL2 = Path(__file__).resolve().parent / "pii_names_pool2.json"
+#: Fourth set (held-out only, never tuned on): 90 message templates and 60 look-alike phrases, each look-alike in
+#: three messages written for it (how people write about that thing), by a session that had not read the
+#: recognizers. pool2's look-alike templates had to fit every phrase, so they said nothing about what the phrase
+#: was ("Assessment: {thing}, to be confirmed."): a person's full name as a brand could not be told from a person.
+POOL3 = Path(__file__).resolve().parent / "pii_names_pool3.json"
+#: Fifth set, written like POOL3 by another session after heldout3 had been read once and then tuned on: the
+#: held-out set of the third round's last rules.
+POOL4 = Path(__file__).resolve().parent / "pii_names_pool4.json"
+#: the names each part draws from (dev parts tune on the tuning names, held-out parts use the held-out names)
+NAME_PART = {"dev": "tune", "dev2": "tune", "heldout2": "heldout", "heldout3": "heldout", "heldout4": "heldout"}
 
 # {name} is replaced by the name in the chosen shape; {id} by a structured identifier sentence (or nothing).
 TEMPLATES = {
@@ -253,11 +263,14 @@ def _ids(rng: random.Random, given: str, surname: str) -> dict[str, str]:
 def build(part: str, per_template: int = 4, lookalikes_per: int = 3) -> list[Message]:
     """The messages of one part (deterministic)."""
     rng = random.Random(f"{SPLIT_SEED}:{part}:messages")
-    people = load_names({"dev": "tune", "dev2": "tune", "heldout2": "heldout"}.get(part, part))
+    people = load_names(NAME_PART.get(part, part))
     rng.shuffle(people)
     if part in ("dev", "dev2"):
         people = people[::-1] if part == "dev" else people[len(people) // 2:] + people[:len(people) // 2]
-    if part in ("dev2", "heldout2"):
+    if part in ("heldout3", "heldout4"):
+        pool = json.loads((POOL3 if part == "heldout3" else POOL4).read_text(encoding="utf-8"))
+        templates_by_domain = pool["templates"]
+    elif part in ("dev2", "heldout2"):
         pool = json.loads(POOL2.read_text(encoding="utf-8"))
         half = "tune" if part == "dev2" else "heldout"
         templates_by_domain = {d: _split(t, half, f"pool2:{d}") for d, t in pool["templates"].items()}
@@ -278,7 +291,7 @@ def build(part: str, per_template: int = 4, lookalikes_per: int = 3) -> list[Mes
                         "lower_full": f"{given} {surname}", "lower_first": given,
                         "line_start": f"{given} {surname}"}[shape]
                 if template.startswith(("Dr. {name}", "Nurse {name}", "Ms {name}")) or (
-                        part in ("dev2", "heldout2") and _TITLED.search(template)):
+                        part in ("dev2", "heldout2", "heldout3", "heldout4") and _TITLED.search(template)):
                     name = surname if shape in ("title_last", "first", "lower_first") else name
                 id_template, id_kind = ID_SENTENCES[rng.randrange(len(ID_SENTENCES))]
                 values = _ids(rng, given, surname)
@@ -289,6 +302,10 @@ def build(part: str, per_template: int = 4, lookalikes_per: int = 3) -> list[Mes
                 words = [w for w in re.findall(r"[^\W\d_]+", name) if len(w) >= 2 and w.lower() not in
                          {"mr", "mrs", "ms", "dr", "miss", "mx"}]
                 out.append(Message(text, "name", words, [values[id_kind]] if id_kind else [], shape, domain))
+    if part in ("heldout3", "heldout4"):
+        for entry in pool["lookalike_messages"]:
+            out += [Message(text, "lookalike", [entry["phrase"]], domain="lookalike") for text in entry["texts"]]
+        return out
     if part in ("dev2", "heldout2"):
         things = _split(pool["lookalikes"], half, "pool2:lookalike")
         look_templates = _split(pool["lookalike_templates"], half, "pool2:lookalike_templates")
@@ -336,7 +353,7 @@ def synth_person_recall(part: str) -> tuple[int, int]:
     from curate.pii import PiiRedactor
 
     synth = json.loads((DATA / "presidio_synth_dataset_v2.json").read_text(encoding="utf-8"))
-    docs = _split(synth, {"dev": "tune", "dev2": "tune", "heldout2": "heldout"}.get(part, part), "synth-docs")
+    docs = _split(synth, NAME_PART.get(part, part), "synth-docs")
     gold = [[(s["start_position"], s["end_position"]) for s in d["spans"] if s["entity_type"] == "PERSON"]
             for d in docs]
     docs = [d for d, g in zip(docs, gold, strict=True) if g]

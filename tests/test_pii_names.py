@@ -33,6 +33,9 @@ def redactor() -> PiiRedactor:
     ("Advised Sophie to rest and drink fluids.", "Sophie"),                 # a first name inside a sentence
     ("Please put a note that Tomasz Wielgus is allowed to sign.", "Tomasz Wielgus"),  # "that" opens a clause
     ("The form was witnessed by Roisin McGarrity yesterday.", "Roisin McGarrity"),   # a Mc surname taken too
+    ("the dashcam footage was supplied by olvrek.", "olvrek"),              # lower case: a preposition, the end
+    ("brosvik noticed the stain after the holiday", "brosvik"),            # lower case: a subject before a verb
+    ("tzeltra wants to know if the shed is covered", "tzeltra"),
 ])
 def test_names_in_message_positions_are_tagged(redactor, text, name):
     out = redactor.redact_texts([text])[0]
@@ -52,6 +55,8 @@ def test_names_in_message_positions_are_tagged(redactor, text, name):
     "The note says Hashimoto thyroiditis, dose unchanged.",  # an eponym by its medical suffix
     "Colours available: Violet, Orange, Pink.",            # first names in a list are colours here
     "Add 2 Tbsp Sriracha to the sauce.",                   # two unknown words after a quantity
+    "separate the tags with commas.",                      # a plural English has: no name
+    "pt seen with physio, mobilising well",                # chat shorthand before a comma
 ])
 def test_look_alikes_and_plain_lower_case_chat_keep_their_words(redactor, text):
     assert "<PERSON>" not in redactor.redact_texts([text])[0]

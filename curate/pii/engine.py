@@ -231,8 +231,8 @@ CONTEXT_PREFIX, CONTEXT_SUFFIX, CONTEXT_FACTOR, CONTEXT_MIN_SCORE = 5, 2, 0.35, 
 
 
 def english_words(nlp) -> frozenset[str]:
-    """The words of the spaCy model's lemmatizer index (WordNet's nouns, verbs, adjectives and adverbs, ~83,000),
-    read from the model folder: the NER-only pipeline does not load the lemmatizer. Empty where the model has none."""
+    """The words of the spaCy model's lemmatizer index (WordNet's nouns, verbs, adjectives and adverbs, ~83,000) and
+    its irregular forms (~6,000), read from the model folder: the NER-only pipeline does not load the lemmatizer. Empty where the model has none."""
     from spacy.lookups import Lookups
 
     path = nlp.path / "lemmatizer" / "lookups" if nlp.path else None
@@ -242,7 +242,11 @@ def english_words(nlp) -> frozenset[str]:
     if not lookups.has_table("lemma_index"):
         return frozenset()
     index = lookups.get_table("lemma_index")
-    return frozenset(w for pos in index.keys() for w in index[pos])
+    words = {w for pos in index.keys() for w in index[pos]}
+    if lookups.has_table("lemma_exc"):  # irregular forms ("media", "geese") are words too
+        exceptions = lookups.get_table("lemma_exc")
+        words.update(form for pos in exceptions.keys() for form in exceptions[pos])
+    return frozenset(words)
 
 
 def use_numpy_gemm(pipelines) -> None:

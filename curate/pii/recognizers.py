@@ -443,7 +443,8 @@ class KnownNameRecognizer(LocalRecognizer):
         self.vocabulary = vocabulary if vocabulary is not None else frozenset()
         # first names that are no English word: not in `dictionary` (the lemmatizer's word index of the spaCy
         # model, WordNet's nouns, verbs, adjectives and adverbs: "violet", "rice", "jan" are in it, "sophie" not)
-        self.plain_first = frozenset(lower_names()[0] - dictionary) if dictionary else frozenset()
+        self.dictionary = dictionary or frozenset()
+        self.plain_first = frozenset(lower_names()[0] - self.dictionary) if dictionary else frozenset()
         # a zero-width format character (a pasted BOM or joiner) must not hide a name
         word = r"\p{Cf}*[[:Lu:]][[:Ll:]'’\p{Cf}\-]+"
         low = r"\p{Cf}*[[:Ll:]][[:Ll:]'’\p{Cf}\-]+"
@@ -473,6 +474,16 @@ class KnownNameRecognizer(LocalRecognizer):
                                          rf"just|has|had|have|was)\s+)?(?P<verb>[[:Ll:]]{{2,}}ed)\b", regex.MULTILINE)
         self.lower_before_verb = regex.compile(rf"{start}(?P<first>{low})(?:\s+(?P<last>{low}))?\s+(?:(?:still|also|"
                                                rf"then|just|has|had|have|was)\s+)?[[:Ll:]]{{2,}}ed\b", regex.MULTILINE)
+        bare = r"\p{Cf}*[[:Ll:]][[:Ll:]\p{Cf}\-]+"  # a lower-case word without a possessive
+        # at a clause start, a word English lacks before a verb in the past or the third person ("brosca noticed",
+        # "hansine wants to know"): a subject no list names
+        self.lower_subject = regex.compile(rf"(?:^|(?<=[.;:!?\n(][ \t]*)|(?<=\s-\s))(?P<first>{bare})(?:\s+(?P<last>{bare}))?"
+                                           rf"\s+(?:(?:still|also|then|just|has|had|have|was)\s+)?"
+                                           rf"(?P<verb>[[:Ll:]]{{2,}}(?:ed|s))\b", regex.MULTILINE)
+        # after a preposition of agent or source, a word English lacks that ends the sentence ("supplied by galeno.",
+        # "per rumisa."); not after "to"/"for" ("add to linkedin."), nor before a comma ("with physio, pain ...")
+        self.lower_prep_end = regex.compile(rf"{start}(?i:from|by|per)\s+(?P<first>{bare})"
+                                            rf"(?=\s*(?:[.;!?]|$))", regex.MULTILINE)
         # a sign-off: the line after one that ends in a comma ("Best wishes,\nJanice Orr")
         self.signature = regex.compile(rf",[ \t]*\n[ \t]*(?P<first>{word}|{low})(?:[ \t]+(?P<last>{word}|{low}))?"
                                        rf"(?![\w@])")
@@ -480,7 +491,6 @@ class KnownNameRecognizer(LocalRecognizer):
         self.lower_pair = regex.compile(rf"(?<![\w@.'’])(?P<first>{low})\s+(?P<last>{low})(?![\w@])")
         # after a bare preposition, a word English lacks is a name when a clause goes on after it ("taken from
         # ayna on site", "rebooked for elbio at the patient's request"), not when a noun follows ("by ortho team")
-        bare = r"\p{Cf}*[[:Ll:]][[:Ll:]\p{Cf}\-]+"  # a lower-case word without a possessive
         # a surname with a particle ("Ancilla van der Wardt", "hi, this is maria du cane")
         particles = r"(?:van|von|der|den|de|du|da|di|del|della|des|le|la|ter|ten|bin|ibn|al|el|dos|das|st\.?)"
         self.particle = regex.compile(rf"(?<![\w@.])(?P<first>{word}|{low})\s+(?:{particles}\s+){{1,2}}"
@@ -532,9 +542,17 @@ class KnownNameRecognizer(LocalRecognizer):
         return word.lower() in self.plain_first
 
     def _rare_first_name(self, word: str) -> bool:
-        """A first name of Faker's lists that the vocabulary lacks and that is no common word."""
+        """A first name of Faker's lists that the vocabulary lacks and that is no common or dictionary word."""
         low = word.strip("'’-").lower()
-        return low in lower_names()[0] and self._unknown(low)
+        return low in lower_names()[0] and self._unknown(low) and low not in self.dictionary
+
+    def _unlisted(self, word: str) -> bool:
+        """A lower-case word of 4+ letters that neither the vocabulary nor the dictionary has, nor as a plural
+        ("commas", "beginners"): the evidence the lower-case subject and preposition rules take for a name."""
+        if len(word) < 4 or not self._unknown(word) or word in self.dictionary or self._lower_common(word):
+            return False
+        return not (word.endswith("s") and (word[:-1] in self.dictionary or word[:-1] in self.vocabulary
+                                            or (word.endswith("es") and word[:-2] in self.dictionary)))
 
     def _unknown(self, word: str) -> bool:
         """A lower-case word of 3+ letters that the vocabulary lacks: in a name position, most likely a name."""
@@ -678,6 +696,17 @@ class KnownNameRecognizer(LocalRecognizer):
                                                                        or self._unknown(w) for w in words):
                 out.append(_result(self, "PERSON", m.start("first"), m.end("last") if m["last"] else m.end("first"),
                                    0.65))
+        for m in self.lower_subject.finditer(text):
+            words = [w for w in (m["first"], m["last"]) if w]
+            if m["verb"] in STOP_WORDS or m["verb"].endswith("ss") or any(self._lower_common(w) for w in words):
+                continue
+            if self._unlisted(words[0]):
+                last_ok = m["last"] and (m["last"] in low_last or self._unlisted(m["last"]))
+                out.append(_result(self, "PERSON", m.start("first"), m.end("last") if last_ok else m.end("first"), 0.6))
+        for m in self.lower_prep_end.finditer(text):
+            word = m["first"]
+            if self._unlisted(word):
+                out.append(_result(self, "PERSON", m.start("first"), m.end("first"), 0.6))
         for m in self.lower_before_verb.finditer(text):
             if m["first"] in low_first and not self._lower_common(m["first"]):
                 last_ok = m["last"] and (m["last"] in low_last or self._unknown(m["last"]))
