@@ -90,6 +90,11 @@ def test_benchmark_parts_share_no_template_name_or_look_alike():
                        ("pool2:lookalike_templates", pool["lookalike_templates"])]:
         tune, held = (set(bench._split(items, part, key)) for part in bench.PARTS)
         assert tune and held and not tune & held and tune | held == set(items), key
+    # the held-out-only pools (heldout3, heldout4) share no look-alike phrase with what was tuned on, nor each other
+    tuned = {t.casefold() for t in [*bench.LOOK_ALIKES, *bench.DEV_LOOK_ALIKES, *pool["lookalikes"]]}
+    phrases = [{e["phrase"].casefold() for e in json.loads(path.read_text(encoding="utf-8"))["lookalike_messages"]}
+               for path in (bench.POOL3, bench.POOL4)]
+    assert not phrases[0] & tuned and not phrases[1] & tuned and not phrases[0] & phrases[1]
 
 # Second round (issue 17 item 9): places names stand that the first rules missed, and the look-alikes and plain
 # lists those rules must leave alone. Sentences written for this test, not taken from bench/pii_names.py.
