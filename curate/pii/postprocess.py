@@ -22,6 +22,7 @@ import functools
 import re
 
 from curate.pii.config import PiiConfig, PiiEntity
+from curate.pii.names import NOT_NAMES, faker_names, lower_names
 
 NER_TYPES = {"PERSON", "LOCATION", "NRP", "DATE_TIME", "ORGANIZATION"}
 _EDGE_CHARS = " \t\n\r,;:!?\"'“”‘’()[]{}<>*_|/\\-"
@@ -210,8 +211,6 @@ class PostProcessor:
         m = _NAME_WORD_AFTER.match(text, end)
         if not m:
             return end
-        from curate.pii.recognizers import NOT_NAMES, faker_names, lower_names
-
         word = m.group(1)
         bare = word[:-2] if word.endswith(("'s", "’s")) else word
         low = bare.lower()

@@ -17,11 +17,13 @@ distinctive shapes, 0.2 for shapes that need context.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 
 import regex
 from presidio_analyzer import AnalysisExplanation, LocalRecognizer, RecognizerResult
+from spacy.lang.en.stop_words import STOP_WORDS
+
+from curate.pii.names import NOT_NAMES, faker_names, lower_names
 
 # Between a keyword and its value: "number", "no.", "#", "id", "is", ":" ... (up to three of them).
 _FILLER = r"(?:[\s:#=\-]*(?:numbers?|nos?\.?|num\.?|nr\.?|#|ids?|code|is|was|of|reads)\b\.?){0,3}[\s:#=\-]*"
@@ -308,14 +310,6 @@ def id_recognizers(id_patterns) -> list[KeyedValueRecognizer]:
             for i, p in enumerate(id_patterns)]
 
 
-#: Capitalised words that are first or last names in Faker's lists but in support, claims and clinical text are
-#: mostly colours, materials, days or product words ("Rose Gold", "Forest Green", "Easter Sunday").
-NOT_NAMES = {"Gold", "Silver", "Green", "Black", "White", "Brown", "Gray", "Grey", "Blue", "Red", "Sand", "Stone",
-             "Rose", "Forest", "Storm", "Easter", "Christmas", "Sunday", "Monday", "Tuesday", "Wednesday", "Thursday",
-             "Friday", "Saturday", "Summer", "Winter", "Spring", "Autumn", "Can", "Will", "May", "Mark", "Grant",
-             "Bill", "Pat", "Art", "Chase", "Hunter", "Page", "Hope", "Faith", "Joy", "Trail", "Ridge", "Pro",
-             "Max", "Sky", "River", "Brook", "Hill", "Field", "Park", "Lake", "Bay", "Star", "Sun", "North",
-             "South", "East", "West", "King", "Prince", "Young", "Price", "Long", "Short", "Best", "Love"}
 #: Words before a first name that make it one ("Thanks Marcus", "I spoke with Camila", "ask Tomasz",
 #: "consent obtained from Armand") ...
 _NAME_BEFORE = ["hi", "hello", "hey", "dear", "thanks", "thank you", "thx", "cheers", "spoke with", "speak with",
@@ -382,46 +376,6 @@ _NOT_GREETED = {"Team", "Support", "Everyone", "All", "There", "Again", "Sir", "
 _GREETINGS = ["hi", "hello", "hey", "dear", "thanks", "thank you", "best", "regards", "kind regards", "best regards",
               "sincerely", "birthday", "congratulations", "congrats", "welcome", "welcome back", "bye", "goodbye",
               "wishes", "best wishes", "warm regards", "many thanks", "yours", "yours truly"]
-
-
-@functools.lru_cache(maxsize=1)
-def faker_names() -> tuple[frozenset[str], frozenset[str]]:
-    """(first names, last names) from every locale of Faker's person provider, alphabetic (diacritics too), minus
-    NOT_NAMES: tens of thousands of real names from many countries, offline."""
-    import importlib
-    import pkgutil
-
-    import faker.providers.person as people
-
-    found: dict[str, set[str]] = {"first": set(), "last": set()}
-    attrs = {"first": ("first_names", "first_names_male", "first_names_female"), "last": ("last_names",)}
-    for module in pkgutil.iter_modules(people.__path__):
-        try:
-            provider = importlib.import_module(f"{people.__name__}.{module.name}").Provider
-        except (ImportError, AttributeError):
-            continue
-        for kind, names in attrs.items():
-            for attr in names:
-                values = next((c.__dict__[attr] for c in provider.__mro__ if attr in c.__dict__), ())
-                values = list(values) if isinstance(values, dict | list | tuple) else []
-                found[kind].update(v for v in values if isinstance(v, str) and v.isalpha()
-                                   and len(v) >= 3 and v[0].isupper() and v not in NOT_NAMES)
-    return frozenset(found["first"]), frozenset(found["last"])
-
-
-from spacy.lang.en.stop_words import STOP_WORDS  # noqa: E402 - needed only from here on
-
-
-@functools.lru_cache(maxsize=1)
-def lower_names() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
-    """Lower-cased first and last names for chat written in lower case, minus English stop words and NOT_NAMES
-    ("will", "may", "mark" are words first), and that set of common words."""
-    first, last = faker_names()
-    common = {w.lower() for w in NOT_NAMES} | set(STOP_WORDS) | {
-        "january", "february", "march", "april", "june", "july", "august", "september", "october", "november",
-        "december", "billing", "support", "sales", "reception", "pharmacy", "home", "work", "site", "store"}
-    return (frozenset(n.lower() for n in first) - common, frozenset(n.lower() for n in last) - common,
-            frozenset(common))
 
 
 class KnownNameRecognizer(LocalRecognizer):
