@@ -36,6 +36,7 @@ def redactor() -> PiiRedactor:
     ("the dashcam footage was supplied by olvrek.", "olvrek"),              # lower case: a preposition, the end
     ("brosvik noticed the stain after the holiday", "brosvik"),            # lower case: a subject before a verb
     ("tzeltra wants to know if the shed is covered", "tzeltra"),
+    ("Spoke to Mrs. Saucier about the invoice.", "Saucier"),                # a surname English has, after a title
 ])
 def test_names_in_message_positions_are_tagged(redactor, text, name):
     out = redactor.redact_texts([text])[0]
@@ -56,6 +57,9 @@ def test_names_in_message_positions_are_tagged(redactor, text, name):
     "Colours available: Violet, Orange, Pink.",            # first names in a list are colours here
     "Add 2 Tbsp Sriracha to the sauce.",                   # two unknown words after a quantity
     "separate the tags with commas.",                      # a plural English has: no name
+    "Foley catheter inserted, 400 ml drained.",            # a device named after a person
+    "Knee pain, likely Osgood-Schlatter disease.",         # a hyphenated eponym
+    "Bilirubin mildly raised, LFTs otherwise normal.",     # an English word opening a sentence
     "pt seen with physio, mobilising well",                # chat shorthand before a comma
 ])
 def test_look_alikes_and_plain_lower_case_chat_keep_their_words(redactor, text):

@@ -114,8 +114,8 @@ class Analyzer:
         registry = RecognizerRegistry(supported_languages=["en"])
         # A snapshot of the model's words as loaded: spaCy adds every string it tokenizes to the live store.
         vocabulary = frozenset(w.lower() for w in self.nlp_engine.nlp["en"].vocab.strings)
-        for recognizer in self._recognizers(config, ours, set(STOP_WORDS), vocabulary,
-                                            english_words(self.nlp_engine.nlp["en"])):
+        dictionary = english_words(self.nlp_engine.nlp["en"])
+        for recognizer in self._recognizers(config, ours, set(STOP_WORDS), vocabulary, dictionary):
             if wanted & set(recognizer.supported_entities):
                 registry.add_recognizer(recognizer)
         # Context words may also follow a value ("416 60 039 office"): look two words ahead as well as five back.
@@ -131,7 +131,7 @@ class Analyzer:
             raise StudioError(f"redact_pii: no recognizer detects {', '.join(sorted(unknown))}; "
                               f"known entity types: {', '.join(sorted(self.engine.get_supported_entities('en')))}.")
         self.no_digit_entities = [e for e in self.entities if e not in NEEDS_DIGIT]
-        self.post = PostProcessor(config, vocabulary)
+        self.post = PostProcessor(config, vocabulary, dictionary)
         self._plan(config, wanted)
         # Pay first-use costs (place list, regex caches, spaCy's first batch) here, once: forked workers inherit them.
         from curate.pii.postprocess import known_places

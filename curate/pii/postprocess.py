@@ -36,6 +36,8 @@ _NOT_NAME_WORDS = {
 }
 #: terms that make the name before them an eponym (a disease, a sign, a procedure), not a person
 _EPONYM_NEXT = re.compile(
+    # a second, hyphenated name may come first ("Osgood-Schlatter disease", "Cheyne-Stokes breathing")
+    r"(?:-[^\W\d_]+)?(?:"
     r"(?:['’]s)?\s+(?:disease|syndrome|lymphoma|palsy|sign|test|score|scale|maneuver|manoeuvre|procedure|surgery|"
     r"operation|reflex|fracture|criteria|classification|tumou?r|ulcer|anomaly|phenomenon|law|effect|"
     # places and things named after people ("Marie Curie Hospice", "Murphy bed", "Ferris wheel")
@@ -45,7 +47,11 @@ _EPONYM_NEXT = re.compile(
     # a condition or procedure by its medical suffix right after the name, without a possessive ("Kaposi sarcoma",
     # "Hashimoto thyroiditis"; "Anna's tonsillitis" is Anna's)
     r"|\s+[a-z]+(?:itis|sarcoma|carcinoma|lymphoma|melanoma|oma|osis|pathy|aemia|emia|algia|plasia|trophy|ectomy|"
-    r"otomy|plasty|scopy|uria|rrhoea|rrhea)\b(?<!diploma)(?<!aroma)(?<!diagnosis)(?<!prognosis)", re.I)
+    r"otomy|plasty|scopy|uria|rrhoea|rrhea)\b(?<!diploma)(?<!aroma)(?<!diagnosis)(?<!prognosis)"
+    # devices, fluids and signs of clinical notes named after people, without a possessive ("Foley catheter",
+    # "Kussmaul breathing"; "Anna's catheter" is Anna's), and the eponymous fluids ("Hartmann's solution")
+    r"|\s+(?:catheter|cannula|cyst|breathing|respirations?|duct|gland|canal|tube|splint|shunt|stent|valve|triad|"
+    r"pouch|membrane|nodes?|solution)\b|['’]s\s+solution\b)", re.I)
 #: a possessive with no noun after it names a disease or a shop ("history of Alzheimer's;", "lunch at Wendy's."):
 #: a person's possessive is followed by what is theirs ("Shishani's GP")
 _BARE_POSSESSIVE = re.compile(r"(?:['’]s|s['’])(?=\s*(?:[.,;:!?)]|$))")
@@ -139,10 +145,13 @@ def is_relative_date(value: str) -> bool:
 
 
 class PostProcessor:
-    def __init__(self, config: PiiConfig, vocabulary: frozenset[str] = frozenset()) -> None:
+    def __init__(self, config: PiiConfig, vocabulary: frozenset[str] = frozenset(),
+                 dictionary: frozenset[str] = frozenset()) -> None:
         self.config = config
         #: lower-cased words of the spaCy model's string store: a word missing from it is one English lacks
         self.vocabulary = vocabulary
+        #: English words (the spaCy model's lemmatizer index, `engine.english_words`)
+        self.dictionary = dictionary
         self.allow = {v.strip().casefold() for v in config.allow_list}
 
     def __call__(self, text: str, results, artifacts=None) -> list[PiiEntity]:
@@ -189,7 +198,10 @@ class PostProcessor:
             value = text[start:end]
             if is_code_or_number(value) or names_a_thing(text, start, end) or _POSSESSIVE_BRAND.search(value):
                 return
-            if value.lower() in known_places() or _LOCATIVE.search(text[max(0, start - 40):_title_start(text, start)]):
+            place = value.lower() in known_places()
+            if not place and self._opening_word(text, start, value):
+                return
+            if place or _LOCATIVE.search(text[max(0, start - 40):_title_start(text, start)]):
                 if "LOCATION" not in self.config.entities:
                     return
                 kind = "LOCATION"
@@ -199,6 +211,18 @@ class PostProcessor:
             return
         spans.append(PiiEntity(kind, start, end, round(float(score), 4)))
 
+
+    def _opening_word(self, text: str, start: int, value: str) -> bool:
+        """One capitalised word that opens a sentence, is an English word (the dictionary) and is on no name list:
+        spaCy's small model reads such openers as names ("Bilirubin mildly raised", "Meningitis ruled out")."""
+        if not self.dictionary or " " in value or not value[:1].isupper() or value.lower() not in self.dictionary:
+            return False
+        first, last = faker_names()
+        if (value in first or value in last or value in NOT_NAMES or value.lower() in lower_names()[0]
+                or value.lower() in lower_names()[1]):
+            return False  # a name too ("Mark is ..."): privacy first
+        before = text[max(0, start - 12):start]
+        return bool(_SENTENCE_OPENING.search(text, 0, start)) and not _TITLE_BEFORE.search(before)  # "Mrs. Saucier"
 
     def _extend_right(self, text: str, start: int, end: int) -> int:
         """End of a PERSON span taken one word further right when the word after it, on the same line with
@@ -228,6 +252,8 @@ class PostProcessor:
         return m.start(1) + len(bare) if named else end
 
 
+#: nothing, or the end of a sentence or line, before a position
+_SENTENCE_OPENING = re.compile(r"(?:^|[.!?\n])[ \t\"'“(]*$")
 #: the word right after a PERSON span, separated by spaces only ("Hansen", "McLean", "O'Neill", "sneddon")
 _NAME_WORD_AFTER = re.compile(r"[ \t]+([^\W\d_][^\W\d_'’\-]*(?:[\-'’][^\W\d_]+)*)(?![\w@])")
 _CELTIC_SURNAME = re.compile(r"(?:Mc|Mac|O['’])[A-Z][a-z]+$")
