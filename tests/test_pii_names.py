@@ -100,6 +100,7 @@ def test_benchmark_parts_share_no_template_name_or_look_alike():
                for path in (bench.POOL3, bench.POOL4)]
     assert not phrases[0] & tuned and not phrases[1] & tuned and not phrases[0] & phrases[1]
 
+
 # Second round (issue 17 item 9): places names stand that the first rules missed, and the look-alikes and plain
 # lists those rules must leave alone. Sentences written for this test, not taken from bench/pii_names.py.
 @pytest.mark.parametrize("text, name", [

@@ -232,7 +232,8 @@ CONTEXT_PREFIX, CONTEXT_SUFFIX, CONTEXT_FACTOR, CONTEXT_MIN_SCORE = 5, 2, 0.35, 
 
 def english_words(nlp) -> frozenset[str]:
     """The words of the spaCy model's lemmatizer index (WordNet's nouns, verbs, adjectives and adverbs, ~83,000) and
-    its irregular forms (~6,000), read from the model folder: the NER-only pipeline does not load the lemmatizer. Empty where the model has none."""
+    its irregular forms (~6,000), read from the model folder: the NER-only pipeline does not load the lemmatizer.
+    Empty where the model has none."""
     from spacy.lookups import Lookups
 
     path = nlp.path / "lemmatizer" / "lookups" if nlp.path else None

@@ -42,8 +42,6 @@ def faker_names() -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(found["first"]), frozenset(found["last"])
 
 
-
-
 @functools.lru_cache(maxsize=1)
 def lower_names() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
     """Lower-cased first and last names for chat written in lower case, minus English stop words and NOT_NAMES

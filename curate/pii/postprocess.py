@@ -211,7 +211,6 @@ class PostProcessor:
             return
         spans.append(PiiEntity(kind, start, end, round(float(score), 4)))
 
-
     def _opening_word(self, text: str, start: int, value: str) -> bool:
         """One capitalised word that opens a sentence, is an English word (the dictionary) and is on no name list:
         spaCy's small model reads such openers as names ("Bilirubin mildly raised", "Meningitis ruled out")."""
@@ -222,7 +221,7 @@ class PostProcessor:
                 or value.lower() in lower_names()[1]):
             return False  # a name too ("Mark is ..."): privacy first
         before = text[max(0, start - 12):start]
-        return bool(_SENTENCE_OPENING.search(text, 0, start)) and not _TITLE_BEFORE.search(before)  # "Mrs. Saucier"
+        return bool(SENTENCE_OPENING.search(text, 0, start)) and not _TITLE_BEFORE.search(before)  # "Mrs. Saucier"
 
     def _extend_right(self, text: str, start: int, end: int) -> int:
         """End of a PERSON span taken one word further right when the word after it, on the same line with
@@ -253,7 +252,7 @@ class PostProcessor:
 
 
 #: nothing, or the end of a sentence or line, before a position
-_SENTENCE_OPENING = re.compile(r"(?:^|[.!?\n])[ \t\"'“(]*$")
+SENTENCE_OPENING = re.compile(r"(?:^|[.!?\n])[ \t\"'“(]*$")
 #: the word right after a PERSON span, separated by spaces only ("Hansen", "McLean", "O'Neill", "sneddon")
 _NAME_WORD_AFTER = re.compile(r"[ \t]+([^\W\d_][^\W\d_'’\-]*(?:[\-'’][^\W\d_]+)*)(?![\w@])")
 _CELTIC_SURNAME = re.compile(r"(?:Mc|Mac|O['’])[A-Z][a-z]+$")

@@ -24,6 +24,7 @@ from presidio_analyzer import AnalysisExplanation, LocalRecognizer, RecognizerRe
 from spacy.lang.en.stop_words import STOP_WORDS
 
 from curate.pii.names import NOT_NAMES, faker_names, lower_names
+from curate.pii.postprocess import SENTENCE_OPENING
 
 # Between a keyword and its value: "number", "no.", "#", "id", "is", ":" ... (up to three of them).
 _FILLER = r"(?:[\s:#=\-]*(?:numbers?|nos?\.?|num\.?|nr\.?|#|ids?|code|is|was|of|reads)\b\.?){0,3}[\s:#=\-]*"
@@ -334,12 +335,21 @@ _LIST_BEFORE = regex.compile(r"[,/&+][ \t]*$")
 _THING_CONTEXT = regex.compile(r"(?:(?i:\b(?:the|a|an|some|any|this|that|our|your|my))|\d|(?P<cap>[[:Lu:]][[:L:]'’\-]*))[ \t]+$")
 
 
-def _thing_context(text: str, start: int) -> bool:
-    """An article, a quantity or a capitalised word (not a capitalised stop word: "For", "To") right before."""
+def _thing_context(text: str, start: int, cue_ok: bool = False) -> bool:
+    """An article, a quantity or a capitalised word (not a capitalised stop word: "For", "To") right before. With
+    `cue_ok`, not a capitalised cue word either, nor a word in -ed that opens the sentence ("Advised Sophie")."""
     m = _THING_CONTEXT.search(text[max(0, start - 40):start])
-    return bool(m) and not (m["cap"] and m["cap"].lower() in STOP_WORDS)
-#: nothing, or the end of a sentence or line, right before a position
-_SENTENCE_START = regex.compile(r"(?:^|[.!?\n])[ \t\"'“(]*$")
+    if not m:
+        return False
+    cap = m["cap"].lower() if m["cap"] else ""
+    if not cap:
+        return True
+    if cap in STOP_WORDS:
+        return False
+    opens = cap.endswith("ed") and SENTENCE_OPENING.search(text, 0, start - len(m.group()))
+    return not (cue_ok and (cap in _CUES or opens))
+
+
 _CUES = frozenset(c for c in _NAME_BEFORE if " " not in c)
 #: cue words after which only a known first name (not any unknown word) is taken
 _WEAK_CUES = {"could", "can", "would", "will", "did", "does", "is", "was", "has", "should", "love"}
@@ -530,28 +540,22 @@ class KnownNameRecognizer(LocalRecognizer):
                 out.append(_result(self, "PERSON", m.start(), m.end(), 0.7))
         lower_text = not any(c.isupper() for c in text)
         for m in self.rare_first.finditer(text):
+            word = _strip_possessive(m["first"])
+            # a first name of some locale that English has no word for is a name wherever it stands; a lower-case
+            # one only in text written all in lower case
+            rare = word.strip("\u200b\ufeff\u200d")
+            if (lower_text or rare[:1].isupper()) and self._rare_first_name(rare):
+                start = m.start("first") + m["first"].index(rare)
+                out.append(_result(self, "PERSON", start, start + len(rare), 0.65))
             # a first name that is no English word ("Sophie", "laura"; not "Violet", "Rice", "Jan"), capitalised or
             # in text written all in lower case, alone (a capitalised word after it makes a full name or a brand,
             # found or not by `full`), not in a list, not after an article, a quantity or a capitalised word
             # that is not a cue ("Taco Bell"; "Advised Sophie" at a sentence start is a verb and a name)
-            word = _strip_possessive(m["first"])
-            if not ((lower_text or word[:1].isupper()) and self._plain_first_name(word)):
-                continue
-            if _CAPITALISED_AFTER.match(text, m.end()) or _LIST_BEFORE.search(text, max(0, m.start() - 3), m.start()):
-                continue
-            before = _THING_CONTEXT.search(text[max(0, m.start() - 40):m.start()])
-            cap = before["cap"].lower() if before and before["cap"] else ""
-            opens = before and cap and _SENTENCE_START.search(text, 0, m.start() - len(before.group()))
-            if before and not (cap and (cap in STOP_WORDS or cap in _CUES or (cap.endswith("ed") and opens))):
-                continue
-            out.append(_result(self, "PERSON", m.start("first"), m.start("first") + len(word), 0.6))
-        for m in self.rare_first.finditer(text):
-            # a first name of some locale that English has no word for is a name wherever it stands; a lower-case
-            # one only in text written all in lower case
-            word = _strip_possessive(m["first"]).strip("\u200b\ufeff\u200d")
-            if (lower_text or word[:1].isupper()) and self._rare_first_name(word):
-                start = m.start("first") + m["first"].index(word)
-                out.append(_result(self, "PERSON", start, start + len(word), 0.65))
+            if ((lower_text or word[:1].isupper()) and self._plain_first_name(word)
+                    and not _CAPITALISED_AFTER.match(text, m.end())
+                    and not _LIST_BEFORE.search(text, max(0, m.start() - 3), m.start())
+                    and not _thing_context(text, m.start(), cue_ok=True)):
+                out.append(_result(self, "PERSON", m.start("first"), m.start("first") + len(word), 0.6))
         for m in self.appositive.finditer(text, overlapped=True):
             name = m["first"]
             if name in first or name.lower() in lower_names()[0]:
