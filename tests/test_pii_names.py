@@ -94,11 +94,15 @@ def test_benchmark_parts_share_no_template_name_or_look_alike():
                        ("pool2:lookalike_templates", pool["lookalike_templates"])]:
         tune, held = (set(bench._split(items, part, key)) for part in bench.PARTS)
         assert tune and held and not tune & held and tune | held == set(items), key
-    # the held-out-only pools (heldout3, heldout4) share no look-alike phrase with what was tuned on, nor each other
+    # the held-out-only pools (heldout3, heldout4, heldout5) share no look-alike phrase with each other; heldout3's
+    # and heldout4's share none with what was tuned on either (heldout5's writer checked only pool3/pool4: 27 of its
+    # 60 phrases were in the tuning lists, in other sentences, so bench/README.md reports its fresh 33 apart)
     tuned = {t.casefold() for t in [*bench.LOOK_ALIKES, *bench.DEV_LOOK_ALIKES, *pool["lookalikes"]]}
     phrases = [{e["phrase"].casefold() for e in json.loads(path.read_text(encoding="utf-8"))["lookalike_messages"]}
-               for path in (bench.POOL3, bench.POOL4)]
-    assert not phrases[0] & tuned and not phrases[1] & tuned and not phrases[0] & phrases[1]
+               for path in (bench.POOL3, bench.POOL4, bench.POOL5)]
+    assert not phrases[0] & tuned and not phrases[1] & tuned and len(phrases[2] - tuned) == 33
+    for i, held in enumerate(phrases):
+        assert held and not any(held & other for other in phrases[i + 1:]), i
 
 
 # Second round (issue 17 item 9): places names stand that the first rules missed, and the look-alikes and plain
@@ -131,4 +135,27 @@ def test_second_round_name_positions_are_tagged(redactor, text, name):
     "The practitioner is called a dentist.\nTranslate to French:",  # a role word does not reach the next line
 ])
 def test_second_round_look_alikes_and_lists_keep_their_words(redactor, text):
+    assert "<PERSON>" not in redactor.redact_texts([text])[0], redactor.redact_texts([text])[0]
+
+
+# Fourth round (issue 17 item 9): lower-case chat and notes where a word English lacks stands as a person does.
+# Sentences written for this test, not taken from bench/pii_names.py; each was missed before the rule it tests.
+@pytest.mark.parametrize("text, name", [
+    ("could you check whether ludovika actually paid the deposit?", "ludovika"),  # clause after "whether", adverb
+    ("sorry but wenzeslas isn't on the policy", "wenzeslas"),                   # negated auxiliary after "but"
+    ("zdravka left the keys with reception", "zdravka"),                        # irregular past tense
+    ("obs at 06:00.\noksandra: obs stable overnight, eating well", "oksandra"),  # a line opened by name + colon
+    ("brunisław - bp 150/90, repeat tomorrow", "brunisław"),                    # name + dash, letters not English
+    ("message for ingvilda: your refund is ready", "ingvilda"),                 # preposition, name, colon
+])
+def test_fourth_round_lower_case_name_positions_are_tagged(redactor, text, name):
+    out = redactor.redact_texts([text])[0]
+    assert name not in out, out
+
+
+@pytest.mark.parametrize("text", [
+    "gochujang, soy sauce, sesame oil",                       # a list's first item before a comma is no name
+    "the café on the corner sells crème brûlée",               # accented English words are in the vocabulary
+])
+def test_fourth_round_lists_and_accented_words_keep_their_words(redactor, text):
     assert "<PERSON>" not in redactor.redact_texts([text])[0], redactor.redact_texts([text])[0]

@@ -335,6 +335,14 @@ _LIST_BEFORE = regex.compile(r"[,/&+][ \t]*$")
 _THING_CONTEXT = regex.compile(r"(?:(?i:\b(?:the|a|an|some|any|this|that|our|your|my))|\d|(?P<cap>[[:Lu:]][[:L:]'’\-]*))[ \t]+$")
 
 
+#: common irregular past forms and negated auxiliaries: what a lower-case subject does ("taiji left a review",
+#: "flaviana isn't a valid card holder")
+_IRREGULAR_PAST = ("(?:left|told|sent|took|got|gave|came|went|rang|wrote|made|paid|bought|brought|found|kept|lost|saw|"
+                   "spoke|thought|felt|fell|broke|ran|sold|knew|became|began|drove|forgot|held|heard|meant|met|"
+                   "understood|woke|wore)")
+_NEGATED = "(?:is|was|does|did|has|had|wo|ca|could|would)n['’]?t"
+
+
 def _thing_context(text: str, start: int, cue_ok: bool = False) -> bool:
     """An article, a quantity or a capitalised word (not a capitalised stop word: "For", "To") right before. With
     `cue_ok`, not a capitalised cue word either, nor a word in -ed that opens the sentence ("Advised Sophie")."""
@@ -440,10 +448,24 @@ class KnownNameRecognizer(LocalRecognizer):
                                                rf"then|just|has|had|have|was)\s+)?[[:Ll:]]{{2,}}ed\b", regex.MULTILINE)
         bare = r"\p{Cf}*[[:Ll:]][[:Ll:]\p{Cf}\-]+"  # a lower-case word without a possessive
         # at a clause start, a word English lacks before a verb in the past or the third person ("brosca noticed",
-        # "hansine wants to know"): a subject no list names
-        self.lower_subject = regex.compile(rf"(?:^|(?<=[.;:!?\n(][ \t]*)|(?<=\s-\s))(?P<first>{bare})(?:\s+(?P<last>{bare}))?"
-                                           rf"\s+(?:(?:still|also|then|just|has|had|have|was)\s+)?"
-                                           rf"(?P<verb>[[:Ll:]]{{2,}}(?:ed|s))\b", regex.MULTILINE)
+        # "hansine wants to know", "whether gayane actually cancelled", "but wenzeslas isn't"): a subject no list
+        # names; the second word is no adverb ("actually")
+        opener = r"(?:whether|that|saying|says|said|if|because|but|and|so)"
+        self.lower_subject = regex.compile(
+            rf"(?:^|(?<=[.;:!?\n(][ \t]*)|(?<=\s-\s)|(?<=\b{opener}[ \t]+))(?P<first>{bare})"
+            rf"(?:\s+(?![[:Ll:]]+ly\b)(?P<last>{bare}))?\s+(?:(?:still|also|then|just|has|had|have|was|"
+            rf"[[:Ll:]]{{3,}}ly)\s+)?(?P<verb>[[:Ll:]]{{2,}}(?:ed|s)|{_IRREGULAR_PAST}|{_NEGATED})\b",
+            regex.MULTILINE)
+        # a word English lacks opening a sentence or line before a comma, a colon or a dash, as notes and chat
+        # address or introduce a person ("jildau, can come off isolation", "athina: pulses present", "blaženko -
+        # inr 4.2"); not the first item of a list ("gochujang, soy sauce, sesame oil")
+        not_a_list = r"(?![ \t]*[[:L:]]+(?:[ \t]+[[:L:]]+){0,2}[ \t]*(?:,|\band\b|\bor\b))"
+        self.lower_opening = regex.compile(
+            rf"(?:^|(?<=[.;!?\n][ \t]*))(?P<first>{bare})(?:\s+(?P<last>{bare}))?"
+            rf"(?:[ \t]*,{not_a_list}|[ \t]*:|[ \t]+-[ \t])", regex.MULTILINE)
+        # a word spelt with letters English does not use ("thaís", "dobrosław", "donát"): in English text, a name
+        self.lower_foreign = regex.compile(r"(?<![\w@.'’/\\-])(?P<first>[[:Ll:]]*[^\x00-\x7f\W\d_][[:Ll:]]*)"
+                                           r"(?:['’]s)?(?![\w@'’/\\-])")
         # after a preposition of agent or source, a word English lacks that ends the sentence ("supplied by galeno.",
         # "per rumisa."); not after "to"/"for" ("add to linkedin."), nor before a comma ("with physio, pain ...")
         self.lower_prep_end = regex.compile(rf"{start}(?i:from|by|per)\s+(?P<first>{bare})"
@@ -475,7 +497,7 @@ class KnownNameRecognizer(LocalRecognizer):
             rf"{start}(?i:from|to|with|for|by)\s+(?P<first>{bare})(?:\s+(?P<last>{bare}))?(?:['’]s\b|\s+(?:on|at|in|re|"
             rf"about|regarding|and|"
             rf"who|to|for|from|with|is|was|has|had|said|says|yesterday|today|before|after|without|but|because|"
-            rf"until|when|if|so|then)\b)", regex.MULTILINE)
+            rf"until|when|if|so|then|against|over|into|as|via|since|while)\b|[ \t]*:)", regex.MULTILINE)
         # an appositive first name between commas after a word for a person ("the guy who hit me, Rufus, gave
         # me ..."), not an item of a list ("spinach, kale, tomatoes")
         self.appositive = regex.compile(rf"(?i:\b(?:me|him|her|them|us|guy|man|woman|lady|person|gentleman|girl|"
@@ -517,6 +539,12 @@ class KnownNameRecognizer(LocalRecognizer):
             return False
         return not (word.endswith("s") and (word[:-1] in self.dictionary or word[:-1] in self.vocabulary
                                             or (word.endswith("es") and word[:-2] in self.dictionary)))
+
+    def _english(self, text: str) -> bool:
+        """Most words of `text` (4 in 5) are words of the vocabulary: English text, where a word spelt with other
+        letters stands out (in French or Polish text it does not)."""
+        words = regex.findall(r"[[:L:]]{3,}", text)
+        return bool(words) and sum(w.lower() in self.vocabulary for w in words) >= 0.8 * len(words)
 
     def _unknown(self, word: str) -> bool:
         """A lower-case word of 3+ letters that the vocabulary lacks: in a name position, most likely a name."""
@@ -654,13 +682,25 @@ class KnownNameRecognizer(LocalRecognizer):
                                                                        or self._unknown(w) for w in words):
                 out.append(_result(self, "PERSON", m.start("first"), m.end("last") if m["last"] else m.end("first"),
                                    0.65))
-        for m in self.lower_subject.finditer(text):
+        for m in self.lower_subject.finditer(text, overlapped=True):
             words = [w for w in (m["first"], m["last"]) if w]
             if m["verb"] in STOP_WORDS or m["verb"].endswith("ss") or any(self._lower_common(w) for w in words):
                 continue
             if self._unlisted(words[0]):
                 last_ok = m["last"] and (m["last"] in low_last or self._unlisted(m["last"]))
                 out.append(_result(self, "PERSON", m.start("first"), m.end("last") if last_ok else m.end("first"), 0.6))
+        for m in self.lower_opening.finditer(text):
+            words = [w for w in (m["first"], m["last"]) if w]
+            if all(self._unlisted(w) for w in words) or (m["last"] and self._unlisted(words[0])
+                                                        and words[1] in low_last):
+                out.append(_result(self, "PERSON", m.start("first"), m.end("last") if m["last"] else m.end("first"),
+                                   0.6))
+            elif m["last"] and self._unlisted(words[0]) and not self._lower_common(words[1]):
+                out.append(_result(self, "PERSON", m.start("first"), m.end("first"), 0.6))
+        if self._english(text):
+            for m in self.lower_foreign.finditer(text):
+                if self._unlisted(m["first"]):
+                    out.append(_result(self, "PERSON", m.start("first"), m.end("first"), 0.6))
         for m in self.lower_prep_end.finditer(text):
             word = m["first"]
             if self._unlisted(word):
