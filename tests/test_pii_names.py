@@ -159,3 +159,8 @@ def test_fourth_round_lower_case_name_positions_are_tagged(redactor, text, name)
 ])
 def test_fourth_round_lists_and_accented_words_keep_their_words(redactor, text):
     assert "<PERSON>" not in redactor.redact_texts([text])[0], redactor.redact_texts([text])[0]
+
+
+def test_a_negated_auxiliary_after_a_name_is_kept(redactor):
+    """"wasn't" after a lower-case name is the verb, not a surname taken into the span."""
+    assert redactor.redact_texts(["sorry but wenzeslas wasn't told"])[0] == "sorry but <PERSON> wasn't told"

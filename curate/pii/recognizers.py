@@ -419,7 +419,8 @@ class KnownNameRecognizer(LocalRecognizer):
         self.plain_first = frozenset(lower_names()[0] - self.dictionary) if dictionary else frozenset()
         # a zero-width format character (a pasted BOM or joiner) must not hide a name
         word = r"\p{Cf}*[[:Lu:]][[:Ll:]'’\p{Cf}\-]+"
-        low = r"\p{Cf}*[[:Ll:]][[:Ll:]'’\p{Cf}\-]+"
+        # (not a negated auxiliary: "wasn't" is no surname in "wenzeslas wasn't told")
+        low = r"\p{Cf}*(?![[:Ll:]]+n['’]t(?![[:L:]]))[[:Ll:]][[:Ll:]'’\p{Cf}\-]+"
         start = r"(?:^|(?<=[\s.,;:!?(]))"
         self.full = regex.compile(rf"(?<![\w@.])(?P<first>{word})\s+(?P<last>{word})(?![\w@])")
         # any word that is a first name somewhere and a word nowhere in English ("Rikke", "þór", "vilhjálmur")
