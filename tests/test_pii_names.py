@@ -138,7 +138,8 @@ def test_second_round_look_alikes_and_lists_keep_their_words(redactor, text):
     assert "<PERSON>" not in redactor.redact_texts([text])[0], redactor.redact_texts([text])[0]
 
 
-# Fourth round (issue 17 item 9): lower-case chat and notes where a word English lacks stands as a person does.
+# Fourth round (issue 17 item 9): lower-case chat and notes where a word English lacks stands as a person does,
+# and two places the small NER model loses a name in cased notes.
 # Sentences written for this test, not taken from bench/pii_names.py; each was missed before the rule it tests.
 @pytest.mark.parametrize("text, name", [
     ("could you check whether ludovika actually paid the deposit?", "ludovika"),  # clause after "whether", adverb
@@ -147,8 +148,10 @@ def test_second_round_look_alikes_and_lists_keep_their_words(redactor, text):
     ("obs at 06:00.\noksandra: obs stable overnight, eating well", "oksandra"),  # a line opened by name + colon
     ("brunisław - bp 150/90, repeat tomorrow", "brunisław"),                    # name + dash, letters not English
     ("message for ingvilda: your refund is ready", "ingvilda"),                 # preposition, name, colon
+    ("Dragica Nováková - BP 150/90, repeat tomorrow.", "Dragica Nováková"),   # spaCy runs the name into the numbers
+    ("Mum rang: Gvantsa has been off food since yesterday.", "Gvantsa"),      # a word no list has, before "has"
 ])
-def test_fourth_round_lower_case_name_positions_are_tagged(redactor, text, name):
+def test_fourth_round_name_positions_are_tagged(redactor, text, name):
     out = redactor.redact_texts([text])[0]
     assert name not in out, out
 

@@ -113,6 +113,22 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
+#: where a name run on by spaCy's small model stops: a spaced dash, or a word with a digit
+_RUN_ON = re.compile(r"\s+[-–—]\s|\s+\S*\d")
+
+
+def _before_numbers(text: str, start: int, end: int) -> int:
+    """End of a PERSON span cut before a spaced dash or its first word with a digit, when two words come before it:
+    spaCy's small model runs a name into what follows ("Martina Urbanová - INR 4.2" is one PERSON span, which the
+    digits would otherwise drop whole, and the recognizers' "Martina Urbanová" inside it with it). One word before
+    a number is as often a date or a thing ("Oct 2", "Switchboard Hub5'00"): such a span is left whole."""
+    m = _RUN_ON.search(text, start, end)
+    if not m:
+        return end
+    cut = _trim(text, start, m.start())[1]
+    return cut if len(text[start:cut].split()) >= 2 else end
+
+
 def is_code_or_number(value: str) -> bool:
     """True for spans no person is called: digits anywhere, no letters, or only greeting/code words."""
     if any(c.isdigit() for c in value) or not any(c.isalpha() for c in value):
@@ -189,6 +205,8 @@ class PostProcessor:
         if any(a <= start and end <= b for a, b in self._allowed):
             return
         if kind == "PERSON":
+            end = _before_numbers(text, start, end)
+            value = text[start:end]
             lead = _LEADING_DETERMINER.match(value)
             if lead and lead.end() < len(value):
                 start += lead.end()

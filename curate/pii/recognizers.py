@@ -614,6 +614,10 @@ class KnownNameRecognizer(LocalRecognizer):
                 out.append(_result(self, "PERSON", m.start("first"), m.end("last"), 0.7))
             elif m["first"] in first and not m["last"]:
                 out.append(_result(self, "PERSON", m.start("first"), m.end("first"), 0.75))
+            elif not m["last"] and self._unlisted(m["first"].lower()) and not self._common(m["first"]):
+                # one word neither the vocabulary nor the dictionary has, as the subject of such a verb
+                # ("Vakha has been off food", "Ancelina was cycling")
+                out.append(_result(self, "PERSON", m.start("first"), m.end("first"), 0.6))
         for m in self.to_from.finditer(text):
             if not self._common(m["first"]) and (m["first"] in first or self._unknown(m["first"].lower())):
                 out.append(_result(self, "PERSON", m.start("first"), m.end("first"), 0.65))
