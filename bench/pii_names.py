@@ -1,6 +1,6 @@
 """Benchmark: how many person names survive `redact_pii`, and how many harmless look-alikes it keeps.
 
-    PYTHONPATH=. python bench/pii_names.py [--part tune|dev|dev2|tuning|heldout|heldout2|heldout3|heldout4|heldout5|both] [--per-template N] [--show N]
+    PYTHONPATH=. python bench/pii_names.py [--part tune|dev|dev2|tuning|heldout|heldout2|heldout3|heldout4|heldout5|heldout6|both] [--per-template N] [--show N]
 
 Builds support, claims and clinical messages from sources the recognizers do not use: given names and surnames
 of FakeNameGenerator.com_3000.csv (many countries) and the PERSON spans of presidio-research's synthetic set,
@@ -40,7 +40,7 @@ PARTS = ("tune", "heldout")
 #: "dev" uses its own templates and look-alikes and the tuning part's names (see DEV_TEMPLATES); "dev2" and
 #: "heldout2" split a third pool of templates and look-alikes (POOL2) in two halves, dev2 with the tuning part's
 #: names, heldout2 with the held-out part's
-ALL_PARTS = (*PARTS, "dev", "dev2", "heldout2", "heldout3", "heldout4", "heldout5")
+ALL_PARTS = (*PARTS, "dev", "dev2", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6")
 #: Third round (issue 17 item 9): 120 message templates, 90 look-alikes and 20 look-alike templates written for it
 #: by someone who had not read the recognizers, in one file; `_split` halves each list by a fixed seed, so dev2 and
 #: heldout2 come from the same hand and the same distribution, and heldout2 is never read while tuning.
@@ -57,9 +57,13 @@ POOL4 = Path(__file__).resolve().parent / "pii_names_pool4.json"
 #: fourth round's rules were written: the held-out set of that round. Its names are the held-out part's, as for
 #: heldout3/heldout4; its templates and look-alikes are new.
 POOL5 = Path(__file__).resolve().parent / "pii_names_pool5.json"
+#: Seventh set (2026-12-07, later), written like POOL5 by another session that had not read the recognizers, told
+#: to avoid every earlier look-alike phrase (POOL5's writer had checked only POOL3/POOL4): the held-out set of the
+#: rules written after heldout5 had been read.
+POOL6 = Path(__file__).resolve().parent / "pii_names_pool6.json"
 #: the names each part draws from (dev parts tune on the tuning names, held-out parts use the held-out names)
 NAME_PART = {"dev": "tune", "dev2": "tune", "heldout2": "heldout", "heldout3": "heldout", "heldout4": "heldout",
-             "heldout5": "heldout"}
+             "heldout5": "heldout", "heldout6": "heldout"}
 
 # {name} is replaced by the name in the chosen shape; {id} by a structured identifier sentence (or nothing).
 TEMPLATES = {
@@ -272,8 +276,9 @@ def build(part: str, per_template: int = 4, lookalikes_per: int = 3) -> list[Mes
     rng.shuffle(people)
     if part in ("dev", "dev2"):
         people = people[::-1] if part == "dev" else people[len(people) // 2:] + people[:len(people) // 2]
-    if part in ("heldout3", "heldout4", "heldout5"):
-        pool = json.loads({"heldout3": POOL3, "heldout4": POOL4, "heldout5": POOL5}[part].read_text(encoding="utf-8"))
+    if part in ("heldout3", "heldout4", "heldout5", "heldout6"):
+        pool = json.loads({"heldout3": POOL3, "heldout4": POOL4, "heldout5": POOL5,
+                           "heldout6": POOL6}[part].read_text(encoding="utf-8"))
         templates_by_domain = pool["templates"]
     elif part in ("dev2", "heldout2"):
         pool = json.loads(POOL2.read_text(encoding="utf-8"))
@@ -296,7 +301,8 @@ def build(part: str, per_template: int = 4, lookalikes_per: int = 3) -> list[Mes
                         "lower_full": f"{given} {surname}", "lower_first": given,
                         "line_start": f"{given} {surname}"}[shape]
                 if template.startswith(("Dr. {name}", "Nurse {name}", "Ms {name}")) or (
-                        part in ("dev2", "heldout2", "heldout3", "heldout4", "heldout5") and _TITLED.search(template)):
+                        part in ("dev2", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6")
+                        and _TITLED.search(template)):
                     name = surname if shape in ("title_last", "first", "lower_first") else name
                 id_template, id_kind = ID_SENTENCES[rng.randrange(len(ID_SENTENCES))]
                 values = _ids(rng, given, surname)
@@ -307,7 +313,7 @@ def build(part: str, per_template: int = 4, lookalikes_per: int = 3) -> list[Mes
                 words = [w for w in re.findall(r"[^\W\d_]+", name) if len(w) >= 2 and w.lower() not in
                          {"mr", "mrs", "ms", "dr", "miss", "mx"}]
                 out.append(Message(text, "name", words, [values[id_kind]] if id_kind else [], shape, domain))
-    if part in ("heldout3", "heldout4", "heldout5"):
+    if part in ("heldout3", "heldout4", "heldout5", "heldout6"):
         for entry in pool["lookalike_messages"]:
             out += [Message(text, "lookalike", [entry["phrase"]], domain="lookalike") for text in entry["texts"]]
         return out

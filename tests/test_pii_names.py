@@ -94,13 +94,14 @@ def test_benchmark_parts_share_no_template_name_or_look_alike():
                        ("pool2:lookalike_templates", pool["lookalike_templates"])]:
         tune, held = (set(bench._split(items, part, key)) for part in bench.PARTS)
         assert tune and held and not tune & held and tune | held == set(items), key
-    # the held-out-only pools (heldout3, heldout4, heldout5) share no look-alike phrase with each other; heldout3's
-    # and heldout4's share none with what was tuned on either (heldout5's writer checked only pool3/pool4: 27 of its
-    # 60 phrases were in the tuning lists, in other sentences, so bench/README.md reports its fresh 33 apart)
+    # the held-out-only pools (heldout3 to heldout6) share no look-alike phrase with each other; heldout3's,
+    # heldout4's and heldout6's share none with what was tuned on either (heldout5's writer checked only pool3 and
+    # pool4: 27 of its 60 phrases were in the tuning lists, in other sentences, so bench/README.md reports its fresh
+    # 33 apart)
     tuned = {t.casefold() for t in [*bench.LOOK_ALIKES, *bench.DEV_LOOK_ALIKES, *pool["lookalikes"]]}
     phrases = [{e["phrase"].casefold() for e in json.loads(path.read_text(encoding="utf-8"))["lookalike_messages"]}
-               for path in (bench.POOL3, bench.POOL4, bench.POOL5)]
-    assert not phrases[0] & tuned and not phrases[1] & tuned and len(phrases[2] - tuned) == 33
+               for path in (bench.POOL3, bench.POOL4, bench.POOL5, bench.POOL6)]
+    assert not (phrases[0] | phrases[1] | phrases[3]) & tuned and len(phrases[2] - tuned) == 33
     for i, held in enumerate(phrases):
         assert held and not any(held & other for other in phrases[i + 1:]), i
 
@@ -150,6 +151,8 @@ def test_second_round_look_alikes_and_lists_keep_their_words(redactor, text):
     ("message for ingvilda: your refund is ready", "ingvilda"),                 # preposition, name, colon
     ("Dragica Nováková - BP 150/90, repeat tomorrow.", "Dragica Nováková"),   # spaCy runs the name into the numbers
     ("Mum rang: Gvantsa has been off food since yesterday.", "Gvantsa"),      # a word no list has, before "has"
+    ("Mum gave Maria Lopez chocolates for her birthday.", "Maria Lopez"),     # a goods noun after a dative: a person
+    ("Tell Anna Kowalska shop staff were rude to her.", "Anna Kowalska"),     # "shop" opens a new noun phrase
 ])
 def test_fourth_round_name_positions_are_tagged(redactor, text, name):
     out = redactor.redact_texts([text])[0]
@@ -159,8 +162,10 @@ def test_fourth_round_name_positions_are_tagged(redactor, text, name):
 @pytest.mark.parametrize("text", [
     "gochujang, soy sauce, sesame oil",                       # a list's first item before a comma is no name
     "the café on the corner sells crème brûlée",               # accented English words are in the vocabulary
+    "The stolen suitcase held two Paul Smith shirts.",         # goods sold under a person's name
+    "Lost luggage included a pair of Christian Louboutin shoes.",
 ])
-def test_fourth_round_lists_and_accented_words_keep_their_words(redactor, text):
+def test_fourth_round_look_alikes_lists_and_accented_words_keep_their_words(redactor, text):
     assert "<PERSON>" not in redactor.redact_texts([text])[0], redactor.redact_texts([text])[0]
 
 

@@ -52,6 +52,21 @@ _EPONYM_NEXT = re.compile(
     # "Kussmaul breathing"; "Anna's catheter" is Anna's), and the eponymous fluids ("Hartmann's solution")
     r"|\s+(?:catheter|cannula|cyst|breathing|respirations?|duct|gland|canal|tube|splint|shunt|stent|valve|triad|"
     r"pouch|membrane|nodes?|solution)\b|['’]s\s+solution\b)", re.I)
+#: goods sold under a person's name, right after it ("Charles Tyrwhitt shirts", "a Jo Malone candle", "Tom Ford
+#: sunglasses"): nouns whose form is no verb a person does ("dresses the wound", "coats", "boots", "samples",
+#: "frames" are left out) and that do not open a new noun phrase after a name ("tell Anna Kowalska shop staff ...")
+_GOODS_NEXT = re.compile(
+    r"\s+(?:shirts?|blouses?|jeans|coat|shoes|trainers|sneakers|handbags?|purses?|wallets?|perfume|fragrances?|"
+    r"candles?|sunglasses|spectacles|earrings|necklaces?|bracelets?|scarf|scarves|lipsticks?|mascara|"
+    r"moisturi[sz]ers?|serums?|sofas?|armchairs?|mattress(?:es)?|duvets?|rugs?|mug|teapots?|"
+    r"dinner\s+(?:set|service)|crockery|tableware|cookware|pizzas?|sandwich(?:es)?|burgers?|biscuits|chocolates?|"
+    r"ice\s+cream|gin|whisky|whiskey|vodka|kettles?|toasters?|blenders?|fridges?|freezers?|prams?|pushchairs?|"
+    r"strollers?)\b", re.I)
+#: a verb that takes a person and then a thing ("gave Maria chocolates", "got Tom Evans shoes"): the name is the
+#: person it went to
+_DATIVE_BEFORE = re.compile(r"(?i)\b(?:give|gives|gave|given|giving|send|sends|sent|bring|brings|brought|get|gets|"
+                            r"got|offer|offered|hand|handed|show|showed|lend|lent|pass|passed|make|made|buy|bought|"
+                            r"tell|told|let|ask|asked)\s+$")
 #: a possessive with no noun after it names a disease or a shop ("history of Alzheimer's;", "lunch at Wendy's."):
 #: a person's possessive is followed by what is theirs ("Shishani's GP")
 _BARE_POSSESSIVE = re.compile(r"(?:['’]s|s['’])(?=\s*(?:[.,;:!?)]|$))")
@@ -280,6 +295,8 @@ def names_a_thing(text: str, start: int, end: int) -> bool:
     """A PERSON span that names a thing: an eponym before a medical term, or up to three words between an article
     and a lower-case word (see the module docstring)."""
     if _EPONYM_NEXT.match(text, end) or _BARE_POSSESSIVE.match(text, end):
+        return True
+    if _GOODS_NEXT.match(text, end) and not _DATIVE_BEFORE.search(text[max(0, start - 12):start]):
         return True
     if " " in text[start:end].strip() and _EPONYM_NEXT.match(text, text.rindex(" ", start, end), end):
         return True  # the span took the term in ("Hashimoto thyroiditis" tagged as one name)
