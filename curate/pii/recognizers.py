@@ -695,6 +695,8 @@ class KnownNameRecognizer(LocalRecognizer):
                 last_ok = m["last"] and (m["last"] in low_last or self._unlisted(m["last"]))
                 out.append(_result(self, "PERSON", m.start("first"), m.end("last") if last_ok else m.end("first"), 0.6))
         for m in self.lower_opening.finditer(text):
+            # the opener and a second word that is one too or a surname ("paien delaunay:"); the opener alone
+            # before another word that is no stop word ("athina update:"); nothing before a stop word ("golang too:")
             words = [w for w in (m["first"], m["last"]) if w]
             if all(self._unlisted(w) for w in words) or (m["last"] and self._unlisted(words[0])
                                                         and words[1] in low_last):
