@@ -1,5 +1,6 @@
 """How many of this machine's cores are idle right now: the thread count a CPU-heavy step may use by default
-(`studio train`, `studio eval`, the score step's model signal) without slowing what else runs."""
+(`studio train`, `studio eval`, the score step's model signal) without slowing what else runs; and whether the CPU
+multiplies bfloat16 natively (the dtype those steps pick on a machine without a GPU)."""
 
 from __future__ import annotations
 
@@ -54,3 +55,13 @@ def auto_threads(requested: int) -> int:
     cores = idle_cores()
     cap = os.environ.get("OMP_NUM_THREADS", "")
     return max(1, min(cores, int(cap))) if cap.isdigit() and int(cap) > 0 else cores
+
+
+def native_bf16() -> bool:
+    """True when the CPU multiplies bfloat16 natively (AVX512-BF16 or AMX), where bf16 matmuls beat fp32."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False

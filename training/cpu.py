@@ -6,19 +6,9 @@ and `TrainConfig.cpu_bf16`).
 
 from __future__ import annotations
 
-from studio.cpu import idle_cores
+from studio.cpu import idle_cores, native_bf16
 
 __all__ = ["idle_cores", "native_bf16", "threads_for"]
-
-
-def native_bf16() -> bool:
-    """True when the CPU multiplies bfloat16 natively (AVX512-BF16 or AMX), where bf16 matmuls beat fp32."""
-    import torch
-
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def threads_for(requested: int | None, cuda: bool) -> int:

@@ -23,6 +23,8 @@ signal is batched and truncated (see `max_prompt_tokens`, `max_response_tokens`)
 
 from __future__ import annotations
 
+from typing import Literal
+
 import polars as pl
 
 from curate.quality import ifd, language, lengths, offensive, refusal, repetition, text_shape
@@ -44,6 +46,10 @@ class ScoreConfig(StepConfig):
     """Run the model signal on at most this many rows (a seeded random sample); the others get null q_ppl /
     q_ifd and their `quality` leaves the model factor out. For previews and demos on slow machines."""
     batch_tokens: int = 4096
+    bf16: Literal["auto", "on", "off"] = "auto"
+    """Run the model signal in bfloat16: `auto` where the CPU multiplies bf16 natively (AVX512-BF16 or AMX; ~2×
+    faster, q_ppl 0.4 % from fp32's at the median, 3 % at most), `off` for fp32 everywhere (values that do not depend
+    on the machine or on the rows batched together). The dtype used is in the step's stats (`model_dtype`)."""
     threads: int = 0
     """torch threads for the model signal; 0 (default): the cores idle when the step starts (`studio.cpu.auto_threads`:
     one on a busy machine, where a second thread fights the other work)."""
@@ -121,14 +127,16 @@ class Score(Step):
         rows = np.arange(len(prompts))
         if cfg.model_sample is not None and len(prompts) > cfg.model_sample:
             rows = np.sort(np.random.default_rng(0).choice(len(prompts), size=cfg.model_sample, replace=False))
-        from studio.cpu import auto_threads
+        from studio.cpu import auto_threads, native_bf16
 
+        bf16 = cfg.bf16 == "on" or (cfg.bf16 == "auto" and native_bf16())
         with torch_threads(auto_threads(cfg.threads)):
-            tok, model = ifd.load_scorer(model_dir)
+            tok, model = ifd.load_scorer(model_dir, bf16)
             with reporter.progress("scoring with SmolLM2 (2 passes)", total=2 * rows.size) as advance:
                 part = ifd.model_signals(tok, model, [prompts[i] for i in rows], [responses[i] for i in rows],
                                          cfg.max_prompt_tokens, cfg.max_response_tokens, cfg.batch_tokens, advance)
         self.stats["model_rows"] = int(rows.size)
+        self.stats["model_dtype"] = "bfloat16" if bf16 else "float32"
         full = pl.DataFrame({"_i": np.arange(len(prompts))})
         return full.join(part.with_columns(pl.Series("_i", rows)), on="_i", how="left").sort("_i").drop("_i")
 
