@@ -37,10 +37,6 @@ sys.path.insert(0, str(REPO))
 DATA = Path(os.environ.get("STUDIO_SHARED_DATA", REPO.parent / "shared" / "data")) / "pii"
 SPLIT_SEED = 17
 PARTS = ("tune", "heldout")
-#: "dev" uses its own templates and look-alikes and the tuning part's names (see DEV_TEMPLATES); "dev2" and
-#: "heldout2" split a third pool of templates and look-alikes (POOL2) in two halves, dev2 with the tuning part's
-#: names, heldout2 with the held-out part's
-ALL_PARTS = (*PARTS, "dev", "dev2", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6")
 #: Third round (issue 17 item 9): 120 message templates, 90 look-alikes and 20 look-alike templates written for it
 #: by someone who had not read the recognizers, in one file; `_split` halves each list by a fixed seed, so dev2 and
 #: heldout2 come from the same hand and the same distribution, and heldout2 is never read while tuning.
@@ -61,9 +57,14 @@ POOL5 = Path(__file__).resolve().parent / "pii_names_pool5.json"
 #: to avoid every earlier look-alike phrase (POOL5's writer had checked only POOL3/POOL4): the held-out set of the
 #: rules written after heldout5 had been read.
 POOL6 = Path(__file__).resolve().parent / "pii_names_pool6.json"
+#: the held-out-only parts and their pools (each pool's templates and look-alike messages whole, held-out names)
+HELD_OUT_POOLS = {"heldout3": POOL3, "heldout4": POOL4, "heldout5": POOL5, "heldout6": POOL6}
+#: "dev" uses its own templates and look-alikes and the tuning part's names (see DEV_TEMPLATES); "dev2" and
+#: "heldout2" split a third pool of templates and look-alikes (POOL2) in two halves, dev2 with the tuning part's
+#: names, heldout2 with the held-out part's
+ALL_PARTS = (*PARTS, "dev", "dev2", "heldout2", *HELD_OUT_POOLS)
 #: the names each part draws from (dev parts tune on the tuning names, held-out parts use the held-out names)
-NAME_PART = {"dev": "tune", "dev2": "tune", "heldout2": "heldout", "heldout3": "heldout", "heldout4": "heldout",
-             "heldout5": "heldout", "heldout6": "heldout"}
+NAME_PART = {"dev": "tune", "dev2": "tune", "heldout2": "heldout", **dict.fromkeys(HELD_OUT_POOLS, "heldout")}
 
 # {name} is replaced by the name in the chosen shape; {id} by a structured identifier sentence (or nothing).
 TEMPLATES = {
@@ -276,9 +277,8 @@ def build(part: str, per_template: int = 4, lookalikes_per: int = 3) -> list[Mes
     rng.shuffle(people)
     if part in ("dev", "dev2"):
         people = people[::-1] if part == "dev" else people[len(people) // 2:] + people[:len(people) // 2]
-    if part in ("heldout3", "heldout4", "heldout5", "heldout6"):
-        pool = json.loads({"heldout3": POOL3, "heldout4": POOL4, "heldout5": POOL5,
-                           "heldout6": POOL6}[part].read_text(encoding="utf-8"))
+    if part in HELD_OUT_POOLS:
+        pool = json.loads(HELD_OUT_POOLS[part].read_text(encoding="utf-8"))
         templates_by_domain = pool["templates"]
     elif part in ("dev2", "heldout2"):
         pool = json.loads(POOL2.read_text(encoding="utf-8"))
@@ -301,7 +301,7 @@ def build(part: str, per_template: int = 4, lookalikes_per: int = 3) -> list[Mes
                         "lower_full": f"{given} {surname}", "lower_first": given,
                         "line_start": f"{given} {surname}"}[shape]
                 if template.startswith(("Dr. {name}", "Nurse {name}", "Ms {name}")) or (
-                        part in ("dev2", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6")
+                        (part in ("dev2", "heldout2") or part in HELD_OUT_POOLS)
                         and _TITLED.search(template)):
                     name = surname if shape in ("title_last", "first", "lower_first") else name
                 id_template, id_kind = ID_SENTENCES[rng.randrange(len(ID_SENTENCES))]
@@ -313,7 +313,7 @@ def build(part: str, per_template: int = 4, lookalikes_per: int = 3) -> list[Mes
                 words = [w for w in re.findall(r"[^\W\d_]+", name) if len(w) >= 2 and w.lower() not in
                          {"mr", "mrs", "ms", "dr", "miss", "mx"}]
                 out.append(Message(text, "name", words, [values[id_kind]] if id_kind else [], shape, domain))
-    if part in ("heldout3", "heldout4", "heldout5", "heldout6"):
+    if part in HELD_OUT_POOLS:
         for entry in pool["lookalike_messages"]:
             out += [Message(text, "lookalike", [entry["phrase"]], domain="lookalike") for text in entry["texts"]]
         return out
@@ -354,12 +354,18 @@ def measure(part: str, per_template: int, show: int = 0) -> dict:
     for m, r in (leaked + dropped)[:show]:
         print(f"  [{m.kind}/{m.shape}] {r!r}" + (f" ({m.secrets[0]})" if m.kind == "lookalike" else ""))
     # look-alike phrases no tuning list has (pool5 repeats 27 phrases of them, in other sentences)
-    tuned = {t.casefold() for t in [*LOOK_ALIKES, *DEV_LOOK_ALIKES,
-                                    *json.loads(POOL2.read_text(encoding="utf-8"))["lookalikes"]]}
+    tuned = tuned_phrases()
     fresh = [(m, r) for m, r in looks if m.secrets[0].casefold() not in tuned]
     return {"names": len(names), "survived": len(leaked), "lookalikes": len(looks),
-            "kept": len(looks) - len(dropped), "fresh": (sum(survived(m, r) for m, r in fresh), len(fresh)), "ids": len(ids), "ids_survived": sum(v in r for v, r in ids),
+            "kept": len(looks) - len(dropped), "fresh": (sum(survived(m, r) for m, r in fresh), len(fresh)),
+            "ids": len(ids), "ids_survived": sum(v in r for v, r in ids),
             "by_shape": by_shape, "person_recall": synth_person_recall(part)}
+
+
+def tuned_phrases() -> set[str]:
+    """The look-alike phrases the rules were tuned on (first round, dev, pool2), case-folded."""
+    pool2 = json.loads(POOL2.read_text(encoding="utf-8"))["lookalikes"]
+    return {t.casefold() for t in [*LOOK_ALIKES, *DEV_LOOK_ALIKES, *pool2]}
 
 
 def synth_person_recall(part: str) -> tuple[int, int]:

@@ -98,9 +98,9 @@ def test_benchmark_parts_share_no_template_name_or_look_alike():
     # heldout4's and heldout6's share none with what was tuned on either (heldout5's writer checked only pool3 and
     # pool4: 27 of its 60 phrases were in the tuning lists, in other sentences, so bench/README.md reports its fresh
     # 33 apart)
-    tuned = {t.casefold() for t in [*bench.LOOK_ALIKES, *bench.DEV_LOOK_ALIKES, *pool["lookalikes"]]}
+    tuned = bench.tuned_phrases()
     phrases = [{e["phrase"].casefold() for e in json.loads(path.read_text(encoding="utf-8"))["lookalike_messages"]}
-               for path in (bench.POOL3, bench.POOL4, bench.POOL5, bench.POOL6)]
+               for path in bench.HELD_OUT_POOLS.values()]
     assert not (phrases[0] | phrases[1] | phrases[3]) & tuned and len(phrases[2] - tuned) == 33
     for i, held in enumerate(phrases):
         assert held and not any(held & other for other in phrases[i + 1:]), i

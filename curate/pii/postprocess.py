@@ -63,9 +63,9 @@ _GOODS_NEXT = re.compile(
     r"ice\s+cream|gin|whisky|whiskey|vodka|kettles?|toasters?|blenders?|fridges?|freezers?|prams?|pushchairs?|"
     r"strollers?)\b", re.I)
 #: a verb that takes a person and then a thing ("gave Maria chocolates", "got Tom Evans shoes"): the name is the
-#: person it went to
+#: person it went to (not "buy"/"bought": `_THING_BEFORE` reads the name after them as what is sold either way)
 _DATIVE_BEFORE = re.compile(r"(?i)\b(?:give|gives|gave|given|giving|send|sends|sent|bring|brings|brought|get|gets|"
-                            r"got|offer|offered|hand|handed|show|showed|lend|lent|pass|passed|make|made|buy|bought|"
+                            r"got|offer|offered|hand|handed|show|showed|lend|lent|pass|passed|make|made|"
                             r"tell|told|let|ask|asked)\s+$")
 #: a possessive with no noun after it names a disease or a shop ("history of Alzheimer's;", "lunch at Wendy's."):
 #: a person's possessive is followed by what is theirs ("Shishani's GP")

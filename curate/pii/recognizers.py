@@ -697,14 +697,13 @@ class KnownNameRecognizer(LocalRecognizer):
         for m in self.lower_opening.finditer(text):
             # the opener and a second word that is one too or a surname ("paien delaunay:"); the opener alone
             # before another word that is no stop word ("athina update:"); nothing before a stop word ("golang too:")
-            words = [w for w in (m["first"], m["last"]) if w]
-            if all(self._unlisted(w) for w in words) or (m["last"] and self._unlisted(words[0])
-                                                        and words[1] in low_last):
-                out.append(_result(self, "PERSON", m.start("first"), m.end("last") if m["last"] else m.end("first"),
-                                   0.6))
-            elif m["last"] and self._unlisted(words[0]) and not self._lower_common(words[1]):
+            if not self._unlisted(m["first"]):
+                continue
+            if m["last"] and (self._unlisted(m["last"]) or m["last"] in low_last):
+                out.append(_result(self, "PERSON", m.start("first"), m.end("last"), 0.6))
+            elif not m["last"] or not self._lower_common(m["last"]):
                 out.append(_result(self, "PERSON", m.start("first"), m.end("first"), 0.6))
-        if self._english(text):
+        if not text.isascii() and self._english(text):  # an ASCII text has no letter `lower_foreign` looks for
             for m in self.lower_foreign.finditer(text):
                 if self._unlisted(m["first"]):
                     out.append(_result(self, "PERSON", m.start("first"), m.end("first"), 0.6))
