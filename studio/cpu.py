@@ -65,3 +65,9 @@ def native_bf16() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def use_bf16(setting: str) -> bool:
+    """A CPU dtype setting resolved: `on` bfloat16, `off` fp32, `auto` bfloat16 where the CPU multiplies it natively
+    (`TrainConfig.cpu_bf16`, the score step's `bf16`)."""
+    return setting == "on" or (setting == "auto" and native_bf16())

@@ -1,14 +1,13 @@
-"""What the CPU can do right now: how many cores are idle, and whether it has native bfloat16 matmuls.
-
-Both decide defaults of `studio train` and `studio eval` on machines without a GPU (see `TrainConfig.num_threads`
-and `TrainConfig.cpu_bf16`).
+"""The torch thread count of `studio train` and `studio eval` on machines without a GPU (`TrainConfig.num_threads`),
+from the cores idle right now. Whether the CPU multiplies bfloat16 natively (`TrainConfig.cpu_bf16`) is
+`studio.cpu.use_bf16`, shared with the score step.
 """
 
 from __future__ import annotations
 
-from studio.cpu import idle_cores, native_bf16
+from studio.cpu import idle_cores
 
-__all__ = ["idle_cores", "native_bf16", "threads_for"]
+__all__ = ["idle_cores", "threads_for"]
 
 
 def threads_for(requested: int | None, cuda: bool) -> int:

@@ -133,11 +133,9 @@ def set_threads(cfg: TrainConfig, cuda: bool) -> int:
 
 def cpu_bf16(cfg: TrainConfig, cuda: bool) -> bool:
     """Whether this run's CPU matmuls are bfloat16 (`TrainConfig.cpu_bf16`); never on CUDA, which has its own dtypes."""
-    from training.cpu import native_bf16
+    from studio.cpu import use_bf16
 
-    if cuda or cfg.cpu_bf16 == "off":
-        return False
-    return cfg.cpu_bf16 == "on" or native_bf16()
+    return not cuda and use_bf16(cfg.cpu_bf16)
 
 
 def autocast(bf16: bool):

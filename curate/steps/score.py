@@ -127,9 +127,9 @@ class Score(Step):
         rows = np.arange(len(prompts))
         if cfg.model_sample is not None and len(prompts) > cfg.model_sample:
             rows = np.sort(np.random.default_rng(0).choice(len(prompts), size=cfg.model_sample, replace=False))
-        from studio.cpu import auto_threads, native_bf16
+        from studio.cpu import auto_threads, use_bf16
 
-        bf16 = cfg.bf16 == "on" or (cfg.bf16 == "auto" and native_bf16())
+        bf16 = use_bf16(cfg.bf16)
         with torch_threads(auto_threads(cfg.threads)):
             tok, model = ifd.load_scorer(model_dir, bf16)
             with reporter.progress("scoring with SmolLM2 (2 passes)", total=2 * rows.size) as advance:
