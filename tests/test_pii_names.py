@@ -172,3 +172,32 @@ def test_fourth_round_look_alikes_lists_and_accented_words_keep_their_words(reda
 def test_a_negated_auxiliary_after_a_name_is_kept(redactor):
     """"wasn't" after a lower-case name is the verb, not a surname taken into the span."""
     assert redactor.redact_texts(["sorry but wenzeslas wasn't told"])[0] == "sorry but <PERSON> wasn't told"
+
+
+# Fifth round (issue 17 item 9): look-alikes that English words around the span, a measure before it or an eponym's
+# head noun after it show to be things. Sentences written for this test, not taken from bench/pii_names.py; each
+# lost its look-alike to <PERSON> before the rule it tests.
+@pytest.mark.parametrize("text", [
+    "Ziehl-Neelsen stain was negative for acid-fast bacilli.",     # a stain after a double name
+    "Set the monitor to 5000 Kelvin for proofing.",                # a unit after a number
+    "She asked the police about a Sarah's Law disclosure.",        # an English word after a capitalised possessive
+    "Three bottles of Johnnie Walker were smashed in transit.",    # a measure of it
+    "The parcel held Kylie Jenner cosmetics and a candle.",        # goods sold under a name
+    "Bought at John Lewis last year, still under guarantee.",      # where it was bought: a shop
+    "The cat's iris looked cloudy in the photo.",                  # lower-case English words in cased text
+    "Right eye: iris intact, lens clear.",
+    "A pack of Mr Kipling cakes was crushed.",
+])
+def test_fifth_round_look_alikes_keep_their_words(redactor, text):
+    assert "<PERSON>" not in redactor.redact_texts([text])[0], redactor.redact_texts([text])[0]
+
+
+@pytest.mark.parametrize("text, name", [
+    ("Anna's tonsillitis has settled.", "Anna"),                   # a condition after a first name is hers
+    ("Have Anna repair the fence before Friday.", "Anna"),         # "repair" after one name is a verb
+    ("We stayed with a Ms Kowalczyk, who was kind.", "Kowalczyk"),  # "a" + title + name before a comma: a person
+    ("Arrived on the 2 Lisandra said, late again.", "Lisandra"),   # one digit before: no unit
+])
+def test_fifth_round_rules_leave_names_redacted(redactor, text, name):
+    out = redactor.redact_texts([text])[0]
+    assert name not in out, out

@@ -11,7 +11,11 @@ Known presidio/spaCy false positives handled here (each has a test in tests/test
   "Crohn's disease", "Tommy John surgery"), or up to three words right after an article and before a lower-case
   word ("the Murphy bed", "the Kodiak Cooler keeps"), names a thing, not a person, and is dropped; so does one
   before a thing named after people ("Marie Curie Hospice", "Ferris wheel"), a bare possessive ("history of
-  Alzheimer's;"), or one after a selling/screening/diagnosis word ("do you sell Dr Pepper", "screening for Hodgkin").
+  Alzheimer's;"), or one after a selling/screening/diagnosis word ("do you sell Dr Pepper", "screening for Hodgkin"),
+  a measure ("a bottle of Jim Beam") or where it was bought ("bought at John Lewis"); so does a span that English
+  words around it show to be a thing, in text written with capitals: lower-case words ("iris intact"), a hyphen
+  into a word ("Gram-positive"), a unit after a number ("2700 Kelvin"), the rest of a name after a capitalised
+  possessive ("Clare's Law"), and "a"/"my" + a span that ends a clause ("a Jack Russell, wound cleaned").
 Overlaps: a span found by a pattern (card, phone, address, keyed number ...) beats an NER span (spaCy's
 guess); spans of the same type that overlap are merged; an ADDRESS swallows LOCATIONs it touches.
 """
@@ -40,6 +44,10 @@ _EPONYM_NEXT = re.compile(
     r"(?:-[^\W\d_]+)?(?:"
     r"(?:['’]s)?\s+(?:disease|syndrome|lymphoma|palsy|sign|test|score|scale|maneuver|manoeuvre|procedure|surgery|"
     r"operation|reflex|fracture|criteria|classification|tumou?r|ulcer|anomaly|phenomenon|law|effect|"
+    # eponymous rules and laws ("Naegele's rule", "Clare's Law", "Occam's razor"), and conditions that go by a
+    # discoverer's name more than by a patient's ("Todd's paresis", "Ludwig's angina", "Dupuytren's contracture")
+    r"rule|principle|razor|paradox|theorem|paresis|paralysis|angina|chorea|ataxia|purpura|contracture|"
+    r"diverticulum|o?esophagus|"
     # places and things named after people ("Marie Curie Hospice", "Murphy bed", "Ferris wheel")
     r"hospice|hospital|clinic|foundation|institute|house|station|airport|bridge|school|college|university|"
     r"stadium|bed|wheel|flask|dish|chair|jacket|award|prize|method|technique|model)\b"
@@ -50,8 +58,26 @@ _EPONYM_NEXT = re.compile(
     r"otomy|plasty|scopy|uria|rrhoea|rrhea)\b(?<!diploma)(?<!aroma)(?<!diagnosis)(?<!prognosis)"
     # devices, fluids and signs of clinical notes named after people, without a possessive ("Foley catheter",
     # "Kussmaul breathing"; "Anna's catheter" is Anna's), and the eponymous fluids ("Hartmann's solution")
-    r"|\s+(?:catheter|cannula|cyst|breathing|respirations?|duct|gland|canal|tube|splint|shunt|stent|valve|triad|"
-    r"pouch|membrane|nodes?|solution)\b|['’]s\s+solution\b)", re.I)
+    r"|\s+(?:catheter|cannula|cyst|breathing|respirations?|duct|gland|canal|tube|line|splint|shunt|stent|valve|triad|"
+    r"pouch|membrane|nodes?|solution|stain|staining|incision|cells|bodies|nodules|regimen)\b|['’]s\s+solution\b)",
+    re.I)
+#: a condition or device after a possessive ("Baker's cyst", "Morton's neuroma", "Wernicke's encephalopathy"): an
+#: eponym when the owner is a surname only; after a first name it is the person's ("Anna's tonsillitis")
+_OWNED_CONDITION_NEXT = re.compile(
+    r"['’]s\s+(?:[a-z]+(?:itis|oma|osis|pathy|aemia|emia|algia|plasia|trophy|uria|rrhoea|rrhea)\b"
+    r"(?<!diploma)(?<!aroma)(?<!diagnosis)(?<!prognosis)|cyst|nodes?|nodules|cells|ulcer|fracture|hernia)\b", re.I)
+#: a tear or repair named after two people ("Mallory-Weiss tear"), after the second name: after one name these
+#: words are as often verbs ("have Anna repair it")
+_DOUBLE_EPONYM_NEXT = re.compile(r"(-[A-Z][^\W\d_]*)?\s+(?:tear|repair|position|approach)\b")
+#: a lower-case word run onto a span by a hyphen ("Gram-positive", "Cushing-like"; "Hauta-aho" is a surname)
+#: a capitalised possessive right before a one-word span that is an English word: the rest of a thing's name
+#: ("Clare's Law", "Martha's Vineyard"; "Google's Sundar Pichai" is a person)
+_OWNER_BEFORE = re.compile(r"(?<![^\W_])[A-Z][^\W\d_]*['’]s[ \t]+$")
+_HYPHEN_WORD_NEXT = re.compile(r"-([a-z]+)\b")
+#: a number of two or more digits right before a one-word span ("2700 Kelvin"), and the word after that span
+_NUMBER_BEFORE = re.compile(r"\d[\d,.]*\d[ \t]+$")
+_WORD_AFTER = re.compile(r"[ \t]*(?:([^\W\d_]+)|[.,;:!?)]|$)")
+
 #: goods sold under a person's name, right after it ("Charles Tyrwhitt shirts", "a Jo Malone candle", "Tom Ford
 #: sunglasses"): nouns whose form is no verb a person does ("dresses the wound", "coats", "boots", "samples",
 #: "frames" are left out) and that do not open a new noun phrase after a name ("tell Anna Kowalska shop staff ...")
@@ -61,7 +87,11 @@ _GOODS_NEXT = re.compile(
     r"moisturi[sz]ers?|serums?|sofas?|armchairs?|mattress(?:es)?|duvets?|rugs?|mug|teapots?|"
     r"dinner\s+(?:set|service)|crockery|tableware|cookware|pizzas?|sandwich(?:es)?|burgers?|biscuits|chocolates?|"
     r"ice\s+cream|gin|whisky|whiskey|vodka|kettles?|toasters?|blenders?|fridges?|freezers?|prams?|pushchairs?|"
-    r"strollers?)\b", re.I)
+    r"strollers?|leggings|tops|hoodies|t-shirts|skirts|socks|tights|slippers|swimwear|sportswear|knitwear|"
+    r"lingerie|jewell?ery|watches|crackers|cookies|bars|crisps|cereal|multipacks?|dolls?|toys|figurines?|lamps?|"
+    r"glassware|bedding|towels|luggage|suitcases?|backpacks?|gift\s+(?:cards?|vouchers?|sets?)|vouchers?|"
+    r"underwear|curtains|cosmetics|make-?up|products|sausages|desserts|pies|cakes)\b",
+    re.I)
 #: a verb that takes a person and then a thing ("gave Maria chocolates", "got Tom Evans shoes"): the name is the
 #: person it went to (not "buy"/"bought": `_THING_BEFORE` reads the name after them as what is sold either way)
 _DATIVE_BEFORE = re.compile(r"(?i)\b(?:give|gives|gave|given|giving|send|sends|sent|bring|brings|brought|get|gets|"
@@ -76,11 +106,20 @@ _THING_BEFORE = re.compile(
     r"(?i)\b(?:sell|sells|selling|sold|buy|buying|bought|stock|stocks|order|ordered|returned|screening\s+for|"
     r"screened\s+for|tested\s+for|history\s+of|diagnosed\s+with|diagnosis\s+of|treated\s+for|signs\s+of|"
     r"ship|ships|shipping|deliver|delivers|carry|carries|swap|exchange|replace|refund|"
+    # a measure or container of it ("a bottle of Jim Beam", "a cup of Earl Grey", "a box of Mr Kipling slices")
+    r"(?:bottles?|glass|glasses|cups?|mugs?|cans?|pints?|cases?|crates?|box|boxes|packets?|packs?|tins?|jars?|"
+    r"tubs?|bowls?|slices?|servings?|portions?|spoonfuls?|shots?)\s+of|"
+    # where something was bought: a shop ("bought at Ernest Jones"; "bought from" may name a seller)
+    r"(?:bought|buy|buying|purchased|shop|shopped|shopping)\s+(?:it\s+|them\s+|one\s+)?at|"
     # a diagnosis list's heading ("Past medical history: Crohn's", "Dx: Bell's palsy")
     r"history\s*:|pmh\s*:|dx\s*:|diagnosis\s*:|diagnoses\s*:|impression\s*:)\s+"
     r"(?:(?:the|a|an|some|any|your|my|our)\s+)?$")
 #: an article (or possessive) right before a one-word PERSON span, and a lower-case word right after it
 _ARTICLE_BEFORE = re.compile(r"(?i)\b(?:the|a|an|our|your|this|that|these|those|my|his|her|their)\s+$")
+#: an indefinite article (or a possessive determiner) before a span that ends a clause names a kind of thing
+_A_BEFORE = re.compile(r"(?i)\b(?:a|an|my|our|your|his|her|their)\s+$")
+_TITLE_IN = re.compile(r"(?i)(?:dr|mr|mrs|ms|miss|mx|prof)\.?\s")  # "a Ms Kowalczyk, who ...": a person
+_CLAUSE_END_AFTER = re.compile(r"\s*(?:[,;:!?)]|\.(?:\s|$)|$)")
 #: determiners that spaCy sometimes puts inside a PERSON span ("the Ray-Ban", "a Mr Muscle"): no name starts so
 _LEADING_DETERMINER = re.compile(r"(?i)(?:the|a|an|my|our|your|his|her|their|this|that)\s+")
 #: a possessive followed by a capitalised word inside one span names a shop or brand ("Victoria's Secret")
@@ -229,7 +268,8 @@ class PostProcessor:
             start = _extend_left(text, start)
             end = self._extend_right(text, start, end)
             value = text[start:end]
-            if is_code_or_number(value) or names_a_thing(text, start, end) or _POSSESSIVE_BRAND.search(value):
+            if (is_code_or_number(value) or names_a_thing(text, start, end) or _POSSESSIVE_BRAND.search(value)
+                    or self._english_around(text, start, end)):
                 return
             place = value.lower() in known_places()
             if not place and self._opening_word(text, start, value):
@@ -243,6 +283,33 @@ class PostProcessor:
         elif kind == "DATE_TIME" and (is_relative_date(value) or not is_plausible_date_number(value)):
             return
         spans.append(PiiEntity(kind, start, end, round(float(score), 4)))
+
+    def _english_around(self, text: str, start: int, end: int) -> bool:
+        """A span that English words around it show to be a thing, in text written with capitals (where a writer
+        capitalises names):
+        - lower-case English words ("the lock's iris scanner", "left eye, iris intact": spaCy's small model tags
+          some as names);
+        - one capitalised English word after a capitalised possessive ("Clare's Law", `_OWNER_BEFORE`);
+        - a name run into an English word by a hyphen ("Gram-positive", "Cushing-like"; "Hauta-aho" is a surname);
+        - one word after a number of two or more digits and before an English word or the end of a clause: a unit
+          ("2700 Kelvin on the box", "4000 Kelvin colour"); before a word English lacks it may be a street
+          ("518 Árpád fejedelem útja"), whose address stays redacted."""
+        if not self.dictionary or not any(c.isupper() for c in text):
+            return False
+        value = text[start:end]
+        if value.islower() and all(w in self.dictionary for w in re.findall(r"[^\W\d_]+", value)):
+            return True
+        if (" " not in value and value.lower() in self.dictionary
+                and _OWNER_BEFORE.search(text[max(0, start - 30):start])):
+            return True
+        hyphen = _HYPHEN_WORD_NEXT.match(text, end)
+        if hyphen and hyphen.group(1) in self.dictionary:
+            return True
+        if " " in value or not _NUMBER_BEFORE.search(text[max(0, start - 16):start]):
+            return False
+        after = _WORD_AFTER.match(text, end)
+        return bool(after) and (after.group(1) is None or after.group(1).lower() in self.dictionary
+                                or after.group(1).lower() in _stop_words())
 
     def _opening_word(self, text: str, start: int, value: str) -> bool:
         """One capitalised word that opens a sentence, is an English word (the dictionary) and is on no name list:
@@ -300,6 +367,16 @@ def names_a_thing(text: str, start: int, end: int) -> bool:
         return True
     if " " in text[start:end].strip() and _EPONYM_NEXT.match(text, text.rindex(" ", start, end), end):
         return True  # the span took the term in ("Hashimoto thyroiditis" tagged as one name)
+    value = text[start:end]
+    if (_OWNED_CONDITION_NEXT.match(text, end) and " " not in value.strip()
+            and value.strip() not in faker_names()[0] and not _TITLE_BEFORE.search(text[max(0, start - 8):start])):
+        return True
+    if (_A_BEFORE.search(text[max(0, start - 12):start]) and _CLAUSE_END_AFTER.match(text, end)
+            and not _TITLE_IN.match(value)):
+        return True  # "a Jack Russell, wound cleaned", "was an Aston Martin, repair ...": a kind of thing
+    double = _DOUBLE_EPONYM_NEXT.match(text, end)
+    if double and (double.group(1) or "-" in value.strip("-")):
+        return True
     if _THING_BEFORE.search(text[max(0, start - 30):_title_start(text, start)]):
         return True
     short = len(text[start:end].split()) <= 3
