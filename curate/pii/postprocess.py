@@ -50,7 +50,8 @@ _EPONYM_NEXT = re.compile(
     r"diverticulum|o?esophagus|"
     # places and things named after people ("Marie Curie Hospice", "Murphy bed", "Ferris wheel")
     r"hospice|hospital|clinic|foundation|institute|house|station|airport|bridge|school|college|university|"
-    r"stadium|bed|wheel|flask|dish|chair|jacket|award|prize|method|technique|model)\b"
+    r"stadium|bed|wheel|flask|dish|chair|jacket|award|prize|method|technique|model|tunnel|tower|centre|center|"
+    r"mall|arena|theatre|theater|museum|library|gardens|cathedral|chapel|hotel)\b"
     r"|s?['’]\s+(?:disease|syndrome|palsy|sign|ophthalmopathy)\b"
     # a condition or procedure by its medical suffix right after the name, without a possessive ("Kaposi sarcoma",
     # "Hashimoto thyroiditis"; "Anna's tonsillitis" is Anna's)
@@ -106,6 +107,8 @@ _THING_BEFORE = re.compile(
     r"(?i)\b(?:sell|sells|selling|sold|buy|buying|bought|stock|stocks|order|ordered|returned|screening\s+for|"
     r"screened\s+for|tested\s+for|history\s+of|diagnosed\s+with|diagnosis\s+of|treated\s+for|signs\s+of|"
     r"ship|ships|shipping|deliver|delivers|carry|carries|swap|exchange|replace|refund|"
+    # a storm named like a person ("Storm Ciara", "Hurricane Ida": storm claims)
+    r"storm|hurricane|typhoon|cyclone|"
     # a measure or container of it ("a bottle of Jim Beam", "a cup of Earl Grey", "a box of Mr Kipling slices")
     r"(?:bottles?|glass|glasses|cups?|mugs?|cans?|pints?|cases?|crates?|box|boxes|packets?|packs?|tins?|jars?|"
     r"tubs?|bowls?|slices?|servings?|portions?|spoonfuls?|shots?)\s+of|"
@@ -118,6 +121,11 @@ _THING_BEFORE = re.compile(
 _ARTICLE_BEFORE = re.compile(r"(?i)\b(?:the|a|an|our|your|this|that|these|those|my|his|her|their)\s+$")
 #: an indefinite article (or a possessive determiner) before a span that ends a clause names a kind of thing
 _A_BEFORE = re.compile(r"(?i)\b(?:a|an|my|our|your|his|her|their)\s+$")
+_STREET_AFTER = re.compile(r"\s+(?:St|Street|Rd|Road|Ave|Avenue|Blvd|Boulevard|Ln|Lane|Dr|Drive|Way|Ct|Court|Pl|Place)"
+                           r"\b")
+_STORM_IN = re.compile(r"(?i)(?:storm|hurricane|typhoon|cyclone)\s")
+_COMPANY_BEFORE = re.compile(r"(?<![^\W_])([A-Z][^\W\d_]*)[ \t]*&[ \t]*$")
+_TITLE_WORDS = {"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame", "lord", "lady"}
 _TITLE_IN = re.compile(r"(?i)(?:dr|mr|mrs|ms|miss|mx|prof)\.?\s")  # "a Ms Kowalczyk, who ...": a person
 _CLAUSE_END_AFTER = re.compile(r"\s*(?:[,;:!?)]|\.(?:\s|$)|$)")
 #: determiners that spaCy sometimes puts inside a PERSON span ("the Ray-Ban", "a Mr Muscle"): no name starts so
@@ -366,7 +374,12 @@ def names_a_thing(text: str, start: int, end: int) -> bool:
     if _GOODS_NEXT.match(text, end) and not _DATIVE_BEFORE.search(text[max(0, start - 12):start]):
         return True
     if " " in text[start:end].strip() and _EPONYM_NEXT.match(text, text.rindex(" ", start, end), end):
-        return True  # the span took the term in ("Hashimoto thyroiditis" tagged as one name)
+        # the span took the term in ("Hashimoto thyroiditis" tagged as one name), unless the term is a surname
+        # after a first name ("Customer James Law reports")
+        words = text[start:end].split()
+        if not (len(words) == 2 and words[1] in faker_names()[1] and words[0] in faker_names()[0]
+                or _STREET_AFTER.match(text, end)):  # "Martinez Mall St." is a street of an address
+            return True
     value = text[start:end]
     if (_OWNED_CONDITION_NEXT.match(text, end) and " " not in value.strip()
             and value.strip() not in faker_names()[0] and not _TITLE_BEFORE.search(text[max(0, start - 8):start])):
@@ -374,6 +387,11 @@ def names_a_thing(text: str, start: int, end: int) -> bool:
     if (_A_BEFORE.search(text[max(0, start - 12):start]) and _CLAUSE_END_AFTER.match(text, end)
             and not _TITLE_IN.match(value)):
         return True  # "a Jack Russell, wound cleaned", "was an Aston Martin, repair ...": a kind of thing
+    if _STORM_IN.match(value):
+        return True  # spaCy takes the word in ("Storm Ciara")
+    company = _COMPANY_BEFORE.search(text[max(0, start - 30):start])
+    if company and company.group(1) not in faker_names()[0] and company.group(1).lower() not in _TITLE_WORDS:
+        return True  # the second name of a firm ("Marks & Spencer"; "John & Mary Smith", "Mr & Mrs Lee" are people)
     double = _DOUBLE_EPONYM_NEXT.match(text, end)
     if double and (double.group(1) or "-" in value.strip("-")):
         return True
