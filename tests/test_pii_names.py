@@ -205,3 +205,28 @@ def test_fifth_round_look_alikes_keep_their_words(redactor, text):
 def test_fifth_round_rules_leave_names_redacted(redactor, text, name):
     out = redactor.redact_texts([text])[0]
     assert name not in out, out
+
+
+# Fifth round, names: a day's greeting, a caller's "it's"/"speaking", a source ("per X:"), "c/o", a grandparent, and a
+# word set off by commas before "who" or "her carer". Sentences written for this test; each name survived before.
+@pytest.mark.parametrize("text, name", [
+    ("good morning gregory, the engineer is booked for monday.", "gregory"),
+    ("hi its plovdriska again about the boiler", "plovdriska"),
+    ("bernadeta speaking, calling about the boiler repair", "bernadeta"),
+    ("timur c/o chest pain since 3am", "timur"),
+    ("my nan ottoline got a scam text about a parcel", "ottoline"),
+    ("statement taken from the crossing patrol, vrenkal, who saw the van", "vrenkal"),
+    ("the tenant wants to know if marvek, her carer, can sign for it.", "marvek"),
+    ("Circumstances per Tuvrosh: the cyclist undertook her.", "Tuvrosh"),
+])
+def test_fifth_round_name_positions_are_tagged(redactor, text, name):
+    out = redactor.redact_texts([text])[0]
+    assert name not in out, out
+
+
+@pytest.mark.parametrize("text", [
+    "complete the sentence given its prefix.",       # "its" before a word: only a name English lacks follows
+    "honestly i think it's true that the lid is cracked",
+])
+def test_a_callers_its_takes_no_english_word(redactor, text):
+    assert "<PERSON>" not in redactor.redact_texts([text])[0], redactor.redact_texts([text])[0]

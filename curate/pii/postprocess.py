@@ -60,13 +60,16 @@ _EPONYM_NEXT = re.compile(
     # devices, fluids and signs of clinical notes named after people, without a possessive ("Foley catheter",
     # "Kussmaul breathing"; "Anna's catheter" is Anna's), and the eponymous fluids ("Hartmann's solution")
     r"|\s+(?:catheter|cannula|cyst|breathing|respirations?|duct|gland|canal|tube|line|splint|shunt|stent|valve|triad|"
-    r"pouch|membrane|nodes?|solution|stain|staining|incision|cells|bodies|nodules|regimen)\b|['’]s\s+solution\b)",
+    r"pouch|membrane|nodes?|solution|stain|staining|incision|cells|bodies|nodules|regimen|foot|sucker|forceps|"
+    r"retractor|speculum|frame)\b|['’]s\s+solution\b)",
     re.I)
 #: a condition or device after a possessive ("Baker's cyst", "Morton's neuroma", "Wernicke's encephalopathy"): an
 #: eponym when the owner is a surname only; after a first name it is the person's ("Anna's tonsillitis")
 _OWNED_CONDITION_NEXT = re.compile(
     r"['’]s\s+(?:[a-z]+(?:itis|oma|osis|pathy|aemia|emia|algia|plasia|trophy|uria|rrhoea|rrhea)\b"
-    r"(?<!diploma)(?<!aroma)(?<!diagnosis)(?<!prognosis)|cyst|nodes?|nodules|cells|ulcer|fracture|hernia)\b", re.I)
+    r"(?<!diploma)(?<!aroma)(?<!diagnosis)(?<!prognosis)|cyst|nodes?|nodules|cells|ulcer|fracture|hernia|"
+    # and the instruments and landmarks named after a surgeon ("Ryle's tube", "McBurney's point")
+    r"point|tubes?|foot|frame|forceps|needle|pins?|splint|line|catheter|cannula|sucker|bag|sign|test)\b", re.I)
 #: a tear or repair named after two people ("Mallory-Weiss tear"), after the second name: after one name these
 #: words are as often verbs ("have Anna repair it")
 _DOUBLE_EPONYM_NEXT = re.compile(r"(-[A-Z][^\W\d_]*)?\s+(?:tear|repair|position|approach)\b")
@@ -91,7 +94,8 @@ _GOODS_NEXT = re.compile(
     r"strollers?|leggings|tops|hoodies|t-shirts|skirts|socks|tights|slippers|swimwear|sportswear|knitwear|"
     r"lingerie|jewell?ery|watches|crackers|cookies|bars|crisps|cereal|multipacks?|dolls?|toys|figurines?|lamps?|"
     r"glassware|bedding|towels|luggage|suitcases?|backpacks?|gift\s+(?:cards?|vouchers?|sets?)|vouchers?|"
-    r"underwear|curtains|cosmetics|make-?up|products|sausages|desserts|pies|cakes)\b",
+    r"underwear|curtains|cosmetics|make-?up|products|sausages|desserts|pies|cakes|coffee|beer|wine|cider|lager|"
+    r"cheese|apples|potatoes)\b",
     re.I)
 #: a verb that takes a person and then a thing ("gave Maria chocolates", "got Tom Evans shoes"): the name is the
 #: person it went to (not "buy"/"bought": `_THING_BEFORE` reads the name after them as what is sold either way)
@@ -111,7 +115,8 @@ _THING_BEFORE = re.compile(
     r"storm|hurricane|typhoon|cyclone|"
     # a measure or container of it ("a bottle of Jim Beam", "a cup of Earl Grey", "a box of Mr Kipling slices")
     r"(?:bottles?|glass|glasses|cups?|mugs?|cans?|pints?|cases?|crates?|box|boxes|packets?|packs?|tins?|jars?|"
-    r"tubs?|bowls?|slices?|servings?|portions?|spoonfuls?|shots?)\s+of|"
+    r"tubs?|bowls?|slices?|servings?|portions?|spoonfuls?|shots?|pallets?|cartons?|bags?|sacks?|trays?|"
+    r"punnets?|kilos?|kg)\s+of|"
     # where something was bought: a shop ("bought at Ernest Jones"; "bought from" may name a seller)
     r"(?:bought|buy|buying|purchased|shop|shopped|shopping)\s+(?:it\s+|them\s+|one\s+)?at|"
     # a diagnosis list's heading ("Past medical history: Crohn's", "Dx: Bell's palsy")

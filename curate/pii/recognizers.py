@@ -323,7 +323,9 @@ _NAME_BEFORE = ["hi", "hello", "hey", "dear", "thanks", "thank you", "thx", "che
                 "birthday", "congratulations", "congrats", "welcome", "welcome back", "bye", "goodbye", "love",
                 "wishes", "best wishes", "warm regards", "many thanks", "yours", "yours truly", "could", "can",
                 "would", "will", "did", "does", "is", "was", "has", "should", "reviewed", "called", "phoned",
-                "emailed", "paid", "interviewed", "consult with", "transferred to", "copied to", "cc"]
+                "emailed", "paid", "interviewed", "consult with", "transferred to", "copied to", "cc",
+                # a day's greeting, a caller introducing themself, a source ("per Mehrudin:")
+                "good morning", "good afternoon", "good evening", "morning", "it's", "it’s", "its", "it is", "per"]
 def _strip_possessive(word: str) -> str:
     return word[:-2] if word.endswith(("'s", "’s")) else word
 
@@ -362,12 +364,16 @@ _CUES = frozenset(c for c in _NAME_BEFORE if " " not in c)
 #: cue words after which only a known first name (not any unknown word) is taken
 _WEAK_CUES = {"could", "can", "would", "will", "did", "does", "is", "was", "has", "should", "love"}
 _PREPOSITIONS = {"from", "to", "with", "for", "by"}
+#: a caller's introduction ("it's Minik"): only a name that is no English word follows it as a name
+_INTRO_CUES = {"it's", "its", "it is"}
 _BARE_LINKS = {"to", "from", "and", "so", "ok so"}
 #: ... words after it ("Amara said", "Tomasz from your billing team", "Alba is listed") ...
 _NAME_AFTER = ["said", "says", "told", "asked", "promised", "mentioned", "called", "emailed", "wrote", "from your",
                "from the", "from billing", "is handling", "was handling", "please", "is", "was", "has", "had",
                "will", "would", "reports", "reported", "admitted", "presented", "presents", "signed", "placed",
-               "walking", "received", "requested", "requests", "denied", "complained", "here"]
+               "walking", "received", "requested", "requests", "denied", "complained", "here",
+               # a caller introducing themself ("indira speaking"), a clinical complaint ("života c/o headache")
+               "speaking", "c/o"]
 #: ... and words for a person's role: after them any capitalised word (not a common one) is a name
 #: ("Patient Juliusz", "the other driver, Marcsa Szepesy", "Next of kin: Ulrich", "my husband Murat").
 _ROLES = ["patient", "pt", "customer", "client", "claimant", "policyholder", "policy holder", "account holder",
@@ -386,14 +392,17 @@ _ROLES = ["patient", "pt", "customer", "client", "claimant", "policyholder", "po
           "stepson", "stepdaughter", "child", "baby", "infant", "student", "teacher", "supervisor", "foreman",
           "contractor", "plumber", "electrician", "builder", "mechanic", "dentist", "gp", "locum", "registrar",
           "resident", "intern", "student nurse", "health visitor", "social worker", "interpreter", "translator",
-          "claimant's", "patient's", "insured's", "signed by", "signature"]
+          "claimant's", "patient's", "insured's", "signed by", "signature",
+          # grandparents as chat calls them ("my nan norbert")
+          "nan", "nana", "nanna", "gran", "granny", "grandma", "grandpa", "grandad", "granddad"]
 #: after a greeting any capitalised word is a name, except these
 _NOT_GREETED = {"Team", "Support", "Everyone", "All", "There", "Again", "Sir", "Madam", "Guys", "Folks", "Customer",
                 "Friend", "Friends", "Both", "You", "Regards", "Wishes", "Way", "Price", "Seller", "Practice"}
 #: after these (greetings and sign-offs) any capitalised word is taken as a name
 _GREETINGS = ["hi", "hello", "hey", "dear", "thanks", "thank you", "best", "regards", "kind regards", "best regards",
               "sincerely", "birthday", "congratulations", "congrats", "welcome", "welcome back", "bye", "goodbye",
-              "wishes", "best wishes", "warm regards", "many thanks", "yours", "yours truly"]
+              "wishes", "best wishes", "warm regards", "many thanks", "yours", "yours truly", "good morning",
+              "good afternoon", "good evening", "morning"]
 
 
 class KnownNameRecognizer(LocalRecognizer):
@@ -504,6 +513,14 @@ class KnownNameRecognizer(LocalRecognizer):
         self.appositive = regex.compile(rf"(?i:\b(?:me|him|her|them|us|guy|man|woman|lady|person|gentleman|girl|"
                                         rf"boy|chap|fellow|someone|somebody|caller|one)),[ \t]*(?P<first>{word}|{bare})(?:[ \t]+(?P<last>{word}|{bare}))?[ \t]*,")
 
+        # a word set off by commas and followed by "who" or by a role with a possessive ("the crossing patrol,
+        # bibulat, who saw ...", "if mina, her carer, can sign"): what "who" or a carer refers to is a person
+        roles = _keyword_alternation(_ROLES)
+        self.relative = regex.compile(
+            rf"(?:^|(?<=[,(][ \t]*)|(?<=\b(?i:if|and|but|when|that)[ \t]+))(?P<first>{word}|{bare})"
+            rf"(?:[ \t]+(?P<last>{word}|{bare}))?[ \t]*,[ \t]*(?:who\b|(?i:his|her|my|our|their|the)[ \t]+(?i:{roles})\b)",
+            regex.MULTILINE)
+
     def load(self) -> None:
         pass
 
@@ -532,6 +549,12 @@ class KnownNameRecognizer(LocalRecognizer):
         """A first name of Faker's lists that the vocabulary lacks and that is no common or dictionary word."""
         low = word.strip("'’-").lower()
         return low in lower_names()[0] and self._unknown(low) and low not in self.dictionary
+
+    def _intro_name(self, word: str) -> bool:
+        """After "it's" a caller names themself with a first name that is no English word, or a word English lacks
+        ("it's Minik", "its stepan"); "it's April", "it's true", "its prefix" are words."""
+        low = word.lower()
+        return low not in self.dictionary and (low in lower_names()[0] or self._unlisted(low))
 
     def _unlisted(self, word: str) -> bool:
         """A lower-case word of 4+ letters that neither the vocabulary nor the dictionary has, nor as a plural
@@ -590,8 +613,17 @@ class KnownNameRecognizer(LocalRecognizer):
             if name in first or name.lower() in lower_names()[0]:
                 last_ok = m["last"] and not (self._common(m["last"].capitalize()) or self._lower_common(m["last"]))
                 out.append(_result(self, "PERSON", m.start("first"), m.end("last") if last_ok else m.end("first"), 0.7))
+        for m in self.relative.finditer(text, overlapped=True):
+            words = [w for w in (m["first"], m["last"]) if w]
+            if any(self._common(w.capitalize()) or self._lower_common(w) for w in words):
+                continue
+            if words[0] in first or words[0].lower() in lower_names()[0] or self._unknown(words[0].lower()):
+                out.append(_result(self, "PERSON", m.start("first"), m.end("last") if m["last"] else m.end("first"),
+                                   0.7))
         for m in self.before.finditer(text):
             word = _strip_possessive(m["first"])  # "Spoke to Andrzej's GP"
+            if m["cue"].lower().replace("’", "'") in _INTRO_CUES and not self._intro_name(word):
+                continue
             greeted = m["cue"].lower() in _GREETINGS and not self._common(word)
             if word in first or greeted:
                 out.append(_result(self, "PERSON", m.start("first"), m.end("first"), 0.75))
@@ -653,12 +685,15 @@ class KnownNameRecognizer(LocalRecognizer):
             return out
         low_first, low_last, _ = lower_names()
         for m in self.lower.finditer(text, overlapped=True):
+            name = _strip_possessive(m["first"])  # "reviewed vanessza's chest film"
             # after a bare preposition an unknown word is as often shorthand ("with physio", "by ortho")
-            if m["first"] not in low_first and not (self._unknown(m["first"])
-                                                    and m["cue"].lower() not in _PREPOSITIONS):
+            if name not in low_first and not (self._unknown(name) and m["cue"].lower() not in _PREPOSITIONS):
                 continue
-            last_ok = m["last"] and (m["last"] in low_last or m["last"] in low_first or self._unknown(m["last"]))
-            end = m.end("last") if last_ok else m.end("first")
+            if m["cue"].lower().replace("’", "'") in _INTRO_CUES and not self._intro_name(name):
+                continue
+            last_ok = (m["last"] and name == m["first"]
+                       and (m["last"] in low_last or m["last"] in low_first or self._unknown(m["last"])))
+            end = m.end("last") if last_ok else m.start("first") + len(name)
             out.append(_result(self, "PERSON", m.start("first"), end, 0.7))
         for m in self.lower_title.finditer(text):
             # the title is the evidence: only stop words and listed common words are not names here
