@@ -70,6 +70,9 @@ _OWNED_CONDITION_NEXT = re.compile(
     r"(?<!diploma)(?<!aroma)(?<!diagnosis)(?<!prognosis)|cyst|nodes?|nodules|cells|ulcer|fracture|hernia|"
     # and the instruments and landmarks named after a surgeon ("Ryle's tube", "McBurney's point")
     r"point|tubes?|foot|frame|forceps|needle|pins?|splint|line|catheter|cannula|sucker|bag|sign|test)\b", re.I)
+#: terms after a surname alone that name a method or a tool, not the person ("Kegel exercises", "Doppler
+#: ultrasound", "Gillick competence"): after a first name they are as often a verb or the person's own
+_SURNAME_TERM_NEXT = re.compile(r"\s+(?:exercises|ultrasound|competence|chart|scan|manoeuvre|maneuver)\b", re.I)
 #: a tear or repair named after two people ("Mallory-Weiss tear"), after the second name: after one name these
 #: words are as often verbs ("have Anna repair it")
 _DOUBLE_EPONYM_NEXT = re.compile(r"(-[A-Z][^\W\d_]*)?\s+(?:tear|repair|position|approach)\b")
@@ -95,7 +98,7 @@ _GOODS_NEXT = re.compile(
     r"lingerie|jewell?ery|watches|crackers|cookies|bars|crisps|cereal|multipacks?|dolls?|toys|figurines?|lamps?|"
     r"glassware|bedding|towels|luggage|suitcases?|backpacks?|gift\s+(?:cards?|vouchers?|sets?)|vouchers?|"
     r"underwear|curtains|cosmetics|make-?up|products|sausages|desserts|pies|cakes|coffee|beer|wine|cider|lager|"
-    r"cheese|apples|potatoes)\b",
+    r"cheese|apples|potatoes|beans)\b",
     re.I)
 #: a verb that takes a person and then a thing ("gave Maria chocolates", "got Tom Evans shoes"): the name is the
 #: person it went to (not "buy"/"bought": `_THING_BEFORE` reads the name after them as what is sold either way)
@@ -386,7 +389,7 @@ def names_a_thing(text: str, start: int, end: int) -> bool:
                 or _STREET_AFTER.match(text, end)):  # "Martinez Mall St." is a street of an address
             return True
     value = text[start:end]
-    if (_OWNED_CONDITION_NEXT.match(text, end) and " " not in value.strip()
+    if ((_OWNED_CONDITION_NEXT.match(text, end) or _SURNAME_TERM_NEXT.match(text, end)) and " " not in value.strip()
             and value.strip() not in faker_names()[0] and not _TITLE_BEFORE.search(text[max(0, start - 8):start])):
         return True
     if (_A_BEFORE.search(text[max(0, start - 12):start]) and _CLAUSE_END_AFTER.match(text, end)

@@ -325,7 +325,8 @@ _NAME_BEFORE = ["hi", "hello", "hey", "dear", "thanks", "thank you", "thx", "che
                 "would", "will", "did", "does", "is", "was", "has", "should", "reviewed", "called", "phoned",
                 "emailed", "paid", "interviewed", "consult with", "transferred to", "copied to", "cc",
                 # a day's greeting, a caller introducing themself, a source ("per Mehrudin:")
-                "good morning", "good afternoon", "good evening", "morning", "it's", "it’s", "its", "it is", "per"]
+                "good morning", "good afternoon", "good evening", "morning", "it's", "it’s", "its", "it is", "per",
+                "d/w"]
 def _strip_possessive(word: str) -> str:
     return word[:-2] if word.endswith(("'s", "’s")) else word
 
@@ -364,6 +365,10 @@ _CUES = frozenset(c for c in _NAME_BEFORE if " " not in c)
 #: cue words after which only a known first name (not any unknown word) is taken
 _WEAK_CUES = {"could", "can", "would", "will", "did", "does", "is", "was", "has", "should", "love"}
 _PREPOSITIONS = {"from", "to", "with", "for", "by"}
+#: "to" that marks an infinitive: the word after it is a verb ("going to chuck it"), not someone spoken to
+_INFINITIVE_TO = regex.compile(r"\b(?:going|gonna|want|wants|wanted|need|needs|needed|have|has|had|got|trying|try|"
+                               r"tried|able|unable|like|love|hate|used|how|where|what|when|him|her|them|me|us|you|"
+                               r"just|ready|about|supposed|meant|allowed)\s+to$")
 #: a caller's introduction ("it's Minik"): only a name that is no English word follows it as a name
 _INTRO_CUES = {"it's", "its", "it is"}
 _BARE_LINKS = {"to", "from", "and", "so", "ok so"}
@@ -394,7 +399,11 @@ _ROLES = ["patient", "pt", "customer", "client", "claimant", "policyholder", "po
           "resident", "intern", "student nurse", "health visitor", "social worker", "interpreter", "translator",
           "claimant's", "patient's", "insured's", "signed by", "signature",
           # grandparents as chat calls them ("my nan norbert")
-          "nan", "nana", "nanna", "gran", "granny", "grandma", "grandpa", "grandad", "granddad"]
+          "nan", "nana", "nanna", "gran", "granny", "grandma", "grandpa", "grandad", "granddad",
+          # people who work in a home or live in one
+          "cleaner", "housekeeper", "nanny", "childminder", "babysitter", "gardener", "handyman", "fitter",
+          "installer", "lodger", "flatmate", "housemate", "roommate", "hca", "support worker", "care assistant",
+          "healthcare assistant"]
 #: after a greeting any capitalised word is a name, except these
 _NOT_GREETED = {"Team", "Support", "Everyone", "All", "There", "Again", "Sir", "Madam", "Guys", "Folks", "Customer",
                 "Friend", "Friends", "Both", "You", "Regards", "Wishes", "Way", "Price", "Seller", "Practice"}
@@ -516,10 +525,15 @@ class KnownNameRecognizer(LocalRecognizer):
         # a word set off by commas and followed by "who" or by a role with a possessive ("the crossing patrol,
         # bibulat, who saw ...", "if mina, her carer, can sign"): what "who" or a carer refers to is a person
         roles = _keyword_alternation(_ROLES)
+        # a verb that takes a person and then a thing ("Sent Candida a prepaid bag", "can we get oles a courtesy car")
+        self.dative = regex.compile(rf"(?<![\w@.'’-])(?i:sent|send|gave|give|offered|offer|handed|showed|lent|get|got|"
+                                    rf"owe|owes|promised|emailed|texted)[ \t]+(?P<first>{word}|{bare})[ \t]+"
+                                    rf"(?i:a|an|some|the|his|her|their|our|my|another)\b")
+        # ("booked with marcsa, our coffee machine technician,"; "Pista (community midwife) to ...")
         self.relative = regex.compile(
-            rf"(?:^|(?<=[,(][ \t]*)|(?<=\b(?i:if|and|but|when|that)[ \t]+))(?P<first>{word}|{bare})"
-            rf"(?:[ \t]+(?P<last>{word}|{bare}))?[ \t]*,[ \t]*(?:who\b|(?i:his|her|my|our|their|the)[ \t]+(?i:{roles})\b)",
-            regex.MULTILINE)
+            rf"(?<![\w@.'’-])(?P<first>{word}|{bare})(?:[ \t]+(?P<last>{word}|{bare}))?(?:[ \t]*,[ \t]*(?:who\b|"
+            rf"(?i:his|her|my|our|their|the)[ \t]+(?:[[:L:]]+[ \t]+){{0,3}}(?i:{roles})\b)|[ \t]+\((?:[[:L:]]+[ \t]+){{0,2}}"
+            rf"(?i:{roles})\))", regex.MULTILINE)
 
     def load(self) -> None:
         pass
@@ -613,10 +627,18 @@ class KnownNameRecognizer(LocalRecognizer):
             if name in first or name.lower() in lower_names()[0]:
                 last_ok = m["last"] and not (self._common(m["last"].capitalize()) or self._lower_common(m["last"]))
                 out.append(_result(self, "PERSON", m.start("first"), m.end("last") if last_ok else m.end("first"), 0.7))
+        for m in self.dative.finditer(text):
+            name = m["first"]
+            if self._common(name.capitalize()) or self._lower_common(name):
+                continue
+            if name in first or name.lower() in lower_names()[0] or self._unlisted(name.lower()):
+                out.append(_result(self, "PERSON", m.start("first"), m.end("first"), 0.65))
         for m in self.relative.finditer(text, overlapped=True):
             words = [w for w in (m["first"], m["last"]) if w]
             if any(self._common(w.capitalize()) or self._lower_common(w) for w in words):
                 continue
+            if not lower_text and not words[0][:1].isupper():
+                continue  # in text written with capitals a name is capitalised ("the shoes unworn, my son is ...")
             if words[0] in first or words[0].lower() in lower_names()[0] or self._unknown(words[0].lower()):
                 out.append(_result(self, "PERSON", m.start("first"), m.end("last") if m["last"] else m.end("first"),
                                    0.7))
@@ -637,7 +659,10 @@ class KnownNameRecognizer(LocalRecognizer):
                 out.append(_result(self, "PERSON", m.start("first"), m.end("last"), 0.7))
         for m in self.age.finditer(text):
             words = [w for w in (m["first"], m["last"]) if w]
-            if not any(self._common(w.capitalize()) for w in words):
+            # not a word for a person ("Smoker, 38,", "Male, 54"): a dictionary word only as a known first name
+            if not any(self._common(w.capitalize()) for w in words) and not (
+                    len(words) == 1 and words[0].lower() in self.dictionary
+                    and words[0].lower() not in lower_names()[0]):
                 out.append(_result(self, "PERSON", m.start("first"), m.end("last") if m["last"] else m.end("first"),
                                    0.7))
         for m in self.after.finditer(text):
@@ -691,6 +716,8 @@ class KnownNameRecognizer(LocalRecognizer):
                 continue
             if m["cue"].lower().replace("’", "'") in _INTRO_CUES and not self._intro_name(name):
                 continue
+            if m["cue"].lower() == "to" and _INFINITIVE_TO.search(text, 0, m.end("cue")) and name in self.dictionary:
+                continue  # "going to wade through", "told him to chuck it": a verb
             last_ok = (m["last"] and name == m["first"]
                        and (m["last"] in low_last or m["last"] in low_first or self._unknown(m["last"])))
             end = m.end("last") if last_ok else m.start("first") + len(name)
