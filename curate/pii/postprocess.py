@@ -56,23 +56,25 @@ _EPONYM_NEXT = re.compile(
     # a condition or procedure by its medical suffix right after the name, without a possessive ("Kaposi sarcoma",
     # "Hashimoto thyroiditis"; "Anna's tonsillitis" is Anna's)
     r"|\s+[a-z]+(?:itis|sarcoma|carcinoma|lymphoma|melanoma|oma|osis|pathy|aemia|emia|algia|plasia|trophy|ectomy|"
+    r"phasia|plegia|praxia|"
     r"otomy|plasty|scopy|uria|rrhoea|rrhea)\b(?<!diploma)(?<!aroma)(?<!diagnosis)(?<!prognosis)"
     # devices, fluids and signs of clinical notes named after people, without a possessive ("Foley catheter",
     # "Kussmaul breathing"; "Anna's catheter" is Anna's), and the eponymous fluids ("Hartmann's solution")
     r"|\s+(?:catheter|cannula|cyst|breathing|respirations?|duct|gland|canal|tube|line|splint|shunt|stent|valve|triad|"
     r"pouch|membrane|nodes?|solution|stain|staining|incision|cells|bodies|nodules|regimen|foot|sucker|forceps|"
-    r"retractor|speculum|frame)\b|['’]s\s+solution\b)",
+    r"retractor|speculum|frame|contractions|equation|formula)\b|['’]s\s+(?:solution|lactate)\b)",
     re.I)
 #: a condition or device after a possessive ("Baker's cyst", "Morton's neuroma", "Wernicke's encephalopathy"): an
 #: eponym when the owner is a surname only; after a first name it is the person's ("Anna's tonsillitis")
 _OWNED_CONDITION_NEXT = re.compile(
-    r"['’]s\s+(?:[a-z]+(?:itis|oma|osis|pathy|aemia|emia|algia|plasia|trophy|uria|rrhoea|rrhea)\b"
+    r"['’]s\s+(?:[a-z]+(?:itis|oma|osis|pathy|aemia|emia|algia|plasia|trophy|uria|rrhoea|rrhea|phasia|plegia|praxia)\b"
     r"(?<!diploma)(?<!aroma)(?<!diagnosis)(?<!prognosis)|cyst|nodes?|nodules|cells|ulcer|fracture|hernia|"
     # and the instruments and landmarks named after a surgeon ("Ryle's tube", "McBurney's point")
     r"point|tubes?|foot|frame|forceps|needle|pins?|splint|line|catheter|cannula|sucker|bag|sign|test)\b", re.I)
 #: terms after a surname alone that name a method or a tool, not the person ("Kegel exercises", "Doppler
 #: ultrasound", "Gillick competence"): after a first name they are as often a verb or the person's own
-_SURNAME_TERM_NEXT = re.compile(r"\s+(?:exercises|ultrasound|competence|chart|scan|manoeuvre|maneuver)\b", re.I)
+_SURNAME_TERM_NEXT = re.compile(r"(?:['’]s)?\s+(?:exercises|ultrasound|competence|chart|scan|manoeuvre|maneuver|"
+                                r"sounds|choice|mustard|sauce|ketchup|relish|marmalade|gin|rum)\b", re.I)
 #: a tear or repair named after two people ("Mallory-Weiss tear"), after the second name: after one name these
 #: words are as often verbs ("have Anna repair it")
 _DOUBLE_EPONYM_NEXT = re.compile(r"(-[A-Z][^\W\d_]*)?\s+(?:tear|repair|position|approach)\b")
@@ -98,7 +100,7 @@ _GOODS_NEXT = re.compile(
     r"lingerie|jewell?ery|watches|crackers|cookies|bars|crisps|cereal|multipacks?|dolls?|toys|figurines?|lamps?|"
     r"glassware|bedding|towels|luggage|suitcases?|backpacks?|gift\s+(?:cards?|vouchers?|sets?)|vouchers?|"
     r"underwear|curtains|cosmetics|make-?up|products|sausages|desserts|pies|cakes|coffee|beer|wine|cider|lager|"
-    r"cheese|apples|potatoes|beans)\b",
+    r"cheese|apples|potatoes|beans|beds)\b",
     re.I)
 #: a verb that takes a person and then a thing ("gave Maria chocolates", "got Tom Evans shoes"): the name is the
 #: person it went to (not "buy"/"bought": `_THING_BEFORE` reads the name after them as what is sold either way)
@@ -303,8 +305,8 @@ class PostProcessor:
     def _english_around(self, text: str, start: int, end: int) -> bool:
         """A span that English words around it show to be a thing, in text written with capitals (where a writer
         capitalises names):
-        - lower-case English words ("the lock's iris scanner", "left eye, iris intact": spaCy's small model tags
-          some as names);
+        - lower-case words ("the lock's iris scanner", "left eye, iris intact", "shoulder dystocia": spaCy's small
+          model tags some as names; the recognizers take lower-case names only in text written all in lower case);
         - one capitalised English word after a capitalised possessive ("Clare's Law", `_OWNER_BEFORE`);
         - a name run into an English word by a hyphen ("Gram-positive", "Cushing-like"; "Hauta-aho" is a surname);
         - one word after a number of two or more digits and before an English word or the end of a clause: a unit
@@ -313,7 +315,7 @@ class PostProcessor:
         if not self.dictionary or not any(c.isupper() for c in text):
             return False
         value = text[start:end]
-        if value.islower() and all(w in self.dictionary for w in re.findall(r"[^\W\d_]+", value)):
+        if value.islower():
             return True
         if (" " not in value and value.lower() in self.dictionary
                 and _OWNER_BEFORE.search(text[max(0, start - 30):start])):

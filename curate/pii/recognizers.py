@@ -326,7 +326,7 @@ _NAME_BEFORE = ["hi", "hello", "hey", "dear", "thanks", "thank you", "thx", "che
                 "emailed", "paid", "interviewed", "consult with", "transferred to", "copied to", "cc",
                 # a day's greeting, a caller introducing themself, a source ("per Mehrudin:")
                 "good morning", "good afternoon", "good evening", "morning", "it's", "it’s", "its", "it is", "per",
-                "d/w"]
+                "d/w", "ta"]
 def _strip_possessive(word: str) -> str:
     return word[:-2] if word.endswith(("'s", "’s")) else word
 
@@ -342,7 +342,7 @@ _THING_CONTEXT = regex.compile(r"(?:(?i:\b(?:the|a|an|some|any|this|that|our|you
 #: "flaviana isn't a valid card holder")
 _IRREGULAR_PAST = ("(?:left|told|sent|took|got|gave|came|went|rang|wrote|made|paid|bought|brought|found|kept|lost|saw|"
                    "spoke|thought|felt|fell|broke|ran|sold|knew|became|began|drove|forgot|held|heard|meant|met|"
-                   "understood|woke|wore)")
+                   "understood|woke|wore|sat|stood|hit|put|cut|shut|ate|drank|slept|threw|tore|bit|caught|taught)")
 _NEGATED = "(?:is|was|does|did|has|had|wo|ca|could|would)n['’]?t"
 
 
@@ -403,7 +403,7 @@ _ROLES = ["patient", "pt", "customer", "client", "claimant", "policyholder", "po
           # people who work in a home or live in one
           "cleaner", "housekeeper", "nanny", "childminder", "babysitter", "gardener", "handyman", "fitter",
           "installer", "lodger", "flatmate", "housemate", "roommate", "hca", "support worker", "care assistant",
-          "healthcare assistant"]
+          "healthcare assistant", "injured party", "keyholder", "key holder"]
 #: after a greeting any capitalised word is a name, except these
 _NOT_GREETED = {"Team", "Support", "Everyone", "All", "There", "Again", "Sir", "Madam", "Guys", "Folks", "Customer",
                 "Friend", "Friends", "Both", "You", "Regards", "Wishes", "Way", "Price", "Seller", "Practice"}
@@ -411,7 +411,7 @@ _NOT_GREETED = {"Team", "Support", "Everyone", "All", "There", "Again", "Sir", "
 _GREETINGS = ["hi", "hello", "hey", "dear", "thanks", "thank you", "best", "regards", "kind regards", "best regards",
               "sincerely", "birthday", "congratulations", "congrats", "welcome", "welcome back", "bye", "goodbye",
               "wishes", "best wishes", "warm regards", "many thanks", "yours", "yours truly", "good morning",
-              "good afternoon", "good evening", "morning"]
+              "good afternoon", "good evening", "morning", "ta"]
 
 
 class KnownNameRecognizer(LocalRecognizer):
@@ -469,7 +469,7 @@ class KnownNameRecognizer(LocalRecognizer):
         # at a clause start, a word English lacks before a verb in the past or the third person ("brosca noticed",
         # "hansine wants to know", "whether gayane actually cancelled", "but wenzeslas isn't"): a subject no list
         # names; the second word is no adverb ("actually")
-        opener = r"(?:whether|that|saying|says|said|if|because|but|and|so)"
+        opener = r"(?:whether|that|saying|says|said|if|because|but|and|so|when|after|before|while|until|since)"
         self.lower_subject = regex.compile(
             rf"(?:^|(?<=[.;:!?\n(][ \t]*)|(?<=\s-\s)|(?<=\b{opener}[ \t]+))(?P<first>{bare})"
             rf"(?:\s+(?![[:Ll:]]+ly\b)(?P<last>{bare}))?\s+(?:(?:still|also|then|just|has|had|have|was|"
@@ -521,17 +521,22 @@ class KnownNameRecognizer(LocalRecognizer):
         # me ..."), not an item of a list ("spinach, kale, tomatoes")
         self.appositive = regex.compile(rf"(?i:\b(?:me|him|her|them|us|guy|man|woman|lady|person|gentleman|girl|"
                                         rf"boy|chap|fellow|someone|somebody|caller|one)),[ \t]*(?P<first>{word}|{bare})(?:[ \t]+(?P<last>{word}|{bare}))?[ \t]*,")
-
-        # a word set off by commas and followed by "who" or by a role with a possessive ("the crossing patrol,
-        # bibulat, who saw ...", "if mina, her carer, can sign"): what "who" or a carer refers to is a person
         roles = _keyword_alternation(_ROLES)
+        # a name in brackets after a role ("customer (dean) has been locked out", "the landlord (Cerys), who")
+        self.role_bracket = regex.compile(rf"(?i:\b(?:{roles}))[ \t]*\([ \t]*(?P<first>{word}|{bare})"
+                                          rf"(?:[ \t]+(?P<last>{word}|{bare}))?[ \t]*\)")
+        # a known first name that is no English word set off by commas, as a writer addresses someone ("Following our
+        # call, Justin, I have"; not "Orange, Violet, Pink")
+        self.vocative = regex.compile(rf"(?<=,[ \t]*)(?P<first>{word})[ \t]*,(?![ \t]*(?:and|or)\b)")
         # a verb that takes a person and then a thing ("Sent Candida a prepaid bag", "can we get oles a courtesy car")
         self.dative = regex.compile(rf"(?<![\w@.'’-])(?i:sent|send|gave|give|offered|offer|handed|showed|lent|get|got|"
                                     rf"owe|owes|promised|emailed|texted)[ \t]+(?P<first>{word}|{bare})[ \t]+"
                                     rf"(?i:a|an|some|the|his|her|their|our|my|another)\b")
+        # a word set off by commas and followed by "who" or by a role with a possessive ("the crossing patrol,
+        # bibulat, who saw ...", "if mina, her carer, can sign"): what "who" or a carer refers to is a person
         # ("booked with marcsa, our coffee machine technician,"; "Pista (community midwife) to ...")
         self.relative = regex.compile(
-            rf"(?<![\w@.'’-])(?P<first>{word}|{bare})(?:[ \t]+(?P<last>{word}|{bare}))?(?:[ \t]*,[ \t]*(?:who\b|"
+            rf"(?<![\w@.'’-])(?P<first>{word}|{bare})(?:[ \t]+(?P<last>{word}|{bare}))?(?:[ \t]*,[ \t]*(?:whom?\b|"
             rf"(?i:his|her|my|our|their|the)[ \t]+(?:[[:L:]]+[ \t]+){{0,3}}(?i:{roles})\b)|[ \t]+\((?:[[:L:]]+[ \t]+){{0,2}}"
             rf"(?i:{roles})\))", regex.MULTILINE)
 
@@ -627,9 +632,20 @@ class KnownNameRecognizer(LocalRecognizer):
             if name in first or name.lower() in lower_names()[0]:
                 last_ok = m["last"] and not (self._common(m["last"].capitalize()) or self._lower_common(m["last"]))
                 out.append(_result(self, "PERSON", m.start("first"), m.end("last") if last_ok else m.end("first"), 0.7))
+        for m in self.role_bracket.finditer(text):
+            words = [w for w in (m["first"], m["last"]) if w]
+            if any(self._common(w.capitalize()) or self._lower_common(w) for w in words):
+                continue
+            named = words[0] in first or words[0].lower() in lower_names()[0] or self._unknown(words[0].lower())
+            if named and (lower_text or words[0][:1].isupper()):  # not "driver (insured)"
+                out.append(_result(self, "PERSON", m.start("first"), m.end("last") if m["last"] else m.end("first"),
+                                   0.7))
+        for m in self.vocative.finditer(text):
+            if m["first"] in first and not self._common(m["first"]) and m["first"].lower() not in self.dictionary:
+                out.append(_result(self, "PERSON", m.start("first"), m.end("first"), 0.65))
         for m in self.dative.finditer(text):
             name = m["first"]
-            if self._common(name.capitalize()) or self._lower_common(name):
+            if self._common(name.capitalize()) or self._lower_common(name) or not (lower_text or name[:1].isupper()):
                 continue
             if name in first or name.lower() in lower_names()[0] or self._unlisted(name.lower()):
                 out.append(_result(self, "PERSON", m.start("first"), m.end("first"), 0.65))
