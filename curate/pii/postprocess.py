@@ -303,7 +303,7 @@ class PostProcessor:
         spans.append(PiiEntity(kind, start, end, round(float(score), 4)))
 
     def _english_around(self, text: str, start: int, end: int) -> bool:
-        """A span that English words around it show to be a thing, in text written with capitals (where a writer
+        """A span that English words around it show to be a thing, in text that opens with a capital (where a writer
         capitalises names):
         - lower-case words ("the lock's iris scanner", "left eye, iris intact", "shoulder dystocia": spaCy's small
           model tags some as names; the recognizers take lower-case names only in text written all in lower case);
@@ -312,7 +312,7 @@ class PostProcessor:
         - one word after a number of two or more digits and before an English word or the end of a clause: a unit
           ("2700 Kelvin on the box", "4000 Kelvin colour"); before a word English lacks it may be a street
           ("518 Árpád fejedelem útja"), whose address stays redacted."""
-        if not self.dictionary or not any(c.isupper() for c in text):
+        if not self.dictionary or not _written_with_capitals(text):
             return False
         value = text[start:end]
         if value.islower():
@@ -374,6 +374,13 @@ SENTENCE_OPENING = re.compile(r"(?:^|[.!?\n])[ \t\"'“(]*$")
 #: the word right after a PERSON span, separated by spaces only ("Hansen", "McLean", "O'Neill", "sneddon")
 _NAME_WORD_AFTER = re.compile(r"[ \t]+([^\W\d_][^\W\d_'’\-]*(?:[\-'’][^\W\d_]+)*)(?![\w@])")
 _CELTIC_SURNAME = re.compile(r"(?:Mc|Mac|O['’])[A-Z][a-z]+$")
+
+
+def _written_with_capitals(text: str) -> bool:
+    """The text opens with a capital letter: its writer capitalises (chat that capitalises only "I" does not: "my
+    name is tomas eriksen and I need help")."""
+    first = next((c for c in text if c.isalpha()), "")
+    return first.isupper()
 
 
 def names_a_thing(text: str, start: int, end: int) -> bool:
