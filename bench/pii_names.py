@@ -1,6 +1,6 @@
 """Benchmark: how many person names survive `redact_pii`, and how many harmless look-alikes it keeps.
 
-    PYTHONPATH=. python bench/pii_names.py [--part tune|dev|dev2|tuning|heldout|heldout2|heldout3|heldout4|heldout5|heldout6|heldout7|heldout8|heldout9|both] [--per-template N] [--show N]
+    PYTHONPATH=. python bench/pii_names.py [--part tune|dev|dev2|tuning|heldout|heldout2|heldout3|heldout4|heldout5|heldout6|heldout7|heldout8|heldout9|heldout10|both] [--per-template N] [--show N]
 
 Builds support, claims and clinical messages from sources the recognizers do not use: given names and surnames
 of FakeNameGenerator.com_3000.csv (many countries) and the PERSON spans of presidio-research's synthetic set,
@@ -67,9 +67,13 @@ POOL8 = Path(__file__).resolve().parent / "pii_names_pool8.json"
 #: Tenth set (same day), written like POOL8 by a third helper session given every earlier phrase and template
 #: (POOL8's included) to avoid: the held-out set of the rules written after heldout8 had been printed and tuned on.
 POOL9 = Path(__file__).resolve().parent / "pii_names_pool9.json"
+#: Eleventh set (same day), written like POOL9 by a fourth helper session given every earlier phrase and template
+#: (POOL9's included) to avoid: the held-out set of the rules written after heldout9 had been printed and tuned on.
+POOL10 = Path(__file__).resolve().parent / "pii_names_pool10.json"
 #: the held-out-only parts and their pools (each pool's templates and look-alike messages whole, held-out names)
 HELD_OUT_POOLS = {"heldout3": POOL3, "heldout4": POOL4, "heldout5": POOL5, "heldout6": POOL6, "heldout7": POOL7,
-                  "heldout8": POOL8, "heldout9": POOL9}
+                  "heldout8": POOL8, "heldout9": POOL9,
+                  "heldout10": POOL10}
 #: "dev" uses its own templates and look-alikes and the tuning part's names (see DEV_TEMPLATES); "dev2" and
 #: "heldout2" split a third pool of templates and look-alikes (POOL2) in two halves, dev2 with the tuning part's
 #: names, heldout2 with the held-out part's
