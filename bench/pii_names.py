@@ -366,6 +366,12 @@ def measure(part: str, per_template: int, show: int = 0) -> dict:
         group = [(m, r) for m, r in names if m.shape == shape]
         if group:
             by_shape[shape] = (sum(survived(m, r) for m, r in group), len(group))
+    # the name alone lower-cased in a message that keeps its capitals ("Spoke to kazu on Monday"): names typed
+    # carelessly in otherwise capitalised text, a shape the writers' templates do not produce
+    careless = [m for m in messages if m.kind == "name" and m.shape in ("full", "first") and m.text[:1].isupper()]
+    lowered = [_lower_names_in(m) for m in careless]
+    careless_out = PiiRedactor({"mode": "tag"}).redact_texts(lowered) if lowered else []
+    careless_left = sum(survived(m, r) for m, r in zip(careless, careless_out, strict=True))
     for m, r in (leaked + dropped)[:show]:
         print(f"  [{m.kind}/{m.shape}] {r!r}" + (f" ({m.secrets[0]})" if m.kind == "lookalike" else ""))
     # look-alike phrases no tuning list has (pool5 repeats 27 phrases of them, in other sentences)
@@ -374,7 +380,16 @@ def measure(part: str, per_template: int, show: int = 0) -> dict:
     return {"names": len(names), "survived": len(leaked), "lookalikes": len(looks),
             "kept": len(looks) - len(dropped), "fresh": (sum(survived(m, r) for m, r in fresh), len(fresh)),
             "ids": len(ids), "ids_survived": sum(v in r for v, r in ids),
-            "by_shape": by_shape, "person_recall": synth_person_recall(part)}
+            "by_shape": by_shape, "person_recall": synth_person_recall(part),
+            "careless": (careless_left, len(careless))}
+
+
+def _lower_names_in(message: Message) -> str:
+    """The message with the words of its name lower-cased and nothing else."""
+    text = message.text
+    for word in message.secrets:
+        text = re.sub(rf"(?<![^\W\d_]){re.escape(word)}(?![^\W\d_])", word.lower(), text)
+    return text
 
 
 def tuned_phrases() -> set[str]:
@@ -420,6 +435,10 @@ def main() -> None:
               f"| {r['kept']}/{r['lookalikes']} = {100 * r['kept'] / r['lookalikes']:.1f} % "
               f"| {r['ids_survived']}/{r['ids']} | {fr}/{tr} = {100 * fr / tr:.1f} % |")
         print("  by shape: " + ", ".join(f"{s} {a}/{b}" for s, (a, b) in r["by_shape"].items()))
+        left, total = r["careless"]
+        if total:
+            print(f"  the name alone lower-cased in capitalised text (not in the totals above): {left}/{total} "
+                  f"= {100 * left / total:.1f} % survive")
         kept, fresh = r["fresh"]
         if part.startswith("heldout") and 0 < fresh < r["lookalikes"]:
             print(f"  look-alikes whose phrase no tuning list has: {kept}/{fresh} = {100 * kept / fresh:.1f} % kept")

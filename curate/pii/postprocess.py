@@ -305,8 +305,8 @@ class PostProcessor:
     def _english_around(self, text: str, start: int, end: int) -> bool:
         """A span that English words around it show to be a thing, in text that opens with a capital (where a writer
         capitalises names):
-        - lower-case words ("the lock's iris scanner", "left eye, iris intact", "shoulder dystocia": spaCy's small
-          model tags some as names; the recognizers take lower-case names only in text written all in lower case);
+        - lower-case English words that are no listed name ("the keypad scanner was smashed": spaCy's small model
+          tags some as names; a lower-case name typed carelessly, "spoke to kazu", "ask grace", stays one);
         - one capitalised English word after a capitalised possessive ("Clare's Law", `_OWNER_BEFORE`);
         - a name run into an English word by a hyphen ("Gram-positive", "Cushing-like"; "Hauta-aho" is a surname);
         - one word after a number of two or more digits and before an English word or the end of a clause: a unit
@@ -315,7 +315,9 @@ class PostProcessor:
         if not self.dictionary or not _written_with_capitals(text):
             return False
         value = text[start:end]
-        if value.islower():
+        words = re.findall(r"[^\W\d_]+", value)
+        if value.islower() and all(w in self.dictionary and w not in lower_names()[0] and w not in lower_names()[1]
+                                   for w in words):
             return True
         if (" " not in value and value.lower() in self.dictionary
                 and _OWNER_BEFORE.search(text[max(0, start - 30):start])):
