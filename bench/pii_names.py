@@ -355,7 +355,8 @@ def measure(part: str, per_template: int, show: int = 0) -> dict:
     from curate.pii import PiiRedactor
 
     messages = build(part, per_template)
-    redacted = PiiRedactor({"mode": "tag"}).redact_texts([m.text for m in messages])
+    redactor = PiiRedactor({"mode": "tag"})
+    redacted = redactor.redact_texts([m.text for m in messages])
     names = [(m, r) for m, r in zip(messages, redacted, strict=True) if m.kind == "name"]
     looks = [(m, r) for m, r in zip(messages, redacted, strict=True) if m.kind == "lookalike"]
     leaked = [(m, r) for m, r in names if survived(m, r)]
@@ -370,7 +371,7 @@ def measure(part: str, per_template: int, show: int = 0) -> dict:
     # carelessly in otherwise capitalised text, a shape the writers' templates do not produce
     careless = [m for m in messages if m.kind == "name" and m.shape in ("full", "first") and m.text[:1].isupper()]
     lowered = [_lower_names_in(m) for m in careless]
-    careless_out = PiiRedactor({"mode": "tag"}).redact_texts(lowered) if lowered else []
+    careless_out = redactor.redact_texts(lowered) if lowered else []
     careless_left = sum(survived(m, r) for m, r in zip(careless, careless_out, strict=True))
     for m, r in (leaked + dropped)[:show]:
         print(f"  [{m.kind}/{m.shape}] {r!r}" + (f" ({m.secrets[0]})" if m.kind == "lookalike" else ""))

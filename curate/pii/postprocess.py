@@ -38,6 +38,11 @@ _NOT_NAME_WORDS = {
     # imperatives that open support messages and that the small model tags as names ("Email me at ...")
     "email", "e-mail", "call", "text", "phone", "message", "contact", "kindly", "reply", "send",
 }
+#: medical suffixes of a condition ("thyroiditis", "neuroma", "aphasia"), and words that end so but are none
+_CONDITION_SUFFIX = r"(?:itis|oma|osis|pathy|aemia|emia|algia|plasia|trophy|uria|rrhoea|rrhea|phasia|plegia|praxia)"
+_NOT_CONDITIONS = r"(?<!diploma)(?<!aroma)(?<!diagnosis)(?<!prognosis)"
+#: words for a storm, which is named like a person ("Storm Ciara", "Hurricane Ida": storm claims)
+_STORM_WORDS = r"(?:storm|hurricane|typhoon|cyclone)"
 #: terms that make the name before them an eponym (a disease, a sign, a procedure), not a person
 _EPONYM_NEXT = re.compile(
     # a second, hyphenated name may come first ("Osgood-Schlatter disease", "Cheyne-Stokes breathing")
@@ -55,9 +60,7 @@ _EPONYM_NEXT = re.compile(
     r"|s?['’]\s+(?:disease|syndrome|palsy|sign|ophthalmopathy)\b"
     # a condition or procedure by its medical suffix right after the name, without a possessive ("Kaposi sarcoma",
     # "Hashimoto thyroiditis"; "Anna's tonsillitis" is Anna's)
-    r"|\s+[a-z]+(?:itis|sarcoma|carcinoma|lymphoma|melanoma|oma|osis|pathy|aemia|emia|algia|plasia|trophy|ectomy|"
-    r"phasia|plegia|praxia|"
-    r"otomy|plasty|scopy|uria|rrhoea|rrhea)\b(?<!diploma)(?<!aroma)(?<!diagnosis)(?<!prognosis)"
+    rf"|\s+[a-z]+(?:{_CONDITION_SUFFIX}|ectomy|otomy|plasty|scopy)\b{_NOT_CONDITIONS}"
     # devices, fluids and signs of clinical notes named after people, without a possessive ("Foley catheter",
     # "Kussmaul breathing"; "Anna's catheter" is Anna's), and the eponymous fluids ("Hartmann's solution")
     r"|\s+(?:catheter|cannula|cyst|breathing|respirations?|duct|gland|canal|tube|line|splint|shunt|stent|valve|triad|"
@@ -67,8 +70,7 @@ _EPONYM_NEXT = re.compile(
 #: a condition or device after a possessive ("Baker's cyst", "Morton's neuroma", "Wernicke's encephalopathy"): an
 #: eponym when the owner is a surname only; after a first name it is the person's ("Anna's tonsillitis")
 _OWNED_CONDITION_NEXT = re.compile(
-    r"['’]s\s+(?:[a-z]+(?:itis|oma|osis|pathy|aemia|emia|algia|plasia|trophy|uria|rrhoea|rrhea|phasia|plegia|praxia)\b"
-    r"(?<!diploma)(?<!aroma)(?<!diagnosis)(?<!prognosis)|cyst|nodes?|nodules|cells|ulcer|fracture|hernia|"
+    rf"['’]s\s+(?:[a-z]+{_CONDITION_SUFFIX}\b{_NOT_CONDITIONS}|cyst|nodes?|nodules|cells|ulcer|fracture|hernia|"
     # and the instruments and landmarks named after a surgeon ("Ryle's tube", "McBurney's point")
     r"point|tubes?|foot|frame|forceps|needle|pins?|splint|line|catheter|cannula|sucker|bag|sign|test)\b", re.I)
 #: terms after a surname alone that name a method or a tool, not the person ("Kegel exercises", "Doppler
@@ -78,10 +80,10 @@ _SURNAME_TERM_NEXT = re.compile(r"(?:['’]s)?\s+(?:exercises|ultrasound|compete
 #: a tear or repair named after two people ("Mallory-Weiss tear"), after the second name: after one name these
 #: words are as often verbs ("have Anna repair it")
 _DOUBLE_EPONYM_NEXT = re.compile(r"(-[A-Z][^\W\d_]*)?\s+(?:tear|repair|position|approach)\b")
-#: a lower-case word run onto a span by a hyphen ("Gram-positive", "Cushing-like"; "Hauta-aho" is a surname)
 #: a capitalised possessive right before a one-word span that is an English word: the rest of a thing's name
 #: ("Clare's Law", "Martha's Vineyard"; "Google's Sundar Pichai" is a person)
 _OWNER_BEFORE = re.compile(r"(?<![^\W_])[A-Z][^\W\d_]*['’]s[ \t]+$")
+#: a lower-case word run onto a span by a hyphen ("Gram-positive", "Cushing-like"; "Hauta-aho" is a surname)
 _HYPHEN_WORD_NEXT = re.compile(r"-([a-z]+)\b")
 #: a number of two or more digits right before a one-word span ("2700 Kelvin"), and the word after that span
 _NUMBER_BEFORE = re.compile(r"\d[\d,.]*\d[ \t]+$")
@@ -116,8 +118,7 @@ _THING_BEFORE = re.compile(
     r"(?i)\b(?:sell|sells|selling|sold|buy|buying|bought|stock|stocks|order|ordered|returned|screening\s+for|"
     r"screened\s+for|tested\s+for|history\s+of|diagnosed\s+with|diagnosis\s+of|treated\s+for|signs\s+of|"
     r"ship|ships|shipping|deliver|delivers|carry|carries|swap|exchange|replace|refund|"
-    # a storm named like a person ("Storm Ciara", "Hurricane Ida": storm claims)
-    r"storm|hurricane|typhoon|cyclone|"
+    rf"{_STORM_WORDS}|"
     # a measure or container of it ("a bottle of Jim Beam", "a cup of Earl Grey", "a box of Mr Kipling slices")
     r"(?:bottles?|glass|glasses|cups?|mugs?|cans?|pints?|cases?|crates?|box|boxes|packets?|packs?|tins?|jars?|"
     r"tubs?|bowls?|slices?|servings?|portions?|spoonfuls?|shots?|pallets?|cartons?|bags?|sacks?|trays?|"
@@ -133,7 +134,7 @@ _ARTICLE_BEFORE = re.compile(r"(?i)\b(?:the|a|an|our|your|this|that|these|those|
 _A_BEFORE = re.compile(r"(?i)\b(?:a|an|my|our|your|his|her|their)\s+$")
 _STREET_AFTER = re.compile(r"\s+(?:St|Street|Rd|Road|Ave|Avenue|Blvd|Boulevard|Ln|Lane|Dr|Drive|Way|Ct|Court|Pl|Place)"
                            r"\b")
-_STORM_IN = re.compile(r"(?i)(?:storm|hurricane|typhoon|cyclone)\s")
+_STORM_IN = re.compile(rf"(?i){_STORM_WORDS}\s")  # spaCy takes the word in ("Storm Ciara")
 _COMPANY_BEFORE = re.compile(r"(?<![^\W_])([A-Z][^\W\d_]*)[ \t]*&[ \t]*$")
 _TITLE_WORDS = {"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame", "lord", "lady"}
 _TITLE_IN = re.compile(r"(?i)(?:dr|mr|mrs|ms|miss|mx|prof)\.?\s")  # "a Ms Kowalczyk, who ...": a person

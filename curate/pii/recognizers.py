@@ -569,9 +569,12 @@ class KnownNameRecognizer(LocalRecognizer):
         low = word.strip("'’-").lower()
         return low in lower_names()[0] and self._unknown(low) and low not in self.dictionary
 
-    def _intro_name(self, word: str) -> bool:
-        """After "it's" a caller names themself with a first name that is no English word, or a word English lacks
-        ("it's Minik", "its stepan"); "it's April", "it's true", "its prefix" are words."""
+    def _intro_name(self, cue: str, word: str) -> bool:
+        """False when `cue` is a caller's "it's" and `word` is no name: after it a caller names themself with a first
+        name that is no English word, or a word English lacks ("it's Minik", "its stepan"); "it's April", "it's
+        true", "its prefix" are words. True after any other cue."""
+        if cue.lower().replace("’", "'") not in _INTRO_CUES:
+            return True
         low = word.lower()
         return low not in self.dictionary and (low in lower_names()[0] or self._unlisted(low))
 
@@ -632,14 +635,6 @@ class KnownNameRecognizer(LocalRecognizer):
             if name in first or name.lower() in lower_names()[0]:
                 last_ok = m["last"] and not (self._common(m["last"].capitalize()) or self._lower_common(m["last"]))
                 out.append(_result(self, "PERSON", m.start("first"), m.end("last") if last_ok else m.end("first"), 0.7))
-        for m in self.role_bracket.finditer(text):
-            words = [w for w in (m["first"], m["last"]) if w]
-            if any(self._common(w.capitalize()) or self._lower_common(w) for w in words):
-                continue
-            named = words[0] in first or words[0].lower() in lower_names()[0] or self._unknown(words[0].lower())
-            if named and (lower_text or words[0][:1].isupper()):  # not "driver (insured)"
-                out.append(_result(self, "PERSON", m.start("first"), m.end("last") if m["last"] else m.end("first"),
-                                   0.7))
         for m in self.vocative.finditer(text):
             if m["first"] in first and not self._common(m["first"]) and m["first"].lower() not in self.dictionary:
                 out.append(_result(self, "PERSON", m.start("first"), m.end("first"), 0.65))
@@ -649,18 +644,19 @@ class KnownNameRecognizer(LocalRecognizer):
                 continue
             if name in first or name.lower() in lower_names()[0] or self._unlisted(name.lower()):
                 out.append(_result(self, "PERSON", m.start("first"), m.end("first"), 0.65))
-        for m in self.relative.finditer(text, overlapped=True):
+        for m in (*self.role_bracket.finditer(text), *self.relative.finditer(text, overlapped=True)):
             words = [w for w in (m["first"], m["last"]) if w]
             if any(self._common(w.capitalize()) or self._lower_common(w) for w in words):
                 continue
             if not lower_text and not words[0][:1].isupper():
                 continue  # in text written with capitals a name is capitalised ("the shoes unworn, my son is ...")
+            # a listed first name or a word English lacks ("driver (insured)" is a role)
             if words[0] in first or words[0].lower() in lower_names()[0] or self._unknown(words[0].lower()):
                 out.append(_result(self, "PERSON", m.start("first"), m.end("last") if m["last"] else m.end("first"),
                                    0.7))
         for m in self.before.finditer(text):
             word = _strip_possessive(m["first"])  # "Spoke to Andrzej's GP"
-            if m["cue"].lower().replace("’", "'") in _INTRO_CUES and not self._intro_name(word):
+            if not self._intro_name(m["cue"], word):
                 continue
             greeted = m["cue"].lower() in _GREETINGS and not self._common(word)
             if word in first or greeted:
@@ -730,7 +726,7 @@ class KnownNameRecognizer(LocalRecognizer):
             # after a bare preposition an unknown word is as often shorthand ("with physio", "by ortho")
             if name not in low_first and not (self._unknown(name) and m["cue"].lower() not in _PREPOSITIONS):
                 continue
-            if m["cue"].lower().replace("’", "'") in _INTRO_CUES and not self._intro_name(name):
+            if not self._intro_name(m["cue"], name):
                 continue
             if m["cue"].lower() == "to" and _INFINITIVE_TO.search(text, 0, m.end("cue")) and name in self.dictionary:
                 continue  # "going to wade through", "told him to chuck it": a verb
