@@ -51,6 +51,7 @@ def test_blind_ab_from_eval_to_review_to_the_win_rate_in_the_report_and_lineage(
     runner = CliRunner()
     res = runner.invoke(app, ["eval", "--model", str(trained.adapter_dir), "--data", str(tmp_path / "val.jsonl"),
                               "--max-examples", "6", "--max-new-tokens", "16", "--batch-size", "6", "--max-length", "128",
+                              "--no-forgetting", "--no-redteam",  # the guard checks: tests/test_eval_checks.py
                               "--to-review", "--db", db, "--out", str(ws.runs_dir / "ev")], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     rows = [json.loads(line) for line in (ws.runs_dir / "ev" / "ab_pairs.jsonl").read_text().splitlines()]

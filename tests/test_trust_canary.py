@@ -84,7 +84,8 @@ def test_no_canary_leaks_into_files_outputs_label_studio_or_llm_requests(tmp_pat
         studio("labelstudio", "push", str(raw), "--project", "canary", "--data-dir", state["data_dir"],
                "--db", f"sqlite:///{tmp_path / 'raw-review.db'}")
         studio("eval", "--model", "default", "--data", str(raw), "--max-examples", "2", "--max-new-tokens", "8",
-               "--judge-url", other_judge.url + "/v1", "--judge-model", "smollm2", "--out", "runs/e1")
+               "--judge-url", other_judge.url + "/v1", "--judge-model", "smollm2", "--out", "runs/e1",
+               "--no-forgetting", "--no-redteam")  # local guard checks on shipped prompts: no canary, no request
         studio("review", "status", "--db", db.replace("127.0.0.1", "127.0.0.2").rsplit(":", 1)[0] + ":1/x", ok=False)
         port = str(free_port())
         app = subprocess.Popen([*STUDIO, "review", "--db", db, "--port", port], cwd=ws,
