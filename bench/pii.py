@@ -29,7 +29,7 @@ DEFAULT_DATA = Path(os.environ.get("STUDIO_SHARED_DATA", REPO.parent / "shared" 
 STRICT = ["EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "IP_ADDRESS"]
 
 
-def main(path: Path, workers: int = 0) -> None:
+def main(path: Path, workers: int = 0, ner_weights: str = "studio") -> None:
     from curate.pii import PiiConfig, PiiRedactor
     from curate.pii.engine import get_analyzer, quiet_tldextract, shutdown_pool, usable_workers
     from curate.pii.evaluate import load_labelled, score
@@ -48,7 +48,7 @@ def main(path: Path, workers: int = 0) -> None:
     default = AnalyzerEngine(nlp_engine=nlp)
     default_build = time.perf_counter() - t0
 
-    config = PiiConfig(workers=workers)
+    config = PiiConfig(workers=workers, ner_weights=ner_weights)
     t0 = time.perf_counter()
     get_analyzer(config)
     ours_build = time.perf_counter() - t0
@@ -113,4 +113,9 @@ if __name__ == "__main__":
         i = args.index("--workers")
         n_workers = int(args[i + 1])
         del args[i:i + 2]
-    main(Path(args[0]) if args else DEFAULT_DATA, n_workers)
+    weights = "studio"
+    if "--ner-weights" in args:     # studio (the shipped fine-tuned weights), model (spaCy's own) or a folder
+        i = args.index("--ner-weights")
+        weights = args[i + 1]
+        del args[i:i + 2]
+    main(Path(args[0]) if args else DEFAULT_DATA, n_workers, weights)

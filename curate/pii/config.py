@@ -94,6 +94,10 @@ class PiiConfig(StepConfig):
     """Name of the environment variable holding the secret salt of `hash` and `pseudonym` (never in a config)."""
     mask_char: str = "*"
     spacy_model: str = SPACY_MODEL
+    ner_weights: str = "studio"
+    """Weights of the spaCy model's `ner` component: `studio` = the ones fine-tuned for support, claims and
+    clinical messages that ship in `curate/pii/ner_model` (scripts/train_person_ner.py; bench/README.md `## pii`),
+    `model` = the spaCy model's own, or the path of a folder written by `Language.get_pipe("ner").to_disk`."""
     batch_size: int = 64
     workers: int = 0
     """Processes analysing turns; 0 = one per CPU core left idle by other processes (engine.usable_workers). A pool
@@ -107,4 +111,5 @@ class PiiConfig(StepConfig):
 
     def engine_key(self) -> str:
         """What the analyzer depends on (not the mode): engines are cached per process under this key."""
-        return self.model_dump_json(include={"entities", "deny_list", "id_patterns", "spacy_model", "allow_list"})
+        return self.model_dump_json(include={"entities", "deny_list", "id_patterns", "spacy_model", "ner_weights",
+                                              "allow_list"})

@@ -86,6 +86,7 @@ class Analyzer:
                 self.nlp = {m["lang_code"]: spacy.load(m["model_name"], exclude=[
                     "tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "senter"])
                     for m in self.models}
+                load_ner_weights(self.nlp["en"], config.ner_weights)
                 use_numpy_gemm(self.nlp.values())
 
             def _doc_to_nlp_artifact(self, doc, language):
@@ -228,6 +229,24 @@ class Analyzer:
 #: presidio's LemmaContextAwareEnhancer settings (defaults), with two words after the value as well as five before
 #: (context words may follow a value: "416 60 039 office").
 CONTEXT_PREFIX, CONTEXT_SUFFIX, CONTEXT_FACTOR, CONTEXT_MIN_SCORE = 5, 2, 0.35, 0.4
+
+
+#: The `ner` weights fine-tuned for the studio's domains (scripts/train_person_ner.py), loaded over the spaCy model's.
+NER_WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ner_model")
+
+
+def load_ner_weights(nlp, weights: str) -> None:
+    """Put the `ner` weights that `PiiConfig.ner_weights` names into `nlp` (`model` keeps the spaCy model's own)."""
+    if weights == "model":
+        return
+    path = NER_WEIGHTS if weights == "studio" else weights
+    if not os.path.isfile(os.path.join(path, "model")):
+        from studio.errors import StudioError
+
+        raise StudioError(f"redact_pii: ner_weights {weights!r}: {path} holds no spaCy `ner` component (no `model` "
+                          "file); give a folder written by scripts/train_person_ner.py, or `model` for the spaCy "
+                          "model's own weights.")
+    nlp.get_pipe("ner").from_disk(path, exclude=["vocab"])   # the words stay the spaCy model's
 
 
 def english_words(nlp) -> frozenset[str]:

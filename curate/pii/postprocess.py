@@ -305,7 +305,7 @@ class PostProcessor:
 
     def _english_around(self, text: str, start: int, end: int) -> bool:
         """A span that English words around it show to be a thing, in text that opens with a capital (where a writer
-        capitalises names):
+        capitalises names; in lower-case writing only an English plural):
         - lower-case English words that are no listed name ("the keypad scanner was smashed": spaCy's small model
           tags some as names; a lower-case name typed carelessly, "spoke to kazu", "ask grace", stays one);
         - one capitalised English word after a capitalised possessive ("Clare's Law", `_OWNER_BEFORE`);
@@ -313,13 +313,20 @@ class PostProcessor:
         - one word after a number of two or more digits and before an English word or the end of a clause: a unit
           ("2700 Kelvin on the box", "4000 Kelvin colour"); before a word English lacks it may be a street
           ("518 Árpád fejedelem útja"), whose address stays redacted."""
-        if not self.dictionary or not _written_with_capitals(text):
+        if not self.dictionary:
             return False
         value = text[start:end]
         words = re.findall(r"[^\W\d_]+", value)
-        if value.islower() and all(w in self.dictionary and w not in lower_names()[0] and w not in lower_names()[1]
-                                   for w in words):
+        unlisted = all(w not in lower_names()[0] and w not in lower_names()[1] for w in words)
+        if not _written_with_capitals(text):
+            # in lower-case writing only the plural of an English noun ("separate the tags with commas"): a name
+            # typed in lower case may be an English word too ("ask saber", "ot shun")
+            return (len(words) == 1 and value.islower() and unlisted and value not in self.dictionary
+                    and self._english_word(value))
+        if value.islower() and unlisted and all(self._english_word(w) for w in words):
             return True
+        if value.islower() and " " not in value and self._english_word(value) and self._between_things(text, start, end):
+            return True     # "Shopping list: spinach, kale, olive oil": an item of a list of things
         if (" " not in value and value.lower() in self.dictionary
                 and _OWNER_BEFORE.search(text[max(0, start - 30):start])):
             return True
@@ -331,6 +338,22 @@ class PostProcessor:
         after = _WORD_AFTER.match(text, end)
         return bool(after) and (after.group(1) is None or after.group(1).lower() in self.dictionary
                                 or after.group(1).lower() in _stop_words())
+
+    def _between_things(self, text: str, start: int, end: int) -> bool:
+        """The span is an item of a comma-separated list whose items on both sides are lower-case English words, one
+        of them on no name list ("spinach, kale, olive oil"; "tom, kate, sue" and "tom, grace, rose" list people)."""
+        before = _LIST_ITEM_BEFORE.search(text, max(0, start - 40), start)
+        after = _LIST_ITEM_AFTER.match(text, end)
+        if not (before and after):
+            return False
+        words = (before.group(1), after.group(1))
+        return all(w.islower() and self._english_word(w) for w in words) and any(
+            w not in lower_names()[0] and w not in lower_names()[1] for w in words)
+
+    def _english_word(self, word: str) -> bool:
+        """A lower-case word of the dictionary (a lemma index), or a plural of one ("commas", "boxes")."""
+        return word in self.dictionary or (word.endswith("s") and (
+            word[:-1] in self.dictionary or (word.endswith("es") and word[:-2] in self.dictionary)))
 
     def _opening_word(self, text: str, start: int, value: str) -> bool:
         """One capitalised word that opens a sentence, is an English word (the dictionary) and is on no name list:
@@ -372,6 +395,9 @@ class PostProcessor:
         return m.start(1) + len(bare) if named else end
 
 
+#: the list item right before a span and right after it ("spinach, <span>, olive")
+_LIST_ITEM_BEFORE = re.compile(r"([^\W\d_]+),[ \t]*$")
+_LIST_ITEM_AFTER = re.compile(r",[ \t]*([^\W\d_]+)")
 #: nothing, or the end of a sentence or line, before a position
 SENTENCE_OPENING = re.compile(r"(?:^|[.!?\n])[ \t\"'“(]*$")
 #: the word right after a PERSON span, separated by spaces only ("Hansen", "McLean", "O'Neill", "sneddon")
