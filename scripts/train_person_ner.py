@@ -16,7 +16,7 @@ same speed) on messages of the studio's own domains:
 
 In every domain message the shipped model's non-PERSON entities that do not overlap the gold name are kept as labels
 (the message may hold a date, a town, an organisation). Never trained on: the first-round held-out half, pool2's
-held-out half, any later pool (heldout11 on), the held-out names, presidio's synthetic set (bench/pii.py's data)
+held-out half, any later pool (heldout11 and heldout12), the held-out names, presidio's synthetic set (bench/pii.py's data)
 and the self-instruct texts (the false-positive check). Deterministic for a given seed; writes the component's
 `cfg`, `model` and `moves` to `--out`, which `curate.pii.engine` loads over the shipped model's `ner`.
 """
@@ -134,11 +134,11 @@ def rehearsal_texts(rng: random.Random, n: int) -> list[str]:
     return [t for t in texts if t.strip()]
 
 
-def examples(nlp, base, rng: random.Random, per_template: int, n_rehearsal: int):
+def examples(nlp, base, rng: random.Random, per_template: int, n_rehearsal: int, lookalike_repeat: int = 1):
     from spacy.training import Example
 
     named = name_messages(rng, per_template)
-    looks = lookalike_messages()
+    looks = lookalike_messages() * lookalike_repeat
     rehearse = rehearsal_texts(rng, n_rehearsal)
     texts = [t for t, _ in named] + looks + rehearse
     docs = list(base.pipe(texts, batch_size=64))
@@ -178,6 +178,7 @@ def main() -> None:
     ap.add_argument("--per-template", type=int, default=6, help="names put in each training template")
     ap.add_argument("--rehearsal", type=int, default=5000,
                     help="passages of general text labelled by the shipped model")
+    ap.add_argument("--lookalike-repeat", type=int, default=1, help="times each look-alike message is trained on")
     ap.add_argument("--dropout", type=float, default=0.2)
     ap.add_argument("--seed", type=int, default=17)
     ap.add_argument("--out", type=Path, default=REPO / "curate" / "pii" / "ner_model")
@@ -189,7 +190,7 @@ def main() -> None:
     rng = random.Random(args.seed)
     base = spacy.load(SPACY_MODEL, exclude=EXCLUDE)
     nlp = spacy.load(SPACY_MODEL, exclude=EXCLUDE)
-    data = examples(nlp, base, rng, args.per_template, args.rehearsal)
+    data = examples(nlp, base, rng, args.per_template, args.rehearsal, args.lookalike_repeat)
     counts = {k: sum(1 for kind, _ in data if kind == k) for k in ("name", "lookalike", "rehearsal")}
     print(f"training examples: {counts}", flush=True)
     optimizer = nlp.resume_training()
