@@ -134,12 +134,15 @@ def rehearsal_texts(rng: random.Random, n: int) -> list[str]:
     return [t for t in texts if t.strip()]
 
 
-def examples(nlp, base, rng: random.Random, per_template: int, n_rehearsal: int, lookalike_repeat: int = 1):
+def examples(nlp, base, rng: random.Random, per_template: int, n_rehearsal: int, lookalike_repeat: int = 1,
+             limit: int = 0):
     from spacy.training import Example
 
     named = name_messages(rng, per_template)
     looks = lookalike_messages() * lookalike_repeat
     rehearse = rehearsal_texts(rng, n_rehearsal)
+    if limit:       # a quick run (tests): the first `limit` of each kind
+        named, looks, rehearse = named[:limit], looks[:limit], rehearse[:limit]
     texts = [t for t, _ in named] + looks + rehearse
     docs = list(base.pipe(texts, batch_size=64))
     # A third of the general passages lower-cased, as chat is, keeping the entities the shipped model finds in
@@ -181,8 +184,15 @@ def main() -> None:
     ap.add_argument("--lookalike-repeat", type=int, default=1, help="times each look-alike message is trained on")
     ap.add_argument("--dropout", type=float, default=0.2)
     ap.add_argument("--seed", type=int, default=17)
+    ap.add_argument("--limit", type=int, default=0, help="train on the first N messages of each kind only (a quick check)")
     ap.add_argument("--out", type=Path, default=REPO / "curate" / "pii" / "ner_model")
     args = ap.parse_args()
+    needed = [pn.DATA / "FakeNameGenerator.com_3000.csv", pn.DATA / "presidio_synth_dataset_v2.json",
+              pn.DATA.parent / "t0", pn.DATA.parent / "dedup"]
+    missing = [str(p) for p in needed if not p.exists()]
+    if missing:
+        sys.exit(f"train_person_ner: {', '.join(missing)} not found; the training data come from ../shared/data "
+                 "(or $STUDIO_SHARED_DATA): put that folder beside the project and run again.")
 
     from curate.pii.config import SPACY_MODEL
 
@@ -190,7 +200,7 @@ def main() -> None:
     rng = random.Random(args.seed)
     base = spacy.load(SPACY_MODEL, exclude=EXCLUDE)
     nlp = spacy.load(SPACY_MODEL, exclude=EXCLUDE)
-    data = examples(nlp, base, rng, args.per_template, args.rehearsal, args.lookalike_repeat)
+    data = examples(nlp, base, rng, args.per_template, args.rehearsal, args.lookalike_repeat, args.limit)
     counts = {k: sum(1 for kind, _ in data if kind == k) for k in ("name", "lookalike", "rehearsal")}
     print(f"training examples: {counts}", flush=True)
     optimizer = nlp.resume_training()
