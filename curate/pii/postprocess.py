@@ -317,12 +317,12 @@ class PostProcessor:
             return False
         value = text[start:end]
         words = re.findall(r"[^\W\d_]+", value)
-        unlisted = all(w not in lower_names()[0] and w not in lower_names()[1] for w in words)
+        unlisted = not any(map(listed_name, words))
         if not _written_with_capitals(text):
             # in lower-case writing only the plural of an English noun ("separate the tags with commas"): a name
             # typed in lower case may be an English word too ("ask saber", "ot shun")
             return (len(words) == 1 and value.islower() and unlisted and value not in self.dictionary
-                    and self._english_word(value))
+                    and plural_of(value, self.dictionary))
         if value.islower() and unlisted and all(self._english_word(w) for w in words):
             return True
         if value.islower() and " " not in value and self._english_word(value) and self._between_things(text, start, end):
@@ -347,13 +347,11 @@ class PostProcessor:
         if not (before and after):
             return False
         words = (before.group(1), after.group(1))
-        return all(w.islower() and self._english_word(w) for w in words) and any(
-            w not in lower_names()[0] and w not in lower_names()[1] for w in words)
+        return all(w.islower() and self._english_word(w) for w in words) and not all(map(listed_name, words))
 
     def _english_word(self, word: str) -> bool:
         """A lower-case word of the dictionary (a lemma index), or a plural of one ("commas", "boxes")."""
-        return word in self.dictionary or (word.endswith("s") and (
-            word[:-1] in self.dictionary or (word.endswith("es") and word[:-2] in self.dictionary)))
+        return word in self.dictionary or plural_of(word, self.dictionary)
 
     def _opening_word(self, text: str, start: int, value: str) -> bool:
         """One capitalised word that opens a sentence, is an English word (the dictionary) and is on no name list:
@@ -361,8 +359,7 @@ class PostProcessor:
         if not self.dictionary or " " in value or not value[:1].isupper() or value.lower() not in self.dictionary:
             return False
         first, last = faker_names()
-        if (value in first or value in last or value in NOT_NAMES or value.lower() in lower_names()[0]
-                or value.lower() in lower_names()[1]):
+        if value in first or value in last or value in NOT_NAMES or listed_name(value.lower()):
             return False  # a name too ("Mark is ..."): privacy first
         before = text[max(0, start - 12):start]
         return bool(SENTENCE_OPENING.search(text, 0, start)) and not _TITLE_BEFORE.search(before)  # "Mrs. Saucier"
@@ -403,6 +400,17 @@ SENTENCE_OPENING = re.compile(r"(?:^|[.!?\n])[ \t\"'“(]*$")
 #: the word right after a PERSON span, separated by spaces only ("Hansen", "McLean", "O'Neill", "sneddon")
 _NAME_WORD_AFTER = re.compile(r"[ \t]+([^\W\d_][^\W\d_'’\-]*(?:[\-'’][^\W\d_]+)*)(?![\w@])")
 _CELTIC_SURNAME = re.compile(r"(?:Mc|Mac|O['’])[A-Z][a-z]+$")
+
+
+def plural_of(word: str, words: frozenset[str]) -> bool:
+    """`word` is the plural of one of `words` ("commas" of "comma", "boxes" of "box")."""
+    return word.endswith("s") and (word[:-1] in words or (word.endswith("es") and word[:-2] in words))
+
+
+def listed_name(word: str) -> bool:
+    """A lower-case word on the lower-case first- or last-name lists (`names.lower_names`)."""
+    first, last, _ = lower_names()
+    return word in first or word in last
 
 
 def _written_with_capitals(text: str) -> bool:

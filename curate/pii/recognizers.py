@@ -24,7 +24,7 @@ from presidio_analyzer import AnalysisExplanation, LocalRecognizer, RecognizerRe
 from spacy.lang.en.stop_words import STOP_WORDS
 
 from curate.pii.names import NOT_NAMES, faker_names, lower_names
-from curate.pii.postprocess import SENTENCE_OPENING
+from curate.pii.postprocess import SENTENCE_OPENING, plural_of
 
 # Between a keyword and its value: "number", "no.", "#", "id", "is", ":" ... (up to three of them).
 _FILLER = r"(?:[\s:#=\-]*(?:numbers?|nos?\.?|num\.?|nr\.?|#|ids?|code|is|was|of|reads)\b\.?){0,3}[\s:#=\-]*"
@@ -583,8 +583,7 @@ class KnownNameRecognizer(LocalRecognizer):
         ("commas", "beginners"): the evidence the lower-case subject and preposition rules take for a name."""
         if len(word) < 4 or not self._unknown(word) or word in self.dictionary or self._lower_common(word):
             return False
-        return not (word.endswith("s") and (word[:-1] in self.dictionary or word[:-1] in self.vocabulary
-                                            or (word.endswith("es") and word[:-2] in self.dictionary)))
+        return not (plural_of(word, self.dictionary) or (word.endswith("s") and word[:-1] in self.vocabulary))
 
     def _english(self, text: str) -> bool:
         """Most words of `text` (4 in 5) are words of the vocabulary: English text, where a word spelt with other
