@@ -294,6 +294,26 @@ def _ids(rng: random.Random, given: str, surname: str) -> dict[str, str]:
             "card": "4111 1111 1111 1111", "claim": f"{rng.randint(2019, 2025)}-{rng.randint(10000, 99999)}"}
 
 
+def titled_template(template: str, any_title: bool) -> bool:
+    """The template puts a title before the name ("Dr. {name}"), so the name goes in as a surname alone: the three
+    titles that open the first templates, or (`any_title`, pool2 and later pools) any title of `_TITLED`."""
+    return template.startswith(("Dr. {name}", "Nurse {name}", "Ms {name}")) or bool(
+        any_title and _TITLED.search(template))
+
+
+def name_in_shape(k: int, template: str, given: str, surname: str, title: str, titled: bool) -> tuple[str, str, str]:
+    """The shape of the k-th filling of `template` and the name it takes, as (shape, title before the name, the
+    person's name): ("title_last", "Mr. ", "Lopez"); a titled template takes the surname alone."""
+    shape = SHAPES[k % len(SHAPES)]
+    if shape == "line_start" and not template.startswith("{name}"):
+        shape = "full"
+    if titled and shape in ("title_last", "first", "lower_first"):
+        return shape, "", surname
+    if shape == "title_last":
+        return shape, f"{title}. ", surname
+    return shape, "", given if shape in ("first", "lower_first") else f"{given} {surname}"
+
+
 def build(part: str, per_template: int = 4, lookalikes_per: int = 3) -> list[Message]:
     """The messages of one part (deterministic)."""
     rng = random.Random(f"{SPLIT_SEED}:{part}:messages")
@@ -318,16 +338,9 @@ def build(part: str, per_template: int = 4, lookalikes_per: int = 3) -> list[Mes
             for _ in range(per_template):
                 given, surname, title = people[k % len(people)]
                 k += 1
-                shape = SHAPES[k % len(SHAPES)]
-                if shape == "line_start" and not template.startswith("{name}"):
-                    shape = "full"
-                name = {"full": f"{given} {surname}", "first": given, "title_last": f"{title}. {surname}",
-                        "lower_full": f"{given} {surname}", "lower_first": given,
-                        "line_start": f"{given} {surname}"}[shape]
-                if template.startswith(("Dr. {name}", "Nurse {name}", "Ms {name}")) or (
-                        (part in ("dev2", "heldout2") or part in HELD_OUT_POOLS)
-                        and _TITLED.search(template)):
-                    name = surname if shape in ("title_last", "first", "lower_first") else name
+                titled = titled_template(template, any_title=part in ("dev2", "heldout2") or part in HELD_OUT_POOLS)
+                shape, prefix, person = name_in_shape(k, template, given, surname, title, titled)
+                name = prefix + person
                 id_template, id_kind = ID_SENTENCES[rng.randrange(len(ID_SENTENCES))]
                 values = _ids(rng, given, surname)
                 id_text = id_template.format(**values)

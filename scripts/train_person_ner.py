@@ -59,21 +59,11 @@ def name_messages(rng: random.Random, per_template: int) -> list[tuple[str, list
     out = []
     k = 0
     for template in templates:
-        titled = template.startswith(("Dr. {name}", "Nurse {name}", "Ms {name}")) or pn._TITLED.search(template)
+        titled = pn.titled_template(template, any_title=True)
         for _ in range(per_template):
             given, surname, title = people[k % len(people)]
             k += 1
-            shape = pn.SHAPES[k % len(pn.SHAPES)]
-            if shape == "line_start" and not template.startswith("{name}"):
-                shape = "full"
-            if titled and shape in ("title_last", "first", "lower_first"):
-                prefix, person = "", surname
-            elif shape == "title_last":
-                prefix, person = f"{title}. ", surname
-            elif shape in ("first", "lower_first"):
-                prefix, person = "", given
-            else:
-                prefix, person = "", f"{given} {surname}"
+            shape, prefix, person = pn.name_in_shape(k, template, given, surname, title, titled)
             id_template, id_kind = pn.ID_SENTENCES[rng.randrange(len(pn.ID_SENTENCES))]
             id_text = id_template.format(**pn._ids(rng, given, surname))
             head, _, tail = template.partition("{name}")
