@@ -21,6 +21,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
+def train_every_weight() -> None:
+    """Make `training.trainer.train` fine-tune every weight of the base instead of adding LoRA adapters (fp32 master
+    weights, bf16 autocast where the CPU has it): the ceiling a LoRA run is judged against."""
+    import training.trainer as trainer_module
+
+    def unfreeze_all(model, cfg):
+        model = model.float()  # AdamW on bf16 weights loses small updates: fp32 master weights
+        for param in model.parameters():
+            param.requires_grad_(True)
+        return model
+
+    trainer_module.add_lora = unfreeze_all
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--name", required=True)
@@ -46,15 +60,7 @@ def main() -> None:
         except json.JSONDecodeError:
             overrides[key] = value
     if args.full_finetune:
-        import training.trainer as trainer_module
-
-        def unfreeze_all(model, cfg):
-            model = model.float()  # AdamW on bf16 weights loses small updates: fp32 master weights
-            for param in model.parameters():
-                param.requires_grad_(True)
-            return model
-
-        trainer_module.add_lora = unfreeze_all
+        train_every_weight()
     train_rows, _ = conversations()  # the test rows are discarded unread by this script
     cfg = TrainConfig(**overrides)
     with tempfile.TemporaryDirectory(prefix="train_probe_") as tmp:
