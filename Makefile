@@ -14,8 +14,12 @@ export TOKENIZERS_PARALLELISM := false
 
 # pip runs with -qq (errors only: a machine's pip configuration can print a warning per package, e.g. an
 # extra index folder that does not exist) and --no-compile: byte-compiling every installed module (30,000 files,
-# ~75 s on 2 cores) is what most of the install took; Python compiles the modules a command imports on first use.
+# ~75 s on 2 cores) is what most of the install took; Python compiles the modules a command imports on first use
+# and keeps them, so the demo and the test suite's many processes compile each module once. That needs bytecode
+# writing on: a machine that sets PYTHONDONTWRITEBYTECODE would otherwise recompile every module in every process
+# (the test suite took 6 minutes longer).
 PIP := $(PY) -m pip install -qq --no-compile
+unexport PYTHONDONTWRITEBYTECODE
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
