@@ -46,8 +46,7 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     from training.config import TrainConfig
-    from training.data import encode_conversation, end_of_turn_ids
-    from training.evaluate import EvalSettings, bootstrap, split_reference
+    from training.evaluate import EvalSettings, answerable, bootstrap, within_length
     from training.trainer import train
 
     train_rows, test_rows = conversations()
@@ -62,9 +61,7 @@ def main() -> None:
         result = train(cfg, work / "train.jsonl", None, work / "run")
         train_s = time.perf_counter() - t0
         tokenizer = AutoTokenizer.from_pretrained(result.adapter_dir)
-        eot = end_of_turn_ids(tokenizer)
-        test = [r["messages"] for r in test_rows if split_reference(r["messages"])]
-        test = [c for c in test if len(encode_conversation(tokenizer, c, eot).input_ids) <= settings.max_length]
+        test = within_length(tokenizer, answerable([r["messages"] for r in test_rows]), settings.max_length)
         base = score("default", test, settings, "base")
         tuned = score(str(result.adapter_dir), test, settings, "full fine-tune")
     change = bootstrap([base, tuned])

@@ -366,6 +366,17 @@ def _quantization_of_run(adapter_dir: Path):
     return TrainConfig(**{k: recorded[k] for k in keys if k in recorded})
 
 
+def answerable(conversations: list[list[dict[str, str]]]) -> list[list[dict[str, str]]]:
+    """The conversations that can be scored: a prompt, then an assistant answer to compare with."""
+    return [c for c in conversations if (ref := split_reference(c)) is not None and ref[0]]
+
+
+def within_length(tokenizer, conversations: list[list[dict[str, str]]], max_length: int) -> list[list[dict[str, str]]]:
+    """The conversations whose chat-template tokens fit `max_length`."""
+    eot = end_of_turn_ids(tokenizer)
+    return [c for c in conversations if len(encode_conversation(tokenizer, c, eot).input_ids) <= max_length]
+
+
 def run_eval(model_ref: str, data_path: str | Path, out_dir: str | Path | None, settings: EvalSettings | None = None, *,
              judge: Judge | None = None, base_override: str | None = None, reporter: Reporter | None = None,
              workspace: Workspace | None = None, checks: list[EvalCheck] | None = None) -> dict[str, Any]:
@@ -386,7 +397,7 @@ def run_eval(model_ref: str, data_path: str | Path, out_dir: str | Path | None, 
     torch.set_num_threads(threads_for(settings.num_threads, cuda))
     device = torch.device("cuda" if cuda else "cpu")
     conversations, quarantined = read_conversations(data_path)
-    usable = [c for c in conversations if split_reference(c) is not None and split_reference(c)[0]]
+    usable = answerable(conversations)
     if settings.max_examples:
         usable = usable[:settings.max_examples]
     if not usable:
@@ -398,8 +409,7 @@ def run_eval(model_ref: str, data_path: str | Path, out_dir: str | Path | None, 
         out_dir = run.dir
         run.add_input(data_path, role="eval")
         model, tokenizer, base_dir, is_adapter = load_for_eval(model_ref, cuda, base_override)
-        eot = end_of_turn_ids(tokenizer)
-        fitting = [c for c in usable if len(encode_conversation(tokenizer, c, eot).input_ids) <= settings.max_length]
+        fitting = within_length(tokenizer, usable, settings.max_length)
         too_long = len(usable) - len(fitting)
         usable = fitting
         if not usable:
